@@ -1,0 +1,225 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/lintel-io/lintel/topic"
+)
+
+// CommandStatus is where a command stands.
+type CommandStatus string
+
+// Command statuses. Pending is the status of a command no ack has reached
+// yet; the others are the statuses an ack reports. Completed, Failed,
+// Rejected and Expired are final.
+const (
+	CommandPending   CommandStatus = "pending"
+	CommandAccepted  CommandStatus = "accepted"
+	CommandCompleted CommandStatus = "completed"
+	CommandFailed    CommandStatus = "failed"
+	CommandRejected  CommandStatus = "rejected"
+	CommandExpired   CommandStatus = "expired"
+)
+
+// Final reports whether no later ack can change the status.
+func (s CommandStatus) Final() bool { return s != CommandPending && s != CommandAccepted }
+
+// Command is one command and how it ended: who asked what of which thing,
+// when, by when, and the outcome reported by its acks.
+type Command struct {
+	ID            uuid.UUID
+	Thing         topic.Thing
+	Action        string          // e.g. "unlock"
+	Params        json.RawMessage // the command's parameters as JSON; nil for none
+	RequestedBy   string          // the user or service that asked
+	RequestedAt   time.Time
+	Deadline      time.Time // zero for none
+	CorrelationID string
+
+	// Set from the acks; ignored by RecordCommand.
+	Status  CommandStatus
+	AckedAt time.Time // time of the ack that decided Status; zero while pending
+	Error   string    // the deciding ack's error, if any
+}
+
+// CommandAck is one acknowledgement of a command.
+type CommandAck struct {
+	ID         uuid.UUID // the ack's envelope id
+	CommandID  uuid.UUID
+	Time       time.Time // when the thing acknowledged
+	Status     CommandStatus
+	Error      string
+	ReceivedAt time.Time
+}
+
+// refreshCommand derives a command's status from its acks: the latest
+// final ack if any, else the latest ack. Acks may arrive in any order, and
+// before the command itself is recorded.
+const refreshCommand = `
+UPDATE lintel.commands c SET status = a.status, acked_at = a.time, error = a.error, updated_at = now()
+FROM (SELECT status, time, error FROM lintel.command_acks WHERE command_id = $1
+      ORDER BY (status <> 'accepted') DESC, time DESC, id DESC LIMIT 1) a
+WHERE c.id = $1 AND (c.status, c.acked_at, c.error) IS DISTINCT FROM (a.status, a.time, a.error)`
+
+// RecordCommand records a command. Recording it again is a no-op. Acks
+// already recorded for it decide its status at once.
+func (s *Store) RecordCommand(ctx context.Context, c Command) error {
+	var deadline *time.Time
+	if !c.Deadline.IsZero() {
+		deadline = &c.Deadline
+	}
+	var params any
+	if c.Params != nil {
+		params = []byte(c.Params)
+	}
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `
+			INSERT INTO lintel.commands (id, org, edge, thing_type, thing_code, action, params,
+				requested_by, requested_at, deadline, correlation_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			ON CONFLICT (id) DO NOTHING`,
+			c.ID, c.Thing.Org, c.Thing.Edge, c.Thing.Type, c.Thing.Code, c.Action, params,
+			c.RequestedBy, c.RequestedAt, deadline, c.CorrelationID)
+		if err != nil {
+			return fmt.Errorf("storage: record command: %w", err)
+		}
+		if _, err := tx.Exec(ctx, refreshCommand, c.ID); err != nil {
+			return fmt.Errorf("storage: record command: %w", err)
+		}
+		return nil
+	})
+}
+
+// RecordAck records an acknowledgement and updates its command's status.
+// Recording it again is a no-op.
+func (s *Store) RecordAck(ctx context.Context, a CommandAck) error {
+	if a.ReceivedAt.IsZero() {
+		a.ReceivedAt = s.now()
+	}
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `
+			INSERT INTO lintel.command_acks (id, command_id, time, status, error, received_at)
+			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
+			a.ID, a.CommandID, a.Time, string(a.Status), a.Error, a.ReceivedAt)
+		if err != nil {
+			return fmt.Errorf("storage: record ack: %w", err)
+		}
+		if _, err := tx.Exec(ctx, refreshCommand, a.CommandID); err != nil {
+			return fmt.Errorf("storage: record ack: %w", err)
+		}
+		return nil
+	})
+}
+
+// CommandQuery selects commands for the audit trail. Empty fields match anything.
+type CommandQuery struct {
+	Org, Edge, ThingType, ThingCode string
+	RequestedBy                     string
+	Action                          string
+	// From and To bound RequestedAt to [From, To).
+	From, To time.Time
+	// Descending returns the newest commands first.
+	Descending bool
+	// Limit and Cursor page as in [EventQuery].
+	Limit  int
+	Cursor string
+}
+
+// CommandPage is one page of commands.
+type CommandPage struct {
+	Commands []Command
+	Next     string // cursor of the next page, or "" after the last one
+}
+
+// Commands returns the command audit trail: the commands matching q with
+// their outcome, ordered by (RequestedAt, ID) and paginated by keyset. A
+// command still pending or accepted after its deadline is reported as
+// CommandExpired.
+func (s *Store) Commands(ctx context.Context, q CommandQuery) (CommandPage, error) {
+	limit, err := pageLimit(q.Limit)
+	if err != nil {
+		return CommandPage{}, err
+	}
+	w := where{}
+	w.eq("org", q.Org)
+	w.eq("edge", q.Edge)
+	w.eq("thing_type", q.ThingType)
+	w.eq("thing_code", q.ThingCode)
+	w.eq("requested_by", q.RequestedBy)
+	w.eq("action", q.Action)
+	w.timeRange("requested_at", q.From, q.To)
+	if err := w.after(q.Cursor, "requested_at", "id", q.Descending); err != nil {
+		return CommandPage{}, err
+	}
+	dir := "ASC"
+	if q.Descending {
+		dir = "DESC"
+	}
+	nowArg := w.arg(s.now())
+	sql := `SELECT id, org, edge, thing_type, thing_code, action, params, requested_by, requested_at,
+		deadline, correlation_id,
+		CASE WHEN status IN ('pending', 'accepted') AND deadline < ` + nowArg + ` THEN 'expired' ELSE status END,
+		acked_at, error
+		FROM lintel.commands` + w.String() +
+		" ORDER BY requested_at " + dir + ", id " + dir + " LIMIT " + strconv.Itoa(limit+1)
+	rows, err := s.pool.Query(ctx, sql, w.args...)
+	if err != nil {
+		return CommandPage{}, fmt.Errorf("storage: query commands: %w", err)
+	}
+	cmds, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Command, error) {
+		var c Command
+		var params []byte
+		var deadline, acked *time.Time
+		var status string
+		err := row.Scan(&c.ID, &c.Thing.Org, &c.Thing.Edge, &c.Thing.Type, &c.Thing.Code, &c.Action, &params,
+			&c.RequestedBy, &c.RequestedAt, &deadline, &c.CorrelationID, &status, &acked, &c.Error)
+		if params != nil {
+			c.Params = params
+		}
+		if deadline != nil {
+			c.Deadline = *deadline
+		}
+		if acked != nil {
+			c.AckedAt = *acked
+		}
+		c.Status = CommandStatus(status)
+		return c, err
+	})
+	if err != nil {
+		return CommandPage{}, fmt.Errorf("storage: query commands: %w", err)
+	}
+	page := CommandPage{Commands: cmds}
+	if len(cmds) > limit {
+		page.Commands = cmds[:limit]
+		last := page.Commands[limit-1]
+		page.Next = encodeCursor(last.RequestedAt, last.ID)
+	}
+	return page, nil
+}
+
+// CommandAcks returns every ack recorded for a command, oldest first.
+func (s *Store) CommandAcks(ctx context.Context, commandID uuid.UUID) ([]CommandAck, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT id, command_id, time, status, error, received_at FROM lintel.command_acks
+		WHERE command_id = $1 ORDER BY time, id`, commandID)
+	if err != nil {
+		return nil, fmt.Errorf("storage: query acks: %w", err)
+	}
+	acks, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (CommandAck, error) {
+		var a CommandAck
+		var status string
+		err := row.Scan(&a.ID, &a.CommandID, &a.Time, &status, &a.Error, &a.ReceivedAt)
+		a.Status = CommandStatus(status)
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: query acks: %w", err)
+	}
+	return acks, nil
+}

@@ -1,0 +1,347 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/lintel-io/lintel/topic"
+)
+
+// Event is one message as stored in the events table.
+type Event struct {
+	// Time is the time the event is stored, ordered, paginated, aggregated
+	// and retained under: DeviceTime when that is plausible, else the
+	// receive time of its first delivery (see the package documentation,
+	// "Time"). It is set by the store; [Store.InsertEvents] ignores it.
+	Time time.Time
+	// ID is the envelope's id. (Time, ID) is the event's unique key.
+	ID uuid.UUID
+	// DeviceTime is the envelope's time, as the device's clock said.
+	DeviceTime time.Time
+	// ReceivedAt is when central received the message.
+	ReceivedAt time.Time
+	// Thing and MessageType come from the subject.
+	Thing       topic.Thing
+	MessageType topic.MessageType
+	// Name is the event's name, such as "access.granted" or "temperature".
+	Name string
+	// BootID and Seq identify the device's boot and the message's place in
+	// it; CorrelationID is the id of the message this one answers, such as
+	// the command of an ack. Zero ids are stored as NULL.
+	BootID        uuid.UUID
+	Seq           int64
+	CorrelationID uuid.UUID
+	// Replayed marks events that reached central late, for example
+	// forwarded from an edge's buffer after an outage.
+	Replayed bool
+	// Value is the numeric reading of the payload, if it has one; the
+	// hourly aggregates are made of it.
+	Value *float64
+	// Payload is the envelope's payload as JSON, for querying; nil is NULL.
+	Payload json.RawMessage
+	// Envelope is the envelope exactly as received.
+	Envelope []byte
+}
+
+// ClockSkewed reports whether the event is stored under a time other than
+// its device time, because that was implausible.
+func (e Event) ClockSkewed() bool { return !e.Time.IsZero() && !e.Time.Equal(e.DeviceTime) }
+
+// InsertResult tells what [Store.InsertEvents] did with a batch.
+type InsertResult struct {
+	// Inserted counts events stored by this call.
+	Inserted int
+	// Duplicates counts events already stored (same envelope id and time),
+	// which were left alone.
+	Duplicates int
+	// Rejected lists the events PostgreSQL refused, such as a payload with
+	// a \u0000 escape, which jsonb cannot hold. The rest of the batch is
+	// stored.
+	Rejected []Rejected
+}
+
+// Rejected is an event of a batch that the database refused.
+type Rejected struct {
+	Index int   // its index in the batch
+	Err   error // why, as PostgreSQL said
+}
+
+// stagingColumns are the columns copied into the staging table, in order.
+var stagingColumns = []string{
+	"id", "device_time", "received_at", "org", "edge", "thing_type", "thing_code",
+	"message_type", "name", "boot_id", "seq", "correlation_id", "replayed", "value",
+	"payload", "envelope",
+}
+
+const createStaging = `
+CREATE TEMP TABLE IF NOT EXISTS lintel_staging (
+    id             uuid             NOT NULL,
+    device_time    timestamptz      NOT NULL,
+    received_at    timestamptz      NOT NULL,
+    org            text             NOT NULL,
+    edge           text             NOT NULL,
+    thing_type     text             NOT NULL,
+    thing_code     text             NOT NULL,
+    message_type   text             NOT NULL,
+    name           text             NOT NULL,
+    boot_id        uuid,
+    seq            bigint           NOT NULL,
+    correlation_id uuid,
+    replayed       boolean          NOT NULL,
+    value          double precision,
+    payload        jsonb,
+    envelope       bytea            NOT NULL
+) ON COMMIT DELETE ROWS`
+
+// plausible is the SQL condition for a staged device time to be believed.
+const plausible = `s.device_time BETWEEN s.received_at - $1::interval AND s.received_at + $2::interval`
+
+// insertOverrides records, for staged events whose device time is not
+// plausible and which are not stored under it already, the receive time
+// as the time they are stored under, once and for all.
+const insertOverrides = `
+INSERT INTO lintel.event_time_overrides (id, time)
+SELECT s.id, min(s.received_at) FROM pg_temp.lintel_staging s
+WHERE NOT (` + plausible + `)
+  AND NOT EXISTS (SELECT 1 FROM lintel.events e WHERE e.time = s.device_time AND e.id = s.id)
+GROUP BY s.id
+ON CONFLICT (id) DO NOTHING`
+
+const insertEvents = `
+INSERT INTO lintel.events (time, id, device_time, received_at, org, edge, thing_type, thing_code,
+    message_type, name, boot_id, seq, correlation_id, replayed, value, payload, envelope)
+SELECT COALESCE((SELECT o.time FROM lintel.event_time_overrides o WHERE o.id = s.id), s.device_time),
+    s.id, s.device_time, s.received_at, s.org, s.edge, s.thing_type, s.thing_code,
+    s.message_type, s.name, s.boot_id, s.seq, s.correlation_id, s.replayed, s.value, s.payload, s.envelope
+FROM pg_temp.lintel_staging s
+ON CONFLICT DO NOTHING`
+
+// InsertEvents stores a batch of events exactly once: an event whose
+// envelope id is already stored, from an earlier delivery or earlier in the
+// same batch, is counted as a duplicate and left alone. The batch is copied
+// into a temporary staging table and moved into events with INSERT …
+// SELECT … ON CONFLICT DO NOTHING in one transaction.
+//
+// When PostgreSQL rejects the data of the batch, InsertEvents splits it in
+// halves and retries each, down to the single rows at fault, which it
+// reports in [InsertResult.Rejected]; everything else is stored. Any other
+// error (the connection, the server) is returned as is; parts of the batch
+// may then be stored already, which is harmless because retrying the
+// whole batch stores each event once.
+func (s *Store) InsertEvents(ctx context.Context, events []Event) (InsertResult, error) {
+	var res InsertResult
+	if len(events) == 0 {
+		return res, nil
+	}
+	f, err := s.Flavor(ctx)
+	if err != nil {
+		return res, err
+	}
+	for i := range events {
+		if events[i].ReceivedAt.IsZero() {
+			// Fill in the receive time on a copy, leaving the caller's slice alone.
+			events = append([]Event(nil), events...)
+			now := s.now()
+			for j := range events {
+				if events[j].ReceivedAt.IsZero() {
+					events[j].ReceivedAt = now
+				}
+			}
+			break
+		}
+	}
+	if f == FlavorPostgres {
+		if err := s.ensurePartitionsFor(ctx, events); err != nil {
+			return res, err
+		}
+	}
+	err = s.insertBisect(ctx, events, 0, &res)
+	return res, err
+}
+
+func (s *Store) insertBisect(ctx context.Context, events []Event, offset int, res *InsertResult) error {
+	n, err := s.insertOnce(ctx, events, offset == 0 && len(res.Rejected) == 0)
+	if err == nil {
+		res.Inserted += n
+		res.Duplicates += len(events) - n
+		return nil
+	}
+	if !isDataError(err) {
+		return err
+	}
+	if len(events) == 1 {
+		res.Rejected = append(res.Rejected, Rejected{Index: offset, Err: err})
+		return nil
+	}
+	mid := len(events) / 2
+	if err := s.insertBisect(ctx, events[:mid], offset, res); err != nil {
+		return err
+	}
+	return s.insertBisect(ctx, events[mid:], offset+mid, res)
+}
+
+// fastPathPause is how many batches skip the fast path after it met a
+// duplicate: redeliveries come in runs (after an outage, a replay).
+const fastPathPause = 20
+
+// insertOnce stores events in one transaction and returns how many were
+// new. With fast set, it first tries the fast path.
+func (s *Store) insertOnce(ctx context.Context, events []Event, fast bool) (int, error) {
+	if fast && s.fastPathOK(events) {
+		n, err := s.insertDirect(ctx, events)
+		if err == nil {
+			return n, nil
+		}
+		var pgErr *pgconn.PgError
+		switch {
+		case errors.Is(err, errSlowPath):
+		case errors.As(err, &pgErr) && pgErr.Code == "23505": // a duplicate: take the exact path
+			s.fastPause.Store(fastPathPause)
+		case isDataError(err): // let the exact path find the bad rows
+		default:
+			return 0, err
+		}
+	}
+	var inserted int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, createStaging); err != nil {
+			return fmt.Errorf("storage: staging table: %w", err)
+		}
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"lintel_staging"}, stagingColumns,
+			pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
+				e := &events[i]
+				return []any{
+					[16]byte(e.ID), e.DeviceTime, e.ReceivedAt, e.Thing.Org, e.Thing.Edge, e.Thing.Type, e.Thing.Code,
+					string(e.MessageType), e.Name, nullID(e.BootID), e.Seq, nullID(e.CorrelationID), e.Replayed, e.Value,
+					payloadArg(e.Payload), e.Envelope,
+				}, nil
+			}))
+		if err != nil {
+			return fmt.Errorf("storage: copy events: %w", err)
+		}
+		if _, err := tx.Exec(ctx, insertOverrides, s.past, s.future); err != nil {
+			return fmt.Errorf("storage: event time overrides: %w", err)
+		}
+		tag, err := tx.Exec(ctx, insertEvents)
+		if err != nil {
+			return fmt.Errorf("storage: insert events: %w", err)
+		}
+		inserted = tag.RowsAffected()
+		return nil
+	})
+	return int(inserted), err
+}
+
+// storedTime estimates the time e will be stored under, for partitioning.
+func (s *Store) storedTime(e *Event) time.Time {
+	if e.DeviceTime.Before(e.ReceivedAt.Add(-s.past)) || e.DeviceTime.After(e.ReceivedAt.Add(s.future)) {
+		return e.ReceivedAt
+	}
+	return e.DeviceTime
+}
+
+// ensurePartitionsFor creates the daily partitions the batch needs, so
+// that its rows do not pile up in the default partition.
+func (s *Store) ensurePartitionsFor(ctx context.Context, events []Event) error {
+	var days []int64
+	for i := range events {
+		d := dayOf(s.storedTime(&events[i]))
+		if !slices.Contains(days, d) {
+			days = append(days, d)
+		}
+	}
+	for _, d := range days {
+		if err := s.ensureDays(ctx, d, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nullID returns id, or an untyped nil (SQL NULL) for the zero id. It
+// passes ids as [16]byte, which pgx encodes directly: uuid.UUID goes
+// through driver.Valuer and text, several times slower in CopyFrom.
+func nullID(id uuid.UUID) any {
+	if id == (uuid.UUID{}) {
+		return nil
+	}
+	return [16]byte(id)
+}
+
+// errSlowPath reports a batch the fast path must not take.
+var errSlowPath = errors.New("storage: batch needs the exact path")
+
+// fastPathOK reports whether events may try the fast path: every device
+// time is plausible, and the fast path has not met a duplicate lately.
+func (s *Store) fastPathOK(events []Event) bool {
+	if s.fastPause.Load() > 0 {
+		s.fastPause.Add(-1)
+		return false
+	}
+	for i := range events {
+		if !s.storedTime(&events[i]).Equal(events[i].DeviceTime) {
+			return false
+		}
+	}
+	return true
+}
+
+// insertDirect is the fast path: in one transaction, it checks that no
+// event of the batch has a time override, then copies the batch straight
+// into events under its device time. A duplicate makes the COPY fail with
+// a unique violation, and the caller falls back to the exact path; so in
+// the usual case (no redelivery) a batch costs one COPY instead of a COPY
+// and an INSERT … SELECT.
+func (s *Store) insertDirect(ctx context.Context, events []Event) (int, error) {
+	ids := make([][16]byte, len(events))
+	for i := range events {
+		ids[i] = events[i].ID
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var overridden bool
+		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM lintel.event_time_overrides WHERE id = ANY($1))", ids).Scan(&overridden); err != nil {
+			return fmt.Errorf("storage: check time overrides: %w", err)
+		}
+		if overridden {
+			return errSlowPath
+		}
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"lintel", "events"}, eventColumnList,
+			pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
+				e := &events[i]
+				return []any{
+					e.DeviceTime, [16]byte(e.ID), e.DeviceTime, e.ReceivedAt, e.Thing.Org, e.Thing.Edge, e.Thing.Type, e.Thing.Code,
+					string(e.MessageType), e.Name, nullID(e.BootID), e.Seq, nullID(e.CorrelationID), e.Replayed, e.Value,
+					payloadArg(e.Payload), e.Envelope,
+				}, nil
+			}))
+		if err != nil {
+			return fmt.Errorf("storage: copy events: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return len(events), nil
+}
+
+// eventColumnList are the columns of lintel.events, in order.
+var eventColumnList = []string{
+	"time", "id", "device_time", "received_at", "org", "edge", "thing_type", "thing_code",
+	"message_type", "name", "boot_id", "seq", "correlation_id", "replayed", "value", "payload", "envelope",
+}
+
+// payloadArg returns p as a query argument: an untyped nil for SQL NULL.
+func payloadArg(p json.RawMessage) any {
+	if p == nil {
+		return nil
+	}
+	return []byte(p)
+}
