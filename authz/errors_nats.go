@@ -1,0 +1,26 @@
+package authz
+
+import "errors"
+
+// Sentinel errors of the NATS half of the package (topology, permissions,
+// rendering and the edge authentication hook); compare with [errors.Is].
+var (
+	// ErrReservedName reports an org or edge code that the topology keeps for
+	// itself: an edge code equal to [HubDomain] (the edge's JetStream domain
+	// would collide with central's) or an org code equal to [SystemAccount].
+	ErrReservedName = errors.New("authz: name reserved by the NATS topology")
+	// ErrEdgeNotFound reports an (org, edge) pair that the inventory does not
+	// list.
+	ErrEdgeNotFound = errors.New("authz: edge not in inventory")
+	// ErrCredentialMissing reports an identity that the state holds no
+	// credential for (a password hash or an edge NKey): run
+	// [Generator.Generate] after changing the inventory.
+	ErrCredentialMissing = errors.New("authz: identity has no credential in state")
+	// ErrRenderOption reports a [RenderOptions] field that cannot be
+	// rendered, such as an edge without hub URLs or a seed file path that
+	// nats-server could not include.
+	ErrRenderOption = errors.New("authz: invalid render option")
+	// ErrNotAttached reports an [EdgeAuthenticator] used before
+	// [EdgeAuthenticator.Attach] gave it its server.
+	ErrNotAttached = errors.New("authz: authenticator not attached to a server")
+)

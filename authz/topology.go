@@ -1,0 +1,360 @@
+package authz
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lintel-io/lintel/topic"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Topology constants shared by central, every edge and the permissions
+// generated for them.
+const (
+	// HubDomain is the JetStream domain of central. Each edge runs JetStream
+	// in its own domain, named after its edge code, so no edge may be called
+	// HubDomain. Separate domains are what let an edge keep its own streams
+	// while the leaf link is down, and what make the server deny the plain
+	// "$JS.API.>" and "$KV.>" across the leaf link: cross-domain traffic must
+	// name its domain ("$JS.hub.API.…"), which permissions can then confine.
+	HubDomain = "hub"
+
+	// SystemAccount is the name of the NATS system account on central and on
+	// every edge. No org may be called SystemAccount.
+	SystemAccount = "SYS"
+
+	// InternalPrefix is the first token of the platform's own subjects that
+	// are not device subjects: command intake on central and the per-edge
+	// deliver subjects of stream sourcing and mirroring. It begins with '_',
+	// so no org code can produce it.
+	InternalPrefix = "_lintel"
+
+	// sourceHeartbeat is the idle heartbeat nats-server requires of a
+	// consumer with the flow-control ack policy (it is the server's own
+	// source health interval).
+	sourceHeartbeat = time.Second
+	// sourceMaxAckPending bounds the messages a sourcing consumer has in
+	// flight across the leaf link before the sourcing side acknowledges them
+	// through flow control.
+	sourceMaxAckPending = 10000
+)
+
+// eventMessageTypes are the message types the edge's event stream captures
+// and central sources: what a device reports and what the platform must keep
+// and forward. Commands travel in the command streams; configuration and
+// requests are live request/reply traffic.
+var eventMessageTypes = [...]topic.MessageType{topic.Event, topic.Telemetry, topic.State, topic.Ack}
+
+// EdgeNames are the JetStream and subject names of one edge, fixed here so
+// that the edge service, central's services and the generated permissions
+// agree on them. Build it with [NamesFor]. For org "acme" and edge "hq":
+//
+//	Domain               hq                        the edge's JetStream domain
+//	EventStream          events-acme-hq            on the edge: evt, tlm, state, ack of the edge
+//	EventConsumer        to-hub                    durable on EventStream, read by central
+//	EventDeliver         _lintel.acme.hq.fwd.evt   edge → central
+//	CentralEventStream   events-acme               on central: sources every edge's EventStream
+//	CredentialBucket     creds-acme-hq             KV bucket on central, and its mirror on the edge
+//	CredentialStream     KV_creds-acme-hq          the bucket's stream, on both sides
+//	CredentialConsumer   to-hq                     durable on central's CredentialStream
+//	CredentialDeliver    _lintel.acme.hq.fwd.creds central → edge
+//	CentralCommandStream commands-acme             on central: every command of the org
+//	CommandFilter        _lintel.acme.hq.cmd.*.*   the edge's part of CentralCommandStream
+//	CommandConsumer      to-hq                     durable on CentralCommandStream
+//	CommandDeliver       _lintel.acme.hq.fwd.cmd   central → edge
+//	CommandStream        commands-acme-hq          on the edge: sources the edge's commands
+//
+// Every cross-domain flow is a durable, flow-controlled sourcing consumer
+// that the origin side creates ([EdgeNames.EventConsumerConfig],
+// [EdgeNames.CredentialConsumerConfig], [EdgeNames.CommandConsumerConfig])
+// with a fixed deliver subject under the edge's own DeliverPrefix. The
+// sourcing side only asks the origin to reset that consumer, so the leaf
+// permissions allow exactly one API subject per flow, and an edge can
+// neither create consumers on central (which could deliver anywhere) nor
+// see or feed another edge's deliver subjects; the shared "$JS.S.…" and
+// "$JS.M.…" subjects of ephemeral sourcing are never used.
+type EdgeNames struct {
+	Org  string // org code: the NATS account on central and on the edge
+	Edge string // edge code
+
+	Domain string // the edge's JetStream domain: its edge code
+
+	// DeliverPrefix is the edge's private namespace for sourcing and
+	// mirroring deliveries, "_lintel.{org}.{edge}.fwd"; the three deliver
+	// subjects below lie in it.
+	DeliverPrefix string
+
+	EventStream        string   // the edge's event stream, on the edge's domain
+	EventSubjects      []string // what EventStream captures: "{org}.{edge}.*.*.{evt,tlm,state,ack}"
+	EventConsumer      string   // durable on EventStream that CentralEventStream sources through
+	EventDeliver       string   // deliver subject of EventConsumer (edge → central)
+	CentralEventStream string   // central's event stream of the org: sources only, no subjects
+
+	CredentialBucket   string // KV bucket on central holding the edge's credentials, mirrored on the edge under the same name
+	CredentialStream   string // the stream behind CredentialBucket: "KV_" + CredentialBucket
+	CredentialConsumer string // durable on central's CredentialStream that the edge's mirror reads through
+	CredentialDeliver  string // deliver subject of CredentialConsumer (central → edge)
+
+	CentralCommandStream string // central's command stream of the org, fed on CommandSubject subjects
+	CommandFilter        string // the edge's commands within CentralCommandStream
+	CommandConsumer      string // durable on CentralCommandStream, filtered by CommandFilter
+	CommandDeliver       string // deliver subject of CommandConsumer (central → edge)
+	CommandStream        string // the edge's command stream: sources only its own commands from central
+}
+
+// NamesFor returns the topology names of edge at org. It returns an error
+// wrapping [ErrReservedName] when edge is [HubDomain] or org is
+// [SystemAccount], and a [*topic.Error] when either is not a valid,
+// non-reserved token.
+func NamesFor(org, edge string) (EdgeNames, error) {
+	if err := checkTopologyNames(org, edge); err != nil {
+		return EdgeNames{}, err
+	}
+	fwd := InternalPrefix + "." + org + "." + edge + ".fwd"
+	n := EdgeNames{
+		Org:    org,
+		Edge:   edge,
+		Domain: edge,
+
+		DeliverPrefix: fwd,
+
+		EventStream:        "events-" + org + "-" + edge,
+		EventConsumer:      "to-" + HubDomain,
+		EventDeliver:       fwd + ".evt",
+		CentralEventStream: "events-" + org,
+
+		CredentialBucket:   "creds-" + org + "-" + edge,
+		CredentialConsumer: "to-" + edge,
+		CredentialDeliver:  fwd + ".creds",
+
+		CentralCommandStream: "commands-" + org,
+		CommandFilter:        InternalPrefix + "." + org + "." + edge + ".cmd.*.*",
+		CommandConsumer:      "to-" + edge,
+		CommandDeliver:       fwd + ".cmd",
+		CommandStream:        "commands-" + org + "-" + edge,
+	}
+	n.CredentialStream = "KV_" + n.CredentialBucket
+	for _, mt := range eventMessageTypes {
+		n.EventSubjects = append(n.EventSubjects, org+"."+edge+".*.*."+string(mt))
+	}
+	return n, nil
+}
+
+// checkTopologyNames validates org and edge as topology names: valid
+// non-reserved tokens, and not the names the topology keeps for itself.
+func checkTopologyNames(org, edge string) error {
+	if err := checkOrgName(org); err != nil {
+		return err
+	}
+	if _, err := topic.EdgeFilter(org, edge); err != nil {
+		return err
+	}
+	if edge == HubDomain {
+		return fmt.Errorf("%w: edge %q: it is central's JetStream domain", ErrReservedName, edge)
+	}
+	return nil
+}
+
+func checkOrgName(org string) error {
+	if _, err := topic.OrgFilter(org); err != nil {
+		return err
+	}
+	if org == SystemAccount {
+		return fmt.Errorf("%w: org %q: it is the system account", ErrReservedName, org)
+	}
+	return nil
+}
+
+// ValidateTopology reports the org and edge codes of inv that the NATS
+// topology cannot use ([ErrReservedName]): an edge named [HubDomain], an
+// org named [SystemAccount]. It complements [Inventory.Validate], which it
+// does not call.
+func ValidateTopology(inv *Inventory) error {
+	for _, o := range inv.Orgs {
+		if o.Code == SystemAccount {
+			return fmt.Errorf("%w: org %q: it is the system account", ErrReservedName, o.Code)
+		}
+	}
+	for _, e := range inv.Edges {
+		if e.Code == HubDomain {
+			return fmt.Errorf("%w: edge %q: it is central's JetStream domain", ErrReservedName, e.Code)
+		}
+	}
+	return nil
+}
+
+// APIPrefix returns the JetStream API prefix of a domain, "$JS.{domain}.API".
+// A client of another domain reaches the domain's JetStream through it.
+func APIPrefix(domain string) string { return "$JS." + domain + ".API" }
+
+// CommandSubject returns the subject on which central's services write a
+// command for thing t into the org's command stream:
+// "_lintel.{org}.{edge}.cmd.{type}.{code}". Commands never travel live on the
+// device's own cmd subject across the leaf link; the edge service takes them
+// from its command stream and is the only publisher on
+// "{org}.{edge}.{type}.{code}.cmd".
+func CommandSubject(t topic.Thing) string {
+	return InternalPrefix + "." + t.Org + "." + t.Edge + ".cmd." + t.Type + "." + t.Code
+}
+
+// ParseCommandSubject returns the thing a [CommandSubject] addresses. It
+// returns an error wrapping [topic.ErrTokenCount] for a subject of another
+// shape and a [*topic.Error] for an invalid token.
+func ParseCommandSubject(s string) (topic.Thing, error) {
+	p := strings.Split(s, ".")
+	if len(p) != 6 || p[0] != InternalPrefix || p[3] != "cmd" {
+		return topic.Thing{}, &topic.Error{Part: topic.PartSubject, Value: s,
+			Reason: "want " + InternalPrefix + ".{org}.{edge}.cmd.{type}.{code}", Err: topic.ErrTokenCount}
+	}
+	t := topic.Thing{Org: p[1], Edge: p[2], Type: p[4], Code: p[5]}
+	if _, err := topic.EdgeFilter(t.Org, t.Edge); err != nil {
+		return topic.Thing{}, err
+	}
+	return t, t.Validate()
+}
+
+// UserInboxPrefix returns the reply-inbox prefix of a NATS user,
+// "_INBOX.{user}": for a device it is [topic.Thing.InboxPrefix]. Every
+// identity subscribes only below its own prefix, so replies cannot be read
+// by anyone else; connect with nats.CustomInboxPrefix(UserInboxPrefix(user)).
+func UserInboxPrefix(user string) string { return "_INBOX." + user }
+
+// EventStreamConfig returns the configuration of the edge's event stream,
+// created on the edge (domain n.Domain) by the edge service. Devices publish
+// into it with a JetStream acknowledgement to their own inbox. Retention
+// limits are left to the caller.
+func (n EdgeNames) EventStreamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:      n.EventStream,
+		Subjects:  append([]string(nil), n.EventSubjects...),
+		Storage:   jetstream.FileStorage,
+		Retention: jetstream.LimitsPolicy,
+	}
+}
+
+// EventConsumerConfig returns the durable consumer that the edge service
+// creates on its event stream for central to source from: it pushes to
+// n.EventDeliver and is acknowledged through flow control, as nats-server
+// requires of a durable sourcing consumer.
+func (n EdgeNames) EventConsumerConfig() jetstream.ConsumerConfig {
+	return sourcingConsumer(n.EventConsumer, n.EventDeliver, "")
+}
+
+// EventSource returns the entry for this edge in the Sources of central's
+// event stream ([CentralEventStreamConfig]).
+func (n EdgeNames) EventSource() *jetstream.StreamSource {
+	return &jetstream.StreamSource{
+		Name:     n.EventStream,
+		External: &jetstream.ExternalStream{APIPrefix: APIPrefix(n.Domain)},
+		Consumer: &jetstream.StreamConsumerSource{Name: n.EventConsumer, DeliverSubject: n.EventDeliver},
+	}
+}
+
+// CentralEventStreamConfig returns the configuration of the org's event
+// stream on central, sourcing the event stream of each of edges. It has no
+// subjects of its own: events reach central both live and through sourcing,
+// and subjects overlapping "{org}.{edge}.>" would store each event twice. It
+// returns the error of [NamesFor] for a bad org or edge.
+func CentralEventStreamConfig(org string, edges ...string) (jetstream.StreamConfig, error) {
+	if err := checkOrgName(org); err != nil {
+		return jetstream.StreamConfig{}, err
+	}
+	cfg := jetstream.StreamConfig{
+		Name:      "events-" + org,
+		Storage:   jetstream.FileStorage,
+		Retention: jetstream.LimitsPolicy,
+	}
+	for _, e := range edges {
+		n, err := NamesFor(org, e)
+		if err != nil {
+			return jetstream.StreamConfig{}, err
+		}
+		cfg.Sources = append(cfg.Sources, n.EventSource())
+	}
+	return cfg, nil
+}
+
+// CredentialBucketConfig returns the configuration of the central KV bucket
+// that holds the edge's credentials.
+func (n EdgeNames) CredentialBucketConfig() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{Bucket: n.CredentialBucket, Storage: jetstream.FileStorage}
+}
+
+// CredentialConsumerConfig returns the durable consumer that central creates
+// on n.CredentialStream for the edge's mirror to read through.
+func (n EdgeNames) CredentialConsumerConfig() jetstream.ConsumerConfig {
+	return sourcingConsumer(n.CredentialConsumer, n.CredentialDeliver, "")
+}
+
+// CredentialMirrorConfig returns the configuration of the edge's mirror of
+// its credential bucket, created on the edge. The mirror reads through
+// central's durable [EdgeNames.CredentialConsumerConfig]; reads are local,
+// so the edge authenticates its devices while the leaf link is down.
+func (n EdgeNames) CredentialMirrorConfig() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:  n.CredentialBucket,
+		Storage: jetstream.FileStorage,
+		Mirror: &jetstream.StreamSource{
+			Name:     n.CredentialStream,
+			External: &jetstream.ExternalStream{APIPrefix: APIPrefix(HubDomain)},
+			Consumer: &jetstream.StreamConsumerSource{Name: n.CredentialConsumer, DeliverSubject: n.CredentialDeliver},
+		},
+	}
+}
+
+// CentralCommandStreamConfig returns the configuration of the org's command
+// stream on central. Central's services write commands into it on
+// [CommandSubject] subjects; each edge sources its own through
+// [EdgeNames.CommandConsumerConfig].
+func CentralCommandStreamConfig(org string) (jetstream.StreamConfig, error) {
+	if err := checkOrgName(org); err != nil {
+		return jetstream.StreamConfig{}, err
+	}
+	return jetstream.StreamConfig{
+		Name:      "commands-" + org,
+		Subjects:  []string{InternalPrefix + "." + org + ".*.cmd.*.*"},
+		Storage:   jetstream.FileStorage,
+		Retention: jetstream.LimitsPolicy,
+	}, nil
+}
+
+// CommandConsumerConfig returns the durable consumer that central creates on
+// the org's command stream for the edge: only the edge's commands
+// (n.CommandFilter), pushed to n.CommandDeliver.
+func (n EdgeNames) CommandConsumerConfig() jetstream.ConsumerConfig {
+	return sourcingConsumer(n.CommandConsumer, n.CommandDeliver, n.CommandFilter)
+}
+
+// CommandStreamConfig returns the configuration of the edge's command
+// stream, created on the edge: it sources the edge's commands from central
+// and has no subjects of its own.
+func (n EdgeNames) CommandStreamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:      n.CommandStream,
+		Storage:   jetstream.FileStorage,
+		Retention: jetstream.LimitsPolicy,
+		Sources: []*jetstream.StreamSource{{
+			Name:     n.CentralCommandStream,
+			External: &jetstream.ExternalStream{APIPrefix: APIPrefix(HubDomain)},
+			Consumer: &jetstream.StreamConsumerSource{Name: n.CommandConsumer, DeliverSubject: n.CommandDeliver},
+		}},
+	}
+}
+
+// sourcingConsumer returns a durable push consumer that a sourcing or
+// mirroring stream in another domain can reset and read through: flow
+// control acknowledgement (nats-server requires flow control, a 1s idle
+// heartbeat and a bound on pending messages with it).
+func sourcingConsumer(name, deliver, filter string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:        name,
+		DeliverSubject: deliver,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckPolicy:      jetstream.AckFlowControlPolicy,
+		FlowControl:    true,
+		IdleHeartbeat:  sourceHeartbeat,
+		MaxAckPending:  sourceMaxAckPending,
+		FilterSubject:  filter,
+	}
+}

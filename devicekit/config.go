@@ -1,0 +1,200 @@
+package devicekit
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/lintel-io/lintel/message"
+	"github.com/lintel-io/lintel/topic"
+	"github.com/nats-io/nats.go"
+)
+
+// Defaults applied by [Connect] to the zero fields of a [Config].
+const (
+	// DefaultHeartbeatInterval is how often a device sends a heartbeat
+	// unless Config.HeartbeatInterval says otherwise.
+	DefaultHeartbeatInterval = 30 * time.Second
+	// DefaultAckTimeout is how long one attempt of a publish waits for the
+	// stream's acknowledgement before sending the message again.
+	DefaultAckTimeout = 2 * time.Second
+	// DefaultTimeout bounds calls whose context has no deadline.
+	DefaultTimeout = 30 * time.Second
+	// DefaultCloseTimeout bounds Close: stopping command handling and
+	// publishing the death.
+	DefaultCloseTimeout = 5 * time.Second
+	// DefaultReconnectBufferSize is the size in bytes of the buffer that
+	// holds outgoing messages while the device is disconnected: nats.go's
+	// own default.
+	DefaultReconnectBufferSize = nats.DefaultReconnectBufSize
+	// DefaultReconnectWait is the pause between reconnection attempts:
+	// nats.go's own default.
+	DefaultReconnectWait = nats.DefaultReconnectWait
+	// DefaultCommandHistory is how many recent command IDs and idempotency
+	// keys a device remembers to recognise repeated commands.
+	DefaultCommandHistory = 1024
+)
+
+// Config configures [Connect]. The zero value of every field but Thing, URLs
+// and Password means the default.
+type Config struct {
+	// Thing is the thing the device is. It must be valid and not of a
+	// reserved thing type (see topic.ValidateThing).
+	Thing topic.Thing
+	// URLs are the NATS URLs of the edge's server, tried in turn. At least
+	// one is required.
+	URLs []string
+	// User is the device's NATS user; empty means Thing.String(), the name
+	// the authorization package gives device users.
+	User string
+	// Password is the device's NATS password. It never appears in logs or
+	// formatted output.
+	Password Password
+	// Name is the NATS connection name the server shows; empty means
+	// "devicekit " followed by the thing.
+	Name string
+
+	// BootID identifies this boot; zero means a new ID for every Connect,
+	// which is what a device reboot is. The boot's sequence numbers start at
+	// 1 with the birth.
+	BootID message.ID
+	// Model and Firmware describe the device in its birth message.
+	Model, Firmware string
+
+	// Logger receives the device's log records; nil discards them. Keys
+	// are the LogKey constants; the password is never logged.
+	Logger *slog.Logger
+	// Now is the device's clock, used to stamp envelopes and to decide
+	// whether a command has expired; nil means time.Now.
+	Now func() time.Time
+	// IDs makes envelope and boot IDs; nil means a generator of the
+	// device's own, reading Now.
+	IDs *message.IDGenerator
+
+	// HeartbeatInterval is how often the device publishes a heartbeat (and
+	// announces in its birth); zero means DefaultHeartbeatInterval, a
+	// negative value turns heartbeats off.
+	HeartbeatInterval time.Duration
+	// TelemetryUnacknowledged makes PublishTelemetry send without waiting
+	// for the stream's acknowledgement: cheaper, but a reading lost in
+	// transit (or refused by a full stream) goes unnoticed. Events, states,
+	// acks, births and deaths are always acknowledged.
+	TelemetryUnacknowledged bool
+	// AckTimeout is how long one attempt of an acknowledged publish waits
+	// before sending the message again with the same ID; zero means
+	// DefaultAckTimeout.
+	AckTimeout time.Duration
+	// Timeout bounds every call whose context has no deadline, Connect
+	// included; zero means DefaultTimeout.
+	Timeout time.Duration
+	// CloseTimeout bounds Close; zero means DefaultCloseTimeout.
+	CloseTimeout time.Duration
+
+	// ReconnectBufferSize is the size in bytes of the buffer that holds
+	// outgoing messages while the device is disconnected; zero means
+	// DefaultReconnectBufferSize, and a negative value disables buffering,
+	// so that every publish during an outage fails at once. A publish that
+	// does not fit fails with [ErrBufferFull].
+	ReconnectBufferSize int
+	// ReconnectWait is the pause between reconnection attempts; zero means
+	// DefaultReconnectWait. The device tries to reconnect for ever.
+	ReconnectWait time.Duration
+
+	// CommandHistory is how many recent command IDs and idempotency keys
+	// the device remembers, with their outcome, to recognise a repeated
+	// command; zero means DefaultCommandHistory.
+	CommandHistory int
+
+	// NATSOptions are applied after the options Connect sets, for what
+	// Config does not cover, such as TLS. They must not change the inbox
+	// prefix, the user or the reconnection handlers.
+	NATSOptions []nats.Option
+}
+
+// withDefaults returns c with its defaults applied, or an error wrapping
+// ErrInvalidConfig.
+func (c Config) withDefaults() (Config, error) {
+	if err := topic.ValidateThing(c.Thing); err != nil {
+		return c, fmt.Errorf("%w: thing: %w", ErrInvalidConfig, err)
+	}
+	if len(c.URLs) == 0 {
+		return c, fmt.Errorf("%w: no server URLs", ErrInvalidConfig)
+	}
+	for name, d := range map[string]time.Duration{"AckTimeout": c.AckTimeout, "Timeout": c.Timeout, "CloseTimeout": c.CloseTimeout, "ReconnectWait": c.ReconnectWait} {
+		if d < 0 {
+			return c, fmt.Errorf("%w: negative %s %v", ErrInvalidConfig, name, d)
+		}
+	}
+	if c.CommandHistory < 0 {
+		return c, fmt.Errorf("%w: negative CommandHistory %d", ErrInvalidConfig, c.CommandHistory)
+	}
+	if c.User == "" {
+		c.User = c.Thing.String()
+	}
+	if c.Name == "" {
+		c.Name = "devicekit " + c.Thing.String()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.IDs == nil {
+		c.IDs = &message.IDGenerator{Now: c.Now}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.AckTimeout == 0 {
+		c.AckTimeout = DefaultAckTimeout
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.CloseTimeout == 0 {
+		c.CloseTimeout = DefaultCloseTimeout
+	}
+	if c.ReconnectBufferSize == 0 {
+		c.ReconnectBufferSize = DefaultReconnectBufferSize
+	} else if c.ReconnectBufferSize < 0 {
+		c.ReconnectBufferSize = -1
+	}
+	if c.ReconnectWait == 0 {
+		c.ReconnectWait = DefaultReconnectWait
+	}
+	if c.CommandHistory == 0 {
+		c.CommandHistory = DefaultCommandHistory
+	}
+	if c.BootID.IsZero() {
+		c.BootID = c.IDs.New()
+	}
+	return c, nil
+}
+
+// Password is a secret that formats and logs as "[REDACTED]"; use
+// string(p) for its value.
+type Password string
+
+const redacted = "[REDACTED]"
+
+// String returns "[REDACTED]", so fmt never prints the password.
+func (Password) String() string { return redacted }
+
+// GoString returns "[REDACTED]", so %#v never prints the password.
+func (Password) GoString() string { return redacted }
+
+// LogValue returns "[REDACTED]"; it implements slog.LogValuer.
+func (Password) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// Keys of the attributes in the device's log records.
+const (
+	LogKeyThing   = "thing"
+	LogKeySubject = "subject"
+	LogKeyMsgID   = "msg_id"
+	LogKeyBootID  = "boot_id"
+	LogKeyAction  = "action"
+	LogKeyStatus  = "status"
+	LogKeyURL     = "url"
+	LogKeyError   = "err"
+)

@@ -1,0 +1,51 @@
+// Package devicekit is the device side of Lintel: what a card reader, a lock,
+// a door sensor or an environment sensor does with its edge.
+//
+// [Device] is the contract, implemented over NATS by [*Client] (made with
+// [Connect]) and over HTTP by the gateway's client; package devicetest holds
+// the conformance suite both must pass, and package simulator runs fleets of
+// simulated devices for tests, benchmarks and demos.
+//
+// # Connecting
+//
+// A device logs in to its edge's NATS server with a user and password (see
+// [Config]). Its user may publish only on its own subjects,
+// {org}.{edge}.{type}.{code}.{evt|tlm|state|ack|req}, and subscribe only to its
+// own cmd and cfg subjects and its own reply inbox, thing.InboxPrefix()+".>",
+// which is why the client uses that inbox prefix. It never touches the
+// JetStream API.
+//
+// Each Connect is a boot: a new boot ID, and a sequence that starts at 1 with
+// the birth (message.NameThingBirth on the state subject). Heartbeats follow
+// every [Config.HeartbeatInterval], and one at once after each reconnection;
+// [Client.Close] publishes the death.
+//
+// # Publishing
+//
+// [Client.PublishEvent], [Client.PublishState] and [Client.PublishTelemetry]
+// wrap a payload in an envelope stamped with a new ID, the time, the source,
+// the boot ID and the next sequence number, and publish it with a JetStream
+// acknowledgement: the call returns nil only once the edge's stream has
+// stored the message. An attempt without an acknowledgement is repeated with
+// the same envelope ID, which the stream deduplicates, until the context
+// ends; telemetry may opt out of waiting ([Config.TelemetryUnacknowledged]).
+// Nothing is dropped silently: a [*PublishError] says which subject and
+// envelope failed and why, wrapping [ErrNotAcknowledged], [ErrStreamFull],
+// [ErrStreamRejected], [ErrBufferFull] (disconnected, and the reconnect
+// buffer is full), [ErrPermissionDenied] or [ErrClosed].
+//
+// # Commands
+//
+// [Client.HandleCommands] runs a [Handler] for each command sent to the
+// device and acks each one automatically: accepted, then completed or failed;
+// expired, without running, when its deadline has passed (checked on receipt
+// and again just before the handler runs); rejected when malformed. A command
+// whose ID or idempotency key the device has seen recently is not run again;
+// its recorded outcome is sent again instead.
+//
+// # Requests
+//
+// [Client.Request] sends a request on the device's req subject, such as a
+// card reader's access request, and returns the edge's reply, which arrives
+// on the device's own inbox.
+package devicekit

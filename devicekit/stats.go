@@ -1,0 +1,39 @@
+package devicekit
+
+import "sync/atomic"
+
+// Stats is a snapshot of a [Client]'s counters since Connect.
+type Stats struct {
+	Published     uint64 // messages stored by the stream (or sent, when unacknowledged)
+	Retries       uint64 // extra attempts of acknowledged publishes
+	PublishErrors uint64 // publishes that returned an error
+	Requests      uint64 // requests sent
+	RequestErrors uint64 // requests that returned an error
+	Commands      uint64 // command messages received
+	CommandsRun   uint64 // commands whose handler ran
+	Disconnects   uint64 // connections lost
+	Reconnects    uint64 // connections regained
+}
+
+type counters struct {
+	published, retries, publishErrors atomic.Uint64
+	requests, requestErrors           atomic.Uint64
+	commands, commandsRun             atomic.Uint64
+	disconnects, reconnects           atomic.Uint64
+}
+
+// Stats returns a snapshot of the client's counters.
+func (c *Client) Stats() Stats {
+	s := &c.stats
+	return Stats{
+		Published:     s.published.Load(),
+		Retries:       s.retries.Load(),
+		PublishErrors: s.publishErrors.Load(),
+		Requests:      s.requests.Load(),
+		RequestErrors: s.requestErrors.Load(),
+		Commands:      s.commands.Load(),
+		CommandsRun:   s.commandsRun.Load(),
+		Disconnects:   s.disconnects.Load(),
+		Reconnects:    s.reconnects.Load(),
+	}
+}
