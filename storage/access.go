@@ -15,19 +15,30 @@ import (
 
 // AccessDecision is one decision of an access point: who (a hashed
 // credential) was let through which door, or not, and when.
+//
+// The ingest makes one from every access.granted or access.denied event
+// (message type evt, payload [message.AccessDecision]): Org and Edge come
+// from the event's thing, Reader is its thing code, and CredentialHash is
+// the payload's Holder, the reference to the credential's holder that the
+// edge puts there in place of the credential (a message.AccessDecision
+// has no field for the credential itself, so a clear credential can never
+// reach this table from the ingest).
 type AccessDecision struct {
 	ID     uuid.UUID // the envelope id
 	Time   time.Time
 	Org    string
 	Edge   string
 	Door   string
-	Reader string // the reader's thing code
+	Reader string // the thing code of the reader (or controller) that reported it
 	// CredentialHash identifies the credential without revealing it; see
-	// [HashCredential].
+	// [HashCredential]. Empty when the credential was unknown to the edge.
 	CredentialHash string
 	Granted        bool
-	Reason         string // e.g. "schedule", "unknown credential"
-	ReceivedAt     time.Time
+	Reason         string // why access was denied, a message.DenyReason such as "revoked"; empty when granted
+	// CredentialSetVersion is the version of the credential set the edge
+	// decided with; 0 when unknown.
+	CredentialSetVersion int64
+	ReceivedAt           time.Time
 }
 
 // HashCredential returns the hex HMAC-SHA256 of a credential (a card
@@ -40,19 +51,13 @@ func HashCredential(key []byte, credential string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// RecordAccessDecision records an access decision. Recording it again is a no-op.
+// RecordAccessDecision records an access decision, as the ingest does for
+// access events. Recording it again is a no-op.
 func (s *Store) RecordAccessDecision(ctx context.Context, d AccessDecision) error {
 	if d.ReceivedAt.IsZero() {
 		d.ReceivedAt = s.now()
 	}
-	_, err := s.pool.Exec(ctx, `
-		INSERT INTO lintel.access_decisions (id, time, org, edge, door, reader, credential_hash, granted, reason, received_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING`,
-		d.ID, d.Time, d.Org, d.Edge, d.Door, d.Reader, d.CredentialHash, d.Granted, d.Reason, d.ReceivedAt)
-	if err != nil {
-		return fmt.Errorf("storage: record access decision: %w", err)
-	}
-	return nil
+	return s.recordDerived(ctx, derivedRow{access: &d})
 }
 
 // AccessQuery selects access decisions. Empty fields match anything.
@@ -100,7 +105,7 @@ func (s *Store) AccessDecisions(ctx context.Context, q AccessQuery) (AccessPage,
 		dir = "DESC"
 	}
 	rows, err := s.pool.Query(ctx, `
-		SELECT id, time, org, edge, door, reader, credential_hash, granted, reason, received_at
+		SELECT id, time, org, edge, door, reader, credential_hash, granted, reason, credential_set_version, received_at
 		FROM lintel.access_decisions`+w.String()+
 		" ORDER BY time "+dir+", id "+dir+" LIMIT "+strconv.Itoa(limit+1), w.args...)
 	if err != nil {
@@ -108,7 +113,7 @@ func (s *Store) AccessDecisions(ctx context.Context, q AccessQuery) (AccessPage,
 	}
 	ds, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (AccessDecision, error) {
 		var d AccessDecision
-		err := row.Scan(&d.ID, &d.Time, &d.Org, &d.Edge, &d.Door, &d.Reader, &d.CredentialHash, &d.Granted, &d.Reason, &d.ReceivedAt)
+		err := row.Scan(&d.ID, &d.Time, &d.Org, &d.Edge, &d.Door, &d.Reader, &d.CredentialHash, &d.Granted, &d.Reason, &d.CredentialSetVersion, &d.ReceivedAt)
 		return d, err
 	})
 	if err != nil {

@@ -3,25 +3,49 @@ package storage_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/storage"
 	"github.com/lintel-io/lintel/testing/pgtest"
+	"github.com/lintel-io/lintel/topic"
 	"github.com/stretchr/testify/require"
 )
 
 // BenchmarkIngest measures sustained ingest from JetStream into PostgreSQL
 // in events/s, beside raw pgx CopyFrom of the same rows into the events
-// table at the same batch size, the ceiling. Run it with a fixed count:
+// table at the same batch size, the ceiling. ingest has telemetry only (no
+// derived rows); ingest_mixed has one access decision and one heartbeat
+// in every ten events. Run it with a fixed count:
 //
 //	go test -run '^$' -bench Ingest -benchtime 100000x ./storage/
 func BenchmarkIngest(b *testing.B) {
 	for _, size := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("batch=%d/raw_copyfrom", size), func(b *testing.B) { benchRawCopy(b, size) })
-		b.Run(fmt.Sprintf("batch=%d/ingest", size), func(b *testing.B) { benchIngest(b, size) })
+		b.Run(fmt.Sprintf("batch=%d/ingest", size), func(b *testing.B) { benchIngest(b, size, benchEvents(b.N)) })
+		b.Run(fmt.Sprintf("batch=%d/ingest_mixed", size), func(b *testing.B) { benchIngest(b, size, benchMixed(b.N)) })
 	}
+}
+
+// benchMixed returns benchEvents with one access decision and one
+// heartbeat in every ten events, which fill the derived tables.
+func benchMixed(n int) []storage.Event {
+	evs := benchEvents(n)
+	for i := range evs {
+		e := &evs[i]
+		switch i % 10 {
+		case 3:
+			e.MessageType, e.Name, e.Value = topic.Event, message.NameAccessGranted, nil
+			e.Payload = []byte(`{"granted": true, "door": "front", "holder": "h` + strconv.Itoa(i%500) + `", "credential_set_version": 7}`)
+		case 7:
+			e.MessageType, e.Name, e.Value = topic.State, message.NameThingHeartbeat, nil
+			e.Payload = []byte(`{"boot_id": "` + bootID.String() + `", "uptime": 1000}`)
+		}
+	}
+	return evs
 }
 
 // benchEvents returns n events of 50 things, as a busy site sends them.
@@ -65,11 +89,10 @@ func benchRawCopy(b *testing.B, size int) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 }
 
-func benchIngest(b *testing.B, size int) {
+func benchIngest(b *testing.B, size int, evs []storage.Event) {
 	s := storage.New(pgtest.NewDB(b, pgtest.WithTemplate(template(""))).Pool, storage.Config{})
 	n := newNATS(b)
 	ctx := context.Background()
-	evs := benchEvents(b.N)
 	for i := range evs {
 		subj, data := encodeEvent(b, &evs[i])
 		if _, err := n.js.PublishAsync(subj, data); err != nil {
@@ -102,6 +125,7 @@ func benchIngest(b *testing.B, size int) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+	require.Zero(b, in.Stats().DerivedSkipped)
 }
 
 // BenchmarkInsertEvents measures Store.InsertEvents alone, without NATS.

@@ -58,63 +58,22 @@ type CommandAck struct {
 	ReceivedAt time.Time
 }
 
-// refreshCommand derives a command's status from its acks: the latest
-// final ack if any, else the latest ack. Acks may arrive in any order, and
-// before the command itself is recorded.
-const refreshCommand = `
-UPDATE lintel.commands c SET status = a.status, acked_at = a.time, error = a.error, updated_at = now()
-FROM (SELECT status, time, error FROM lintel.command_acks WHERE command_id = $1
-      ORDER BY (status <> 'accepted') DESC, time DESC, id DESC LIMIT 1) a
-WHERE c.id = $1 AND (c.status, c.acked_at, c.error) IS DISTINCT FROM (a.status, a.time, a.error)`
-
-// RecordCommand records a command. Recording it again is a no-op. Acks
-// already recorded for it decide its status at once.
+// RecordCommand records a command, as central does when it sends one;
+// the ingest records the command envelopes (message type cmd) that reach
+// its stream the same way. Recording it again is a no-op: the first
+// record of a command id wins. Acks already recorded for it decide its
+// status at once.
 func (s *Store) RecordCommand(ctx context.Context, c Command) error {
-	var deadline *time.Time
-	if !c.Deadline.IsZero() {
-		deadline = &c.Deadline
-	}
-	var params any
-	if c.Params != nil {
-		params = []byte(c.Params)
-	}
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `
-			INSERT INTO lintel.commands (id, org, edge, thing_type, thing_code, action, params,
-				requested_by, requested_at, deadline, correlation_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-			ON CONFLICT (id) DO NOTHING`,
-			c.ID, c.Thing.Org, c.Thing.Edge, c.Thing.Type, c.Thing.Code, c.Action, params,
-			c.RequestedBy, c.RequestedAt, deadline, c.CorrelationID)
-		if err != nil {
-			return fmt.Errorf("storage: record command: %w", err)
-		}
-		if _, err := tx.Exec(ctx, refreshCommand, c.ID); err != nil {
-			return fmt.Errorf("storage: record command: %w", err)
-		}
-		return nil
-	})
+	return s.recordDerived(ctx, derivedRow{command: &c})
 }
 
-// RecordAck records an acknowledgement and updates its command's status.
-// Recording it again is a no-op.
+// RecordAck records an acknowledgement and updates its command's status,
+// as the ingest does for ack envelopes. Recording it again is a no-op.
 func (s *Store) RecordAck(ctx context.Context, a CommandAck) error {
 	if a.ReceivedAt.IsZero() {
 		a.ReceivedAt = s.now()
 	}
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `
-			INSERT INTO lintel.command_acks (id, command_id, time, status, error, received_at)
-			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
-			a.ID, a.CommandID, a.Time, string(a.Status), a.Error, a.ReceivedAt)
-		if err != nil {
-			return fmt.Errorf("storage: record ack: %w", err)
-		}
-		if _, err := tx.Exec(ctx, refreshCommand, a.CommandID); err != nil {
-			return fmt.Errorf("storage: record ack: %w", err)
-		}
-		return nil
-	})
+	return s.recordDerived(ctx, derivedRow{ack: &a})
 }
 
 // CommandQuery selects commands for the audit trail. Empty fields match anything.

@@ -81,7 +81,9 @@
 //
 // [Ingest] pulls batches from a durable JetStream pull consumer (by size,
 // [IngestConfig.BatchSize], and by time, [IngestConfig.BatchWait]), decodes
-// the envelopes (msgpack payloads are transcoded to JSON for the jsonb
+// the envelopes with [DecodeEnvelope] (message.DecodeMsg: msgpack or
+// CloudEvents JSON by the Content-Type header, the schema version header,
+// the subject check; msgpack payloads are transcoded to JSON for the jsonb
 // column; the envelope column keeps the original bytes), and stores each
 // batch with [Store.InsertEvents]: pgx CopyFrom into a temporary staging
 // table, then INSERT … SELECT … ON CONFLICT DO NOTHING on (Time, ID) in the
@@ -103,11 +105,99 @@
 // more is pulled until it is stored, and the ingest resumes by itself when
 // the database returns.
 //
+// # Derived tables
+//
+// Some events also fill a table of their own, in the transaction that
+// stores the batch, so that the tables never disagree with the events:
+//
+//   - an ack (message type ack, payload message.Ack, the command's id as
+//     CorrelationID or, failing that, as the payload's command_id) adds a
+//     [CommandAck] to lintel.command_acks and re-derives the command's
+//     status: the latest final ack if any, else the latest ack, whatever
+//     order they arrive in and even before the command is recorded;
+//   - a command (message type cmd, payload message.Command), if the stream
+//     carries any, adds a [Command] to lintel.commands, as
+//     [Store.RecordCommand] does when central sends one (the first record
+//     of a command id wins);
+//   - a thing.birth, thing.heartbeat or thing.death (message type state)
+//     adds a [LivenessEvent] to lintel.liveness_events and folds into the
+//     thing's [ThingLiveness] in lintel.liveness (latest birth, death and
+//     message, boot, online);
+//   - an access.granted or access.denied event (message type evt, payload
+//     message.AccessDecision) adds an [AccessDecision] to
+//     lintel.access_decisions, queryable by credential hash, door and
+//     time. The credential column holds the payload's Holder reference;
+//     the payload has no field for a clear credential, and the table never
+//     receives one.
+//
+// Derived rows are dated like their event: the device time when
+// plausible, else the receive time (see "Time"). Every derived row is
+// keyed on its envelope id and inserted with ON CONFLICT DO NOTHING, and
+// the liveness and command status updates only fold in rows that were new
+// (or recompute from the stored acks), so redelivery changes nothing.
+// Concurrent writers of a command and its acks serialise on a
+// transaction-scoped advisory lock per command id, taken in id order.
+//
+// The fast path stays fast: deciding whether an event makes a derived row
+// is a comparison of its message type, and a batch with none costs
+// nothing more. A batch with some adds one round trip: one multi-row
+// INSERT … SELECT FROM unnest(…) per kind present, pipelined.
+//
+// A derived row never poisons its batch, and never costs its event. An
+// event whose payload does not make a valid row (an ack with an unknown
+// status or no command id, a decision whose payload contradicts its name,
+// a command with no action) is stored without one; so is an event whose
+// derived row the database refuses, which the bisection of the batch
+// isolates like a refused event and then stores alone without the row.
+// Either way [InsertResult.Skipped] lists it with the reason, the ingest
+// logs it and counts it in [IngestStats.DerivedSkipped], and the message
+// is acked: the event is kept, so nothing is lost, and dead-lettering it
+// would take the event away. A birth, heartbeat or death needs no
+// payload: its kind is its name and its boot the payload's or the
+// envelope's.
+//
+// # Replayed events
+//
 // An event is marked replayed when the message carries the
 // [IngestConfig.ReplayedHeader] header (edges set it when they forward
 // their buffer after an outage) or when it arrived more than
 // [IngestConfig.ReplayedAfter] after its device time; [IngestConfig.Replayed]
 // replaces the rule.
+//
+// # Forged acknowledgements
+//
+// nats-server accepts a publish to "$JS.ACK.…" from a leaf node
+// connection whatever the leaf's permissions, and for an AckExplicit
+// consumer it takes an ack (or +TERM) of a stream sequence that is
+// pending or awaiting redelivery as final; only the stream sequence in
+// the subject matters, and (in the v2.15 server this module uses) acks
+// beyond the consumer's delivery pointer are ignored. So a compromised
+// edge, whose leaf connection is bound to its org's account on central,
+// can ack the in-flight messages of an ingest consumer living in that
+// account, for every edge of the org: the names are predictable
+// (events-{org}, [DefaultDurable]) and sequences consecutive. The ingest
+// keeps every batch it holds until it is stored, so a forged ack alone
+// loses nothing; but a message so acked is never redelivered, so if the
+// ingest stops or crashes before its commit, or a dead letter cannot be
+// published and the message is nak'ed, that message silently never
+// reaches the database.
+//
+// The mitigation belongs to the deployment: run the ingest's consumer in
+// an account that no leaf connection is bound to and that exports nothing
+// under "$JS.ACK.>". Central's org account keeps events-{org}; a storage
+// account holds a stream that sources (or mirrors) it across accounts,
+// the org account exporting the JetStream API of that stream and the
+// source's deliver subject and the storage account importing them under
+// the prefix given as the source's External.APIPrefix; and the [Ingest]
+// gets a JetStream context of the storage account and that stream. The
+// only consumer left in the org account is then the source's
+// flow-controlled one, whose position the sourcing stream keeps itself.
+// A Durable name that is not [DefaultDurable] and cannot be guessed
+// raises the bar (the ack subject names the consumer) but is no fix.
+// Detecting such a loss inside storage would mean recording the
+// committed stream sequences in the same transaction and reconciling
+// them with the consumer's ack floor, re-reading any gap from the stream
+// by sequence; that is not implemented.
 //
 // # Queries
 //

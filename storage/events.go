@@ -65,6 +65,14 @@ type InsertResult struct {
 	// a \u0000 escape, which jsonb cannot hold. The rest of the batch is
 	// stored.
 	Rejected []Rejected
+	// Derived counts the rows this call added to the derived tables
+	// (commands, command acks, liveness events, access decisions).
+	Derived int
+	// Skipped lists events that were stored (or were duplicates) without
+	// the derived row their kind calls for, because their payload does not
+	// make one or the database refused it. Their reasons wrap no sentinel;
+	// they are for the log.
+	Skipped []Skipped
 }
 
 // Rejected is an event of a batch that the database refused.
@@ -129,6 +137,12 @@ ON CONFLICT DO NOTHING`
 // into a temporary staging table and moved into events with INSERT …
 // SELECT … ON CONFLICT DO NOTHING in one transaction.
 //
+// Acks, commands, births, heartbeats, deaths and access decisions among
+// the events also fill the derived tables, in the same transaction and
+// just as idempotently (see the package documentation, "Derived tables").
+// An event whose derived row cannot be made is stored all the same and
+// listed in [InsertResult.Skipped].
+//
 // When PostgreSQL rejects the data of the batch, InsertEvents splits it in
 // halves and retries each, down to the single rows at fault, which it
 // reports in [InsertResult.Rejected]; everything else is stored. Any other
@@ -162,42 +176,64 @@ func (s *Store) InsertEvents(ctx context.Context, events []Event) (InsertResult,
 			return res, err
 		}
 	}
-	err = s.insertBisect(ctx, events, 0, &res)
+	derived, skipped := s.derive(events)
+	err = s.insertBisect(ctx, events, derived, 0, &res)
+	if err == nil {
+		res.Skipped = append(res.Skipped, skipped...)
+		slices.SortFunc(res.Skipped, func(a, b Skipped) int { return a.Index - b.Index })
+	}
 	return res, err
 }
 
-func (s *Store) insertBisect(ctx context.Context, events []Event, offset int, res *InsertResult) error {
-	n, err := s.insertOnce(ctx, events, offset == 0 && len(res.Rejected) == 0)
+// insertBisect stores events, whose first one is the batch's event at
+// offset, with their derived rows. When the database refuses the data it
+// splits the events in halves, down to single events; a single event
+// refused with its derived row is stored without it, and one refused
+// alone is rejected.
+func (s *Store) insertBisect(ctx context.Context, events []Event, derived []derivedRow, offset int, res *InsertResult) error {
+	derived = derivedIn(derived, offset, offset+len(events))
+	n, d, err := s.insertOnce(ctx, events, derived, offset == 0 && len(res.Rejected) == 0 && len(res.Skipped) == 0)
 	if err == nil {
 		res.Inserted += n
 		res.Duplicates += len(events) - n
+		res.Derived += d
 		return nil
 	}
 	if !isDataError(err) {
 		return err
 	}
 	if len(events) == 1 {
+		if len(derived) > 0 {
+			if n, _, err2 := s.insertOnce(ctx, events, nil, false); err2 == nil {
+				res.Inserted += n
+				res.Duplicates += len(events) - n
+				res.Skipped = append(res.Skipped, Skipped{Index: offset, Err: fmt.Errorf("%w: %w", errDerived, err)})
+				return nil
+			} else if !isDataError(err2) {
+				return err2
+			}
+		}
 		res.Rejected = append(res.Rejected, Rejected{Index: offset, Err: err})
 		return nil
 	}
 	mid := len(events) / 2
-	if err := s.insertBisect(ctx, events[:mid], offset, res); err != nil {
+	if err := s.insertBisect(ctx, events[:mid], derived, offset, res); err != nil {
 		return err
 	}
-	return s.insertBisect(ctx, events[mid:], offset+mid, res)
+	return s.insertBisect(ctx, events[mid:], derived, offset+mid, res)
 }
 
 // fastPathPause is how many batches skip the fast path after it met a
 // duplicate: redeliveries come in runs (after an outage, a replay).
 const fastPathPause = 20
 
-// insertOnce stores events in one transaction and returns how many were
-// new. With fast set, it first tries the fast path.
-func (s *Store) insertOnce(ctx context.Context, events []Event, fast bool) (int, error) {
+// insertOnce stores events and their derived rows in one transaction and returns how many events and derived
+// rows were new. With fast set, it first tries the fast path.
+func (s *Store) insertOnce(ctx context.Context, events []Event, derived []derivedRow, fast bool) (int, int, error) {
 	if fast && s.fastPathOK(events) {
-		n, err := s.insertDirect(ctx, events)
+		n, d, err := s.insertDirect(ctx, events, derived)
 		if err == nil {
-			return n, nil
+			return n, d, nil
 		}
 		var pgErr *pgconn.PgError
 		switch {
@@ -206,10 +242,11 @@ func (s *Store) insertOnce(ctx context.Context, events []Event, fast bool) (int,
 			s.fastPause.Store(fastPathPause)
 		case isDataError(err): // let the exact path find the bad rows
 		default:
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	var inserted int64
+	var written int
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, createStaging); err != nil {
 			return fmt.Errorf("storage: staging table: %w", err)
@@ -234,9 +271,10 @@ func (s *Store) insertOnce(ctx context.Context, events []Event, fast bool) (int,
 			return fmt.Errorf("storage: insert events: %w", err)
 		}
 		inserted = tag.RowsAffected()
-		return nil
+		written, err = writeDerived(ctx, tx, derived)
+		return err
 	})
-	return int(inserted), err
+	return int(inserted), written, err
 }
 
 // storedTime estimates the time e will be stored under, for partitioning.
@@ -298,12 +336,13 @@ func (s *Store) fastPathOK(events []Event) bool {
 // into events under its device time. A duplicate makes the COPY fail with
 // a unique violation, and the caller falls back to the exact path; so in
 // the usual case (no redelivery) a batch costs one COPY instead of a COPY
-// and an INSERT … SELECT.
-func (s *Store) insertDirect(ctx context.Context, events []Event) (int, error) {
+// and an INSERT … SELECT. The derived rows follow in the same transaction.
+func (s *Store) insertDirect(ctx context.Context, events []Event, derived []derivedRow) (int, int, error) {
 	ids := make([][16]byte, len(events))
 	for i := range events {
 		ids[i] = events[i].ID
 	}
+	var written int
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var overridden bool
 		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM lintel.event_time_overrides WHERE id = ANY($1))", ids).Scan(&overridden); err != nil {
@@ -324,12 +363,13 @@ func (s *Store) insertDirect(ctx context.Context, events []Event) (int, error) {
 		if err != nil {
 			return fmt.Errorf("storage: copy events: %w", err)
 		}
-		return nil
+		written, err = writeDerived(ctx, tx, derived)
+		return err
 	})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return len(events), nil
+	return len(events), written, nil
 }
 
 // eventColumnList are the columns of lintel.events, in order.

@@ -53,7 +53,9 @@ type IngestConfig struct {
 	// Stream is the name of central's event stream. Required.
 	Stream string
 	// Durable is the name of the durable pull consumer; DefaultDurable if
-	// empty. Instances with the same name share the work.
+	// empty. Instances with the same name share the work. Where leaf nodes
+	// share the consumer's account, see the package documentation,
+	// "Forged acknowledgements".
 	Durable string
 	// FilterSubjects restricts the consumer to some subjects of the stream.
 	FilterSubjects []string
@@ -108,6 +110,12 @@ type IngestStats struct {
 	DeadLettered uint64 // messages sent to the dead-letter subject
 	Batches      uint64 // batches committed
 	Retries      uint64 // batch attempts that failed and were retried
+	// Derived counts rows added to the derived tables (commands, command
+	// acks, liveness events, access decisions).
+	Derived uint64
+	// DerivedSkipped counts events stored without the derived row their
+	// kind calls for (each is logged with its reason).
+	DerivedSkipped uint64
 }
 
 // Ingest stores the messages of a JetStream stream in the database, each
@@ -120,6 +128,7 @@ type Ingest struct {
 	log   *slog.Logger
 
 	ingested, duplicates, deadLettered, batches, retries atomic.Uint64
+	derived, derivedSkipped                              atomic.Uint64
 }
 
 // NewIngest returns an ingest of cfg.Stream into store. It does no I/O; it
@@ -177,6 +186,9 @@ func (in *Ingest) Stats() IngestStats {
 		DeadLettered: in.deadLettered.Load(),
 		Batches:      in.batches.Load(),
 		Retries:      in.retries.Load(),
+
+		Derived:        in.derived.Load(),
+		DerivedSkipped: in.derivedSkipped.Load(),
 	}
 }
 
@@ -324,6 +336,10 @@ func (in *Ingest) store1(ctx context.Context, batch []item) {
 				rejected[r.Index] = true
 				in.deadLetter(ctx, batch[r.Index].msg, "database: "+r.Err.Error())
 			}
+			for _, sk := range res.Skipped {
+				in.log.WarnContext(ctx, "storage: ingest: event stored without its derived row",
+					logSubject, batch[sk.Index].msg.Subject(), logMsgID, batch[sk.Index].ev.ID.String(), "reason", sk.Err.Error())
+			}
 			for i := range batch {
 				if !rejected[i] {
 					_ = batch[i].msg.Ack() // a lost ack means a redelivery, which is deduplicated
@@ -331,6 +347,8 @@ func (in *Ingest) store1(ctx context.Context, batch []item) {
 			}
 			in.ingested.Add(uint64(res.Inserted))
 			in.duplicates.Add(uint64(res.Duplicates))
+			in.derived.Add(uint64(res.Derived))
+			in.derivedSkipped.Add(uint64(len(res.Skipped)))
 			in.batches.Add(1)
 			return
 		}

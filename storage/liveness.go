@@ -42,8 +42,10 @@ type ThingLiveness struct {
 }
 
 // RecordLiveness records a birth, heartbeat or death and updates the
-// thing's current liveness. Messages may arrive in any order; recording
-// one again is a no-op.
+// thing's current liveness, as the ingest does for thing.birth,
+// thing.heartbeat and thing.death messages. Messages may arrive in any
+// order; recording one again is a no-op. It returns an error wrapping
+// [ErrInvalidQuery] for an unknown kind.
 func (s *Store) RecordLiveness(ctx context.Context, e LivenessEvent) error {
 	switch e.Kind {
 	case LivenessBirth, LivenessHeartbeat, LivenessDeath:
@@ -53,28 +55,7 @@ func (s *Store) RecordLiveness(ctx context.Context, e LivenessEvent) error {
 	if e.ReceivedAt.IsZero() {
 		e.ReceivedAt = s.now()
 	}
-	_, err := s.pool.Exec(ctx, `
-		WITH ins AS (
-			INSERT INTO lintel.liveness_events (id, time, org, edge, thing_type, thing_code, kind, boot_id, received_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-			ON CONFLICT (id) DO NOTHING RETURNING 1)
-		INSERT INTO lintel.liveness AS l (org, edge, thing_type, thing_code, boot_id, born_at, last_seen_at, died_at)
-		SELECT $3, $4, $5, $6, $8,
-			CASE WHEN $7 = 'birth' THEN $2::timestamptz END, $2,
-			CASE WHEN $7 = 'death' THEN $2::timestamptz END
-		WHERE EXISTS (SELECT 1 FROM ins)
-		ON CONFLICT (org, edge, thing_type, thing_code) DO UPDATE SET
-			boot_id = CASE WHEN excluded.boot_id <> '' AND excluded.last_seen_at >= l.last_seen_at
-				THEN excluded.boot_id ELSE l.boot_id END,
-			born_at = GREATEST(l.born_at, excluded.born_at),
-			last_seen_at = GREATEST(l.last_seen_at, excluded.last_seen_at),
-			died_at = GREATEST(l.died_at, excluded.died_at),
-			updated_at = now()`,
-		e.ID, e.Time, e.Thing.Org, e.Thing.Edge, e.Thing.Type, e.Thing.Code, string(e.Kind), e.BootID, e.ReceivedAt)
-	if err != nil {
-		return fmt.Errorf("storage: record liveness: %w", err)
-	}
-	return nil
+	return s.recordDerived(ctx, derivedRow{liveness: &e})
 }
 
 // Liveness returns the current liveness of the things of an organisation,
