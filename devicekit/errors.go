@@ -29,7 +29,9 @@ var (
 	ErrNotAcknowledged = errors.New("devicekit: not acknowledged")
 	// ErrStreamFull reports a publish that the edge's stream refused because
 	// it is full (maximum messages or bytes reached, with the discard-new
-	// policy). Nothing already stored is lost; the new message is not stored.
+	// policy), or because the edge's JetStream storage is used up ("insufficient
+	// resources"). Nothing already stored is lost; the new message is not
+	// stored.
 	ErrStreamFull = errors.New("devicekit: stream full")
 	// ErrStreamRejected reports a publish that the edge's stream refused for
 	// another reason, given in [PublishError.Description].

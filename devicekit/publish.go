@@ -18,6 +18,16 @@ import (
 // what a full stream with the discard-new policy answers (JSStreamStoreFailedF).
 const jsStreamStoreFailed = 10077
 
+// JetStream error code of a message refused because the server's JetStream
+// storage (max_file_store, the edge's disk) is used up
+// (JSInsufficientResourcesErr): to the device, a full store is a full stream.
+const jsInsufficientResources = 10023
+
+// JetStream error code of a message refused because the stream's ingest
+// queue is full (JSStreamTooManyRequests, HTTP-like 429): transient, so the
+// publish is sent again after a pause.
+const jsStreamTooManyRequests = 10167
+
 // Pauses between attempts when nobody answers at all (no stream captures the
 // subject yet): they start short and double up to the ack timeout.
 const minRetryWait = 50 * time.Millisecond
@@ -99,15 +109,29 @@ func (c *Client) publishAcked(ctx context.Context, msg *nats.Msg, id message.ID)
 		actx, cancel := context.WithTimeout(ctx, attempt)
 		reply, err := c.nc.RequestMsgWithContext(actx, msg)
 		cancel()
-		if err == nil {
-			if err := pe.fromPubAck(reply); err != nil {
-				c.stats.publishErrors.Add(1)
-				return err
-			}
-			c.stats.published.Add(1)
-			return nil
-		}
 		switch {
+		case err == nil:
+			perr := pe.fromPubAck(reply)
+			if perr == nil {
+				c.stats.published.Add(1)
+				return nil
+			}
+			if pe.Code != jsStreamTooManyRequests {
+				c.stats.publishErrors.Add(1)
+				return perr
+			}
+			// The stream's ingest queue is full (a burst, such as
+			// unacknowledged telemetry): nothing was stored, so back
+			// off and send again, as for a missing acknowledgement.
+			last = fmt.Errorf("stream %q: %s (err_code %d)", pe.Stream, pe.Description, pe.Code)
+			pe.Err, pe.Stream, pe.Code, pe.Description = nil, "", 0, ""
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+			wait = min(2*wait, c.cfg.AckTimeout)
 		case errors.Is(err, nats.ErrNoResponders):
 			// Nothing captures the subject (yet): pause before trying again.
 			last = err
@@ -189,8 +213,11 @@ func (pe *PublishError) fromPubAck(reply *nats.Msg) error {
 }
 
 // isStreamFull reports whether a PubAck error says the stream is at one of
-// its limits with the discard-new policy.
+// its limits with the discard-new policy, or the server's storage is full.
 func isStreamFull(code int, desc string) bool {
+	if code == jsInsufficientResources {
+		return true
+	}
 	if code != jsStreamStoreFailed {
 		return false
 	}

@@ -177,6 +177,10 @@ func newHubLeaf(opts HubLeafOptions) (_ *HubLeaf, err error) {
 	hubOpts.PingInterval = ping
 	hubOpts.LeafNode.Host = loopback
 	hubOpts.LeafNode.Port = server.RANDOM_PORT
+	// Without NoAdvertise the hub tells the leaf its real leafnode URL, and
+	// after the first reconnect the leaf may dial it directly, bypassing the
+	// proxy, so later cuts would do nothing.
+	hubOpts.LeafNode.NoAdvertise = true
 	hubOpts.Nkeys = []*server.NkeyUser{{
 		Nkey:                   hl.LeafPublicKey,
 		AllowedConnectionTypes: connectionTypes(jwt.ConnectionTypeLeafnode),

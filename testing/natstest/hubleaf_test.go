@@ -2,6 +2,7 @@ package natstest_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -116,11 +117,15 @@ func TestHubLeafCutRestore(t *testing.T) {
 	c := connectSides(t, hl)
 	ctx := testContext(t)
 
-	hl.Proxy.Cut()
-	noErr(t, hl.WaitLeafDisconnected(ctx), "after Cut")
-	hl.Proxy.Restore()
-	noErr(t, hl.WaitLeafConnected(ctx), "after Restore")
-	requireBothWays(t, hl, c, "cut")
+	// Twice: after the first reconnect the link must still run through
+	// the proxy, so the second cut takes it down too.
+	for i := range 2 {
+		hl.Proxy.Cut()
+		noErr(t, hl.WaitLeafDisconnected(ctx), fmt.Sprintf("after Cut %d", i+1))
+		hl.Proxy.Restore()
+		noErr(t, hl.WaitLeafConnected(ctx), fmt.Sprintf("after Restore %d", i+1))
+		requireBothWays(t, hl, c, fmt.Sprintf("cut%d", i+1))
+	}
 }
 
 func TestHubLeafStallRestore(t *testing.T) {

@@ -1,0 +1,126 @@
+// Package edgekit runs Lintel's data flows between the edges and central:
+// the edge node at a site ([Node]) and central's side of the links ([Hub]).
+//
+// # The edge node
+//
+// A [Node], started with [Start] (or [NewNode] and [Node.Run]), is an
+// embedded nats-server configured by package authz ([authz.EdgeOptions]):
+// a leaf node of central that logs in with the edge's NKey, JetStream on
+// file storage in the edge's own domain, the org's account with its device
+// users, and the system account exporting the org's client disconnect
+// events. Devices are authenticated by an [authz.EdgeAuthenticator]
+// (cached bcrypt, [Node.UpdateCredentials] without reload). The node starts
+// without central and keeps running through any outage; the link comes up
+// whenever central answers (authz renders a 5 s ping interval instead of
+// nats-server's two minutes, so a dead link is noticed within seconds).
+// On the server runs the edge service, connected in-process ([Node.Conn]).
+//
+// Start-up order matters: the event stream and central's consumer on it are
+// created before any device may log in (the node's authentication admits
+// only its own edge service until then), because an interest-retention
+// stream without a consumer acknowledges and drops every message.
+//
+// # Events: nothing central has not stored is ever deleted
+//
+// Every event, state, telemetry message and ack a device publishes lands in
+// the edge's event stream ([authz.EdgeNames].EventStream) before anything
+// else happens; devices publish with a JetStream acknowledgement
+// (package devicekit). The stream is configured so that only central's
+// storing a message can remove it:
+//
+//   - interest retention, no age limit: a message stays until central's
+//     durable sourcing consumer ("to-hub", the only consumer) has
+//     acknowledged it through flow control; then the edge lets go of it.
+//     (The acknowledgement lags a little behind delivery: it comes with the
+//     next flow-control round trip.)
+//   - a size bound (NodeConfig.EventStreamMaxBytes) with discard-new: a full
+//     stream refuses new messages, and a device gets
+//     devicekit.ErrStreamFull, never a silent drop. A full JetStream store
+//     (the disk) answers "insufficient resources", which devicekit reports
+//     as ErrStreamFull too.
+//   - deny_delete and deny_purge.
+//
+// As the stream (or the store) fills, the node raises [NameStreamFilling]
+// alarms at NodeConfig.FillAlarms (80 % and 95 % by default) as events of
+// the edge itself on "{org}.{edge}._edge.{edge}.evt", and [NodeStatus]
+// carries the fill and the alarm level. The alarms are checked every
+// CheckInterval, so a burst that fills the last 5 % faster than that stores
+// no 95 % alarm; the status still shows it.
+//
+// # Durability: fsync before acknowledging
+//
+// The edge holds the only copy of what central has not stored, and
+// nats-server's file store by default fsyncs only every two minutes (the
+// 2025 Jepsen analysis of NATS lost acknowledged writes on power loss that
+// way). The node therefore runs JetStream with sync_interval "always"
+// (server.Options.SyncAlways) unless NodeConfig.SyncInterval says
+// otherwise: the event stream (the audit trail) and the command stream are
+// fsynced before a write is acknowledged. The credential mirror, which
+// central refills from its last stored sequence, uses per-stream
+// asynchronous persistence (PersistMode async) and pays no fsync per write.
+// BenchmarkNodeIngest measures the cost.
+//
+// Telemetry stays in the event stream, as authz's topology fixes it: central
+// sources one stream per edge, and a device's acknowledged telemetry
+// publish needs a stream at the edge. A telemetry burst therefore queues
+// ahead of later events in that stream and pays the same fsync; the node
+// does not rate-limit it. Devices that send high-rate telemetry should send
+// it unacknowledged (devicekit Config.TelemetryUnacknowledged) and at a
+// bounded rate; a separate, asynchronously persisted telemetry stream would
+// need a second sourcing flow in authz and on central (not done).
+//
+// # Commands
+//
+// Central writes a command into its command stream on
+// [authz.CommandSubject] of the device; the edge's command stream sources
+// only the edge's own. The envelope's Source is the device the command is
+// for, so its subject (Envelope.Subject) is the device's cmd subject,
+// "{org}.{edge}.{type}.{code}.cmd"; the node checks that the stream
+// subject ([authz.ParseCommandSubject]) names the same thing, and rejects
+// the command otherwise. The edge service, the only publisher on device cmd
+// subjects, consumes the command stream with a durable consumer
+// ([CommandDispatcher]) and for each command:
+//
+//   - past its deadline: does not deliver it; stores an expired ack
+//     (message.Ack with CorrelationID the command ID, error
+//     [AckReasonExpired]) on the device's ack subject, in the event stream,
+//     so it reaches central like the device's own acks;
+//   - device connected and subscribed to its cmd subject: publishes the
+//     command there unchanged, then acknowledges it in the command stream;
+//   - otherwise: holds it (unacknowledged, kept in progress) until the
+//     device is back (its birth or heartbeat, then its subscription) or the
+//     deadline passes, whichever comes first.
+//
+// A command ID handed out once is not handed out again, even if central's
+// stream holds it twice; devices recognise repeated IDs and idempotency
+// keys anyway. Delivery to the device is at most once: a command published
+// just as the device's connection drops is lost, and central sees no ack.
+//
+// # Liveness and status
+//
+// Devices announce each boot with a birth and send heartbeats on their
+// state subject (Sparkplug B's model). The edge service follows them and the
+// server's disconnect events and keeps each device [DeviceOnline],
+// [DeviceStale] (connected, but silent for NodeConfig.HeartbeatMisses
+// heartbeat intervals) or [DeviceOffline]. When a device's last connection
+// drops without its own death, the edge stores a death (message.Death,
+// reason [DeathReasonConnectionLost], the boot that ended) on the device's
+// state subject. Flap suppression: the edge stores at most one death per
+// device per NodeConfig.FlapWindow (10 s by default); a connection lost
+// again within the window gets its death when the window ends, and none if
+// the device is back by then (its next birth or heartbeat says it is
+// alive). Births and heartbeats are the devices' own messages and are never
+// suppressed.
+//
+// The node publishes its [NodeStatus] (link up, backlog not yet
+// acknowledged by central, stream fill, devices online, stale and offline,
+// commands waiting) on "{org}.{edge}._edge.{edge}.state" every
+// NodeConfig.StatusInterval and when the link, the device counts or the
+// alarm level change, at most once per CheckInterval.
+//
+// # MQTT
+//
+// [MQTTConfig] enables nats-server's MQTT listener for devices that speak
+// only MQTT: same users, same authenticator, same permissions (MQTT topic
+// "org/edge/type/code/evt" is subject "org.edge.type.code.evt").
+package edgekit

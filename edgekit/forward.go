@@ -1,0 +1,283 @@
+package edgekit
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/lintel-io/lintel/authz"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// SourceStatus is the state of one edge's source in central's event stream,
+// as nats-server reports it.
+type SourceStatus struct {
+	// Edge is the edge code.
+	Edge string
+	// Lag is how many messages the edge's stream held beyond the last one
+	// central received, as of that message. It is not updated while no
+	// message arrives, so it says nothing about a backlog that built up
+	// while the link was down.
+	Lag uint64
+	// Active is how long ago central last heard from the source: a message,
+	// or the idle heartbeat the edge's consumer sends every second while
+	// sourcing runs. Negative when central has not heard from it since the
+	// source (re)started.
+	Active time.Duration
+	// Error is the source's last setup error, if any.
+	Error string
+	// Missing reports a registered edge that has no source at the moment
+	// (a kick in progress, or one that was interrupted).
+	Missing bool
+}
+
+// Sources returns the state of the sources of central's event stream, one
+// per registered edge, sorted by edge. It returns the JetStream error.
+func (h *Hub) Sources(ctx context.Context) ([]SourceStatus, error) {
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	s, err := h.js.Stream(ctx, h.eventStream)
+	if err != nil {
+		return nil, fmt.Errorf("edgekit: central event stream %s: %w", h.eventStream, err)
+	}
+	info := s.CachedInfo()
+	var out []SourceStatus
+	for _, e := range registered(info.Config) {
+		n, err := authz.NamesFor(h.cfg.Org, e)
+		if err != nil {
+			continue
+		}
+		st := SourceStatus{Edge: e, Missing: true, Active: -1}
+		for _, si := range info.Sources {
+			if si.Name != n.EventStream {
+				continue
+			}
+			st.Missing = false
+			st.Lag = si.Lag
+			st.Active = si.Active
+			if si.Error != nil {
+				st.Error = si.Error.Error()
+			}
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Kick restarts the sourcing of edge's events: it removes the edge's source
+// from central's event stream and adds it again, in two stream updates.
+//
+// Removing a source cancels its source consumer, including a consumer
+// reset still waiting for an answer and any retry nats-server had scheduled
+// with back-off; adding it again makes nats-server recover the source's
+// position (the last edge sequence central stored, found by a backward scan
+// of central's stream for the newest message from that edge) and ask the
+// edge at once, without back-off, to reset its durable consumer to its
+// acknowledgement floor. Messages the edge then sends again up to the
+// position central already holds are skipped by sequence, so a kick
+// neither loses nor duplicates anything: the durable consumer on the edge
+// never moves its floor past what central stored, and the registry in the
+// stream's metadata keeps the edge registered even if the second update
+// never happens ([Hub.Provision] and [Hub.Supervise] add it back).
+//
+// It returns an error wrapping [ErrEdgeNotRegistered] for an edge that is
+// not registered, or the JetStream error.
+func (h *Hub) Kick(ctx context.Context, edge string) error {
+	n, err := authz.NamesFor(h.cfg.Org, edge)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	cfg, err := h.eventStreamConfig(ctx)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(registered(cfg), edge) {
+		return fmt.Errorf("%w: %s", ErrEdgeNotRegistered, edge)
+	}
+	without := cfg
+	without.Subjects = nil
+	without.Sources = slices.DeleteFunc(slices.Clone(cfg.Sources), func(s *jetstream.StreamSource) bool { return s.Name == n.EventStream })
+	if len(without.Sources) < len(cfg.Sources) {
+		if _, err := h.js.UpdateStream(ctx, without); err != nil {
+			return fmt.Errorf("edgekit: kick %s: remove source: %w", edge, err)
+		}
+	}
+	with := without
+	with.Sources = append(slices.Clone(without.Sources), n.EventSource())
+	if _, err := h.js.UpdateStream(ctx, with); err != nil {
+		return fmt.Errorf("edgekit: kick %s: add source again: %w", edge, err)
+	}
+	return nil
+}
+
+// repair adds the sources of registered edges that have none.
+func (h *Hub) repair(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	cfg, err := h.eventStreamConfig(ctx)
+	if err != nil {
+		return err
+	}
+	return h.setSources(ctx, cfg, registered(cfg))
+}
+
+// SupervisorStats is a snapshot of a [Supervisor]'s counters.
+type SupervisorStats struct {
+	Polls      uint64 // reads of the sources
+	PollErrors uint64 // reads that failed
+	Stalls     uint64 // polls that found a source stalled
+	Kicks      uint64 // kicks done
+	KickErrors uint64 // kicks that failed
+	Repairs    uint64 // missing sources added back
+}
+
+// Supervisor watches the sources of central's event stream and restarts
+// those that stall. Start one with [Hub.Supervise]; stop it with
+// [Supervisor.Stop].
+type Supervisor struct {
+	h      *Hub
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	polls, pollErrors, stalls, kicks, kickErrors, repairs atomic.Uint64
+}
+
+// Supervise starts watching the sources of central's event stream until ctx
+// ends or [Supervisor.Stop] is called, and returns at once.
+//
+// Why: nats-server resumes a durable source on its own, but not always
+// fast. A consumer reset sent while the edge is unreachable is awaited for
+// 5 s, and a leaf reconnection during that wait does not retry (the retry
+// on leaf connect skips a source whose setup is in progress); each failed
+// attempt then adds 10 s of back-off per failure, up to 2 minutes, before
+// the next. A probe on the deliver subject cuts the back-off short when the
+// edge's heartbeat arrives, but only for a reset that timed out.
+//
+// How: every HubConfig.PollInterval it reads the stream's source info. A
+// source is stalled when central has not heard from it for more than
+// HubConfig.StallAfter: a running source hears a message or the edge
+// consumer's heartbeat every second, whatever the traffic, so silence means
+// its consumer is not running, whether because the link is down or the
+// server is backing off. A stalled source is kicked ([Hub.Kick]) at once,
+// then every HubConfig.MinKickInterval for the first HubConfig.FastKickFor
+// of the stall (a central restart or a short cut: the link is typically
+// back within a second or two), then with a back-off that doubles up to
+// HubConfig.MaxKickInterval while it stays stalled; it starts over once the
+// source runs. While the link is down a kick is wasted but cheap (two
+// stream updates and a backward scan of central's stream for the edge's
+// newest message); the first kick after the link is back starts the source
+// within about a second. A source missing for a registered edge is added
+// back.
+//
+// The hub's service user cannot see central's system account (leaf connect
+// events) nor the edge's JetStream API (consumer info): the authz
+// permissions confine it to its org, so the source info is the signal.
+func (h *Hub) Supervise(ctx context.Context) *Supervisor {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &Supervisor{h: h, cancel: cancel, done: make(chan struct{})}
+	go s.run(ctx)
+	return s
+}
+
+// Stop stops the supervisor and waits until it has.
+func (s *Supervisor) Stop() {
+	s.cancel()
+	<-s.done
+}
+
+// Done is closed when the supervisor has stopped.
+func (s *Supervisor) Done() <-chan struct{} { return s.done }
+
+// Stats returns a snapshot of the supervisor's counters.
+func (s *Supervisor) Stats() SupervisorStats {
+	return SupervisorStats{
+		Polls:      s.polls.Load(),
+		PollErrors: s.pollErrors.Load(),
+		Stalls:     s.stalls.Load(),
+		Kicks:      s.kicks.Load(),
+		KickErrors: s.kickErrors.Load(),
+		Repairs:    s.repairs.Load(),
+	}
+}
+
+// kickState is the back-off of one stalled source.
+type kickState struct {
+	since time.Time     // stalled since
+	next  time.Time     // no kick before
+	gap   time.Duration // wait after the next kick
+}
+
+func (s *Supervisor) run(ctx context.Context) {
+	defer close(s.done)
+	h := s.h
+	t := time.NewTicker(h.cfg.PollInterval)
+	defer t.Stop()
+	kicks := map[string]*kickState{}
+	for {
+		s.poll(ctx, kicks)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Supervisor) poll(ctx context.Context, kicks map[string]*kickState) {
+	h := s.h
+	pctx, cancel := context.WithTimeout(ctx, max(h.cfg.PollInterval*4, 2*time.Second))
+	defer cancel()
+	st, err := h.Sources(pctx)
+	s.polls.Add(1)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.pollErrors.Add(1)
+			h.log.Debug("reading sources failed", LogKeyHubErr, err)
+		}
+		return
+	}
+	now := h.cfg.Now()
+	for _, src := range st {
+		if src.Missing {
+			if err := h.repair(pctx); err != nil {
+				h.log.Warn("adding back a missing source failed", LogKeyEdge, src.Edge, LogKeyHubErr, err)
+			} else {
+				s.repairs.Add(1)
+				h.log.Info("added back a missing source", LogKeyEdge, src.Edge)
+			}
+			continue
+		}
+		if src.Active >= 0 && src.Active <= h.cfg.StallAfter {
+			delete(kicks, src.Edge)
+			continue
+		}
+		s.stalls.Add(1)
+		k := kicks[src.Edge]
+		if k == nil {
+			k = &kickState{since: now, gap: h.cfg.MinKickInterval}
+			kicks[src.Edge] = k
+		}
+		if now.Before(k.next) {
+			continue
+		}
+		if err := h.Kick(pctx, src.Edge); err != nil {
+			if ctx.Err() == nil {
+				s.kickErrors.Add(1)
+				h.log.Warn("kicking a stalled source failed", LogKeyEdge, src.Edge, LogKeyHubErr, err)
+			}
+			continue
+		}
+		s.kicks.Add(1)
+		h.log.Info("kicked a stalled source", LogKeyEdge, src.Edge, LogKeyActive, src.Active, LogKeyKickGap, k.gap)
+		k.next = now.Add(k.gap)
+		if now.Sub(k.since) >= h.cfg.FastKickFor {
+			k.gap = min(k.gap*2, h.cfg.MaxKickInterval)
+		}
+	}
+}

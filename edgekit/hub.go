@@ -1,0 +1,552 @@
+package edgekit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/message"
+	"github.com/lintel-io/lintel/topic"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Defaults of [HubConfig].
+const (
+	// DefaultHubTimeout bounds the hub's calls whose context has no deadline.
+	DefaultHubTimeout = 30 * time.Second
+	// DefaultPollInterval is how often [Hub.Supervise] reads the sources of
+	// central's event stream.
+	DefaultPollInterval = 500 * time.Millisecond
+	// DefaultStallAfter is how long a source may stay silent before
+	// [Hub.Supervise] considers it stalled. A running source hears its edge
+	// consumer's idle heartbeat every second, so three seconds of silence
+	// means the source consumer is not running: the link is down, or the
+	// server is waiting out a retry back-off.
+	DefaultStallAfter = 3 * time.Second
+	// DefaultMinKickInterval is the time between the first kicks of a
+	// stalled source. A kick restarts a source's setup at once, so it is
+	// harmless to kick again before nats-server's 5 s wait for the answer
+	// to a durable source's consumer reset has run out.
+	DefaultMinKickInterval = time.Second
+	// DefaultFastKickFor is how long a stalled source is kicked every
+	// MinKickInterval before the kicks back off.
+	DefaultFastKickFor = 15 * time.Second
+	// DefaultMaxKickInterval bounds the back-off between kicks of a source
+	// that stays stalled (its edge is down).
+	DefaultMaxKickInterval = 15 * time.Second
+)
+
+// Log keys of the hub's records.
+const (
+	LogKeyOrg     = "org"
+	LogKeyEdge    = "edge"
+	LogKeyThing   = "thing"
+	LogKeyHubErr  = "err"
+	LogKeyLag     = "lag"
+	LogKeyActive  = "active"
+	LogKeyHubMsg  = "msg_id"
+	LogKeyKickGap = "next_kick_in"
+)
+
+// metaEdges is the metadata key of central's event stream that lists the
+// registered edges, sorted and comma-separated. The sources say the same,
+// except while [Hub.Kick] has removed one for a moment: the metadata is the
+// registry, the sources follow it.
+const metaEdges = "lintel.edges"
+
+// HubConfig configures a [Hub]. Org is required; the zero value of every
+// other field means its default.
+type HubConfig struct {
+	// Org is the org whose edges the hub serves. Required.
+	Org string
+
+	// Timeout bounds calls whose context has no deadline; DefaultHubTimeout
+	// if zero.
+	Timeout time.Duration
+
+	// EventStream, when set, adjusts the configuration of central's event
+	// stream when [Hub.Provision] creates it (retention limits, replicas).
+	// It must keep the name, the sources and the absence of subjects.
+	EventStream func(*jetstream.StreamConfig)
+	// CommandStream, when set, adjusts the configuration of the org's
+	// command stream (retention limits, replicas) before [Hub.Provision]
+	// creates or updates it. It must keep the name and subjects.
+	CommandStream func(*jetstream.StreamConfig)
+
+	// PollInterval is how often [Hub.Supervise] reads the sources;
+	// DefaultPollInterval if zero.
+	PollInterval time.Duration
+	// StallAfter is how long a source may be silent before it counts as
+	// stalled; DefaultStallAfter if zero.
+	StallAfter time.Duration
+	// MinKickInterval and MaxKickInterval bound the back-off between kicks
+	// of a source that stays stalled; DefaultMinKickInterval and
+	// DefaultMaxKickInterval if zero.
+	MinKickInterval, MaxKickInterval time.Duration
+	// FastKickFor is how long a stalled source is kicked every
+	// MinKickInterval before the kicks back off; DefaultFastKickFor if
+	// zero.
+	FastKickFor time.Duration
+
+	// Logger receives the hub's log; nil discards.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// IDs makes the IDs of command envelopes; nil means a generator of the
+	// hub's own, using Now.
+	IDs *message.IDGenerator
+}
+
+func (c HubConfig) withDefaults() HubConfig {
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultHubTimeout
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	if c.StallAfter <= 0 {
+		c.StallAfter = DefaultStallAfter
+	}
+	if c.MinKickInterval <= 0 {
+		c.MinKickInterval = DefaultMinKickInterval
+	}
+	if c.FastKickFor <= 0 {
+		c.FastKickFor = DefaultFastKickFor
+	}
+	if c.MaxKickInterval < c.MinKickInterval {
+		c.MaxKickInterval = max(DefaultMaxKickInterval, c.MinKickInterval)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.IDs == nil {
+		c.IDs = &message.IDGenerator{Now: c.Now}
+	}
+	return c
+}
+
+// Hub is the central side of one org's edges: it keeps the JetStream
+// topology that [authz] fixes on central, and talks to the edges through it.
+//
+//   - Events: central's event stream ([authz.EdgeNames.CentralEventStream])
+//     has no subjects of its own, only one source per registered edge, which
+//     reads the edge's event stream through the durable, flow-controlled
+//     consumer "to-hub" that the edge service creates on the edge. Sourcing
+//     is acknowledged (the edge's consumer only moves its floor once central
+//     has stored a message) and tracked by source sequence on central, so an
+//     outage of any length loses nothing and stores nothing twice: after the
+//     link, central or the edge comes back, central resumes where it
+//     stopped. [Hub.Supervise] watches the sources and restarts one that the
+//     server leaves idle; see there.
+//   - Commands: [Hub.SendCommand] writes a command envelope into the org's
+//     command stream on [authz.CommandSubject]; each edge sources its own
+//     commands from there through the per-edge consumer the hub creates.
+//   - Credentials: one KV bucket per edge, mirrored by the edge
+//     ([Hub.PutCredential], [Hub.DeleteCredential]).
+//
+// Events keep their envelopes byte for byte: sourcing adds a
+// "Nats-Stream-Source" header but changes neither data nor the envelope's
+// headers. An event that reached central late is recognised by comparing
+// the time central's stream stored it (the JetStream timestamp of the
+// message in central's stream, which for a sourced message is central's
+// receive time, not the edge's) with the envelope's Time, which is what
+// storage's ingest does by default (more than 5 minutes apart: replayed, in
+// the sense of Sparkplug B's is_historical). Sourcing cannot add a header
+// such as storage's "Lintel-Replayed". A device clock far in the past makes
+// its events count as replayed, one far in the future as live; neither
+// changes forwarding, which orders and deduplicates by stream sequence and
+// envelope ID, never by time.
+//
+// Central's durability: the rendered configuration keeps nats-server's
+// default sync_interval (2 minutes): a stored message survives a crash or
+// restart of central's process at once, but an operating system crash or
+// power loss of central may lose what it stored in the last 2 minutes, and
+// since the edge's consumer counts those as delivered, the durable source
+// would not send them again. Set sync_interval to "always" on central for
+// that case, at a cost in throughput.
+//
+// A Hub is safe for concurrent use. Run one per org on central (several
+// would race their updates of the event stream's sources).
+type Hub struct {
+	js  jetstream.JetStream
+	cfg HubConfig
+	log *slog.Logger
+
+	eventStream   string
+	commandStream string
+
+	mu sync.Mutex // serialises updates of the event stream's configuration
+}
+
+// NewHub returns the hub of cfg.Org on central, using js, a JetStream
+// context of a central service of the org in central's domain
+// ([authz.HubDomain]). It does no I/O; call [Hub.Provision] before use. It
+// returns an error wrapping [ErrInvalidHubConfig] for a missing or invalid
+// org.
+func NewHub(js jetstream.JetStream, cfg HubConfig) (*Hub, error) {
+	if js == nil {
+		return nil, fmt.Errorf("%w: nil JetStream", ErrInvalidHubConfig)
+	}
+	evCfg, err := authz.CentralEventStreamConfig(cfg.Org)
+	if err != nil {
+		return nil, fmt.Errorf("%w: org %q: %w", ErrInvalidHubConfig, cfg.Org, err)
+	}
+	cmdCfg, err := authz.CentralCommandStreamConfig(cfg.Org)
+	if err != nil {
+		return nil, fmt.Errorf("%w: org %q: %w", ErrInvalidHubConfig, cfg.Org, err)
+	}
+	cfg = cfg.withDefaults()
+	return &Hub{
+		js:            js,
+		cfg:           cfg,
+		log:           cfg.Logger.With(LogKeyOrg, cfg.Org),
+		eventStream:   evCfg.Name,
+		commandStream: cmdCfg.Name,
+	}, nil
+}
+
+// Org returns the hub's org.
+func (h *Hub) Org() string { return h.cfg.Org }
+
+// EventStream returns the name of central's event stream of the org.
+func (h *Hub) EventStream() string { return h.eventStream }
+
+// CommandStream returns the name of the org's command stream on central.
+func (h *Hub) CommandStream() string { return h.commandStream }
+
+func (h *Hub) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, h.cfg.Timeout)
+}
+
+// Provision creates or updates the org's command stream, creates central's
+// event stream when it is missing, and registers edges (see
+// [Hub.RegisterEdge]) in addition to those already registered. It also
+// repairs a registered edge whose source is missing (after an interrupted
+// [Hub.Kick]). It is idempotent. It returns the JetStream error of the step
+// that failed, or the error of [authz.NamesFor] for a bad edge code.
+func (h *Hub) Provision(ctx context.Context, edges ...string) error {
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	cmdCfg, _ := authz.CentralCommandStreamConfig(h.cfg.Org)
+	if h.cfg.CommandStream != nil {
+		h.cfg.CommandStream(&cmdCfg)
+	}
+	if _, err := h.js.CreateOrUpdateStream(ctx, cmdCfg); err != nil {
+		return fmt.Errorf("edgekit: command stream %s: %w", cmdCfg.Name, err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	cfg, err := h.eventStreamConfig(ctx)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		cfg, _ = authz.CentralEventStreamConfig(h.cfg.Org)
+		if h.cfg.EventStream != nil {
+			h.cfg.EventStream(&cfg)
+		}
+		// With no source yet, nats-server gives the stream a subject of its
+		// own name, which nobody may publish on; setSources drops it again
+		// with the first source.
+		cfg.Sources = nil
+		cfg.Subjects = nil
+		setRegistered(&cfg, nil)
+		if _, err := h.js.CreateStream(ctx, cfg); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return fmt.Errorf("edgekit: central event stream %s: %w", cfg.Name, err)
+		}
+		h.log.Info("created central event stream")
+		if cfg, err = h.eventStreamConfig(ctx); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	want := registered(cfg)
+	for _, e := range edges {
+		if _, err := authz.NamesFor(h.cfg.Org, e); err != nil {
+			return err
+		}
+		if !slices.Contains(want, e) {
+			want = append(want, e)
+		}
+	}
+	for _, e := range want {
+		n, _ := authz.NamesFor(h.cfg.Org, e)
+		if err := h.ensureEdgeConsumers(ctx, n); err != nil {
+			return err
+		}
+	}
+	return h.setSources(ctx, cfg, want)
+}
+
+// RegisterEdge registers edge: it creates the edge's credential bucket, the
+// durable consumers through which the edge's credential mirror and command
+// stream read from central, and adds the edge's event stream to the sources
+// of central's event stream (a stream update; sourcing starts at once, or
+// when the edge is first reachable). Central's event stream must exist
+// ([Hub.Provision]). It is idempotent. It returns the error of
+// [authz.NamesFor] for a bad edge code, or the JetStream error.
+func (h *Hub) RegisterEdge(ctx context.Context, edge string) error {
+	n, err := authz.NamesFor(h.cfg.Org, edge)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	if err := h.ensureEdgeConsumers(ctx, n); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	cfg, err := h.eventStreamConfig(ctx)
+	if err != nil {
+		return err
+	}
+	want := registered(cfg)
+	if !slices.Contains(want, edge) {
+		want = append(want, edge)
+	}
+	if err := h.setSources(ctx, cfg, want); err != nil {
+		return err
+	}
+	h.log.Info("registered edge", LogKeyEdge, edge)
+	return nil
+}
+
+// RemoveEdge unregisters edge: it removes its source from central's event
+// stream (the events already forwarded stay), deletes the consumers its
+// command stream and credential mirror read through, and deletes its
+// credential bucket, so that nothing more reaches the edge. Removing an edge
+// that is not registered is not an error. It returns the error of
+// [authz.NamesFor] for a bad edge code, or the JetStream error.
+func (h *Hub) RemoveEdge(ctx context.Context, edge string) error {
+	n, err := authz.NamesFor(h.cfg.Org, edge)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	h.mu.Lock()
+	cfg, err := h.eventStreamConfig(ctx)
+	if err == nil {
+		want := slices.DeleteFunc(registered(cfg), func(e string) bool { return e == edge })
+		err = h.setSources(ctx, cfg, want)
+	}
+	h.mu.Unlock()
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return err
+	}
+	if err := h.js.DeleteConsumer(ctx, n.CentralCommandStream, n.CommandConsumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("edgekit: command consumer of %s: %w", edge, err)
+	}
+	if err := h.js.DeleteKeyValue(ctx, n.CredentialBucket); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("edgekit: credential bucket of %s: %w", edge, err)
+	}
+	h.log.Info("removed edge", LogKeyEdge, edge)
+	return nil
+}
+
+// Edges returns the registered edges, sorted. It returns
+// jetstream.ErrStreamNotFound (wrapped) before [Hub.Provision].
+func (h *Hub) Edges(ctx context.Context) ([]string, error) {
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	cfg, err := h.eventStreamConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return registered(cfg), nil
+}
+
+// ensureEdgeConsumers creates the edge's credential bucket and the durable
+// consumers on central that the edge sources through.
+func (h *Hub) ensureEdgeConsumers(ctx context.Context, n authz.EdgeNames) error {
+	if _, err := h.js.CreateOrUpdateKeyValue(ctx, n.CredentialBucketConfig()); err != nil {
+		return fmt.Errorf("edgekit: credential bucket %s: %w", n.CredentialBucket, err)
+	}
+	if _, err := h.js.CreateOrUpdatePushConsumer(ctx, n.CredentialStream, n.CredentialConsumerConfig()); err != nil {
+		return fmt.Errorf("edgekit: credential consumer of %s: %w", n.Edge, err)
+	}
+	if _, err := h.js.CreateOrUpdatePushConsumer(ctx, n.CentralCommandStream, n.CommandConsumerConfig()); err != nil {
+		return fmt.Errorf("edgekit: command consumer of %s: %w", n.Edge, err)
+	}
+	return nil
+}
+
+// eventStreamConfig returns the current configuration of central's event
+// stream.
+func (h *Hub) eventStreamConfig(ctx context.Context) (jetstream.StreamConfig, error) {
+	s, err := h.js.Stream(ctx, h.eventStream)
+	if err != nil {
+		return jetstream.StreamConfig{}, fmt.Errorf("edgekit: central event stream %s: %w", h.eventStream, err)
+	}
+	return s.CachedInfo().Config, nil
+}
+
+// setSources makes the registry and the sources of cfg list exactly edges,
+// keeping the sources already there untouched (an update that leaves a
+// source as it was does not restart it). Call with h.mu held.
+func (h *Hub) setSources(ctx context.Context, cfg jetstream.StreamConfig, edges []string) error {
+	slices.Sort(edges)
+	edges = slices.Compact(edges)
+	old := slices.Clone(cfg.Sources)
+	var srcs []*jetstream.StreamSource
+	for _, e := range edges {
+		n, err := authz.NamesFor(h.cfg.Org, e)
+		if err != nil {
+			return err
+		}
+		if i := slices.IndexFunc(old, func(s *jetstream.StreamSource) bool { return s.Name == n.EventStream }); i >= 0 {
+			srcs = append(srcs, old[i])
+		} else {
+			srcs = append(srcs, n.EventSource())
+		}
+	}
+	if slices.Equal(registered(cfg), edges) && sameSourceNames(old, srcs) {
+		return nil
+	}
+	cfg.Sources = srcs
+	cfg.Subjects = nil
+	setRegistered(&cfg, edges)
+	if _, err := h.js.UpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("edgekit: update sources of %s: %w", h.eventStream, err)
+	}
+	return nil
+}
+
+func sameSourceNames(a, b []*jetstream.StreamSource) bool {
+	return slices.EqualFunc(a, b, func(x, y *jetstream.StreamSource) bool { return x.Name == y.Name })
+}
+
+// registered returns the edges listed in the metadata of cfg, or failing
+// that, the edges of its sources.
+func registered(cfg jetstream.StreamConfig) []string {
+	var edges []string
+	if v := cfg.Metadata[metaEdges]; v != "" {
+		edges = strings.Split(v, ",")
+	} else {
+		prefix := cfg.Name + "-"
+		for _, s := range cfg.Sources {
+			if e, ok := strings.CutPrefix(s.Name, prefix); ok {
+				edges = append(edges, e)
+			}
+		}
+	}
+	slices.Sort(edges)
+	return slices.Compact(edges)
+}
+
+func setRegistered(cfg *jetstream.StreamConfig, edges []string) {
+	m := make(map[string]string, len(cfg.Metadata)+1)
+	for k, v := range cfg.Metadata {
+		m[k] = v
+	}
+	m[metaEdges] = strings.Join(edges, ",")
+	cfg.Metadata = m
+}
+
+// SendCommand sends cmd to thing: it wraps cmd in a command envelope
+// (message.NameCommand, type topic.Command, with thing as source so that its
+// subject is the device's cmd subject, a new ID and the current time; cmd's
+// RequestedBy is set to requestedBy when that is not empty) and publishes it
+// with a JetStream acknowledgement into the org's command stream on
+// [authz.CommandSubject](thing), with the envelope ID as Nats-Msg-Id. The
+// edge's command stream sources it from there, across any outage, and the
+// edge service hands it to the device, whose acks come back in central's
+// event stream with the returned ID as CorrelationID.
+//
+// A command needs a deadline in the future and an idempotency key. It
+// returns a [*topic.Error] for an invalid thing, an error wrapping
+// [ErrWrongOrg], [ErrNoDeadline], [ErrCommandExpired] or
+// [ErrNoIdempotencyKey], or the JetStream error of the publish.
+func (h *Hub) SendCommand(ctx context.Context, thing topic.Thing, cmd message.Command, requestedBy string) (message.ID, error) {
+	if err := thing.Validate(); err != nil {
+		return message.ID{}, err
+	}
+	if thing.Org != h.cfg.Org {
+		return message.ID{}, fmt.Errorf("%w: %s is not of org %s", ErrWrongOrg, thing, h.cfg.Org)
+	}
+	now := h.cfg.Now()
+	switch {
+	case cmd.Deadline.IsZero():
+		return message.ID{}, fmt.Errorf("%w: %s to %s", ErrNoDeadline, cmd.Action, thing)
+	case cmd.Expired(now):
+		return message.ID{}, fmt.Errorf("%w: %s to %s, deadline %s", ErrCommandExpired, cmd.Action, thing, cmd.Deadline.Format(time.RFC3339Nano))
+	case cmd.IdempotencyKey == "":
+		return message.ID{}, fmt.Errorf("%w: %s to %s", ErrNoIdempotencyKey, cmd.Action, thing)
+	}
+	if requestedBy != "" {
+		cmd.RequestedBy = requestedBy
+	}
+	e := &message.Envelope{
+		ID:     h.cfg.IDs.NewAt(now),
+		Time:   now.UTC(),
+		Source: thing,
+		Type:   topic.Command,
+		Name:   message.NameCommand,
+	}
+	if err := message.SetPayload(e, cmd); err != nil {
+		return message.ID{}, err
+	}
+	msg, err := e.ToMsg(nil)
+	if err != nil {
+		return message.ID{}, err
+	}
+	msg.Subject = authz.CommandSubject(thing)
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	if _, err := h.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(h.commandStream)); err != nil {
+		return message.ID{}, fmt.Errorf("edgekit: command %s to %s: %w", e.ID, thing, err)
+	}
+	h.log.Debug("sent command", LogKeyThing, thing.String(), LogKeyHubMsg, e.ID.String())
+	return e.ID, nil
+}
+
+// PutCredential stores value under key in edge's credential bucket, which
+// the edge mirrors, and returns the entry's revision. The encoding of keys
+// and values is the caller's (issue 6). It returns the error of
+// [authz.NamesFor] for a bad edge code or the JetStream error, such as
+// jetstream.ErrBucketNotFound for an edge that is not registered.
+func (h *Hub) PutCredential(ctx context.Context, edge, key string, value []byte) (uint64, error) {
+	kv, ctx, cancel, err := h.bucket(ctx, edge)
+	if err != nil {
+		return 0, err
+	}
+	defer cancel()
+	return kv.Put(ctx, key, value)
+}
+
+// DeleteCredential deletes key from edge's credential bucket, leaving a
+// delete marker that the edge's mirror receives. It returns the errors of
+// [Hub.PutCredential].
+func (h *Hub) DeleteCredential(ctx context.Context, edge, key string) error {
+	kv, ctx, cancel, err := h.bucket(ctx, edge)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	return kv.Delete(ctx, key)
+}
+
+func (h *Hub) bucket(ctx context.Context, edge string) (jetstream.KeyValue, context.Context, context.CancelFunc, error) {
+	n, err := authz.NamesFor(h.cfg.Org, edge)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := h.ctx(ctx)
+	kv, err := h.js.KeyValue(ctx, n.CredentialBucket)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, fmt.Errorf("edgekit: credential bucket of %s: %w", edge, err)
+	}
+	return kv, ctx, cancel, nil
+}

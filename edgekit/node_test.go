@@ -1,0 +1,253 @@
+package edgekit_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/devicekit"
+	"github.com/lintel-io/lintel/edgekit"
+	"github.com/lintel-io/lintel/message"
+	"github.com/lintel-io/lintel/topic"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestNodeDeviceEventReachesCentral: a device's event is stored in the
+// edge's event stream and reaches central's with the same envelope ID, and
+// the edge's stream lets go of it once central has it.
+func TestNodeDeviceEventReachesCentral(t *testing.T) {
+	env := newNodeEnv(t, 0)
+	central := nodeStartCentral(t, env)
+	node := nodeStart(t, nodeTestConfig(t, env, central.hubURL()))
+	nodeWaitFor(t, "leaf link", node.LinkUp)
+
+	// No heartbeats: once the event is across, the edge goes quiet and
+	// central's flow-control acknowledgement catches up with everything.
+	d := nodeConnectDevice(t, env, node.ClientURL(), nodeR1, func(c *devicekit.Config) { c.HeartbeatInterval = -1 })
+	e := &message.Envelope{Type: topic.Event, Name: message.NameAccessGranted}
+	if err := d.Publish(nodeCtx(t), e); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	n := node.Names()
+	got := nodeWaitEnvelope(t, central.js, n.CentralEventStream, nodeR1.Subject(topic.Event).String(),
+		func(g *message.Envelope) bool { return g.ID == e.ID })
+	if got.Name != message.NameAccessGranted || got.BootID != d.BootID() {
+		t.Fatalf("central has %v", got)
+	}
+	nodeWaitFor(t, "backlog drained", func() bool {
+		st, err := node.Status(nodeCtx(t))
+		return err == nil && st.Backlog == 0 && st.LinkUp
+	})
+}
+
+// TestNodeDevicePermissions: a device may not publish on another device's
+// cmd subject, nor on its own: only the edge service hands out commands.
+func TestNodeDevicePermissions(t *testing.T) {
+	env := newNodeEnv(t, 0)
+	node := nodeStart(t, nodeTestConfig(t, env, ""))
+	user := authz.DeviceUser(nodeR1)
+	errs := make(chan error, 16)
+	nc, err := nats.Connect(node.ClientURL(), nats.UserInfo(user, env.password(user)),
+		nats.CustomInboxPrefix(nodeR1.InboxPrefix()),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	for _, subj := range []string{nodeL1.Subject(topic.Command).String(), nodeR1.Subject(topic.Command).String()} {
+		if err := nc.Publish(subj, []byte("unlock")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-errs:
+			if !strings.Contains(strings.ToLower(err.Error()), "permissions violation for publish") {
+				t.Fatalf("publish on %s: %v", subj, err)
+			}
+		case <-time.After(nodeWait):
+			t.Fatalf("publish on %s: no permission violation", subj)
+		}
+	}
+	// A wrong password is refused.
+	if _, err := nats.Connect(node.ClientURL(), nats.UserInfo(user, "wrong"), nats.MaxReconnects(0)); err == nil {
+		t.Fatal("wrong password accepted")
+	}
+}
+
+// TestNodeCentralUnreachable: the edge starts without central, devices
+// publish, the edge keeps what they send, and it all reaches central once
+// the link comes up.
+func TestNodeCentralUnreachable(t *testing.T) {
+	env := newNodeEnv(t, 0)
+	central := nodeStartCentral(t, env)
+	central.proxy.Cut()
+	node := nodeStart(t, nodeTestConfig(t, env, central.hubURL()))
+	if node.LinkUp() {
+		t.Fatal("link up through a cut proxy")
+	}
+	d := nodeConnectDevice(t, env, node.ClientURL(), nodeR1, nil)
+	const events = 20
+	var last message.ID
+	for i := range events {
+		e := &message.Envelope{Type: topic.Event, Name: "door.opened"}
+		if err := d.Publish(nodeCtx(t), e); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+		last = e.ID
+	}
+	st, err := node.Status(nodeCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.LinkUp || st.Backlog < events {
+		t.Fatalf("status during outage: %+v", st)
+	}
+	central.proxy.Restore()
+	nodeWaitFor(t, "leaf link", node.LinkUp)
+	n := node.Names()
+	nodeWaitEnvelope(t, central.js, n.CentralEventStream, nodeR1.Subject(topic.Event).String(),
+		func(g *message.Envelope) bool { return g.ID == last })
+	got := nodeStreamEnvelopes(t, central.js, n.CentralEventStream, nodeR1.Subject(topic.Event).String())
+	if len(got) != events {
+		t.Fatalf("central has %d events, want %d", len(got), events)
+	}
+}
+
+// TestNodeStreamFull: a full event stream, or a full JetStream store,
+// refuses devices with devicekit.ErrStreamFull, keeps everything it stored
+// and raises the fill alarm.
+func TestNodeStreamFull(t *testing.T) {
+	tests := []struct {
+		name     string
+		maxBytes int64 // event stream bound
+		store    int64 // JetStream max_file_store
+	}{
+		{name: "stream bound", maxBytes: 32 << 10, store: 256 << 20},
+		{name: "store full", maxBytes: -1, store: 48 << 10},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newNodeEnv(t, 0)
+			cfg := nodeTestConfig(t, env, "")
+			cfg.EventStreamMaxBytes = tc.maxBytes
+			cfg.Render.MaxFileStore = tc.store
+			node := nodeStart(t, cfg)
+			d := nodeConnectDevice(t, env, node.ClientURL(), nodeR1, nil)
+			payload := map[string]string{"pad": strings.Repeat("x", 512)}
+			var stored []message.ID
+			var full error
+			alarmed := false
+			for i := 0; i < 1000 && full == nil; i++ {
+				e := &message.Envelope{Type: topic.Event, Name: "door.opened"}
+				if err := message.SetPayload(e, payload); err != nil {
+					t.Fatal(err)
+				}
+				if err := d.Publish(nodeCtx(t), e); err != nil {
+					full = err
+					break
+				}
+				stored = append(stored, e.ID)
+				if st, err := node.Status(nodeCtx(t)); err != nil {
+					t.Fatal(err)
+				} else if !alarmed && st.Fill >= 0.8 {
+					// The stream fills slowly in real life: the
+					// alarm is stored while there is room.
+					alarm := nodeWaitEnvelope(t, node.JetStream(), node.Names().EventStream, "acme.hq._edge.hq.evt",
+						func(e *message.Envelope) bool { return e.Name == edgekit.NameStreamFilling })
+					a, err := message.DecodePayload[edgekit.StreamAlarm](alarm)
+					if err != nil || a.Threshold != 0.8 || a.Stream != node.Names().EventStream || a.Fill < 0.8 {
+						t.Fatalf("alarm %+v, %v", a, err)
+					}
+					alarmed = true
+				}
+			}
+			if !errors.Is(full, devicekit.ErrStreamFull) {
+				t.Fatalf("after %d events: %v, want ErrStreamFull", len(stored), full)
+			}
+			t.Logf("stored %d events, then: %v", len(stored), full)
+			got := nodeStreamEnvelopes(t, node.JetStream(), node.Names().EventStream, nodeR1.Subject(topic.Event).String())
+			if len(got) != len(stored) {
+				t.Fatalf("stream holds %d events, %d were acknowledged", len(got), len(stored))
+			}
+			for i := range got {
+				if got[i].ID != stored[i] {
+					t.Fatalf("event %d: stream has %s, device stored %s", i, got[i].ID, stored[i])
+				}
+			}
+			nodeWaitFor(t, "fill alarm in the status", func() bool {
+				st, err := node.Status(nodeCtx(t))
+				return err == nil && st.Alarm >= 0.8 && st.Fill >= 0.95
+			})
+		})
+	}
+}
+
+// TestNodeRestartKeepsEvents: events stored during an outage survive a
+// restart of the edge on the same store.
+func TestNodeRestartKeepsEvents(t *testing.T) {
+	env := newNodeEnv(t, 0)
+	cfg := nodeTestConfig(t, env, "")
+	node := nodeStart(t, cfg)
+	d := nodeConnectDevice(t, env, node.ClientURL(), nodeR1, nil)
+	var ids []message.ID
+	for range 10 {
+		e := &message.Envelope{Type: topic.Event, Name: "door.opened"}
+		if err := d.Publish(nodeCtx(t), e); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.ID)
+	}
+	_ = d.Close()
+	if err := node.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	select {
+	case <-node.Done():
+	default:
+		t.Fatal("Done not closed after Close")
+	}
+	again := nodeStart(t, cfg)
+	got := nodeStreamEnvelopes(t, again.JetStream(), again.Names().EventStream, nodeR1.Subject(topic.Event).String())
+	if len(got) != len(ids) {
+		t.Fatalf("after restart the stream holds %d events, want %d", len(got), len(ids))
+	}
+	for i := range got {
+		if got[i].ID != ids[i] {
+			t.Fatalf("event %d: %s, want %s", i, got[i].ID, ids[i])
+		}
+	}
+	info, err := again.JetStream().Stream(nodeCtx(t), again.Names().EventStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := info.CachedInfo().Config
+	if c.Retention != jetstream.InterestPolicy || c.Discard != jetstream.DiscardNew || !c.DenyDelete || !c.DenyPurge {
+		t.Fatalf("event stream config %+v", c)
+	}
+}
+
+// TestNodeUpdateCredentials: a device added to the inventory can log in
+// once the node has the new credentials, without a restart; a removed one
+// cannot.
+func TestNodeUpdateCredentials(t *testing.T) {
+	env := newNodeEnv(t, 0)
+	node := nodeStart(t, nodeTestConfig(t, env, ""))
+	r3 := topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "r3"}
+	inv := nodeInventory(0)
+	inv.Things = append(inv.Things[1:], authz.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "r3"}) // r1 out, r3 in
+	res, err := (&authz.Generator{Cost: 4}).Generate(nodeCtx(t), inv, env.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := node.UpdateCredentials(inv, res.State); err != nil {
+		t.Fatal(err)
+	}
+	env.secrets.Passwords[authz.DeviceUser(r3)] = res.Secrets.Passwords[authz.DeviceUser(r3)]
+	nodeConnectDevice(t, env, node.ClientURL(), r3, nil)
+	user := authz.DeviceUser(nodeR1)
+	if _, err := nats.Connect(node.ClientURL(), nats.UserInfo(user, env.password(user)), nats.MaxReconnects(0)); err == nil {
+		t.Fatal("removed device logged in")
+	}
+}
