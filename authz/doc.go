@@ -27,8 +27,10 @@
 // Data crosses domains only through durable, flow-controlled sourcing
 // consumers with fixed deliver subjects in the edge's private namespace
 // "_lintel.{org}.{edge}.fwd": central's event stream sources each edge's
-// event stream, each edge mirrors its credential bucket from central and
-// sources its own commands from central's command stream. [NamesFor] returns
+// event stream and, as a second flow, its telemetry stream (kept apart so
+// that high-rate telemetry, persisted asynchronously, never queues ahead of
+// the fsynced audit trail), each edge mirrors its credential bucket from
+// central and sources its own commands from central's command stream. [NamesFor] returns
 // every name, and [EdgeNames] builds the stream, bucket and consumer
 // configurations. Central's services write commands on [CommandSubject]
 // subjects; only the edge service publishes on a device's cmd subject.

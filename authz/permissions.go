@@ -221,7 +221,9 @@ func ServicePermissions(inv *Inventory, s Service) (Permissions, error) {
 //
 //	{org}.{edge}.>                                   the edge's live traffic
 //	_lintel.{org}.{edge}.fwd.evt                     its events, to central's sourcing
-//	$JSC.R.{edge}.*.events-{org}-{edge}.to-hub.*     its answer to central's consumer reset
+//	_lintel.{org}.{edge}.fwd.tlm                     its telemetry, likewise
+//	$JSC.R.{edge}.*.events-{org}-{edge}.to-hub.*     its answers to central's consumer resets
+//	$JSC.R.{edge}.*.telemetry-{org}-{edge}.to-hub-tlm.*
 //	$JS.hub.API.CONSUMER.RESET.KV_creds-{org}-{edge}.to-{edge}
 //	$JS.hub.API.CONSUMER.RESET.commands-{org}.to-{edge}
 //	$JS.FC.KV_creds-{org}-{edge}.to-{edge}.*         flow control of its mirror ...
@@ -237,8 +239,10 @@ func ServicePermissions(inv *Inventory, s Service) (Permissions, error) {
 //	$JSC.R.hub.*.KV_creds-{org}-{edge}.to-{edge}.*   answers to its consumer resets
 //	$JSC.R.hub.*.commands-{org}.to-{edge}.*
 //	$JS.{edge}.API.CONSUMER.RESET.events-{org}-{edge}.to-hub
+//	$JS.{edge}.API.CONSUMER.RESET.telemetry-{org}-{edge}.to-hub-tlm
 //	$JS.FC.events-{org}-{edge}.to-hub.*              flow control of central's sourcing,
-//	                                                 and "$JS.FC.{edge}.*.…"
+//	$JS.FC.telemetry-{org}-{edge}.to-hub-tlm.*       of both flows, and the same two in
+//	                                                 the "$JS.FC.{edge}.*.…" format
 //
 // The "$JSC.R" subjects are the scoped reply format that nats-server uses
 // with its js_api_reply_v2 feature flag, which the rendered configurations
@@ -264,7 +268,9 @@ func LeafPermissions(org, edge string) (Permissions, error) {
 	pub := []string{
 		own,
 		n.EventDeliver,
+		n.TelemetryDeliver,
 		apiReply(n.Domain, n.EventStream, n.EventConsumer),
+		apiReply(n.Domain, n.TelemetryStream, n.TelemetryConsumer),
 		APIPrefix(HubDomain) + ".CONSUMER.RESET." + n.CredentialStream + "." + n.CredentialConsumer,
 		APIPrefix(HubDomain) + ".CONSUMER.RESET." + n.CentralCommandStream + "." + n.CommandConsumer,
 	}
@@ -277,8 +283,10 @@ func LeafPermissions(org, edge string) (Permissions, error) {
 		apiReply(HubDomain, n.CredentialStream, n.CredentialConsumer),
 		apiReply(HubDomain, n.CentralCommandStream, n.CommandConsumer),
 		APIPrefix(n.Domain) + ".CONSUMER.RESET." + n.EventStream + "." + n.EventConsumer,
+		APIPrefix(n.Domain) + ".CONSUMER.RESET." + n.TelemetryStream + "." + n.TelemetryConsumer,
 	}
 	sub = append(sub, flowControl(n.Domain, n.EventStream, n.EventConsumer)...)
+	sub = append(sub, flowControl(n.Domain, n.TelemetryStream, n.TelemetryConsumer)...)
 	return Permissions{
 		Publish:   rules(pub),
 		Subscribe: rules(sub, deviceCommands(org, edge)),

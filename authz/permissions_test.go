@@ -203,7 +203,12 @@ func TestScopedPermissionsProperty(t *testing.T) {
 					"$JSC.R.hub.h." + n.CredentialStream + "." + n.CredentialConsumer + ".x",
 					"$JS.hub.API.CONSUMER.RESET." + n.CentralCommandStream + "." + n.CommandConsumer,
 					"$JS." + o.Code + ".API.CONSUMER.RESET." + n.EventStream + "." + n.EventConsumer,
-					"$JS.FC." + n.EventStream + "." + n.EventConsumer + ".x"}
+					"$JS.FC." + n.EventStream + "." + n.EventConsumer + ".x",
+					n.TelemetryDeliver,
+					"$JSC.R." + o.Code + ".h." + n.TelemetryStream + "." + n.TelemetryConsumer + ".x",
+					"$JS." + o.Code + ".API.CONSUMER.RESET." + n.TelemetryStream + "." + n.TelemetryConsumer,
+					"$JS.FC." + n.TelemetryStream + "." + n.TelemetryConsumer + ".x",
+					"$JS.FC." + o.Code + ".h." + n.TelemetryStream + "." + n.TelemetryConsumer + ".x"}
 				for _, subj := range others {
 					for _, op := range []authz.Op{authz.Publish, authz.Subscribe} {
 						if leaf.Allowed(subj, op) {

@@ -49,7 +49,11 @@ func testDevice(t *testing.T, hq *testEdge, c *natsCreds) {
 			if err != nil {
 				t.Fatalf("%s: %v", mt, err)
 			}
-			if ack.Stream != "events-acme-hq" {
+			want := "events-acme-hq"
+			if mt == topic.Telemetry {
+				want = "telemetry-acme-hq"
+			}
+			if ack.Stream != want {
 				t.Fatalf("%s stored in %q", mt, ack.Stream)
 			}
 		}

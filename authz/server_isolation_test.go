@@ -137,7 +137,17 @@ func TestTwoEdgeIsolation(t *testing.T) {
 		if _, err := djs.Publish(testCtx(t), r9.Subject(topic.Event).String(), []byte("wh event")); err != nil {
 			t.Fatal(err)
 		}
+		ack, err := djs.Publish(testCtx(t), r9.Subject(topic.Telemetry).String(), []byte("wh telemetry"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ack.Stream != nwh.TelemetryStream {
+			t.Fatalf("telemetry stored in %q, want %q", ack.Stream, nwh.TelemetryStream)
+		}
 		waitStreamSubject(t, cjs, nwh.CentralEventStream, r9.Subject(topic.Event).String())
+		// Telemetry reaches central through its own flow, which the leaf
+		// permissions allow.
+		waitStreamSubject(t, cjs, nwh.CentralEventStream, r9.Subject(topic.Telemetry).String())
 
 		for _, n := range []authz.EdgeNames{nwh, nhq} {
 			kv, err := cjs.KeyValue(testCtx(t), n.CredentialBucket)
@@ -195,7 +205,8 @@ func TestTwoEdgeIsolation(t *testing.T) {
 
 	t.Run("hq injects nothing into wh's flows", func(t *testing.T) {
 		injections := []string{
-			nwh.EventDeliver, // wh's events to central
+			nwh.EventDeliver,     // wh's events to central
+			nwh.TelemetryDeliver, // wh's telemetry to central
 			nwh.CredentialDeliver,
 			nwh.CommandDeliver,
 			"acme.wh.reader.r9.cmd",
@@ -209,6 +220,7 @@ func TestTwoEdgeIsolation(t *testing.T) {
 			"$KV." + nwh.CredentialBucket + ".card",
 			"$JSC.R.hub.x." + nwh.CredentialStream + "." + nwh.CredentialConsumer + ".y",
 			"$JSC.R.wh.x." + nwh.EventStream + "." + nwh.EventConsumer + ".y",
+			"$JSC.R.wh.x." + nwh.TelemetryStream + "." + nwh.TelemetryConsumer + ".y",
 			"$JS.FC." + nwh.CentralCommandStream + "." + nwh.CommandConsumer + ".x",
 			"_INBOX._svc.acme.ingest.x",
 			"$SYS.ACCOUNT.acme.CONNECT",
@@ -358,6 +370,10 @@ func TestLeafLinkEnforcedByCentral(t *testing.T) {
 		{"Subscription", "acme.hq.>", "its edge, wildcard (central filters on delivery)"},
 		{"Publish", "acme.hq.reader.r1.evt", "its live events"},
 		{"Publish", nhq.EventDeliver, "its events to sourcing"},
+		{"Publish", nhq.TelemetryDeliver, "its telemetry to sourcing"},
+		{"Publish", "$JSC.R.hq.x." + nhq.TelemetryStream + "." + nhq.TelemetryConsumer + ".y", "answering the reset of its telemetry consumer"},
+		{"Subscription", "$JS.hq.API.CONSUMER.RESET." + nhq.TelemetryStream + "." + nhq.TelemetryConsumer, "central resetting its telemetry consumer"},
+		{"Subscription", "$JS.FC." + nhq.TelemetryStream + "." + nhq.TelemetryConsumer + ".x", "flow control of its telemetry"},
 		{"Publish", "$JS.hub.API.CONSUMER.RESET." + nhq.CredentialStream + "." + nhq.CredentialConsumer, "resetting its mirror's consumer"},
 	}
 	for _, a := range allowed {
@@ -376,6 +392,9 @@ func TestLeafLinkEnforcedByCentral(t *testing.T) {
 		{"Subscription", nwh.CredentialDeliver},
 		{"Subscription", nwh.CommandDeliver},
 		{"Subscription", nwh.EventDeliver},
+		{"Subscription", nwh.TelemetryDeliver},
+		{"Subscription", "$JS.wh.API.CONSUMER.RESET." + nwh.TelemetryStream + "." + nwh.TelemetryConsumer},
+		{"Subscription", "$JS.FC." + nwh.TelemetryStream + "." + nwh.TelemetryConsumer + ".x"},
 		{"Subscription", "acme.wh.reader.r9.evt"},
 		{"Subscription", "acme.hq.reader.r1.cmd"}, // device commands never come from central
 		{"Subscription", "$JSC.R.hub.x." + nwh.CredentialStream + "." + nwh.CredentialConsumer + ".y"},
@@ -383,6 +402,8 @@ func TestLeafLinkEnforcedByCentral(t *testing.T) {
 		{"Subscription", "_INBOX._svc.acme.ingest.x"},
 		{"Subscription", "$SYS.ACCOUNT.acme.CONNECT"},
 		{"Publish", nwh.EventDeliver},
+		{"Publish", nwh.TelemetryDeliver},
+		{"Publish", "$JSC.R.wh.x." + nwh.TelemetryStream + "." + nwh.TelemetryConsumer + ".y"},
 		{"Publish", nwh.CredentialDeliver},
 		{"Publish", "acme.wh.reader.r9.cmd"},
 		{"Publish", authz.CommandSubject(mkThing("acme", "hq", "reader", "r1"))},

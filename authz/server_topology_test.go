@@ -50,7 +50,7 @@ func provisionCentral(t testing.TB, central *natstest.Server, c *natsCreds, edge
 }
 
 // provisionEdge creates, as the edge service, what an edge holds: its event
-// stream with the durable consumer central sources through, its mirror of
+// and telemetry streams with the durable consumers central sources through, its mirror of
 // its credential bucket and its command stream.
 func provisionEdge(t testing.TB, e *testEdge, c *natsCreds, edge string) jetstream.JetStream {
 	t.Helper()
@@ -66,6 +66,12 @@ func provisionEdge(t testing.TB, e *testEdge, c *natsCreds, edge string) jetstre
 	}
 	if _, err := js.CreateOrUpdatePushConsumer(ctx, n.EventStream, n.EventConsumerConfig()); err != nil {
 		t.Fatalf("event consumer: %v", err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, n.TelemetryStreamConfig()); err != nil {
+		t.Fatalf("telemetry stream: %v", err)
+	}
+	if _, err := js.CreateOrUpdatePushConsumer(ctx, n.TelemetryStream, n.TelemetryConsumerConfig()); err != nil {
+		t.Fatalf("telemetry consumer: %v", err)
 	}
 	if _, err := js.CreateOrUpdateKeyValue(ctx, n.CredentialMirrorConfig()); err != nil {
 		t.Fatalf("credential mirror: %v", err)

@@ -42,19 +42,24 @@ const (
 
 // eventMessageTypes are the message types the edge's event stream captures
 // and central sources: what a device reports and what the platform must keep
-// and forward. Commands travel in the command streams; configuration and
-// requests are live request/reply traffic.
-var eventMessageTypes = [...]topic.MessageType{topic.Event, topic.Telemetry, topic.State, topic.Ack}
+// and forward, the audit trail. Telemetry, which a device may send at a high
+// rate, has a stream of its own on the edge (EdgeNames.TelemetryStream), so
+// that it never queues ahead of these. Commands travel in the command
+// streams; configuration and requests are live request/reply traffic.
+var eventMessageTypes = [...]topic.MessageType{topic.Event, topic.State, topic.Ack}
 
 // EdgeNames are the JetStream and subject names of one edge, fixed here so
 // that the edge service, central's services and the generated permissions
 // agree on them. Build it with [NamesFor]. For org "acme" and edge "hq":
 //
 //	Domain               hq                        the edge's JetStream domain
-//	EventStream          events-acme-hq            on the edge: evt, tlm, state, ack of the edge
+//	EventStream          events-acme-hq            on the edge: evt, state, ack of the edge
 //	EventConsumer        to-hub                    durable on EventStream, read by central
 //	EventDeliver         _lintel.acme.hq.fwd.evt   edge → central
-//	CentralEventStream   events-acme               on central: sources every edge's EventStream
+//	TelemetryStream      telemetry-acme-hq         on the edge: tlm of the edge, persisted asynchronously
+//	TelemetryConsumer    to-hub-tlm                durable on TelemetryStream, read by central
+//	TelemetryDeliver     _lintel.acme.hq.fwd.tlm   edge → central
+//	CentralEventStream   events-acme               on central: sources every edge's EventStream and TelemetryStream
 //	CredentialBucket     creds-acme-hq             KV bucket on central, and its mirror on the edge
 //	CredentialStream     KV_creds-acme-hq          the bucket's stream, on both sides
 //	CredentialConsumer   to-hq                     durable on central's CredentialStream
@@ -67,7 +72,8 @@ var eventMessageTypes = [...]topic.MessageType{topic.Event, topic.Telemetry, top
 //
 // Every cross-domain flow is a durable, flow-controlled sourcing consumer
 // that the origin side creates ([EdgeNames.EventConsumerConfig],
-// [EdgeNames.CredentialConsumerConfig], [EdgeNames.CommandConsumerConfig])
+// [EdgeNames.TelemetryConsumerConfig], [EdgeNames.CredentialConsumerConfig],
+// [EdgeNames.CommandConsumerConfig])
 // with a fixed deliver subject under the edge's own DeliverPrefix. The
 // sourcing side only asks the origin to reset that consumer, so the leaf
 // permissions allow exactly one API subject per flow, and an edge can
@@ -81,15 +87,20 @@ type EdgeNames struct {
 	Domain string // the edge's JetStream domain: its edge code
 
 	// DeliverPrefix is the edge's private namespace for sourcing and
-	// mirroring deliveries, "_lintel.{org}.{edge}.fwd"; the three deliver
+	// mirroring deliveries, "_lintel.{org}.{edge}.fwd"; the four deliver
 	// subjects below lie in it.
 	DeliverPrefix string
 
 	EventStream        string   // the edge's event stream, on the edge's domain
-	EventSubjects      []string // what EventStream captures: "{org}.{edge}.*.*.{evt,tlm,state,ack}"
+	EventSubjects      []string // what EventStream captures: "{org}.{edge}.*.*.{evt,state,ack}"
 	EventConsumer      string   // durable on EventStream that CentralEventStream sources through
 	EventDeliver       string   // deliver subject of EventConsumer (edge → central)
 	CentralEventStream string   // central's event stream of the org: sources only, no subjects
+
+	TelemetryStream   string   // the edge's telemetry stream, on the edge's domain
+	TelemetrySubjects []string // what TelemetryStream captures: "{org}.{edge}.*.*.tlm"
+	TelemetryConsumer string   // durable on TelemetryStream that CentralEventStream sources through
+	TelemetryDeliver  string   // deliver subject of TelemetryConsumer (edge → central)
 
 	CredentialBucket   string // KV bucket on central holding the edge's credentials, mirrored on the edge under the same name
 	CredentialStream   string // the stream behind CredentialBucket: "KV_" + CredentialBucket
@@ -123,6 +134,11 @@ func NamesFor(org, edge string) (EdgeNames, error) {
 		EventConsumer:      "to-" + HubDomain,
 		EventDeliver:       fwd + ".evt",
 		CentralEventStream: "events-" + org,
+
+		TelemetryStream:   "telemetry-" + org + "-" + edge,
+		TelemetrySubjects: []string{org + "." + edge + ".*.*." + string(topic.Telemetry)},
+		TelemetryConsumer: "to-" + HubDomain + "-" + string(topic.Telemetry),
+		TelemetryDeliver:  fwd + "." + string(topic.Telemetry),
 
 		CredentialBucket:   "creds-" + org + "-" + edge,
 		CredentialConsumer: "to-" + edge,
@@ -251,8 +267,46 @@ func (n EdgeNames) EventSource() *jetstream.StreamSource {
 	}
 }
 
+// TelemetryStreamConfig returns the configuration of the edge's telemetry
+// stream, created on the edge (domain n.Domain) by the edge service. Devices
+// publish telemetry into it, with or without a JetStream acknowledgement. It
+// is persisted asynchronously (PersistMode async): nats-server then does not
+// fsync it per write even when the server runs with sync_interval "always",
+// so a telemetry flood neither pays nor delays the fsync of the event
+// stream; a power loss of the edge may lose the telemetry of the last
+// moments that central had not yet stored. Retention limits are left to the
+// caller.
+func (n EdgeNames) TelemetryStreamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        n.TelemetryStream,
+		Subjects:    append([]string(nil), n.TelemetrySubjects...),
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		PersistMode: jetstream.AsyncPersistMode,
+	}
+}
+
+// TelemetryConsumerConfig returns the durable consumer that the edge
+// service creates on its telemetry stream for central to source from, like
+// [EdgeNames.EventConsumerConfig]: it pushes to n.TelemetryDeliver and is
+// acknowledged through flow control.
+func (n EdgeNames) TelemetryConsumerConfig() jetstream.ConsumerConfig {
+	return sourcingConsumer(n.TelemetryConsumer, n.TelemetryDeliver, "")
+}
+
+// TelemetrySource returns the entry for this edge's telemetry in the
+// Sources of central's event stream ([CentralEventStreamConfig]).
+func (n EdgeNames) TelemetrySource() *jetstream.StreamSource {
+	return &jetstream.StreamSource{
+		Name:     n.TelemetryStream,
+		External: &jetstream.ExternalStream{APIPrefix: APIPrefix(n.Domain)},
+		Consumer: &jetstream.StreamConsumerSource{Name: n.TelemetryConsumer, DeliverSubject: n.TelemetryDeliver},
+	}
+}
+
 // CentralEventStreamConfig returns the configuration of the org's event
-// stream on central, sourcing the event stream of each of edges. It has no
+// stream on central, sourcing the event stream and the telemetry stream of
+// each of edges, in that order. It has no
 // subjects of its own: events reach central both live and through sourcing,
 // and subjects overlapping "{org}.{edge}.>" would store each event twice. It
 // returns the error of [NamesFor] for a bad org or edge.
@@ -270,7 +324,7 @@ func CentralEventStreamConfig(org string, edges ...string) (jetstream.StreamConf
 		if err != nil {
 			return jetstream.StreamConfig{}, err
 		}
-		cfg.Sources = append(cfg.Sources, n.EventSource())
+		cfg.Sources = append(cfg.Sources, n.EventSource(), n.TelemetrySource())
 	}
 	return cfg, nil
 }

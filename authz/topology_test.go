@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/lintel-io/lintel/authz"
 	"github.com/lintel-io/lintel/topic"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func ExampleNamesFor() {
@@ -72,20 +74,20 @@ func TestNamesAreValid(t *testing.T) {
 		if !bucket.MatchString(n.CredentialBucket) {
 			t.Errorf("bucket %q", n.CredentialBucket)
 		}
-		for _, s := range []string{n.EventStream, n.CentralEventStream, n.CredentialStream, n.CentralCommandStream, n.CommandStream,
-			n.EventConsumer, n.CredentialConsumer, n.CommandConsumer} {
+		for _, s := range []string{n.EventStream, n.TelemetryStream, n.CentralEventStream, n.CredentialStream, n.CentralCommandStream, n.CommandStream,
+			n.EventConsumer, n.TelemetryConsumer, n.CredentialConsumer, n.CommandConsumer} {
 			if !asset.MatchString(s) {
 				t.Errorf("asset name %q", s)
 			}
 		}
-		for _, s := range []string{n.EventDeliver, n.CredentialDeliver, n.CommandDeliver} {
+		for _, s := range []string{n.EventDeliver, n.TelemetryDeliver, n.CredentialDeliver, n.CommandDeliver} {
 			if strings.ContainsAny(s, "*> ") || !strings.HasPrefix(s, n.DeliverPrefix+".") {
 				t.Errorf("deliver subject %q", s)
 			}
 		}
 		// The deliver subjects never fall into the streams they feed or
 		// the command intake.
-		for _, s := range []string{n.EventDeliver, n.CredentialDeliver, n.CommandDeliver} {
+		for _, s := range []string{n.EventDeliver, n.TelemetryDeliver, n.CredentialDeliver, n.CommandDeliver} {
 			if _, err := authz.ParseCommandSubject(s); err == nil {
 				t.Errorf("deliver subject %q parses as a command", s)
 			}
@@ -115,8 +117,13 @@ func TestCommandSubject(t *testing.T) {
 
 func TestJetStreamConfigs(t *testing.T) {
 	n, _ := authz.NamesFor("acme", "hq")
-	if c := n.EventStreamConfig(); c.Name != n.EventStream || len(c.Subjects) != 4 || c.Subjects[0] != "acme.hq.*.*.evt" {
+	if c := n.EventStreamConfig(); c.Name != n.EventStream || !slices.Equal(c.Subjects, []string{"acme.hq.*.*.evt", "acme.hq.*.*.state", "acme.hq.*.*.ack"}) ||
+		c.PersistMode != jetstream.DefaultPersistMode {
 		t.Errorf("event stream %+v", c)
+	}
+	if c := n.TelemetryStreamConfig(); c.Name != "telemetry-acme-hq" || !slices.Equal(c.Subjects, []string{"acme.hq.*.*.tlm"}) ||
+		c.PersistMode != jetstream.AsyncPersistMode {
+		t.Errorf("telemetry stream %+v", c)
 	}
 	for _, cc := range []struct {
 		name, deliver, filter string
@@ -124,6 +131,7 @@ func TestJetStreamConfigs(t *testing.T) {
 		gotFilter             string
 	}{
 		{n.EventConsumer, n.EventDeliver, "", n.EventConsumerConfig().Durable, n.EventConsumerConfig().DeliverSubject, n.EventConsumerConfig().FilterSubject},
+		{n.TelemetryConsumer, n.TelemetryDeliver, "", n.TelemetryConsumerConfig().Durable, n.TelemetryConsumerConfig().DeliverSubject, n.TelemetryConsumerConfig().FilterSubject},
 		{n.CredentialConsumer, n.CredentialDeliver, "", n.CredentialConsumerConfig().Durable, n.CredentialConsumerConfig().DeliverSubject, n.CredentialConsumerConfig().FilterSubject},
 		{n.CommandConsumer, n.CommandDeliver, n.CommandFilter, n.CommandConsumerConfig().Durable, n.CommandConsumerConfig().DeliverSubject, n.CommandConsumerConfig().FilterSubject},
 	} {
@@ -140,7 +148,9 @@ func TestJetStreamConfigs(t *testing.T) {
 		t.Errorf("command source %+v", src)
 	}
 	ev, _ := authz.CentralEventStreamConfig("acme", "hq", "wh")
-	if len(ev.Subjects) != 0 || len(ev.Sources) != 2 || ev.Sources[1].External.APIPrefix != "$JS.wh.API" {
+	if len(ev.Subjects) != 0 || len(ev.Sources) != 4 || ev.Sources[2].External.APIPrefix != "$JS.wh.API" ||
+		ev.Sources[1].Name != n.TelemetryStream || ev.Sources[1].Consumer.DeliverSubject != n.TelemetryDeliver ||
+		ev.Sources[3].Name != "telemetry-acme-wh" || ev.Sources[3].External.APIPrefix != "$JS.wh.API" {
 		t.Errorf("central event stream %+v", ev)
 	}
 }

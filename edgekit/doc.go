@@ -15,26 +15,31 @@
 // nats-server's two minutes, so a dead link is noticed within seconds).
 // On the server runs the edge service, connected in-process ([Node.Conn]).
 //
-// Start-up order matters: the event stream and central's consumer on it are
-// created before any device may log in (the node's authentication admits
-// only its own edge service until then), because an interest-retention
-// stream without a consumer acknowledges and drops every message.
+// Start-up order matters: the event and telemetry streams and central's
+// consumers on them are created before any device may log in (the node's
+// authentication admits only its own edge service until then), because an
+// interest-retention stream without a consumer acknowledges and drops every
+// message.
 //
 // # Events: nothing central has not stored is ever deleted
 //
-// Every event, state, telemetry message and ack a device publishes lands in
-// the edge's event stream ([authz.EdgeNames].EventStream) before anything
-// else happens; devices publish with a JetStream acknowledgement
-// (package devicekit). The stream is configured so that only central's
-// storing a message can remove it:
+// Every event, state message and ack a device publishes lands in the edge's
+// event stream ([authz.EdgeNames].EventStream) before anything else
+// happens, and every telemetry message in the edge's telemetry stream
+// ([authz.EdgeNames].TelemetryStream); devices publish with a JetStream
+// acknowledgement (package devicekit). Both streams are configured so that
+// only central's storing a message can remove it:
 //
 //   - interest retention, no age limit: a message stays until central's
-//     durable sourcing consumer ("to-hub", the only consumer) has
+//     durable sourcing consumer ("to-hub" on the event stream, "to-hub-tlm"
+//     on the telemetry stream, each the only consumer of its stream) has
 //     acknowledged it through flow control; then the edge lets go of it.
 //     (The acknowledgement lags a little behind delivery: it comes with the
 //     next flow-control round trip.)
-//   - a size bound (NodeConfig.EventStreamMaxBytes) with discard-new: a full
-//     stream refuses new messages, and a device gets
+//   - a size bound (NodeConfig.EventStreamMaxBytes,
+//     NodeConfig.TelemetryStreamMaxBytes) with discard-new: a full stream
+//     refuses new messages (a full telemetry stream refuses telemetry only),
+//     and a device gets
 //     devicekit.ErrStreamFull, never a silent drop. A full JetStream store
 //     (the disk) answers "insufficient resources", which devicekit reports
 //     as ErrStreamFull too.
@@ -60,14 +65,30 @@
 // asynchronous persistence (PersistMode async) and pays no fsync per write.
 // BenchmarkNodeIngest measures the cost.
 //
-// Telemetry stays in the event stream, as authz's topology fixes it: central
-// sources one stream per edge, and a device's acknowledged telemetry
-// publish needs a stream at the edge. A telemetry burst therefore queues
-// ahead of later events in that stream and pays the same fsync; the node
-// does not rate-limit it. Devices that send high-rate telemetry should send
-// it unacknowledged (devicekit Config.TelemetryUnacknowledged) and at a
-// bounded rate; a separate, asynchronously persisted telemetry stream would
-// need a second sourcing flow in authz and on central (not done).
+// Telemetry has a stream of its own, as authz's topology fixes it, so that
+// high-rate telemetry never queues ahead of audit writes. In one stream, a
+// telemetry flood shared the event stream's write path and its fsync per
+// message: acknowledged events fell from 2,500-4,000/s to 812/s under
+// 2,000 telemetry messages/s, and other devices' events were refused with
+// "too many requests" (JetStream error 10167) at full speed. With the
+// telemetry stream, the same flood leaves acknowledged events where they
+// are without it (BenchmarkNodeIngest, fsync=always). The
+// telemetry stream is persisted asynchronously (PersistMode async, which
+// nats-server honours per stream although the server runs with
+// sync_interval "always"), so telemetry neither pays nor delays an fsync;
+// the price is that a power loss of the edge may lose the telemetry of its
+// last moments that central had not yet stored, never an event. Not
+// persisting telemetry at the edge at all (live forwarding only) was the
+// alternative; it was not chosen because telemetry would then be lost
+// whenever the link is down, and a device's acknowledged telemetry publish
+// needs a stream at the edge to answer it. Central's event stream sources
+// both streams of each edge (two sources, [FlowEvents] and
+// [FlowTelemetry]), so storage's ingest reads telemetry where it always
+// did; an edge's telemetry and its events are each in order there, but not
+// in order with each other. BenchmarkNodeIngest's "devicekit+tlm-flood"
+// case measures events under a 2,000/s telemetry flood. The node does not
+// rate-limit telemetry; a flood fills the telemetry stream, whose bound
+// then refuses telemetry only.
 //
 // # Commands
 //
@@ -113,7 +134,8 @@
 // suppressed.
 //
 // The node publishes its [NodeStatus] (link up, backlog not yet
-// acknowledged by central, stream fill, devices online, stale and offline,
+// acknowledged by central and stream fill, of the event and of the
+// telemetry stream, devices online, stale and offline,
 // commands waiting) on "{org}.{edge}._edge.{edge}.state" every
 // NodeConfig.StatusInterval and when the link, the device counts or the
 // alarm level change, at most once per CheckInterval.

@@ -11,11 +11,37 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// SourceStatus is the state of one edge's source in central's event stream,
-// as nats-server reports it.
+// Flows of an edge into central's event stream, one source each
+// ([SourceStatus].Flow).
+const (
+	// FlowEvents is the edge's event stream (events, states, acks).
+	FlowEvents = "events"
+	// FlowTelemetry is the edge's telemetry stream.
+	FlowTelemetry = "telemetry"
+)
+
+// flow is one of an edge's flows into central's event stream.
+type flow struct {
+	name   string
+	stream func(authz.EdgeNames) string
+	source func(authz.EdgeNames) *jetstream.StreamSource
+}
+
+// flows are the flows of every edge, in the order of their sources.
+var flows = [...]flow{
+	{FlowEvents, func(n authz.EdgeNames) string { return n.EventStream }, authz.EdgeNames.EventSource},
+	{FlowTelemetry, func(n authz.EdgeNames) string { return n.TelemetryStream }, authz.EdgeNames.TelemetrySource},
+}
+
+// SourceStatus is the state of one source of central's event stream (one
+// flow of one edge), as nats-server reports it.
 type SourceStatus struct {
 	// Edge is the edge code.
 	Edge string
+	// Flow is [FlowEvents] or [FlowTelemetry], and Stream the edge's stream
+	// the source reads.
+	Flow   string
+	Stream string
 	// Lag is how many messages the edge's stream held beyond the last one
 	// central received, as of that message. It is not updated while no
 	// message arrives, so it says nothing about a backlog that built up
@@ -34,7 +60,8 @@ type SourceStatus struct {
 }
 
 // Sources returns the state of the sources of central's event stream, one
-// per registered edge, sorted by edge. It returns the JetStream error.
+// per flow of each registered edge, sorted by edge, then [FlowEvents]
+// before [FlowTelemetry]. It returns the JetStream error.
 func (h *Hub) Sources(ctx context.Context) ([]SourceStatus, error) {
 	ctx, cancel := h.ctx(ctx)
 	defer cancel()
@@ -49,25 +76,28 @@ func (h *Hub) Sources(ctx context.Context) ([]SourceStatus, error) {
 		if err != nil {
 			continue
 		}
-		st := SourceStatus{Edge: e, Missing: true, Active: -1}
-		for _, si := range info.Sources {
-			if si.Name != n.EventStream {
-				continue
+		for _, f := range flows {
+			st := SourceStatus{Edge: e, Flow: f.name, Stream: f.stream(n), Missing: true, Active: -1}
+			for _, si := range info.Sources {
+				if si.Name != st.Stream {
+					continue
+				}
+				st.Missing = false
+				st.Lag = si.Lag
+				st.Active = si.Active
+				if si.Error != nil {
+					st.Error = si.Error.Error()
+				}
 			}
-			st.Missing = false
-			st.Lag = si.Lag
-			st.Active = si.Active
-			if si.Error != nil {
-				st.Error = si.Error.Error()
-			}
+			out = append(out, st)
 		}
-		out = append(out, st)
 	}
 	return out, nil
 }
 
-// Kick restarts the sourcing of edge's events: it removes the edge's source
-// from central's event stream and adds it again, in two stream updates.
+// Kick restarts the sourcing of edge's events and telemetry: it removes the
+// edge's sources from central's event stream and adds them again, in two
+// stream updates. [Hub.Supervise] restarts only the flow that stalled.
 //
 // Removing a source cancels its source consumer, including a consumer
 // reset still waiting for an answer and any retry nats-server had scheduled
@@ -85,9 +115,20 @@ func (h *Hub) Sources(ctx context.Context) ([]SourceStatus, error) {
 // It returns an error wrapping [ErrEdgeNotRegistered] for an edge that is
 // not registered, or the JetStream error.
 func (h *Hub) Kick(ctx context.Context, edge string) error {
+	return h.kick(ctx, edge, FlowEvents, FlowTelemetry)
+}
+
+// kick restarts the sources of edge's flows named.
+func (h *Hub) kick(ctx context.Context, edge string, names ...string) error {
 	n, err := authz.NamesFor(h.cfg.Org, edge)
 	if err != nil {
 		return err
+	}
+	var kicked []*jetstream.StreamSource
+	for _, f := range flows {
+		if slices.Contains(names, f.name) {
+			kicked = append(kicked, f.source(n))
+		}
 	}
 	ctx, cancel := h.ctx(ctx)
 	defer cancel()
@@ -102,14 +143,16 @@ func (h *Hub) Kick(ctx context.Context, edge string) error {
 	}
 	without := cfg
 	without.Subjects = nil
-	without.Sources = slices.DeleteFunc(slices.Clone(cfg.Sources), func(s *jetstream.StreamSource) bool { return s.Name == n.EventStream })
+	without.Sources = slices.DeleteFunc(slices.Clone(cfg.Sources), func(s *jetstream.StreamSource) bool {
+		return slices.ContainsFunc(kicked, func(k *jetstream.StreamSource) bool { return k.Name == s.Name })
+	})
 	if len(without.Sources) < len(cfg.Sources) {
 		if _, err := h.js.UpdateStream(ctx, without); err != nil {
 			return fmt.Errorf("edgekit: kick %s: remove source: %w", edge, err)
 		}
 	}
 	with := without
-	with.Sources = append(slices.Clone(without.Sources), n.EventSource())
+	with.Sources = append(slices.Clone(without.Sources), kicked...)
 	if _, err := h.js.UpdateStream(ctx, with); err != nil {
 		return fmt.Errorf("edgekit: kick %s: add source again: %w", edge, err)
 	}
@@ -206,7 +249,7 @@ func (s *Supervisor) Stats() SupervisorStats {
 	}
 }
 
-// kickState is the back-off of one stalled source.
+// kickState is the back-off of one stalled source (one flow of an edge).
 type kickState struct {
 	since time.Time     // stalled since
 	next  time.Time     // no kick before
@@ -253,28 +296,29 @@ func (s *Supervisor) poll(ctx context.Context, kicks map[string]*kickState) {
 			}
 			continue
 		}
+		key := src.Edge + "/" + src.Flow
 		if src.Active >= 0 && src.Active <= h.cfg.StallAfter {
-			delete(kicks, src.Edge)
+			delete(kicks, key)
 			continue
 		}
 		s.stalls.Add(1)
-		k := kicks[src.Edge]
+		k := kicks[key]
 		if k == nil {
 			k = &kickState{since: now, gap: h.cfg.MinKickInterval}
-			kicks[src.Edge] = k
+			kicks[key] = k
 		}
 		if now.Before(k.next) {
 			continue
 		}
-		if err := h.Kick(pctx, src.Edge); err != nil {
+		if err := h.kick(pctx, src.Edge, src.Flow); err != nil {
 			if ctx.Err() == nil {
 				s.kickErrors.Add(1)
-				h.log.Warn("kicking a stalled source failed", LogKeyEdge, src.Edge, LogKeyHubErr, err)
+				h.log.Warn("kicking a stalled source failed", LogKeyEdge, src.Edge, LogKeyFlow, src.Flow, LogKeyHubErr, err)
 			}
 			continue
 		}
 		s.kicks.Add(1)
-		h.log.Info("kicked a stalled source", LogKeyEdge, src.Edge, LogKeyActive, src.Active, LogKeyKickGap, k.gap)
+		h.log.Info("kicked a stalled source", LogKeyEdge, src.Edge, LogKeyFlow, src.Flow, LogKeyActive, src.Active, LogKeyKickGap, k.gap)
 		k.next = now.Add(k.gap)
 		if now.Sub(k.since) >= h.cfg.FastKickFor {
 			k.gap = min(k.gap*2, h.cfg.MaxKickInterval)

@@ -46,6 +46,7 @@ const (
 const (
 	LogKeyOrg     = "org"
 	LogKeyEdge    = "edge"
+	LogKeyFlow    = "flow"
 	LogKeyThing   = "thing"
 	LogKeyHubErr  = "err"
 	LogKeyLag     = "lag"
@@ -138,9 +139,13 @@ func (c HubConfig) withDefaults() HubConfig {
 // topology that [authz] fixes on central, and talks to the edges through it.
 //
 //   - Events: central's event stream ([authz.EdgeNames.CentralEventStream])
-//     has no subjects of its own, only one source per registered edge, which
-//     reads the edge's event stream through the durable, flow-controlled
-//     consumer "to-hub" that the edge service creates on the edge. Sourcing
+//     has no subjects of its own, only two sources per registered edge, one
+//     per flow ([FlowEvents], [FlowTelemetry]): the first reads the edge's
+//     event stream through the durable, flow-controlled consumer "to-hub"
+//     that the edge service creates on the edge, the second the edge's
+//     telemetry stream through "to-hub-tlm" likewise. Storage ingest reads
+//     both from the one stream; an edge's telemetry and its events are
+//     each in order, but not in order with each other. Sourcing
 //     is acknowledged (the edge's consumer only moves its floor once central
 //     has stored a message) and tracked by source sequence on central, so an
 //     outage of any length loses nothing and stores nothing twice: after the
@@ -290,8 +295,8 @@ func (h *Hub) Provision(ctx context.Context, edges ...string) error {
 
 // RegisterEdge registers edge: it creates the edge's credential bucket, the
 // durable consumers through which the edge's credential mirror and command
-// stream read from central, and adds the edge's event stream to the sources
-// of central's event stream (a stream update; sourcing starts at once, or
+// stream read from central, and adds the edge's event and telemetry streams
+// to the sources of central's event stream (a stream update; sourcing starts at once, or
 // when the edge is first reachable). Central's event stream must exist
 // ([Hub.Provision]). It is idempotent. It returns the error of
 // [authz.NamesFor] for a bad edge code, or the JetStream error.
@@ -322,7 +327,7 @@ func (h *Hub) RegisterEdge(ctx context.Context, edge string) error {
 	return nil
 }
 
-// RemoveEdge unregisters edge: it removes its source from central's event
+// RemoveEdge unregisters edge: it removes its sources from central's event
 // stream (the events already forwarded stay), deletes the consumers its
 // command stream and credential mirror read through, and deletes its
 // credential bucket, so that nothing more reaches the edge. Removing an edge
@@ -405,10 +410,13 @@ func (h *Hub) setSources(ctx context.Context, cfg jetstream.StreamConfig, edges 
 		if err != nil {
 			return err
 		}
-		if i := slices.IndexFunc(old, func(s *jetstream.StreamSource) bool { return s.Name == n.EventStream }); i >= 0 {
-			srcs = append(srcs, old[i])
-		} else {
-			srcs = append(srcs, n.EventSource())
+		for _, f := range flows {
+			want := f.source(n)
+			if i := slices.IndexFunc(old, func(s *jetstream.StreamSource) bool { return s.Name == want.Name }); i >= 0 {
+				srcs = append(srcs, old[i])
+			} else {
+				srcs = append(srcs, want)
+			}
 		}
 	}
 	if slices.Equal(registered(cfg), edges) && sameSourceNames(old, srcs) {

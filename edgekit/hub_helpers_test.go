@@ -231,6 +231,12 @@ func (h *hubTopo) startEdge(edge string) *hubEdge {
 	if _, err := e.js.CreateOrUpdatePushConsumer(ctx, n.EventStream, n.EventConsumerConfig()); err != nil {
 		t.Fatalf("edge %s event consumer: %v", edge, err)
 	}
+	if _, err := e.js.CreateOrUpdateStream(ctx, n.TelemetryStreamConfig()); err != nil {
+		t.Fatalf("edge %s telemetry stream: %v", edge, err)
+	}
+	if _, err := e.js.CreateOrUpdatePushConsumer(ctx, n.TelemetryStream, n.TelemetryConsumerConfig()); err != nil {
+		t.Fatalf("edge %s telemetry consumer: %v", edge, err)
+	}
 	if _, err := e.js.CreateOrUpdateStream(ctx, n.CommandStreamConfig()); err != nil {
 		t.Fatalf("edge %s command stream: %v", edge, err)
 	}
@@ -389,25 +395,28 @@ func hubStreamMsgs(js jetstream.JetStream, stream string) int {
 }
 
 // waitForwarded waits until central's event stream holds as many messages
-// as the edges' event streams together.
+// as the edges' event and telemetry streams together.
 func (h *hubTopo) waitForwarded() {
 	h.t.Helper()
 	hubWaitFor(h.t, "central to hold every edge event", func() bool {
 		want := 0
 		for _, e := range h.edges {
-			n := hubStreamMsgs(e.js, e.names.EventStream)
-			if n < 0 {
-				return false
+			for _, s := range []string{e.names.EventStream, e.names.TelemetryStream} {
+				n := hubStreamMsgs(e.js, s)
+				if n < 0 {
+					return false
+				}
+				want += n
 			}
-			want += n
 		}
 		return hubStreamMsgs(h.hubJS, h.hub.EventStream()) == want
 	})
 }
 
 // checkForwarded checks that central's event stream holds every message of
-// the edges' event streams exactly once, byte for byte, with each device's
-// messages in the order of their sequence, and returns them by envelope ID.
+// the edges' event and telemetry streams exactly once, byte for byte, with
+// each device's messages of each stream in the order of their sequence, and
+// returns them by envelope ID.
 func (h *hubTopo) checkForwarded() map[message.ID]hubStored {
 	h.t.Helper()
 	t := h.t
@@ -421,7 +430,7 @@ func (h *hubTopo) checkForwarded() map[message.ID]hubStored {
 	}
 	total := 0
 	for _, e := range h.edges {
-		edge := hubReadStream(t, e.js, e.names.EventStream)
+		edge := append(hubReadStream(t, e.js, e.names.EventStream), hubReadStream(t, e.js, e.names.TelemetryStream)...)
 		total += len(edge)
 		for _, m := range edge {
 			c, ok := byID[m.env.ID]
@@ -436,13 +445,15 @@ func (h *hubTopo) checkForwarded() map[message.ID]hubStored {
 	if total != len(central) {
 		t.Fatalf("central holds %d messages, the edges %d", len(central), total)
 	}
+	// Events and telemetry come through separate sources, each in order.
 	type key struct {
 		thing topic.Thing
 		boot  message.ID
+		tlm   bool
 	}
 	last := map[key]uint64{}
 	for _, m := range central {
-		k := key{m.env.Source, m.env.BootID}
+		k := key{m.env.Source, m.env.BootID, m.env.Type == topic.Telemetry}
 		if m.env.Seq <= last[k] {
 			t.Fatalf("%s: seq %d after %d at central", m.env.Source, m.env.Seq, last[k])
 		}

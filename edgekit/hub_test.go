@@ -136,9 +136,10 @@ func TestHubKickExactlyOnce(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			hubWaitFor(t, "source running again", func() bool {
+			hubWaitFor(t, "sources running again", func() bool {
 				st, err := h.hub.Sources(hubCtx(t))
-				return err == nil && len(st) == 1 && st[0].Active >= 0
+				return err == nil && len(st) == 2 && st[0].Flow == edgekit.FlowEvents && st[0].Active >= 0 &&
+					st[1].Flow == edgekit.FlowTelemetry && st[1].Active >= 0
 			})
 		}
 	})
@@ -325,8 +326,17 @@ func TestHubRegisterRemoveEdge(t *testing.T) {
 		return err1 == nil && string(e1.Value()) == "holder-7" && errors.Is(err2, jetstream.ErrKeyNotFound)
 	})
 	st, err := h.hub.Sources(ctx)
-	if err != nil || len(st) != 2 {
+	if err != nil || len(st) != 4 {
 		t.Fatalf("sources: %+v, %v", st, err)
+	}
+	for i, s := range st {
+		wantFlow, wantStream := edgekit.FlowEvents, "events-"+hubOrg+"-"+s.Edge
+		if i%2 == 1 {
+			wantFlow, wantStream = edgekit.FlowTelemetry, "telemetry-"+hubOrg+"-"+s.Edge
+		}
+		if s.Flow != wantFlow || s.Stream != wantStream {
+			t.Errorf("source %d: %+v, want flow %s of %s", i, s, wantFlow, wantStream)
+		}
 	}
 	if _, err := h.hub.PutCredential(ctx, "HUB", "k", nil); err == nil {
 		t.Fatal("credential for an invalid edge code accepted")

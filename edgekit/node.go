@@ -27,6 +27,12 @@ const (
 	// NodeConfig.EventStreamMaxBytes says otherwise. It is lowered to three
 	// quarters of JetStream's file storage when that is smaller.
 	DefaultEventStreamMaxBytes = 1 << 30
+	// DefaultTelemetryStreamMaxBytes bounds the edge's telemetry stream
+	// unless NodeConfig.TelemetryStreamMaxBytes says otherwise. It is
+	// lowered to an eighth of JetStream's file storage when that is
+	// smaller, so that both streams at their default bounds leave room in
+	// the store.
+	DefaultTelemetryStreamMaxBytes = 256 << 20
 	// DefaultCommandStreamMaxAge is how long the edge's command stream keeps
 	// a command, delivered or not; a command's own deadline is normally much
 	// shorter.
@@ -131,6 +137,12 @@ type NodeConfig struct {
 	// [DefaultEventStreamMaxBytes] (at most 3/4 of the store); negative
 	// means no bound but the JetStream store itself.
 	EventStreamMaxBytes int64
+	// TelemetryStreamMaxBytes bounds the telemetry stream, which holds the
+	// devices' telemetry apart from the event stream; the stream refuses
+	// new telemetry beyond it. Zero means [DefaultTelemetryStreamMaxBytes]
+	// (at most 1/8 of the store); negative means no bound but the
+	// JetStream store itself.
+	TelemetryStreamMaxBytes int64
 	// CommandStreamMaxAge is how long the edge's command stream keeps
 	// commands. Zero means [DefaultCommandStreamMaxAge].
 	CommandStreamMaxAge time.Duration
@@ -267,6 +279,7 @@ type Node struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	maxBytes int64 // event stream MaxBytes as created (-1: none)
+	tlmBytes int64 // telemetry stream MaxBytes as created (-1: none)
 	storeMax int64
 	started  time.Time
 
@@ -467,7 +480,7 @@ func (n *Node) startup(ctx context.Context) error {
 	n.publishBirth(ctx)
 	n.wg.Go(n.loop)
 	n.log.Info("edge node started", "client_url", n.ClientURL(), "store_dir", n.opts.StoreDir,
-		"event_stream_max_bytes", n.maxBytes, "sync_always", n.opts.SyncAlways)
+		"event_stream_max_bytes", n.maxBytes, "telemetry_stream_max_bytes", n.tlmBytes, "sync_always", n.opts.SyncAlways)
 	return nil
 }
 

@@ -14,7 +14,25 @@ import (
 const eventDuplicateWindow = 2 * time.Minute
 
 // nodeEventStreamConfig returns the configuration of the edge's event
-// stream as the node creates it: authz's names and subjects, with
+// stream as the node creates it: authz's names and subjects, with the
+// guarantees of [holdUntilStored].
+func nodeEventStreamConfig(names authz.EdgeNames, maxBytes int64) jetstream.StreamConfig {
+	return holdUntilStored(names.EventStreamConfig(), "Lintel edge events, held until central has stored them", maxBytes)
+}
+
+// nodeTelemetryStreamConfig returns the configuration of the edge's
+// telemetry stream as the node creates it: authz's names, subjects and
+// asynchronous persistence (no fsync per write, even with the node's
+// sync_interval "always"), and the guarantees of [holdUntilStored].
+// Telemetry thus never waits behind, nor delays, the fsync of the event
+// stream, and is kept until central has stored it; only a power loss of the
+// edge may lose the telemetry of its last moments.
+func nodeTelemetryStreamConfig(names authz.EdgeNames, maxBytes int64) jetstream.StreamConfig {
+	return holdUntilStored(names.TelemetryStreamConfig(), "Lintel edge telemetry, held until central has stored it", maxBytes)
+}
+
+// holdUntilStored returns c configured so that only central's storing a
+// message can remove it:
 //
 //   - interest retention: a message is removed once central's durable
 //     sourcing consumer (the only consumer) has acknowledged it, never
@@ -24,9 +42,8 @@ const eventDuplicateWindow = 2 * time.Minute
 //     losing old ones;
 //   - deny_delete and deny_purge: nobody removes a message central has not
 //     stored.
-func nodeEventStreamConfig(names authz.EdgeNames, maxBytes int64) jetstream.StreamConfig {
-	c := names.EventStreamConfig()
-	c.Description = "Lintel edge events, held until central has stored them"
+func holdUntilStored(c jetstream.StreamConfig, description string, maxBytes int64) jetstream.StreamConfig {
+	c.Description = description
 	c.Retention = jetstream.InterestPolicy
 	c.Discard = jetstream.DiscardNew
 	c.MaxBytes = maxBytes
@@ -82,8 +99,28 @@ func (n *Node) eventMaxBytes() int64 {
 	return mb
 }
 
-// provision creates or updates the edge's streams and the consumer central
-// sources events through, before any device can connect.
+// telemetryMaxBytes returns the telemetry stream's size bound from the
+// config and the store.
+func (n *Node) telemetryMaxBytes() int64 {
+	mb := n.cfg.TelemetryStreamMaxBytes
+	switch {
+	case mb < 0:
+		return -1
+	case mb == 0:
+		mb = DefaultTelemetryStreamMaxBytes
+		if n.storeMax > 0 && mb > n.storeMax/8 {
+			mb = n.storeMax / 8
+		}
+	}
+	return mb
+}
+
+// provision creates or updates the edge's streams and the consumers central
+// sources events and telemetry through, before any device can connect.
+// The event stream comes first: an event stream of an earlier version that
+// also captured telemetry gives up the telemetry subjects before the
+// telemetry stream claims them (what it already holds still reaches
+// central through it).
 func (n *Node) provision(ctx context.Context) error {
 	n.maxBytes = n.eventMaxBytes()
 	if _, err := n.js.CreateOrUpdateStream(ctx, nodeEventStreamConfig(n.names, n.maxBytes)); err != nil {
@@ -91,6 +128,13 @@ func (n *Node) provision(ctx context.Context) error {
 	}
 	if _, err := n.js.CreateOrUpdatePushConsumer(ctx, n.names.EventStream, n.names.EventConsumerConfig()); err != nil {
 		return fmt.Errorf("event consumer %s: %w", n.names.EventConsumer, err)
+	}
+	n.tlmBytes = n.telemetryMaxBytes()
+	if _, err := n.js.CreateOrUpdateStream(ctx, nodeTelemetryStreamConfig(n.names, n.tlmBytes)); err != nil {
+		return fmt.Errorf("telemetry stream %s: %w", n.names.TelemetryStream, err)
+	}
+	if _, err := n.js.CreateOrUpdatePushConsumer(ctx, n.names.TelemetryStream, n.names.TelemetryConsumerConfig()); err != nil {
+		return fmt.Errorf("telemetry consumer %s: %w", n.names.TelemetryConsumer, err)
 	}
 	cs := n.names.CommandStreamConfig()
 	cs.MaxAge = n.cfg.CommandStreamMaxAge

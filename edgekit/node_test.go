@@ -2,6 +2,7 @@ package edgekit_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +41,52 @@ func TestNodeDeviceEventReachesCentral(t *testing.T) {
 	nodeWaitFor(t, "backlog drained", func() bool {
 		st, err := node.Status(nodeCtx(t))
 		return err == nil && st.Backlog == 0 && st.LinkUp
+	})
+}
+
+// TestNodeTelemetryReachesCentral: a device's acknowledged telemetry is
+// stored in the edge's telemetry stream (asynchronously persisted, apart
+// from the event stream), reaches central's event stream through its own
+// source, and the edge lets go of it once central has it.
+func TestNodeTelemetryReachesCentral(t *testing.T) {
+	env := newNodeEnv(t, 0)
+	central := nodeStartCentral(t, env)
+	node := nodeStart(t, nodeTestConfig(t, env, central.hubURL()))
+	nodeWaitFor(t, "leaf link", node.LinkUp)
+
+	n := node.Names()
+	info, err := node.JetStream().Stream(nodeCtx(t), n.TelemetryStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := info.CachedInfo().Config; c.PersistMode != jetstream.AsyncPersistMode || c.Retention != jetstream.InterestPolicy ||
+		c.Discard != jetstream.DiscardNew || c.MaxBytes <= 0 || !c.DenyDelete || !c.DenyPurge {
+		t.Fatalf("telemetry stream config %+v", c)
+	}
+	ev, err := node.JetStream().Stream(nodeCtx(t), n.EventStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := ev.CachedInfo().Config; c.PersistMode == jetstream.AsyncPersistMode || slices.Contains(c.Subjects, "acme.hq.*.*.tlm") {
+		t.Fatalf("event stream config %+v", c)
+	}
+
+	d := nodeConnectDevice(t, env, node.ClientURL(), nodeR1, func(c *devicekit.Config) { c.HeartbeatInterval = -1 })
+	e := &message.Envelope{Type: topic.Telemetry, Name: message.NameSensorReading}
+	if err := message.SetPayload(e, map[string]float64{"t": 21.5}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Publish(nodeCtx(t), e); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	got := nodeWaitEnvelope(t, central.js, n.CentralEventStream, nodeR1.Subject(topic.Telemetry).String(),
+		func(g *message.Envelope) bool { return g.ID == e.ID })
+	if got.Name != message.NameSensorReading || got.BootID != d.BootID() {
+		t.Fatalf("central has %v", got)
+	}
+	nodeWaitFor(t, "telemetry backlog drained", func() bool {
+		st, err := node.Status(nodeCtx(t))
+		return err == nil && st.TelemetryBacklog == 0 && st.TelemetryMsgs == 0 && st.TelemetryMaxBytes > 0 && st.LinkUp
 	})
 }
 
@@ -89,13 +136,13 @@ func TestNodeCentralUnreachable(t *testing.T) {
 	}
 	d := nodeConnectDevice(t, env, node.ClientURL(), nodeR1, nil)
 	const events = 20
-	var last message.ID
+	sent := make(map[message.ID]bool, events)
 	for i := range events {
 		e := &message.Envelope{Type: topic.Event, Name: "door.opened"}
 		if err := d.Publish(nodeCtx(t), e); err != nil {
 			t.Fatalf("publish %d: %v", i, err)
 		}
-		last = e.ID
+		sent[e.ID] = true
 	}
 	st, err := node.Status(nodeCtx(t))
 	if err != nil {
@@ -107,11 +154,27 @@ func TestNodeCentralUnreachable(t *testing.T) {
 	central.proxy.Restore()
 	nodeWaitFor(t, "leaf link", node.LinkUp)
 	n := node.Names()
-	nodeWaitEnvelope(t, central.js, n.CentralEventStream, nodeR1.Subject(topic.Event).String(),
-		func(g *message.Envelope) bool { return g.ID == last })
-	got := nodeStreamEnvelopes(t, central.js, n.CentralEventStream, nodeR1.Subject(topic.Event).String())
-	if len(got) != events {
-		t.Fatalf("central has %d events, want %d", len(got), events)
+	// Wait until central holds every event, then check it holds each once.
+	var got []*message.Envelope
+	nodeWaitFor(t, "every event at central", func() bool {
+		got = nodeStreamEnvelopes(t, central.js, n.CentralEventStream, nodeR1.Subject(topic.Event).String())
+		have := 0
+		for _, e := range got {
+			if sent[e.ID] {
+				have++
+			}
+		}
+		return have >= events
+	})
+	seen := make(map[message.ID]bool, len(got))
+	for _, e := range got {
+		if !sent[e.ID] {
+			t.Errorf("central holds an event that was never sent: %s", e.ID)
+		}
+		if seen[e.ID] {
+			t.Errorf("central holds event %s twice", e.ID)
+		}
+		seen[e.ID] = true
 	}
 }
 

@@ -33,6 +33,17 @@ type NodeStatus struct {
 	StreamMsgs     uint64 `msgpack:"stream_msgs" json:"stream_msgs"`
 	StreamBytes    uint64 `msgpack:"stream_bytes" json:"stream_bytes"`
 	StreamMaxBytes int64  `msgpack:"stream_max_bytes" json:"stream_max_bytes"`
+	// TelemetryBacklog, TelemetryMsgs, TelemetryBytes and
+	// TelemetryMaxBytes are the same for the telemetry stream, which holds
+	// the devices' telemetry apart from the event stream, and TelemetryFill
+	// is TelemetryBytes/TelemetryMaxBytes. A full telemetry stream refuses
+	// telemetry only; it raises no fill alarm, which is about the event
+	// stream and the store (StoreBytes counts the telemetry stream too).
+	TelemetryBacklog  uint64  `msgpack:"telemetry_backlog" json:"telemetry_backlog"`
+	TelemetryMsgs     uint64  `msgpack:"telemetry_msgs" json:"telemetry_msgs"`
+	TelemetryBytes    uint64  `msgpack:"telemetry_bytes" json:"telemetry_bytes"`
+	TelemetryMaxBytes int64   `msgpack:"telemetry_max_bytes" json:"telemetry_max_bytes"`
+	TelemetryFill     float64 `msgpack:"telemetry_fill" json:"telemetry_fill"`
 	// StoreBytes is the JetStream file storage the org's account uses on
 	// the edge, and StoreMaxBytes the server's limit.
 	StoreBytes    uint64 `msgpack:"store_bytes" json:"store_bytes"`
@@ -188,7 +199,7 @@ func (n *Node) Status(ctx context.Context) (NodeStatus, error) {
 }
 
 func (n *Node) status(ctx context.Context) (NodeStatus, error) {
-	st := NodeStatus{LinkUp: n.LinkUp(), StreamMaxBytes: n.maxBytes, StoreMaxBytes: n.storeMax, Started: n.started.UTC()}
+	st := NodeStatus{LinkUp: n.LinkUp(), StreamMaxBytes: n.maxBytes, TelemetryMaxBytes: n.tlmBytes, StoreMaxBytes: n.storeMax, Started: n.started.UTC()}
 	s, err := n.js.Stream(ctx, n.names.EventStream)
 	if err != nil {
 		return st, err
@@ -201,6 +212,21 @@ func (n *Node) status(ctx context.Context) (NodeStatus, error) {
 	}
 	ci := c.CachedInfo()
 	st.Backlog = ci.NumPending + uint64(ci.NumAckPending)
+	ts, err := n.js.Stream(ctx, n.names.TelemetryStream)
+	if err != nil {
+		return st, err
+	}
+	tinfo := ts.CachedInfo()
+	st.TelemetryMsgs, st.TelemetryBytes = tinfo.State.Msgs, tinfo.State.Bytes
+	tc, err := ts.PushConsumer(ctx, n.names.TelemetryConsumer)
+	if err != nil {
+		return st, err
+	}
+	tci := tc.CachedInfo()
+	st.TelemetryBacklog = tci.NumPending + uint64(tci.NumAckPending)
+	if st.TelemetryMaxBytes > 0 {
+		st.TelemetryFill = min(float64(st.TelemetryBytes)/float64(st.TelemetryMaxBytes), 1)
+	}
 	if ai, err := n.js.AccountInfo(ctx); err == nil {
 		st.StoreBytes = ai.Store
 	}
