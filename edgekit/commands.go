@@ -180,7 +180,7 @@ func (d *cmdDispatcher) deliverTo(t topic.Thing) {
 	d.dmu.Lock()
 	defer d.dmu.Unlock()
 	cmdSubject := t.Subject(topic.Command).String()
-	if d.n.connections(t, cmdSubject) == 0 {
+	if d.n.connections(t, cmdSubject, 0) == 0 {
 		return
 	}
 	d.mu.Lock()

@@ -125,7 +125,7 @@ func (l *liveTracker) handle(m *nats.Msg) {
 			return
 		}
 		if t, ok := l.n.deviceOfUser(ev.Client.User); ok {
-			l.disconnected(t)
+			l.disconnected(t, ev.Client.ID)
 		}
 		return
 	}
@@ -202,11 +202,12 @@ func (l *liveTracker) dead(t topic.Thing, boot message.ID) {
 	}
 }
 
-// disconnected handles the end of one of t's connections: when it has no
+// disconnected handles the end of t's connection cid: when it has no
 // other, t is offline and the edge publishes its death, at most one per
-// flap window.
-func (l *liveTracker) disconnected(t topic.Thing) {
-	if l.n.connections(t, "") > 0 {
+// flap window. The server may still list cid as open while it sends the
+// disconnect event, so cid itself never counts.
+func (l *liveTracker) disconnected(t topic.Thing, cid uint64) {
+	if l.n.connections(t, "", cid) > 0 {
 		return
 	}
 	now := l.n.cfg.Now()
@@ -329,18 +330,26 @@ func (n *Node) deviceOfUser(user string) (topic.Thing, bool) {
 	return t, t.Validate() == nil
 }
 
-// connections returns the number of open connections of device t, only
-// those subscribed to subject when it is not empty.
-func (n *Node) connections(t topic.Thing, subject string) int {
+// connections returns the number of open connections of device t other
+// than except (0: none excepted), only those subscribed to subject when it
+// is not empty.
+func (n *Node) connections(t topic.Thing, subject string, except uint64) int {
 	cz, err := n.srv.Connz(&server.ConnzOptions{
 		Username:      true,
 		User:          authz.DeviceUser(t),
 		Account:       n.cfg.Org,
 		FilterSubject: subject,
 		State:         server.ConnOpen,
+		Limit:         1 << 16,
 	})
 	if err != nil {
 		return 0
 	}
-	return cz.NumConns
+	count := 0
+	for _, c := range cz.Conns {
+		if c.Cid != except {
+			count++
+		}
+	}
+	return count
 }
