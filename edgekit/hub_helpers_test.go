@@ -473,22 +473,12 @@ func hubCountEvents(msgs map[message.ID]hubStored, name string) int {
 	return n
 }
 
-func hubCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), hubWait)
-	t.Cleanup(cancel)
-	return ctx
-}
+func hubCtx(t testing.TB) context.Context { return testCtx(t, hubWait) }
 
 // hubWaitFor polls cond until it holds, failing t after hubWait.
 func hubWaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(hubWait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", hubWait, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFor(t, hubWait, what, cond)
 }
 
 // hubRawMsg turns a stored JetStream message into a NATS message for

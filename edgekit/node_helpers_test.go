@@ -201,19 +201,28 @@ func nodeConnectDevice(tb testing.TB, env *nodeEnv, url string, t topic.Thing, t
 	return d
 }
 
-func nodeCtx(tb testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), nodeWait)
-	tb.Cleanup(cancel)
-	return ctx
-}
+func nodeCtx(tb testing.TB) context.Context { return testCtx(tb, nodeWait) }
 
 // nodeWaitFor polls cond until it holds, failing after nodeWait.
 func nodeWaitFor(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(nodeWait)
+	waitFor(tb, nodeWait, what, cond)
+}
+
+// testCtx returns a context that ends after within or with the test.
+func testCtx(tb testing.TB, within time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	tb.Cleanup(cancel)
+	return ctx
+}
+
+// waitFor polls cond until it holds, failing tb after within.
+func waitFor(tb testing.TB, within time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(within)
 	for !cond() {
 		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", nodeWait, what)
+			tb.Fatalf("timed out after %v waiting for %s", within, what)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
