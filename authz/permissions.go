@@ -133,10 +133,12 @@ func jsLocal(domain string) []string {
 //     edge configuration imports from the system account for liveness.
 func EdgeServicePermissions(org, edge string) Permissions {
 	own := org + "." + edge + ".>"
-	pub := append([]string{own, "_INBOX." + org + "." + edge + ".*.*.>"}, jsLocal(edge)...)
+	n, _ := NamesFor(org, edge)
+	pub := append([]string{own, "_INBOX." + org + "." + edge + ".*.*.>", n.CredentialInfo}, jsLocal(edge)...)
 	sub := []string{
 		own,
 		UserInboxPrefix(EdgeServiceUser(org, edge)) + ".>",
+		n.SyncReplyPrefix + ".*",
 		connectEvent(org),
 		disconnectEvent(org),
 	}
@@ -226,6 +228,7 @@ func ServicePermissions(inv *Inventory, s Service) (Permissions, error) {
 //	$JSC.R.{edge}.*.telemetry-{org}-{edge}.to-hub-tlm.*
 //	$JS.hub.API.CONSUMER.RESET.KV_creds-{org}-{edge}.to-{edge}
 //	$JS.hub.API.CONSUMER.RESET.commands-{org}.to-{edge}
+//	$JS.hub.API.STREAM.INFO.KV_creds-{org}-{edge}    how far its credential bucket is
 //	$JS.FC.KV_creds-{org}-{edge}.to-{edge}.*         flow control of its mirror ...
 //	$JS.FC.commands-{org}.to-{edge}.*                ... and of its command sourcing,
 //	                                                 plus the same two in the
@@ -236,6 +239,7 @@ func ServicePermissions(inv *Inventory, s Service) (Permissions, error) {
 //	{org}.{edge}.>  except  {org}.{edge}.*.*.cmd     live traffic, but no device command
 //	_lintel.{org}.{edge}.fwd.creds                   its credential mirror
 //	_lintel.{org}.{edge}.fwd.cmd                     its commands
+//	_lintel.{org}.{edge}.fwd.sync.*                  answers to its stream info requests
 //	$JSC.R.hub.*.KV_creds-{org}-{edge}.to-{edge}.*   answers to its consumer resets
 //	$JSC.R.hub.*.commands-{org}.to-{edge}.*
 //	$JS.{edge}.API.CONSUMER.RESET.events-{org}-{edge}.to-hub
@@ -243,6 +247,11 @@ func ServicePermissions(inv *Inventory, s Service) (Permissions, error) {
 //	$JS.FC.events-{org}-{edge}.to-hub.*              flow control of central's sourcing,
 //	$JS.FC.telemetry-{org}-{edge}.to-hub-tlm.*       of both flows, and the same two in
 //	                                                 the "$JS.FC.{edge}.*.…" format
+//
+// In both directions "{org}.{edge}._sys.>" is denied: central raises its
+// own events about the edge there ([CentralEventSubjects]), which
+// central's event stream captures; an edge must not forge them, and they
+// must not loop through the edge's event stream back to central.
 //
 // The "$JSC.R" subjects are the scoped reply format that nats-server uses
 // with its js_api_reply_v2 feature flag, which the rendered configurations
@@ -273,6 +282,7 @@ func LeafPermissions(org, edge string) (Permissions, error) {
 		apiReply(n.Domain, n.TelemetryStream, n.TelemetryConsumer),
 		APIPrefix(HubDomain) + ".CONSUMER.RESET." + n.CredentialStream + "." + n.CredentialConsumer,
 		APIPrefix(HubDomain) + ".CONSUMER.RESET." + n.CentralCommandStream + "." + n.CommandConsumer,
+		n.CredentialInfo,
 	}
 	pub = append(pub, flowControl(HubDomain, n.CredentialStream, n.CredentialConsumer)...)
 	pub = append(pub, flowControl(HubDomain, n.CentralCommandStream, n.CommandConsumer)...)
@@ -280,6 +290,7 @@ func LeafPermissions(org, edge string) (Permissions, error) {
 		own,
 		n.CredentialDeliver,
 		n.CommandDeliver,
+		n.SyncReplyPrefix + ".*",
 		apiReply(HubDomain, n.CredentialStream, n.CredentialConsumer),
 		apiReply(HubDomain, n.CentralCommandStream, n.CommandConsumer),
 		APIPrefix(n.Domain) + ".CONSUMER.RESET." + n.EventStream + "." + n.EventConsumer,
@@ -287,9 +298,10 @@ func LeafPermissions(org, edge string) (Permissions, error) {
 	}
 	sub = append(sub, flowControl(n.Domain, n.EventStream, n.EventConsumer)...)
 	sub = append(sub, flowControl(n.Domain, n.TelemetryStream, n.TelemetryConsumer)...)
+	sys := org + "." + edge + "." + topic.ThingTypeSystem + ".>"
 	return Permissions{
-		Publish:   rules(pub),
-		Subscribe: rules(sub, deviceCommands(org, edge)),
+		Publish:   rules(pub, sys),
+		Subscribe: rules(sub, deviceCommands(org, edge), sys),
 	}, nil
 }
 

@@ -215,8 +215,10 @@ func TestTwoEdgeIsolation(t *testing.T) {
 			authz.CommandSubject(mkThing("acme", "hq", "reader", "r1")), // even its own: only central writes commands
 			"$JS.hub.API.CONSUMER.RESET." + nwh.CredentialStream + "." + nwh.CredentialConsumer,
 			"$JS.hub.API.CONSUMER.CREATE." + nhq.CredentialStream, // a consumer could deliver anywhere
-			"$JS.hub.API.STREAM.INFO." + nhq.CredentialStream,
+			"$JS.hub.API.STREAM.INFO." + nwh.CredentialStream,     // its own bucket's info only
+			"$JS.hub.API.STREAM.INFO." + nhq.CentralCommandStream,
 			"$JS.API.STREAM.INFO." + nhq.CentralCommandStream,
+			nwh.SyncReplyPrefix + ".x",
 			"$KV." + nwh.CredentialBucket + ".card",
 			"$JSC.R.hub.x." + nwh.CredentialStream + "." + nwh.CredentialConsumer + ".y",
 			"$JSC.R.wh.x." + nwh.EventStream + "." + nwh.EventConsumer + ".y",
@@ -409,7 +411,11 @@ func TestLeafLinkEnforcedByCentral(t *testing.T) {
 		{"Publish", authz.CommandSubject(mkThing("acme", "hq", "reader", "r1"))},
 		{"Publish", "$JS.hub.API.CONSUMER.CREATE." + nhq.CredentialStream},
 		{"Publish", "$JS.hub.API.CONSUMER.RESET." + nwh.CredentialStream + "." + nwh.CredentialConsumer},
-		{"Publish", "$JS.hub.API.STREAM.INFO." + nhq.CredentialStream},
+		{"Publish", "$JS.hub.API.STREAM.INFO." + nwh.CredentialStream},
+		{"Publish", "$JS.hub.API.STREAM.INFO." + nhq.CentralCommandStream},
+		{"Publish", "acme.hq._sys.audit.evt"},
+		{"Subscription", "acme.hq._sys.audit.evt"},
+		{"Subscription", nwh.SyncReplyPrefix + ".x"},
 		{"Publish", "$JSC.R.wh.x." + nwh.EventStream + "." + nwh.EventConsumer + ".y"},
 		{"Publish", "$JS.FC." + nwh.CentralCommandStream + "." + nwh.CommandConsumer + ".x"},
 		{"Publish", "$KV." + nhq.CredentialBucket + ".card"},

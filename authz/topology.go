@@ -64,6 +64,8 @@ var eventMessageTypes = [...]topic.MessageType{topic.Event, topic.State, topic.A
 //	CredentialStream     KV_creds-acme-hq          the bucket's stream, on both sides
 //	CredentialConsumer   to-hq                     durable on central's CredentialStream
 //	CredentialDeliver    _lintel.acme.hq.fwd.creds central → edge
+//	CredentialInfo       $JS.hub.API.STREAM.INFO.KV_creds-acme-hq   the edge asks central how far its bucket is
+//	SyncReplyPrefix      _lintel.acme.hq.fwd.sync  replies to CredentialInfo (central → edge)
 //	CentralCommandStream commands-acme             on central: every command of the org
 //	CommandFilter        _lintel.acme.hq.cmd.*.*   the edge's part of CentralCommandStream
 //	CommandConsumer      to-hq                     durable on CentralCommandStream
@@ -106,6 +108,16 @@ type EdgeNames struct {
 	CredentialStream   string // the stream behind CredentialBucket: "KV_" + CredentialBucket
 	CredentialConsumer string // durable on central's CredentialStream that the edge's mirror reads through
 	CredentialDeliver  string // deliver subject of CredentialConsumer (central → edge)
+	// CredentialInfo is the JetStream API subject of central's stream info
+	// of CredentialStream. The edge service asks it, with a reply subject
+	// below SyncReplyPrefix, to learn the last revision central holds, and
+	// so to confirm that its mirror has caught up: the only JetStream API
+	// request an edge sends to central besides its consumer resets.
+	CredentialInfo string
+	// SyncReplyPrefix is the edge's namespace for the replies to
+	// CredentialInfo, "_lintel.{org}.{edge}.fwd.sync"; replies go to
+	// SyncReplyPrefix + ".{id}".
+	SyncReplyPrefix string
 
 	CentralCommandStream string // central's command stream of the org, fed on CommandSubject subjects
 	CommandFilter        string // the edge's commands within CentralCommandStream
@@ -143,6 +155,7 @@ func NamesFor(org, edge string) (EdgeNames, error) {
 		CredentialBucket:   "creds-" + org + "-" + edge,
 		CredentialConsumer: "to-" + edge,
 		CredentialDeliver:  fwd + ".creds",
+		SyncReplyPrefix:    fwd + ".sync",
 
 		CentralCommandStream: "commands-" + org,
 		CommandFilter:        InternalPrefix + "." + org + "." + edge + ".cmd.*.*",
@@ -151,6 +164,7 @@ func NamesFor(org, edge string) (EdgeNames, error) {
 		CommandStream:        "commands-" + org + "-" + edge,
 	}
 	n.CredentialStream = "KV_" + n.CredentialBucket
+	n.CredentialInfo = APIPrefix(HubDomain) + ".STREAM.INFO." + n.CredentialStream
 	for _, mt := range eventMessageTypes {
 		n.EventSubjects = append(n.EventSubjects, org+"."+edge+".*.*."+string(mt))
 	}
@@ -306,16 +320,19 @@ func (n EdgeNames) TelemetrySource() *jetstream.StreamSource {
 
 // CentralEventStreamConfig returns the configuration of the org's event
 // stream on central, sourcing the event stream and the telemetry stream of
-// each of edges, in that order. It has no
-// subjects of its own: events reach central both live and through sourcing,
-// and subjects overlapping "{org}.{edge}.>" would store each event twice. It
-// returns the error of [NamesFor] for a bad org or edge.
+// each of edges, in that order. Its only subjects are central's own events
+// about an edge, [CentralEventSubjects]: events of devices reach central both
+// live and through sourcing, and subjects overlapping their
+// "{org}.{edge}.*.*.*" would store each event twice; the leaf link carries
+// no "_sys" subject in either direction ([LeafPermissions]). It returns the
+// error of [NamesFor] for a bad org or edge.
 func CentralEventStreamConfig(org string, edges ...string) (jetstream.StreamConfig, error) {
 	if err := checkOrgName(org); err != nil {
 		return jetstream.StreamConfig{}, err
 	}
 	cfg := jetstream.StreamConfig{
 		Name:      "events-" + org,
+		Subjects:  CentralEventSubjects(org),
 		Storage:   jetstream.FileStorage,
 		Retention: jetstream.LimitsPolicy,
 	}
@@ -327,6 +344,15 @@ func CentralEventStreamConfig(org string, edges ...string) (jetstream.StreamConf
 		cfg.Sources = append(cfg.Sources, n.EventSource(), n.TelemetrySource())
 	}
 	return cfg, nil
+}
+
+// CentralEventSubjects returns the subjects of the events that central
+// itself raises about an edge, which central's event stream captures
+// directly: "{org}.*._sys.*.evt", from things of type [topic.ThingTypeSystem]
+// such as "acme.hq._sys.audit" (audit-chain alarms). No edge can publish
+// or receive them across the leaf link.
+func CentralEventSubjects(org string) []string {
+	return []string{org + ".*." + topic.ThingTypeSystem + ".*." + string(topic.Event)}
 }
 
 // CredentialBucketConfig returns the configuration of the central KV bucket

@@ -148,7 +148,7 @@ func TestJetStreamConfigs(t *testing.T) {
 		t.Errorf("command source %+v", src)
 	}
 	ev, _ := authz.CentralEventStreamConfig("acme", "hq", "wh")
-	if len(ev.Subjects) != 0 || len(ev.Sources) != 4 || ev.Sources[2].External.APIPrefix != "$JS.wh.API" ||
+	if !slices.Equal(ev.Subjects, []string{"acme.*._sys.*.evt"}) || len(ev.Sources) != 4 || ev.Sources[2].External.APIPrefix != "$JS.wh.API" ||
 		ev.Sources[1].Name != n.TelemetryStream || ev.Sources[1].Consumer.DeliverSubject != n.TelemetryDeliver ||
 		ev.Sources[3].Name != "telemetry-acme-wh" || ev.Sources[3].External.APIPrefix != "$JS.wh.API" {
 		t.Errorf("central event stream %+v", ev)

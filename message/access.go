@@ -1,6 +1,12 @@
 package message
 
-import "log/slog"
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"log/slog"
+	"time"
+)
 
 // CredentialKind says what kind of credential was presented.
 type CredentialKind string
@@ -31,6 +37,19 @@ func (Credential) GoString() string { return redacted }
 // LogValue returns "[REDACTED]"; it implements [slog.LogValuer].
 func (Credential) LogValue() slog.Value { return slog.StringValue(redacted) }
 
+// Hash returns the keyed hash that identifies c everywhere past the reader:
+// the lower-case hex HMAC-SHA256 of the credential under key (64
+// characters). Central stores credentials, and the edge looks them up, by
+// this hash only; without key it cannot be reversed by trying every card
+// number. Keep key secret and fixed for an org: changing it changes every
+// hash.
+func (c Credential) Hash(key []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(c))
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(m.Sum(sum[:0]))
+}
+
 // AccessRequest asks the edge whether to open a door: a reader read a
 // credential. It travels as [NameAccessRequested] with Type topic.Request,
 // from the reader to its edge, which answers with an [AccessDecision].
@@ -60,13 +79,15 @@ const (
 	DenyOutsideSchedule DenyReason = "outside_schedule" // no schedule allows the holder in now
 	DenyDoorNotAllowed  DenyReason = "door_not_allowed" // the holder may not use this door
 	DenyStale           DenyReason = "stale"            // the edge's credential set is too old to trust
+	DenyUnknownDoor     DenyReason = "unknown_door"     // the door is not configured at the edge, or the reader does not guard it
+	DenyUnavailable     DenyReason = "unavailable"      // the edge could not consult its credential set
 )
 
 // Known reports whether r is one of the reasons this package defines.
 func (r DenyReason) Known() bool {
 	switch r {
 	case DenyUnknown, DenyRevoked, DenySuspended, DenyExpired, DenyNotYetValid,
-		DenyOutsideSchedule, DenyDoorNotAllowed, DenyStale:
+		DenyOutsideSchedule, DenyDoorNotAllowed, DenyStale, DenyUnknownDoor, DenyUnavailable:
 		return true
 	}
 	return false
@@ -89,6 +110,28 @@ type AccessDecision struct {
 	// CredentialSetVersion is the version of the credential set the
 	// decision was made with.
 	CredentialSetVersion uint64 `msgpack:"credential_set_version" json:"credential_set_version"`
+	// Credential is the keyed hash of the credential presented
+	// ([Credential.Hash]), never the credential itself.
+	Credential string `msgpack:"credential,omitempty" json:"credential,omitempty"`
+	// Offline reports a decision made without a sync with central confirmed
+	// since the edge's link last came up: the link was down, or the edge had
+	// not yet caught up with central after it came back.
+	Offline bool `msgpack:"offline,omitempty" json:"offline,omitempty"`
+	// Fallback reports a decision made by the door's fallback mode, because
+	// the edge could not decide from its credential set (too stale, or
+	// unavailable).
+	Fallback bool `msgpack:"fallback,omitempty" json:"fallback,omitempty"`
+	// SyncedAt is the edge's last confirmed sync with central when it
+	// decided: the time at which its credential set was known to hold every
+	// change central had made. Zero if never.
+	SyncedAt time.Time `msgpack:"synced_at,omitempty" json:"synced_at,omitzero"`
+	// AuditSeq numbers the edge's decision events, 1, 2, 3..., in the order
+	// of its audit chain.
+	AuditSeq uint64 `msgpack:"audit_seq,omitempty" json:"audit_seq,omitempty"`
+	// AuditPrev is the lower-case hex SHA-256 of the exact encoded bytes of
+	// the edge's previous decision event (AuditSeq-1), or empty for the
+	// first: the link of the tamper-evident audit chain.
+	AuditPrev string `msgpack:"audit_prev,omitempty" json:"audit_prev,omitempty"`
 }
 
 // MessageName returns [NameAccessGranted] or [NameAccessDenied].
