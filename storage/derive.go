@@ -181,10 +181,20 @@ func (s *Store) deriveAccess(e *Event) (*AccessDecision, error) {
 	if d.CredentialSetVersion > math.MaxInt64 {
 		return nil, fmt.Errorf("credential set version %d out of range", d.CredentialSetVersion)
 	}
+	if d.AuditSeq > math.MaxInt64 {
+		return nil, fmt.Errorf("audit seq %d out of range", d.AuditSeq)
+	}
+	// Older edges put their only reference, in place of the credential, in
+	// Holder and had no Credential field: it is the credential's reference
+	// then, not a holder.
+	cred, holder := d.Credential, d.Holder
+	if cred == "" {
+		cred, holder = d.Holder, ""
+	}
 	return &AccessDecision{ID: e.ID, Time: s.storedTime(e), Org: e.Thing.Org, Edge: e.Thing.Edge,
-		Door: clean(d.Door), Reader: e.Thing.Code, CredentialHash: clean(d.Holder), Granted: d.Granted,
-		Reason: clean(string(d.Reason)), CredentialSetVersion: int64(d.CredentialSetVersion),
-		ReceivedAt: e.ReceivedAt}, nil
+		Door: clean(d.Door), Reader: e.Thing.Code, CredentialHash: clean(cred), Holder: clean(holder),
+		Granted: d.Granted, Reason: clean(string(d.Reason)), CredentialSetVersion: int64(d.CredentialSetVersion),
+		Offline: d.Offline, Fallback: d.Fallback, AuditSeq: int64(d.AuditSeq), ReceivedAt: e.ReceivedAt}, nil
 }
 
 // clean makes s acceptable to a text column: valid UTF-8 without NUL.
@@ -261,10 +271,11 @@ up AS (
 SELECT count(*) FROM ins`
 
 const insertAccess = `
-INSERT INTO lintel.access_decisions (id, time, org, edge, door, reader, credential_hash, granted, reason,
-    credential_set_version, received_at)
+INSERT INTO lintel.access_decisions (id, time, org, edge, door, reader, credential_hash, holder, granted, reason,
+    credential_set_version, offline, fallback, audit_seq, received_at)
 SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-    $8::boolean[], $9::text[], $10::bigint[], $11::timestamptz[])
+    $8::text[], $9::boolean[], $10::text[], $11::bigint[], $12::boolean[], $13::boolean[], $14::bigint[],
+    $15::timestamptz[])
 ON CONFLICT (id) DO NOTHING`
 
 // writeDerived writes rows in tx, one multi-row statement per kind, all
@@ -353,12 +364,15 @@ func writeDerived(ctx context.Context, tx pgx.Tx, rows []derivedRow) (int, error
 	}
 	if n := len(access); n > 0 {
 		ids, times, orgs, edges, doors, readers := make([][16]byte, n), make([]time.Time, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		creds, granted, reasons, versions, recv := make([]string, n), make([]bool, n), make([]string, n), make([]int64, n), make([]time.Time, n)
+		creds, holders, granted, reasons, versions := make([]string, n), make([]string, n), make([]bool, n), make([]string, n), make([]int64, n)
+		offline, fallback, seqs, recv := make([]bool, n), make([]bool, n), make([]int64, n), make([]time.Time, n)
 		for i, d := range access {
 			ids[i], times[i], orgs[i], edges[i], doors[i], readers[i] = d.ID, d.Time, d.Org, d.Edge, d.Door, d.Reader
-			creds[i], granted[i], reasons[i], versions[i], recv[i] = d.CredentialHash, d.Granted, d.Reason, d.CredentialSetVersion, d.ReceivedAt
+			creds[i], holders[i], granted[i], reasons[i], versions[i] = d.CredentialHash, d.Holder, d.Granted, d.Reason, d.CredentialSetVersion
+			offline[i], fallback[i], seqs[i], recv[i] = d.Offline, d.Fallback, d.AuditSeq, d.ReceivedAt
 		}
-		queue("access decisions", insertAccess, ids, times, orgs, edges, doors, readers, creds, granted, reasons, versions, recv)
+		queue("access decisions", insertAccess, ids, times, orgs, edges, doors, readers, creds, holders, granted, reasons,
+			versions, offline, fallback, seqs, recv)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return 0, fmt.Errorf("storage: write derived rows: %w", err)

@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -117,11 +118,21 @@ func TestIngestDerived(t *testing.T) {
 		n.publishMsg(t, m, true)
 	}
 
-	// Access decisions at r1 and r2, some as CloudEvents JSON.
+	// Access decisions at r1 and r2, some as CloudEvents JSON. The first
+	// two come from an older edge, which put the credential's hash in
+	// Holder and knew nothing of Credential, Offline, Fallback or AuditSeq;
+	// the others from a current edge, which reports the hash in Credential
+	// and the holder in Holder, and decided 3 and 5 offline, 5 by its
+	// fallback mode.
 	alice, bob := storage.HashCredential([]byte("k"), "card-1"), storage.HashCredential([]byte("k"), "card-2")
 	for i := range 6 {
 		d := message.AccessDecision{Granted: i != 3, Door: []string{"front", "back"}[i%2],
 			Holder: []string{alice, bob}[i%3/2], CredentialSetVersion: 7}
+		if i >= 2 {
+			d.Credential, d.Holder = d.Holder, []string{"h-alice", "h-bob"}[i%3/2]
+			d.Offline, d.Fallback, d.AuditSeq = i%2 == 1, i == 5, uint64(i+1)
+			d.SyncedAt, d.AuditPrev = now.Add(-time.Hour), fmt.Sprintf("%064x", i)
+		}
 		if !d.Granted {
 			d.Reason = message.DenyOutsideSchedule
 		}
@@ -194,15 +205,57 @@ func TestIngestDerived(t *testing.T) {
 		assert.True(t, d.Granted)
 		assert.Equal(t, int64(7), d.CredentialSetVersion)
 		assert.True(t, now.Add(-5*time.Minute).Equal(d.Time))
+		assert.Equal(t, "h-bob", d.Holder)
+		assert.True(t, d.Offline)
+		assert.True(t, d.Fallback)
+		assert.Equal(t, int64(6), d.AuditSeq)
+		d = page2.Decisions[0] // i = 2, msgpack
+		assert.Equal(t, "h-bob", d.Holder)
+		assert.False(t, d.Offline)
+		assert.False(t, d.Fallback)
+		assert.Equal(t, int64(3), d.AuditSeq)
 		denied := false
 		page2, err = s.AccessDecisions(ctx, storage.AccessQuery{Org: "acme", Edge: "hq", Door: "back", Granted: &denied})
 		require.NoError(t, err)
 		require.Len(t, page2.Decisions, 1) // i = 3, as CloudEvents
-		assert.Equal(t, string(message.DenyOutsideSchedule), page2.Decisions[0].Reason)
-		assert.Equal(t, alice, page2.Decisions[0].CredentialHash)
+		d = page2.Decisions[0]
+		assert.Equal(t, string(message.DenyOutsideSchedule), d.Reason)
+		assert.Equal(t, alice, d.CredentialHash)
+		assert.Equal(t, "h-alice", d.Holder)
+		assert.True(t, d.Offline)
+		assert.False(t, d.Fallback)
+		assert.Equal(t, int64(4), d.AuditSeq)
 		page2, err = s.AccessDecisions(ctx, storage.AccessQuery{Door: "front", From: now.Add(-9 * time.Minute), To: now.Add(-6 * time.Minute)})
 		require.NoError(t, err)
 		assert.Len(t, page2.Decisions, 1) // i = 2 (minutes -10, -8, -6 are front)
+
+		// The older edge's decisions: credential_hash from Holder, which
+		// referred to the credential there, so no holder.
+		page2, err = s.AccessDecisions(ctx, storage.AccessQuery{CredentialHash: alice, To: now.Add(-8 * time.Minute)})
+		require.NoError(t, err)
+		require.Len(t, page2.Decisions, 2) // i = 0 and 1
+		for _, d := range page2.Decisions {
+			assert.Equal(t, alice, d.CredentialHash)
+			assert.Empty(t, d.Holder)
+			assert.False(t, d.Offline)
+			assert.False(t, d.Fallback)
+			assert.Zero(t, d.AuditSeq)
+			assert.Equal(t, int64(7), d.CredentialSetVersion)
+		}
+
+		offline, online := true, false
+		page2, err = s.AccessDecisions(ctx, storage.AccessQuery{Org: "acme", Offline: &offline})
+		require.NoError(t, err)
+		require.Len(t, page2.Decisions, 2) // i = 3 and 5
+		assert.Equal(t, int64(4), page2.Decisions[0].AuditSeq)
+		assert.Equal(t, int64(6), page2.Decisions[1].AuditSeq)
+		page2, err = s.AccessDecisions(ctx, storage.AccessQuery{Offline: &online})
+		require.NoError(t, err)
+		assert.Len(t, page2.Decisions, 4) // i = 0, 1, 2 and 4
+		page2, err = s.AccessDecisions(ctx, storage.AccessQuery{Holder: "h-alice", Offline: &online})
+		require.NoError(t, err)
+		require.Len(t, page2.Decisions, 1) // i = 4
+		assert.Equal(t, int64(5), page2.Decisions[0].AuditSeq)
 	}
 	check()
 	before := derivedCounts(t, s)
@@ -243,6 +296,7 @@ func TestIngestDerivedSkipped(t *testing.T) {
 		{topic.Ack, message.NameAck, ids.New(), nil},                                                             // no payload
 		{topic.Event, message.NameAccessGranted, message.ID{}, message.AccessDecision{Granted: false, Door: "front"}},
 		{topic.Event, message.NameAccessDenied, message.ID{}, map[string]any{"granted": "no"}},
+		{topic.Event, message.NameAccessGranted, message.ID{}, message.AccessDecision{Granted: true, Door: "front", AuditSeq: math.MaxInt64 + 1}},
 		{topic.Command, message.NameCommand, message.ID{}, message.Command{}}, // no action
 	} {
 		m, _ := lintelMsg(t, nil, readerR1, c.mt, c.name, now, c.corr, message.ID{}, c.payload)

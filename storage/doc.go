@@ -125,10 +125,14 @@
 //     message, boot, online);
 //   - an access.granted or access.denied event (message type evt, payload
 //     message.AccessDecision) adds an [AccessDecision] to
-//     lintel.access_decisions, queryable by credential hash, door and
-//     time. The credential column holds the payload's Holder reference;
-//     the payload has no field for a clear credential, and the table never
-//     receives one.
+//     lintel.access_decisions, queryable by credential hash, holder, door,
+//     outcome, offline and time. The credential_hash column holds the
+//     payload's Credential, the keyed hash of the credential presented
+//     (see [HashCredential]), and the holder column its Holder reference;
+//     for an event from an older edge, whose payload has no Credential,
+//     both columns hold its Holder reference, credential_hash as it always
+//     did. The payload has no field for a clear credential, and the table
+//     never receives one.
 //
 // Derived rows are dated like their event: the device time when
 // plausible, else the receive time (see "Time"). Every derived row is

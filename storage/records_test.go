@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/storage"
 	"github.com/lintel-io/lintel/topic"
 	"github.com/stretchr/testify/assert"
@@ -110,7 +111,8 @@ func TestAccessDecisions(t *testing.T) {
 	assert.Len(t, alice, 64)
 	for i := range 10 {
 		d := storage.AccessDecision{ID: uuid.New(), Time: now.Add(time.Duration(i) * time.Minute), Org: "acme", Edge: "hq",
-			Door: []string{"front", "back"}[i%2], Reader: "r1", CredentialHash: []string{alice, bob}[i%3/2], Granted: i != 4}
+			Door: []string{"front", "back"}[i%2], Reader: "r1", CredentialHash: []string{alice, bob}[i%3/2], Granted: i != 4,
+			Holder: []string{"h-alice", "h-bob"}[i%3/2], Offline: i >= 6, Fallback: i == 9, AuditSeq: int64(i + 1)}
 		require.NoError(t, s.RecordAccessDecision(ctx, d))
 		require.NoError(t, s.RecordAccessDecision(ctx, d)) // redelivered
 	}
@@ -125,4 +127,54 @@ func TestAccessDecisions(t *testing.T) {
 	page, err = s.AccessDecisions(ctx, storage.AccessQuery{Door: "back", From: now.Add(3 * time.Minute), To: now.Add(8 * time.Minute)})
 	require.NoError(t, err)
 	assert.Len(t, page.Decisions, 3) // back door (odd i) at minutes 3, 5 and 7
+
+	offline := true
+	page, err = s.AccessDecisions(ctx, storage.AccessQuery{Offline: &offline, Descending: true})
+	require.NoError(t, err)
+	require.Len(t, page.Decisions, 4) // i = 9, 8, 7, 6
+	d := page.Decisions[0]
+	assert.Equal(t, alice, d.CredentialHash)
+	assert.Equal(t, "h-alice", d.Holder)
+	assert.True(t, d.Offline)
+	assert.True(t, d.Fallback)
+	assert.Equal(t, int64(10), d.AuditSeq)
+	assert.Equal(t, "h-bob", page.Decisions[1].Holder)
+	assert.False(t, page.Decisions[1].Fallback)
+	offline = false
+	page, err = s.AccessDecisions(ctx, storage.AccessQuery{Holder: "h-alice", Offline: &offline})
+	require.NoError(t, err)
+	require.Len(t, page.Decisions, 4) // i = 0, 1, 3, 4
+	for _, d := range page.Decisions {
+		assert.Equal(t, alice, d.CredentialHash)
+		assert.False(t, d.Offline)
+	}
+}
+
+// TestHashCredential checks that central hashes a credential as the edge
+// does, so that a credential typed into a query finds the decisions the
+// edge reported.
+func TestHashCredential(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		key        string
+		credential string
+	}{
+		{"card", "site key", "card-1001"},
+		{"pin", "site key", "4711"},
+		{"empty credential", "site key", ""},
+		{"empty key", "", "card-1001"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := storage.HashCredential([]byte(tt.key), tt.credential)
+			assert.Equal(t, message.Credential(tt.credential).Hash([]byte(tt.key)), got)
+			assert.Len(t, got, 64)
+		})
+	}
+	assert.NotEqual(t, storage.HashCredential([]byte("k1"), "card-1001"), storage.HashCredential([]byte("k2"), "card-1001"))
+	// A known value: HMAC-SHA256("key", "The quick brown fox jumps over the lazy dog").
+	assert.Equal(t, "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8",
+		storage.HashCredential([]byte("key"), "The quick brown fox jumps over the lazy dog"))
 }
