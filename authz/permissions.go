@@ -134,7 +134,7 @@ func jsLocal(domain string) []string {
 func EdgeServicePermissions(org, edge string) Permissions {
 	own := org + "." + edge + ".>"
 	n, _ := NamesFor(org, edge)
-	pub := append([]string{own, "_INBOX." + org + "." + edge + ".*.*.>", n.CredentialInfo}, jsLocal(edge)...)
+	pub := append([]string{own, "_INBOX." + org + "." + edge + ".*.*.>", n.CredentialInfo, n.CredentialGet + ".>"}, jsLocal(edge)...)
 	sub := []string{
 		own,
 		UserInboxPrefix(EdgeServiceUser(org, edge)) + ".>",
@@ -229,6 +229,7 @@ func ServicePermissions(inv *Inventory, s Service) (Permissions, error) {
 //	$JS.hub.API.CONSUMER.RESET.KV_creds-{org}-{edge}.to-{edge}
 //	$JS.hub.API.CONSUMER.RESET.commands-{org}.to-{edge}
 //	$JS.hub.API.STREAM.INFO.KV_creds-{org}-{edge}    how far its credential bucket is
+//	$JS.hub.API.DIRECT.GET.KV_creds-{org}-{edge}.>   one entry of it
 //	$JS.FC.KV_creds-{org}-{edge}.to-{edge}.*         flow control of its mirror ...
 //	$JS.FC.commands-{org}.to-{edge}.*                ... and of its command sourcing,
 //	                                                 plus the same two in the
@@ -239,7 +240,7 @@ func ServicePermissions(inv *Inventory, s Service) (Permissions, error) {
 //	{org}.{edge}.>  except  {org}.{edge}.*.*.cmd     live traffic, but no device command
 //	_lintel.{org}.{edge}.fwd.creds                   its credential mirror
 //	_lintel.{org}.{edge}.fwd.cmd                     its commands
-//	_lintel.{org}.{edge}.fwd.sync.*                  answers to its stream info requests
+//	_lintel.{org}.{edge}.fwd.sync.*                  answers to its stream info and direct gets
 //	$JSC.R.hub.*.KV_creds-{org}-{edge}.to-{edge}.*   answers to its consumer resets
 //	$JSC.R.hub.*.commands-{org}.to-{edge}.*
 //	$JS.{edge}.API.CONSUMER.RESET.events-{org}-{edge}.to-hub
@@ -283,6 +284,7 @@ func LeafPermissions(org, edge string) (Permissions, error) {
 		APIPrefix(HubDomain) + ".CONSUMER.RESET." + n.CredentialStream + "." + n.CredentialConsumer,
 		APIPrefix(HubDomain) + ".CONSUMER.RESET." + n.CentralCommandStream + "." + n.CommandConsumer,
 		n.CredentialInfo,
+		n.CredentialGet + ".>",
 	}
 	pub = append(pub, flowControl(HubDomain, n.CredentialStream, n.CredentialConsumer)...)
 	pub = append(pub, flowControl(HubDomain, n.CentralCommandStream, n.CommandConsumer)...)

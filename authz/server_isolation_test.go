@@ -412,6 +412,7 @@ func TestLeafLinkEnforcedByCentral(t *testing.T) {
 		{"Publish", "$JS.hub.API.CONSUMER.CREATE." + nhq.CredentialStream},
 		{"Publish", "$JS.hub.API.CONSUMER.RESET." + nwh.CredentialStream + "." + nwh.CredentialConsumer},
 		{"Publish", "$JS.hub.API.STREAM.INFO." + nwh.CredentialStream},
+		{"Publish", "$JS.hub.API.DIRECT.GET." + nwh.CredentialStream + ".$KV." + nwh.CredentialBucket + ".cred.x"},
 		{"Publish", "$JS.hub.API.STREAM.INFO." + nhq.CentralCommandStream},
 		{"Publish", "acme.hq._sys.audit.evt"},
 		{"Subscription", "acme.hq._sys.audit.evt"},

@@ -65,7 +65,8 @@ var eventMessageTypes = [...]topic.MessageType{topic.Event, topic.State, topic.A
 //	CredentialConsumer   to-hq                     durable on central's CredentialStream
 //	CredentialDeliver    _lintel.acme.hq.fwd.creds central → edge
 //	CredentialInfo       $JS.hub.API.STREAM.INFO.KV_creds-acme-hq   the edge asks central how far its bucket is
-//	SyncReplyPrefix      _lintel.acme.hq.fwd.sync  replies to CredentialInfo (central → edge)
+//	CredentialGet        $JS.hub.API.DIRECT.GET.KV_creds-acme-hq   the edge reads one entry of its bucket at central
+//	SyncReplyPrefix      _lintel.acme.hq.fwd.sync  replies to both (central → edge)
 //	CentralCommandStream commands-acme             on central: every command of the org
 //	CommandFilter        _lintel.acme.hq.cmd.*.*   the edge's part of CentralCommandStream
 //	CommandConsumer      to-hq                     durable on CentralCommandStream
@@ -97,7 +98,7 @@ type EdgeNames struct {
 	EventSubjects      []string // what EventStream captures: "{org}.{edge}.*.*.{evt,state,ack}"
 	EventConsumer      string   // durable on EventStream that CentralEventStream sources through
 	EventDeliver       string   // deliver subject of EventConsumer (edge → central)
-	CentralEventStream string   // central's event stream of the org: sources only, no subjects
+	CentralEventStream string   // central's event stream of the org: sources every edge, captures only CentralEventSubjects
 
 	TelemetryStream   string   // the edge's telemetry stream, on the edge's domain
 	TelemetrySubjects []string // what TelemetryStream captures: "{org}.{edge}.*.*.tlm"
@@ -114,9 +115,15 @@ type EdgeNames struct {
 	// so to confirm that its mirror has caught up: the only JetStream API
 	// request an edge sends to central besides its consumer resets.
 	CredentialInfo string
+	// CredentialGet is the JetStream direct-get subject of central's
+	// CredentialStream. The edge service reads the current entry of one
+	// key at central through CredentialGet + "." + the key's subject
+	// ("$KV.{bucket}.{key}") while its mirror has not yet caught up after
+	// a reconnection, so that a pending revocation is never overlooked.
+	CredentialGet string
 	// SyncReplyPrefix is the edge's namespace for the replies to
-	// CredentialInfo, "_lintel.{org}.{edge}.fwd.sync"; replies go to
-	// SyncReplyPrefix + ".{id}".
+	// CredentialInfo and CredentialGet, "_lintel.{org}.{edge}.fwd.sync";
+	// replies go to SyncReplyPrefix + ".{id}".
 	SyncReplyPrefix string
 
 	CentralCommandStream string // central's command stream of the org, fed on CommandSubject subjects
@@ -165,6 +172,7 @@ func NamesFor(org, edge string) (EdgeNames, error) {
 	}
 	n.CredentialStream = "KV_" + n.CredentialBucket
 	n.CredentialInfo = APIPrefix(HubDomain) + ".STREAM.INFO." + n.CredentialStream
+	n.CredentialGet = APIPrefix(HubDomain) + ".DIRECT.GET." + n.CredentialStream
 	for _, mt := range eventMessageTypes {
 		n.EventSubjects = append(n.EventSubjects, org+"."+edge+".*.*."+string(mt))
 	}

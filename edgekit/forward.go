@@ -142,7 +142,7 @@ func (h *Hub) kick(ctx context.Context, edge string, names ...string) error {
 		return fmt.Errorf("%w: %s", ErrEdgeNotRegistered, edge)
 	}
 	without := cfg
-	without.Subjects = nil
+	without.Subjects = h.eventSubjects()
 	without.Sources = slices.DeleteFunc(slices.Clone(cfg.Sources), func(s *jetstream.StreamSource) bool {
 		return slices.ContainsFunc(kicked, func(k *jetstream.StreamSource) bool { return k.Name == s.Name })
 	})

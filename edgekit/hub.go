@@ -73,7 +73,8 @@ type HubConfig struct {
 
 	// EventStream, when set, adjusts the configuration of central's event
 	// stream when [Hub.Provision] creates it (retention limits, replicas).
-	// It must keep the name, the sources and the absence of subjects.
+	// It must keep the name and the sources; the hub sets the subjects
+	// ([authz.CentralEventSubjects]) itself, on creation and on every update.
 	EventStream func(*jetstream.StreamConfig)
 	// CommandStream, when set, adjusts the configuration of the org's
 	// command stream (retention limits, replicas) before [Hub.Provision]
@@ -139,19 +140,25 @@ func (c HubConfig) withDefaults() HubConfig {
 // topology that [authz] fixes on central, and talks to the edges through it.
 //
 //   - Events: central's event stream ([authz.EdgeNames.CentralEventStream])
-//     has no subjects of its own, only two sources per registered edge, one
-//     per flow ([FlowEvents], [FlowTelemetry]): the first reads the edge's
-//     event stream through the durable, flow-controlled consumer "to-hub"
-//     that the edge service creates on the edge, the second the edge's
-//     telemetry stream through "to-hub-tlm" likewise. Storage ingest reads
-//     both from the one stream; an edge's telemetry and its events are
-//     each in order, but not in order with each other. Sourcing
-//     is acknowledged (the edge's consumer only moves its floor once central
-//     has stored a message) and tracked by source sequence on central, so an
-//     outage of any length loses nothing and stores nothing twice: after the
-//     link, central or the edge comes back, central resumes where it
-//     stopped. [Hub.Supervise] watches the sources and restarts one that the
-//     server leaves idle; see there.
+//     has two sources per registered edge, one per flow ([FlowEvents],
+//     [FlowTelemetry]): the first reads the edge's event stream through the
+//     durable, flow-controlled consumer "to-hub" that the edge service
+//     creates on the edge, the second the edge's telemetry stream through
+//     "to-hub-tlm" likewise. Its only subjects are those of central's own
+//     events about an edge ([authz.CentralEventSubjects],
+//     "{org}.*._sys.*.evt", such as audit alarms); an edge's own event
+//     stream captures "{org}.{edge}._sys.*.evt" too, so what an edge
+//     publishes there locally reaches this stream through sourcing, with a
+//     "Nats-Stream-Source" header that central's own events never carry
+//     (the auditor of package edgekit/access flags them as forged).
+//     Storage ingest reads both flows from the one stream; an edge's
+//     telemetry and its events are each in order, but not in order with
+//     each other. Sourcing is acknowledged (the edge's consumer only moves
+//     its floor once central has stored a message) and tracked by source
+//     sequence on central, so an outage of any length loses nothing and
+//     stores nothing twice: after the link, central or the edge comes back,
+//     central resumes where it stopped. [Hub.Supervise] watches the sources
+//     and restarts one that the server leaves idle; see there.
 //   - Commands: [Hub.SendCommand] writes a command envelope into the org's
 //     command stream on [authz.CommandSubject]; each edge sources its own
 //     commands from there through the per-edge consumer the hub creates.
@@ -239,8 +246,10 @@ func (h *Hub) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
 // event stream when it is missing, and registers edges (see
 // [Hub.RegisterEdge]) in addition to those already registered. It also
 // repairs a registered edge whose source is missing (after an interrupted
-// [Hub.Kick]). It is idempotent. It returns the JetStream error of the step
-// that failed, or the error of [authz.NamesFor] for a bad edge code.
+// [Hub.Kick]), and gives an event stream created by an earlier version
+// exactly the subjects of [authz.CentralEventSubjects]. It is idempotent.
+// It returns the JetStream error of the step that failed, or the error of
+// [authz.NamesFor] for a bad edge code.
 func (h *Hub) Provision(ctx context.Context, edges ...string) error {
 	ctx, cancel := h.ctx(ctx)
 	defer cancel()
@@ -259,11 +268,12 @@ func (h *Hub) Provision(ctx context.Context, edges ...string) error {
 		if h.cfg.EventStream != nil {
 			h.cfg.EventStream(&cfg)
 		}
-		// With no source yet, nats-server gives the stream a subject of its
-		// own name, which nobody may publish on; setSources drops it again
-		// with the first source.
+		// The stream starts with central's own subjects and no source.
+		// (nats-server gives a stream with neither subjects nor sources a
+		// subject of its own name; an event stream created that way by an
+		// earlier version loses it to these subjects in setSources.)
 		cfg.Sources = nil
-		cfg.Subjects = nil
+		cfg.Subjects = h.eventSubjects()
 		setRegistered(&cfg, nil)
 		if _, err := h.js.CreateStream(ctx, cfg); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			return fmt.Errorf("edgekit: central event stream %s: %w", cfg.Name, err)
@@ -397,9 +407,14 @@ func (h *Hub) eventStreamConfig(ctx context.Context) (jetstream.StreamConfig, er
 	return s.CachedInfo().Config, nil
 }
 
+// eventSubjects returns the subjects of central's event stream: those of
+// central's own events about an edge.
+func (h *Hub) eventSubjects() []string { return authz.CentralEventSubjects(h.cfg.Org) }
+
 // setSources makes the registry and the sources of cfg list exactly edges,
 // keeping the sources already there untouched (an update that leaves a
-// source as it was does not restart it). Call with h.mu held.
+// source as it was does not restart it), and its subjects exactly
+// eventSubjects. Call with h.mu held.
 func (h *Hub) setSources(ctx context.Context, cfg jetstream.StreamConfig, edges []string) error {
 	slices.Sort(edges)
 	edges = slices.Compact(edges)
@@ -419,11 +434,12 @@ func (h *Hub) setSources(ctx context.Context, cfg jetstream.StreamConfig, edges 
 			}
 		}
 	}
-	if slices.Equal(registered(cfg), edges) && sameSourceNames(old, srcs) {
+	subjects := h.eventSubjects()
+	if slices.Equal(registered(cfg), edges) && sameSourceNames(old, srcs) && slices.Equal(cfg.Subjects, subjects) {
 		return nil
 	}
 	cfg.Sources = srcs
-	cfg.Subjects = nil
+	cfg.Subjects = subjects
 	setRegistered(&cfg, edges)
 	if _, err := h.js.UpdateStream(ctx, cfg); err != nil {
 		return fmt.Errorf("edgekit: update sources of %s: %w", h.eventStream, err)

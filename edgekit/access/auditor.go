@@ -1,0 +1,758 @@
+package access
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/edgekit"
+	"github.com/lintel-io/lintel/message"
+	"github.com/lintel-io/lintel/topic"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Defaults of [AuditorConfig].
+const (
+	// DefaultAuditorDurable is the name of the auditor's durable consumer
+	// on central's event stream.
+	DefaultAuditorDurable = "audit"
+	// DefaultAuditorBatch is how many events the auditor fetches, and
+	// verifies before it persists the chain heads and acknowledges them.
+	DefaultAuditorBatch = 256
+	// DefaultAuditorTimeout bounds the auditor's JetStream calls.
+	DefaultAuditorTimeout = 10 * time.Second
+	// DefaultAuditorPoll is how long one fetch waits for events; it also
+	// bounds how long [Auditor.Stop] takes.
+	DefaultAuditorPoll = time.Second
+	// auditorAckWait is the consumer's acknowledgement wait. Events are
+	// acknowledged within a batch; a long wait keeps nats-server from
+	// redelivering a slow batch behind the auditor's back.
+	auditorAckWait = time.Minute
+	// auditorMaxBackoff bounds the pause after a failed batch.
+	auditorMaxBackoff = 30 * time.Second
+)
+
+// headerStreamSource is the header nats-server adds to a message a stream
+// stored through sourcing, naming its origin.
+const headerStreamSource = "Nats-Stream-Source"
+
+// Names of the auditor's decision events.
+var (
+	nameGranted = []byte(message.NameAccessGranted)
+	nameDenied  = []byte(message.NameAccessDenied)
+)
+
+// AuditorConfig configures an [Auditor]. Org is required; the zero value of
+// every other field means its default.
+type AuditorConfig struct {
+	// Org is the org whose edges are audited. Required.
+	Org string
+	// Durable is the name of the auditor's durable consumer on central's
+	// event stream; [DefaultAuditorDurable] if empty. Run one auditor per
+	// durable.
+	Durable string
+	// StateBucket is the KV bucket on central that holds, keyed by edge
+	// code, each edge's verified chain head and the position in central's
+	// event stream it was verified through, as JSON: the fields of
+	// [ChainHead] and "through", e.g. {"seq":42,"hash":"…","through":1234}.
+	// "audit-{org}" if empty. It is created if missing.
+	StateBucket string
+	// Timeout bounds the auditor's JetStream calls; [DefaultAuditorTimeout]
+	// if zero.
+	Timeout time.Duration
+	// Poll is how long one fetch waits for events, and so about how long
+	// [Auditor.Stop] takes; [DefaultAuditorPoll] if zero.
+	Poll time.Duration
+	// Logger receives the auditor's log; nil discards.
+	Logger *slog.Logger
+	// Now is the clock that stamps alarms; nil means time.Now.
+	Now func() time.Time
+	// IDs makes the IDs of alarm envelopes; nil means a generator of the
+	// auditor's own, using Now.
+	IDs *message.IDGenerator
+	// Batch is how many events are fetched, verified, persisted and
+	// acknowledged together; [DefaultAuditorBatch] if zero.
+	Batch int
+}
+
+// AuditorStats is a snapshot of an [Auditor]'s counters.
+type AuditorStats struct {
+	Verified      uint64 // decision events that chained correctly
+	Duplicates    uint64 // decision events seen before (redelivered, or stored twice)
+	Breaks        uint64 // chain breaks found (each raised an alarm)
+	RevokedGrants uint64 // grants of revoked credentials found (each raised an alarm)
+	ForgedSys     uint64 // system events that came from an edge (each raised an alarm)
+	Unchained     uint64 // decision events without an audit sequence
+	Skipped       uint64 // events that are not decisions
+	Errors        uint64 // malformed decision events, and failed batches
+	Alarms        uint64 // alarms published
+}
+
+// Auditor runs on central: it reads every edge's events from central's
+// event stream, in the order central stored them, verifies each edge's
+// audit chain of decision events ([ChainVerifier]) and raises alarms as
+// events in central's event stream, from [AlarmThing] of the edge (on
+// "{org}.{edge}._sys.audit.evt"):
+//
+//   - [NameAuditChainBroken] when an edge's chain is broken (a gap, a
+//     modified event, a late event, a fork), with a [ChainAlarm];
+//   - [NameRevokedGrant] when an edge granted a credential that central
+//     had revoked before the decision but the edge did not know yet, with
+//     a [RevokedGrantAlarm]. After a link outage this reports every offline
+//     decision that granted a credential revoked in the meantime; online
+//     grants are reported the same way, and the alarm's Offline flag tells
+//     them apart;
+//   - [NameAuditChainBroken] with Kind [BreakForged] for an event on an
+//     edge's system subject ("{org}.{edge}._sys.*.evt") that came from the
+//     edge: central's event stream captures those subjects for central's
+//     own events, but it also stores, through sourcing, whatever an edge
+//     put in its own event stream on them. The leaf link forbids an edge
+//     the "_sys" subjects, but the edge's service may publish them locally;
+//     an event that carries a "Nats-Stream-Source" header came from an edge
+//     and is forged.
+//
+// Revoked grants are found by looking the credential up in the edge's
+// bucket on central when the decision arrives: the credential is revoked,
+// the revocation's revision is beyond the set version the edge decided with,
+// and central stored the revocation (its KV entry time) no later than the
+// decision's time. That has limits. The bucket keeps one revision per key,
+// so a credential revoked and then changed again (overwritten by a
+// [Manager.Put] of a revoked one, or [Manager.Remove]d) before the decision
+// event reaches central is not reported. Revocation times are central's
+// clock and decision times the edge's: a skewed edge clock moves the line
+// between a grant before the revocation and one after it by the skew.
+//
+// Progress is a durable pull consumer with explicit acknowledgement on
+// central's event stream, filtered to the org's events. Each edge's verified
+// head, with the position in central's stream it was verified at, is
+// persisted in the state bucket before a batch is acknowledged, so that a
+// restart neither raises an alarm again nor misses an event: events at or
+// before an edge's persisted position are not verified again, and a
+// redelivered event below the head is never an alarm. Alarms carry a
+// Nats-Msg-Id derived from the offending event, so an alarm raised again
+// after a crash within central's duplicate window is stored once. Events
+// that are not decisions are acknowledged without decoding; malformed
+// decision events are logged, counted and acknowledged: nothing blocks the
+// stream. A batch whose alarm or state could not be written is handed back
+// to the consumer and tried again after a pause. On its first run the
+// auditor expects each edge's chain to start at AuditSeq 1: if central's
+// stream no longer holds an edge's first decisions (retention limits), the
+// first one it holds is reported once, as a gap.
+//
+// One caution from [authz.LeafPermissions]: nats-server lets a leaf node
+// publish on "$JS.ACK.>", so an edge that learnt the auditor's
+// acknowledgement subjects could acknowledge events for it. The durable
+// position is then ahead of what was verified, which the per-edge position
+// in the state bucket does not repair. Run the auditor in an account that
+// no leaf is bound to when that matters.
+//
+// Start one with [StartAuditor]; stop it with [Auditor.Stop]. Its methods
+// are safe for concurrent use.
+type Auditor struct {
+	js     jetstream.JetStream
+	cfg    AuditorConfig
+	log    *slog.Logger
+	stream string
+	filter string
+	cons   jetstream.Consumer
+	state  jetstream.KeyValue
+
+	// Used by the run goroutine only.
+	edges map[string]*auditEdge
+	dirty map[string]bool
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+
+	verified, duplicates, breaks, revokedGrants, forged, unchained, skipped, errs, alarms atomic.Uint64
+}
+
+// auditEdge is what the auditor keeps of one edge.
+type auditEdge struct {
+	v       *ChainVerifier
+	through uint64             // central stream sequence through which its decisions are verified
+	creds   jetstream.KeyValue // its credential bucket, once opened
+}
+
+// auditState is the persisted record of one edge: its verified head and the
+// position in central's event stream it was verified through.
+type auditState struct {
+	ChainHead
+	Through uint64 `json:"through"`
+}
+
+// StartAuditor starts the auditor of cfg.Org on central, using js, a
+// JetStream context of a central service of the org in central's domain.
+// It creates the state bucket if missing and the durable consumer (or
+// updates it), and processes first any events an earlier auditor left
+// unacknowledged, so that the stream is verified in order. ctx bounds the
+// start only; the auditor runs until [Auditor.Stop]. It returns an error
+// wrapping [ErrInvalid] for a missing or invalid org or for a central event
+// stream without the subjects of [authz.CentralEventSubjects] (provisioned
+// by an earlier version: run [edgekit.Hub.Provision]), or the JetStream
+// error, such as jetstream.ErrStreamNotFound (wrapped) before the hub is
+// provisioned.
+func StartAuditor(ctx context.Context, js jetstream.JetStream, cfg AuditorConfig) (*Auditor, error) {
+	if js == nil {
+		return nil, fmt.Errorf("%w: auditor: nil JetStream", ErrInvalid)
+	}
+	evCfg, err := authz.CentralEventStreamConfig(cfg.Org)
+	if err != nil {
+		return nil, fmt.Errorf("%w: auditor: org %q: %w", ErrInvalid, cfg.Org, err)
+	}
+	if cfg.Durable == "" {
+		cfg.Durable = DefaultAuditorDurable
+	}
+	if cfg.StateBucket == "" {
+		cfg.StateBucket = "audit-" + cfg.Org
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultAuditorTimeout
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = DefaultAuditorPoll
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = DefaultAuditorBatch
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.IDs == nil {
+		cfg.IDs = &message.IDGenerator{Now: cfg.Now}
+	}
+	a := &Auditor{
+		js: js, cfg: cfg,
+		log:    cfg.Logger.With(edgekit.LogKeyOrg, cfg.Org),
+		stream: evCfg.Name,
+		filter: cfg.Org + ".*.*.*." + string(topic.Event),
+		edges:  map[string]*auditEdge{},
+		dirty:  map[string]bool{},
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
+		defer cancel()
+	}
+	// Alarms go into central's event stream on its own subjects, which
+	// streams provisioned by an earlier version lack.
+	str, err := js.Stream(ctx, a.stream)
+	if err != nil {
+		return nil, fmt.Errorf("access: auditor: central event stream %s: %w", a.stream, err)
+	}
+	for _, subj := range authz.CentralEventSubjects(cfg.Org) {
+		if !slices.Contains(str.CachedInfo().Config.Subjects, subj) {
+			return nil, fmt.Errorf("%w: auditor: central event stream %s does not capture %s, where alarms go; provision it with edgekit.Hub.Provision",
+				ErrInvalid, a.stream, subj)
+		}
+	}
+	a.state, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: cfg.StateBucket, Description: "Lintel audit: verified chain head of each edge",
+		Storage: jetstream.FileStorage, History: 1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("access: auditor state bucket %s: %w", cfg.StateBucket, err)
+	}
+	if err := a.openConsumer(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.catchUp(ctx); err != nil {
+		return nil, err
+	}
+	go a.run()
+	return a, nil
+}
+
+// openConsumer creates or updates the durable consumer.
+func (a *Auditor) openConsumer(ctx context.Context) error {
+	c, err := a.js.CreateOrUpdateConsumer(ctx, a.stream, jetstream.ConsumerConfig{
+		Durable:       a.cfg.Durable,
+		Description:   "Lintel audit of the edges' decision events",
+		FilterSubject: a.filter,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       auditorAckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: 2 * a.cfg.Batch,
+		MaxWaiting:    16,
+	})
+	if err != nil {
+		return fmt.Errorf("access: auditor consumer %s on %s: %w", a.cfg.Durable, a.stream, err)
+	}
+	a.cons = c
+	return nil
+}
+
+// catchUp processes, in stream order, the events an earlier auditor fetched
+// and never acknowledged (it crashed), before any newer event: nats-server
+// would otherwise redeliver them only after the acknowledgement wait, after
+// newer ones. They are read from the stream directly, as redeliveries; when
+// the consumer redelivers them later, they are at or before their edges'
+// persisted positions and are acknowledged without effect.
+func (a *Auditor) catchUp(ctx context.Context) error {
+	info, err := a.cons.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("access: auditor consumer %s: %w", a.cfg.Durable, err)
+	}
+	// A pull request of a crashed auditor may still deliver for up to its
+	// expiry; let it lapse first, so that what it delivers is counted.
+	deadline := time.Now().Add(2*a.cfg.Poll + time.Second)
+	for info.NumWaiting > 0 && time.Now().Before(deadline) {
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		if info, err = a.cons.Info(ctx); err != nil {
+			return fmt.Errorf("access: auditor consumer %s: %w", a.cfg.Durable, err)
+		}
+	}
+	if info.NumAckPending == 0 {
+		return nil
+	}
+	s, err := a.js.Stream(ctx, a.stream)
+	if err != nil {
+		return fmt.Errorf("access: auditor: stream %s: %w", a.stream, err)
+	}
+	filter, _ := topic.ParseFilter(a.filter)
+	for seq := info.AckFloor.Stream + 1; seq <= info.Delivered.Stream; seq++ {
+		raw, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("access: auditor: catching up at %s seq %d: %w", a.stream, seq, err)
+		}
+		subj, err := topic.Parse(raw.Subject)
+		if err != nil || !filter.Matches(subj) {
+			continue
+		}
+		ev := auditMsg{subject: raw.Subject, header: raw.Header, data: raw.Data, streamSeq: seq, redelivered: true}
+		if _, err := a.process(ctx, &ev); err != nil {
+			return fmt.Errorf("access: auditor: catching up at %s seq %d: %w", a.stream, seq, err)
+		}
+	}
+	if err := a.persist(ctx); err != nil {
+		return err
+	}
+	a.log.Info("audit caught up with unacknowledged events", "from", info.AckFloor.Stream+1, "to", info.Delivered.Stream)
+	return nil
+}
+
+// Stop stops the auditor after the events of the current fetch are
+// verified and acknowledged, and returns once it has stopped: within about
+// [AuditorConfig] Poll. It is idempotent.
+func (a *Auditor) Stop() {
+	a.stopOnce.Do(func() { close(a.stop) })
+	<-a.done
+}
+
+// Done is closed when the auditor has stopped.
+func (a *Auditor) Done() <-chan struct{} { return a.done }
+
+// Stats returns a snapshot of the auditor's counters.
+func (a *Auditor) Stats() AuditorStats {
+	return AuditorStats{
+		Verified:      a.verified.Load(),
+		Duplicates:    a.duplicates.Load(),
+		Breaks:        a.breaks.Load(),
+		RevokedGrants: a.revokedGrants.Load(),
+		ForgedSys:     a.forged.Load(),
+		Unchained:     a.unchained.Load(),
+		Skipped:       a.skipped.Load(),
+		Errors:        a.errs.Load(),
+		Alarms:        a.alarms.Load(),
+	}
+}
+
+func (a *Auditor) stopping() bool {
+	select {
+	case <-a.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// run fetches and processes batches until Stop.
+func (a *Auditor) run() {
+	defer close(a.done)
+	backoff := time.Duration(0)
+	for !a.stopping() {
+		if backoff > 0 {
+			t := time.NewTimer(backoff)
+			select {
+			case <-a.stop:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		if err := a.batch(); err != nil {
+			a.errs.Add(1)
+			backoff = min(max(2*backoff, 100*time.Millisecond), auditorMaxBackoff)
+			a.log.Warn("audit batch failed; retrying", LogKeyErr, err, "in", backoff)
+			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+				ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Timeout)
+				if err := a.openConsumer(ctx); err != nil {
+					a.log.Warn("audit consumer", LogKeyErr, err)
+				}
+				cancel()
+			}
+			continue
+		}
+		backoff = 0
+	}
+}
+
+// auditMsg is one event to process, from a fetch or read from the stream.
+type auditMsg struct {
+	subject     string
+	header      nats.Header
+	data        []byte
+	streamSeq   uint64
+	redelivered bool
+	msg         jetstream.Msg // nil when read from the stream
+}
+
+// batch fetches one batch, processes it event by event and, whenever no
+// event is waiting, persists the heads and acknowledges what it processed.
+// On an error it persists and acknowledges what was done, hands the rest
+// back in order (a negative acknowledgement, redelivered before any newer
+// event) and returns the error.
+func (a *Auditor) batch() error {
+	fetched, err := a.cons.Fetch(a.cfg.Batch, jetstream.FetchMaxWait(a.cfg.Poll))
+	if err != nil {
+		return fmt.Errorf("access: auditor fetch: %w", err)
+	}
+	msgs := fetched.Messages()
+	var done []jetstream.Msg
+	var failed error
+	for m := range msgs {
+		if failed != nil {
+			_ = m.Nak()
+			continue
+		}
+		if err := a.handle(m); err != nil {
+			failed = err
+			_ = a.settle(done)
+			done = nil
+			_ = m.Nak()
+			continue
+		}
+		done = append(done, m)
+		if len(msgs) == 0 { // nothing waiting: settle what is done
+			failed = a.settle(done)
+			done = nil
+		}
+	}
+	if failed == nil && len(done) > 0 {
+		failed = a.settle(done)
+	}
+	if failed == nil {
+		if err := fetched.Error(); err != nil {
+			return fmt.Errorf("access: auditor fetch: %w", err)
+		}
+	}
+	return failed
+}
+
+// handle processes one fetched message.
+func (a *Auditor) handle(m jetstream.Msg) error {
+	ev, err := toAuditMsg(m)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Timeout)
+	defer cancel()
+	_, err = a.process(ctx, ev)
+	return err
+}
+
+// settle persists the heads changed since the last settle, then
+// acknowledges done. If the heads cannot be persisted it hands done back
+// and forgets the edges' state, to read it again from the bucket.
+func (a *Auditor) settle(done []jetstream.Msg) error {
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Timeout)
+	defer cancel()
+	if err := a.persist(ctx); err != nil {
+		for _, m := range done {
+			_ = m.Nak()
+		}
+		a.forgetEdges()
+		return err
+	}
+	for _, m := range done {
+		if err := m.Ack(); err != nil {
+			a.log.Debug("audit ack", LogKeyErr, err)
+		}
+	}
+	return nil
+}
+
+// toAuditMsg reads the metadata of a fetched message.
+func toAuditMsg(m jetstream.Msg) (*auditMsg, error) {
+	md, err := m.Metadata()
+	if err != nil {
+		return nil, fmt.Errorf("access: auditor: message metadata: %w", err)
+	}
+	return &auditMsg{subject: m.Subject(), header: m.Headers(), data: m.Data(),
+		streamSeq: md.Sequence.Stream, redelivered: md.NumDelivered > 1, msg: m}, nil
+}
+
+// persist writes the state of every edge changed since the last persist.
+func (a *Auditor) persist(ctx context.Context) error {
+	for edge := range a.dirty {
+		e := a.edges[edge]
+		data, _ := json.Marshal(auditState{ChainHead: e.v.Head(), Through: e.through})
+		if _, err := a.state.Put(ctx, edge, data); err != nil {
+			return fmt.Errorf("access: auditor: persist head of %s: %w", edge, err)
+		}
+		delete(a.dirty, edge)
+	}
+	return nil
+}
+
+// forgetEdges drops what the auditor keeps in memory, after a failed
+// persist: the edges' state is read again from the bucket, and the events
+// handed back are verified again against it.
+func (a *Auditor) forgetEdges() {
+	clear(a.edges)
+	clear(a.dirty)
+}
+
+// edge returns the auditor's record of edge, loading its persisted state on
+// first use.
+func (a *Auditor) edge(ctx context.Context, edge string) (*auditEdge, error) {
+	if e := a.edges[edge]; e != nil {
+		return e, nil
+	}
+	var st auditState
+	entry, err := a.state.Get(ctx, edge)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("access: auditor: head of %s: %w", edge, err)
+	default:
+		if err := json.Unmarshal(entry.Value(), &st); err != nil {
+			// A record that does not parse would make every event of the
+			// edge an alarm; start the edge over, loudly.
+			a.log.Error("audit state of edge unreadable; verifying it from scratch", edgekit.LogKeyEdge, edge, LogKeyErr, err)
+			st = auditState{}
+		}
+	}
+	e := &auditEdge{v: NewChainVerifier(edge, st.ChainHead), through: st.Through}
+	a.edges[edge] = e
+	return e, nil
+}
+
+// process handles one event. It reports whether it was a decision event of
+// the chain, and returns an error only when the event must be tried again
+// (an alarm or a lookup that failed); a malformed event is counted and
+// logged, never an error.
+func (a *Auditor) process(ctx context.Context, ev *auditMsg) (bool, error) {
+	subj, err := topic.Parse(ev.subject)
+	if err != nil {
+		a.skipped.Add(1)
+		return false, nil
+	}
+	if subj.Type == topic.ThingTypeSystem {
+		if ev.header.Get(headerStreamSource) == "" {
+			a.skipped.Add(1) // central's own, such as this auditor's alarms
+			return false, nil
+		}
+		return false, a.forgedSys(ctx, subj, ev)
+	}
+	if !bytes.Contains(ev.data, nameGranted) && !bytes.Contains(ev.data, nameDenied) {
+		a.skipped.Add(1)
+		return false, nil
+	}
+	var env message.Envelope
+	if err := message.DecodeMsg(&nats.Msg{Subject: ev.subject, Header: ev.header, Data: ev.data}, &env, nil); err != nil {
+		a.errs.Add(1)
+		a.log.Warn("audit: undecodable event", message.LogKeySubject, ev.subject, LogKeyErr, err)
+		return false, nil
+	}
+	if env.Type != topic.Event || (env.Name != message.NameAccessGranted && env.Name != message.NameAccessDenied) {
+		a.skipped.Add(1)
+		return false, nil
+	}
+	d, err := message.DecodePayload[message.AccessDecision](&env)
+	if err != nil {
+		a.errs.Add(1)
+		a.log.Warn("audit: undecodable decision", message.LogKeySubject, ev.subject, message.LogKeyMsgID, env.ID.String(), LogKeyErr, err)
+		return false, nil
+	}
+	edge := env.Source.Edge
+	if d.AuditSeq == 0 {
+		a.unchained.Add(1)
+		a.log.Warn("audit: decision event outside the chain", edgekit.LogKeyEdge, edge, message.LogKeyMsgID, env.ID.String())
+		return false, a.checkGrant(ctx, edge, &env, &d)
+	}
+	e, err := a.edge(ctx, edge)
+	if err != nil {
+		return false, err
+	}
+	if ev.streamSeq <= e.through || (ev.redelivered && d.AuditSeq < e.v.Head().Seq) {
+		a.duplicates.Add(1) // verified before: redelivered, or a replay of the stream
+		return true, nil
+	}
+	brk, isNew, undo := e.v.verify(env.ID, ev.data, &d)
+	if !isNew {
+		a.duplicates.Add(1)
+		e.through = ev.streamSeq
+		a.dirty[edge] = true
+		return true, nil
+	}
+	if brk != nil {
+		alarm := brk.Alarm()
+		a.log.Warn("audit chain broken", edgekit.LogKeyEdge, edge, "break", brk.String())
+		if err := a.publish(ctx, edge, NameAuditChainBroken, env.ID, "chain:"+string(brk.Kind)+":"+env.ID.String(), alarm); err != nil {
+			e.v.undo(undo)
+			return false, err
+		}
+		a.breaks.Add(1)
+	}
+	if err := a.checkGrant(ctx, edge, &env, &d); err != nil {
+		e.v.undo(undo)
+		return false, err
+	}
+	if brk == nil {
+		a.verified.Add(1)
+	}
+	e.through = ev.streamSeq
+	a.dirty[edge] = true
+	return true, nil
+}
+
+// checkGrant raises NameRevokedGrant for a grant of a credential revoked at
+// central before the decision, which the edge did not know (see [Auditor]).
+func (a *Auditor) checkGrant(ctx context.Context, edge string, env *message.Envelope, d *message.AccessDecision) error {
+	if !d.Granted || d.Credential == "" {
+		return nil
+	}
+	kv, err := a.credentials(ctx, edge)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil // the edge is no longer registered
+	}
+	if err != nil {
+		return err
+	}
+	entry, err := kv.Get(ctx, CredentialKey(d.Credential))
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
+		return nil
+	}
+	if err != nil {
+		if e := a.edges[edge]; e != nil {
+			e.creds = nil // open the bucket again next time
+		}
+		return fmt.Errorf("access: auditor: credential %s at %s: %w", d.Credential, edge, err)
+	}
+	c, err := ParseCredential(d.Credential, entry.Value())
+	if err != nil {
+		a.log.Warn("audit: stored credential does not parse", edgekit.LogKeyEdge, edge, LogKeyCredential, d.Credential, LogKeyErr, err)
+		return nil
+	}
+	if c.State != StateRevoked || entry.Revision() <= d.CredentialSetVersion || entry.Created().After(env.Time) {
+		return nil
+	}
+	alarm := RevokedGrantAlarm{
+		Decision: env.ID, DecisionTime: env.Time,
+		Door: d.Door, Reader: env.Source.Code,
+		Credential: d.Credential, Holder: c.Holder,
+		Offline:         d.Offline,
+		DecisionVersion: d.CredentialSetVersion, RevokedVersion: entry.Revision(),
+		RevokedAt: entry.Created().UTC(), Reason: c.Reason,
+	}
+	a.log.Warn("audit: revoked credential granted", edgekit.LogKeyEdge, edge, LogKeyCredential, d.Credential,
+		LogKeyDoor, d.Door, "offline", d.Offline, message.LogKeyMsgID, env.ID.String())
+	if err := a.publish(ctx, edge, NameRevokedGrant, env.ID, "revoked:"+env.ID.String(), alarm); err != nil {
+		return err
+	}
+	a.revokedGrants.Add(1)
+	return nil
+}
+
+// credentials returns the credential bucket of edge on central.
+func (a *Auditor) credentials(ctx context.Context, edge string) (jetstream.KeyValue, error) {
+	e, err := a.edge(ctx, edge)
+	if err != nil {
+		return nil, err
+	}
+	if e.creds != nil {
+		return e.creds, nil
+	}
+	n, err := authz.NamesFor(a.cfg.Org, edge)
+	if err != nil {
+		return nil, err
+	}
+	kv, err := a.js.KeyValue(ctx, n.CredentialBucket)
+	if err != nil {
+		return nil, fmt.Errorf("access: auditor: credential bucket of %s: %w", edge, err)
+	}
+	e.creds = kv
+	return kv, nil
+}
+
+// forgedSys raises an alarm for a system event that came from an edge.
+func (a *Auditor) forgedSys(ctx context.Context, subj topic.Subject, ev *auditMsg) error {
+	var env message.Envelope
+	_ = message.DecodeMsg(&nats.Msg{Subject: ev.subject, Header: ev.header, Data: ev.data}, &env, &message.DecodeOptions{SkipSubjectCheck: true})
+	dedup := "forged:" + env.ID.String()
+	if env.ID.IsZero() {
+		dedup = "forged:seq:" + strconv.FormatUint(ev.streamSeq, 10)
+	}
+	a.log.Warn("audit: system event from an edge", edgekit.LogKeyEdge, subj.Edge, message.LogKeySubject, ev.subject,
+		"source", ev.header.Get(headerStreamSource))
+	alarm := ChainAlarm{Kind: BreakForged, Event: env.ID, Subject: ev.subject}
+	if err := a.publish(ctx, subj.Edge, NameAuditChainBroken, env.ID, dedup, alarm); err != nil {
+		return err
+	}
+	a.forged.Add(1)
+	return nil
+}
+
+// publish stores an alarm about edge in central's event stream, with a
+// deduplication ID derived from what it is about.
+func (a *Auditor) publish(ctx context.Context, edge, name string, corr message.ID, dedup string, payload any) error {
+	now := a.cfg.Now()
+	e := &message.Envelope{
+		ID:            a.cfg.IDs.NewAt(now),
+		Time:          now.UTC(),
+		Source:        AlarmThing(a.cfg.Org, edge),
+		Type:          topic.Event,
+		Name:          name,
+		CorrelationID: corr,
+	}
+	if err := message.SetPayload(e, payload); err != nil {
+		return err
+	}
+	msg, err := e.ToMsg(nil)
+	if err != nil {
+		return err
+	}
+	msg.Header.Set(message.HeaderMsgID, "lintel-audit:"+dedup)
+	if _, err := a.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(a.stream)); err != nil {
+		return fmt.Errorf("access: auditor: alarm %s about %s: %w", name, edge, err)
+	}
+	a.alarms.Add(1)
+	return nil
+}

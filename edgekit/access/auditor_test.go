@@ -1,0 +1,318 @@
+package access_test
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/lintel-io/lintel/edgekit/access"
+	"github.com/lintel-io/lintel/message"
+	"github.com/lintel-io/lintel/topic"
+	"github.com/nats-io/nats.go"
+)
+
+// waitProcessed waits until the auditor has taken n decision events
+// (verified, broken or duplicate).
+func waitProcessed(tb testing.TB, a *access.Auditor, n uint64) access.AuditorStats {
+	tb.Helper()
+	var st access.AuditorStats
+	waitFor(tb, "the auditor to take the decision events", func() bool {
+		st = a.Stats()
+		return st.Verified+st.Breaks+st.Duplicates >= n
+	})
+	return st
+}
+
+// chainAlarm decodes a chain alarm.
+func chainAlarm(tb testing.TB, a cenAlarm) access.ChainAlarm {
+	tb.Helper()
+	p, err := message.DecodePayload[access.ChainAlarm](&a.env)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+// eventID returns the envelope ID of msg.
+func eventID(tb testing.TB, msg *nats.Msg) message.ID {
+	tb.Helper()
+	e, err := message.FromMsg(msg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return e.ID
+}
+
+func TestAuditorIntactChain(t *testing.T) {
+	s := newSite(t, siteOptions{noService: true})
+	a := s.auditor(nil)
+	// Two readers, one chain: the edge chains all its decisions.
+	w := newChainWriter(t, siteR1)
+	const n = 20
+	for i := range n {
+		w.reader = siteR1
+		d := cenGrant("front", s.id("a"), 3)
+		if i%2 == 1 {
+			w.reader = siteR2
+			d = cenDeny("back", s.id("b"), 3)
+		}
+		s.publishEdge(w.next(d, time.Now()))
+	}
+	// Not decisions, and a decision that does not decode: skipped, counted.
+	other := &message.Envelope{ID: message.ID{1}, Time: time.Now().UTC(), Source: siteR1, Type: topic.Event, Name: "door.forced_open"}
+	msg, _ := other.ToMsg(nil)
+	s.publishEdge(msg)
+	bad := &message.Envelope{ID: message.ID{2}, Time: time.Now().UTC(), Source: siteR1, Type: topic.Event, Name: message.NameAccessGranted}
+	if err := message.SetPayload(bad, "not a decision"); err != nil {
+		t.Fatal(err)
+	}
+	msg, _ = bad.ToMsg(nil)
+	s.publishEdge(msg)
+	// One more good link after them: the stream was not blocked.
+	w.reader = siteR1
+	s.publishEdge(w.next(cenGrant("front", s.id("a"), 3), time.Now()))
+
+	st := waitProcessed(t, a, n+1)
+	waitFor(t, "the malformed decision to be counted", func() bool { st = a.Stats(); return st.Errors >= 1 && st.Skipped >= 1 })
+	if st.Verified != n+1 || st.Breaks != 0 || st.Alarms != 0 || st.Errors != 1 {
+		t.Fatalf("stats %+v, want %d verified and nothing else", st, n+1)
+	}
+	if as := s.alarms("hq"); len(as) != 0 {
+		t.Fatalf("%d alarms in central's stream for an intact chain", len(as))
+	}
+}
+
+func TestAuditorGap(t *testing.T) {
+	s := newSite(t, siteOptions{noService: true})
+	a := s.auditor(nil)
+	w := newChainWriter(t, siteR1)
+	var msgs []*nats.Msg
+	for range 6 {
+		msgs = append(msgs, w.next(cenGrant("front", s.id("a"), 1), time.Now()))
+	}
+	for i, msg := range msgs {
+		if i == 3 { // seq 4 is deleted: never reaches central
+			continue
+		}
+		s.publishEdge(msg)
+	}
+	st := waitProcessed(t, a, 5)
+	if st.Verified != 4 || st.Breaks != 1 {
+		t.Fatalf("stats %+v, want 4 verified and 1 break", st)
+	}
+	var as []cenAlarm
+	waitFor(t, "the alarm in central's stream", func() bool { as = s.alarms("hq"); return len(as) > 0 })
+	if len(as) != 1 || as[0].sourced || as[0].env.Name != access.NameAuditChainBroken {
+		t.Fatalf("alarms %+v, want one audit.chain_broken raised by central", as)
+	}
+	e := as[0].env
+	if e.Source != access.AlarmThing("acme", "hq") || e.Subject().String() != "acme.hq._sys.audit.evt" || e.CorrelationID != eventID(t, msgs[4]) {
+		t.Fatalf("alarm envelope %+v", e)
+	}
+	if p := chainAlarm(t, as[0]); p.Kind != access.BreakGap || p.ExpectedSeq != 4 || p.GotSeq != 5 || p.Event != eventID(t, msgs[4]) {
+		t.Fatalf("alarm %+v, want a gap expecting 4 at 5", p)
+	}
+}
+
+func TestAuditorModified(t *testing.T) {
+	s := newSite(t, siteOptions{noService: true})
+	a := s.auditor(nil)
+	w := newChainWriter(t, siteR1)
+	var msgs []*nats.Msg
+	for range 4 {
+		msgs = append(msgs, w.next(cenGrant("front", s.id("a"), 1), time.Now()))
+	}
+	// Event 3 is altered on its way: one byte of its payload.
+	i := bytes.Index(msgs[2].Data, []byte("front"))
+	msgs[2].Data = bytes.Clone(msgs[2].Data)
+	msgs[2].Data[i] = 'F'
+	for _, msg := range msgs {
+		s.publishEdge(msg)
+	}
+	st := waitProcessed(t, a, 4)
+	if st.Verified != 3 || st.Breaks != 1 {
+		t.Fatalf("stats %+v, want 3 verified and 1 break", st)
+	}
+	var as []cenAlarm
+	waitFor(t, "the alarm in central's stream", func() bool { as = s.alarms("hq"); return len(as) > 0 })
+	p := chainAlarm(t, as[0])
+	if len(as) != 1 || p.Kind != access.BreakModified || p.GotSeq != 4 || p.Event != eventID(t, msgs[3]) ||
+		p.ExpectedPrev != access.EventHash(msgs[2].Data) {
+		t.Fatalf("alarms %d, first %+v; want one modified at 4", len(as), p)
+	}
+}
+
+func TestAuditorRestart(t *testing.T) {
+	s := newSite(t, siteOptions{noService: true})
+	a := s.auditor(nil)
+	w := newChainWriter(t, siteR1)
+	publish := func(skip bool) {
+		msg := w.next(cenGrant("front", s.id("a"), 1), time.Now())
+		if !skip {
+			s.publishEdge(msg)
+		}
+	}
+	publish(false) // 1
+	publish(true)  // 2 never arrives
+	publish(false) // 3: gap
+	publish(false) // 4
+	waitProcessed(t, a, 3)
+	a.Stop()
+	if got := len(s.alarms("hq")); got != 1 {
+		t.Fatalf("%d alarms before the restart, want 1", got)
+	}
+
+	// A new auditor resumes where the first stopped.
+	publish(false) // 5
+	publish(false) // 6
+	a2 := s.auditor(nil)
+	st := waitProcessed(t, a2, 2)
+	if st.Verified != 2 || st.Breaks != 0 || st.Duplicates != 0 {
+		t.Fatalf("after the restart: %+v, want 2 verified", st)
+	}
+	a2.Stop()
+
+	// Even a new consumer, which delivers the whole stream again, raises
+	// nothing twice: every event is at or behind its edge's persisted
+	// position.
+	if err := s.cjs.DeleteConsumer(siteCtx(t), s.hub.EventStream(), access.DefaultAuditorDurable); err != nil {
+		t.Fatal(err)
+	}
+	publish(false) // 7
+	a3 := s.auditor(nil)
+	st = waitProcessed(t, a3, 6)
+	if st.Verified != 1 || st.Breaks != 0 || st.Duplicates != 5 {
+		t.Fatalf("after replaying the stream: %+v, want 1 verified and 5 duplicates", st)
+	}
+	if got := len(s.alarms("hq")); got != 1 {
+		t.Fatalf("%d alarms after the restarts, want still 1", got)
+	}
+}
+
+func TestAuditorRevokedGrant(t *testing.T) {
+	s := newSite(t, siteOptions{noService: true})
+	m := s.manager()
+	a := s.auditor(nil)
+	ctx := siteCtx(t)
+	id := s.id("0099")
+	v1, err := m.Put(ctx, "hq", &access.Credential{ID: id, Holder: "dave", State: access.StateActive, Doors: []string{"front"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newChainWriter(t, siteR1)
+	// An online grant, before the revocation: fine.
+	before := w.next(cenGrant("front", id, v1), time.Now())
+	s.publishEdge(before)
+	waitProcessed(t, a, 1)
+
+	s.proxy.Cut()
+	waitFor(t, "the link to go down", func() bool { return !s.node.LinkUp() })
+	revs, err := m.Revoke(ctx, id, "stolen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The edge, cut off, still grants with the set it has.
+	d := cenGrant("front", id, v1)
+	d.Offline = true
+	offline := w.next(d, time.Now().Add(time.Millisecond))
+	s.publishEdge(offline)
+	denied := w.next(cenDeny("back", s.id("other"), v1), time.Now())
+	s.publishEdge(denied)
+	s.proxy.Restore()
+
+	st := waitProcessed(t, a, 3)
+	if st.RevokedGrants != 1 || st.Breaks != 0 {
+		t.Fatalf("stats %+v, want one revoked grant", st)
+	}
+	rg := cenNamed(s.alarms("hq"), access.NameRevokedGrant)
+	if len(rg) != 1 {
+		t.Fatalf("%d revoked-grant alarms, want 1", len(rg))
+	}
+	p, err := message.DecodePayload[access.RevokedGrantAlarm](&rg[0].env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offID := eventID(t, offline)
+	if p.Credential != id || p.Door != "front" || p.Reader != "r1" || p.Holder != "dave" || !p.Offline ||
+		p.Decision != offID || rg[0].env.CorrelationID != offID || p.DecisionVersion != v1 || p.RevokedVersion != revs["hq"] ||
+		p.Reason != "stolen" || p.RevokedAt.IsZero() || p.RevokedAt.After(p.DecisionTime) {
+		t.Fatalf("revoked grant alarm %+v", p)
+	}
+}
+
+func TestAuditorForgedSystemEvent(t *testing.T) {
+	s := newSite(t, siteOptions{noService: true})
+	a := s.auditor(nil)
+	// A compromised edge service publishes, locally, what looks like
+	// central's alarm about itself; sourcing takes it to central.
+	fake := &message.Envelope{ID: message.ID{7}, Time: time.Now().UTC(), Source: access.AlarmThing("acme", "hq"),
+		Type: topic.Event, Name: access.NameAuditChainBroken}
+	if err := message.SetPayload(fake, access.ChainAlarm{Kind: access.BreakGap}); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := fake.ToMsg(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.publishEdge(msg)
+	waitFor(t, "the forged event to be flagged", func() bool { return a.Stats().ForgedSys == 1 })
+	var as []cenAlarm
+	waitFor(t, "the alarm in central's stream", func() bool { as = s.alarms("hq"); return len(as) == 2 })
+	if !as[0].sourced || as[0].env.ID != fake.ID {
+		t.Fatalf("first event on the alarm subject: %+v, want the forged one, sourced", as[0])
+	}
+	p := chainAlarm(t, as[1])
+	if as[1].sourced || p.Kind != access.BreakForged || p.Event != fake.ID || p.Subject != "acme.hq._sys.audit.evt" {
+		t.Fatalf("alarm %+v (sourced %v)", p, as[1].sourced)
+	}
+	if st := a.Stats(); st.Alarms != 1 {
+		t.Fatalf("stats %+v: the auditor's own alarm must not count as forged", st)
+	}
+}
+
+func TestAuditorCatchUpAfterCrash(t *testing.T) {
+	s := newSite(t, siteOptions{noService: true})
+	a := s.auditor(nil)
+	w := newChainWriter(t, siteR1)
+	next := func() *nats.Msg { return w.next(cenGrant("front", s.id("a"), 1), time.Now()) }
+	s.publishEdge(next())
+	s.publishEdge(next())
+	waitProcessed(t, a, 2)
+	a.Stop()
+
+	// An auditor fetches events 3 and 4 and crashes before acknowledging
+	// them: nats-server redelivers them only after the acknowledgement wait.
+	m3, m4 := next(), next()
+	s.publishEdge(m3)
+	s.publishEdge(m4)
+	cons, err := s.cjs.Consumer(siteCtx(t), s.hub.EventStream(), access.DefaultAuditorDurable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := eventID(t, m4)
+	waitFor(t, "the crashed auditor to fetch event 4", func() bool {
+		b, err := cons.FetchNoWait(100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := false
+		for m := range b.Messages() {
+			var e message.Envelope
+			if message.DecodeMsg(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}, &e, nil) == nil && e.ID == last {
+				seen = true
+			}
+		}
+		return seen
+	})
+
+	// Event 5 arrives; the new auditor must still verify 3 and 4 first.
+	s.publishEdge(next())
+	a2 := s.auditor(nil)
+	st := waitProcessed(t, a2, 3)
+	if st.Verified != 3 || st.Breaks != 0 {
+		t.Fatalf("after the crash: %+v, want 3 verified and no break", st)
+	}
+	if as := s.alarms("hq"); len(as) != 0 {
+		t.Fatalf("%d alarms, want none", len(as))
+	}
+}
