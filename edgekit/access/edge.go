@@ -122,6 +122,10 @@ type ServiceStats struct {
 	Unlocks       uint64 // unlock commands sent
 	SyncChecks    uint64 // sync confirmations asked of central
 	ApplyErrors   uint64 // entries of the bucket that did not parse (applied fail-secure)
+	// MirrorIncomplete counts sync checks that found the edge's mirror
+	// lacking entries central holds (see [Manager.ResetMirror]); the edge
+	// does not count as in sync then.
+	MirrorIncomplete uint64
 }
 
 // HeaderError is the header of a reply to a request the edge could not
@@ -213,7 +217,9 @@ type door struct {
 // Until the set has been loaded (at start-up, or if the local store cannot
 // be read) every door decides by its fallback mode, as it does when its
 // set is too stale: deny everything, or grant only the door's short list of
-// always-allowed credentials. A network outage never changes a lock's state
+// always-allowed credentials. A fresh edge that has never confirmed a sync
+// counts as stale until it does: normally within a round trip to central
+// after it starts. A network outage never changes a lock's state
 // by itself: the service only ever sends unlock commands on a grant, and
 // free egress and fire-alarm release belong to the lock hardware, never to
 // NATS.
@@ -234,15 +240,16 @@ type Service struct {
 
 	state jetstream.KeyValue // the edge's own state bucket
 
-	mu       sync.Mutex
-	loaded   bool
-	syncedAt time.Time
-	linkUp   bool      // as last seen
-	linkAt   time.Time // when the link was last seen coming up
-	awaiting bool      // link up, sync not confirmed since
-	target   uint64    // revision central reported, not yet applied
-	targetAt time.Time // when that was asked
-	persist  time.Time // when the last sync was last written
+	mu         sync.Mutex
+	loaded     bool
+	syncedAt   time.Time
+	linkUp     bool      // as last seen
+	linkAt     time.Time // when the link was last seen coming up
+	awaiting   bool      // link up, sync not confirmed since
+	target     uint64    // revision central reported, not yet applied
+	targetMsgs uint64    // central's entries when it reported target
+	targetAt   time.Time // when that was asked
+	persist    time.Time // when the last sync was last written
 	// pendingSync is the last confirmed sync read back from the state
 	// bucket at start; it counts once the set has applied its version.
 	pendingSync *syncRecord
@@ -251,6 +258,8 @@ type Service struct {
 	head      ChainHead
 	headMu    sync.Mutex
 	headSaved uint64 // chain seq of the head last written to the state bucket
+
+	mirrorGap atomic.Uint64 // entries the mirror was last found to lack
 
 	gate sync.RWMutex // held for reading while a request is taken in
 
@@ -266,7 +275,7 @@ type Service struct {
 
 	stats struct {
 		requests, granted, denied, fallback, offline, syncWaits, malformed,
-		auditFailures, unlocks, syncChecks, applyErrors atomic.Uint64
+		auditFailures, unlocks, syncChecks, applyErrors, mirrorIncomplete atomic.Uint64
 	}
 }
 
@@ -570,5 +579,6 @@ func (s *Service) Stats() ServiceStats {
 		Fallback: s.stats.fallback.Load(), Offline: s.stats.offline.Load(), SyncWaits: s.stats.syncWaits.Load(),
 		Malformed: s.stats.malformed.Load(), AuditFailures: s.stats.auditFailures.Load(),
 		Unlocks: s.stats.unlocks.Load(), SyncChecks: s.stats.syncChecks.Load(), ApplyErrors: s.stats.applyErrors.Load(),
+		MirrorIncomplete: s.stats.mirrorIncomplete.Load(),
 	}
 }

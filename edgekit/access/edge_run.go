@@ -100,10 +100,14 @@ func (s *Service) applied(rev uint64) {
 		s.mu.Unlock()
 		return
 	}
-	at := s.targetAt
+	at, last, msgs := s.targetAt, s.target, s.targetMsgs
 	s.target = 0
 	s.mu.Unlock()
-	s.confirm(at)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+	defer cancel()
+	if s.checkMirror(ctx, msgs, last) == nil {
+		s.confirm(at)
+	}
 }
 
 // confirm records a sync confirmed as of at: the set held every change
@@ -224,6 +228,7 @@ func (s *Service) onReply(m *nats.Msg) {
 // check reads.
 type streamInfoReply struct {
 	State struct {
+		Msgs    uint64 `json:"messages"`
 		LastSeq uint64 `json:"last_seq"`
 	} `json:"state"`
 	Error *struct {
@@ -247,7 +252,10 @@ func (s *Service) checkSync(ctx context.Context) error {
 	if r.Error != nil {
 		return fmt.Errorf("access: stream info of %s: %d %s", s.names.CredentialStream, r.Error.Code, r.Error.Description)
 	}
-	s.reported(r.State.LastSeq, sent)
+	if err := s.checkMirror(ctx, r.State.Msgs, r.State.LastSeq); err != nil {
+		return err
+	}
+	s.reported(r.State.LastSeq, r.State.Msgs, sent)
 	return nil
 }
 
@@ -281,15 +289,42 @@ func (s *Service) centralEntry(ctx context.Context, id string) (*Credential, uin
 	return c, rev, nil
 }
 
-// reported takes central's last revision, asked at at: confirmed at once
-// if the set has applied it, or when it does.
-func (s *Service) reported(last uint64, at time.Time) {
+// checkMirror compares the edge's mirror with central's bucket, which holds
+// msgs entries up to last: a mirror that has reached last with fewer
+// entries lost some, and the edge must not count as in sync. It happens to
+// an edge whose store was replaced while central's consumer for its mirror
+// had already delivered the bucket to the old store: nats-server then skips
+// what it cannot deliver again. [Manager.ResetMirror] repairs it.
+func (s *Service) checkMirror(ctx context.Context, msgs, last uint64) error {
+	str, err := s.js.Stream(ctx, s.names.CredentialStream)
+	if err != nil {
+		return fmt.Errorf("access: credential mirror %s: %w", s.names.CredentialStream, err)
+	}
+	st := str.CachedInfo().State
+	if st.LastSeq < last || st.Msgs >= msgs {
+		s.mirrorGap.Store(0)
+		return nil
+	}
+	s.stats.mirrorIncomplete.Add(1)
+	missing := msgs - st.Msgs
+	if s.mirrorGap.Swap(missing) != missing {
+		s.log.Error("credential mirror incomplete: it reached central's last revision with entries missing; "+
+			"the edge will not count as in sync until central resets the mirror's consumer (Manager.ResetMirror)",
+			"missing", missing, "central_entries", msgs, "mirror_entries", st.Msgs, LogKeyVersion, last)
+	}
+	return fmt.Errorf("%w: credential mirror lacks %d of central's %d entries", ErrMirrorIncomplete, missing, msgs)
+}
+
+// reported takes central's last revision and entry count, asked at at:
+// confirmed at once if the set has applied it, or when it does (and the
+// mirror then holds every entry).
+func (s *Service) reported(last, msgs uint64, at time.Time) {
 	if s.set.Load().Version() >= last {
 		s.confirm(at)
 		return
 	}
 	s.mu.Lock()
-	s.target, s.targetAt = last, at
+	s.target, s.targetMsgs, s.targetAt = last, msgs, at
 	s.mu.Unlock()
 	if s.set.Load().Version() >= last { // applied meanwhile
 		s.applied(last)

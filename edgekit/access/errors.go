@@ -24,6 +24,10 @@ var (
 	// short. A bad door, group or schedule name also wraps the
 	// [*topic.Error] that explains it.
 	ErrInvalid = errors.New("access: invalid value")
+	// ErrMirrorIncomplete reports an edge whose mirror of its credential
+	// bucket reached central's last revision with entries missing; see
+	// [Manager.ResetMirror].
+	ErrMirrorIncomplete = errors.New("access: credential mirror incomplete")
 )
 
 // Kinds of entry a [FieldError] can be about.

@@ -782,3 +782,31 @@ func (m *Manager) Version(ctx context.Context, edge string) (uint64, error) {
 	}
 	return s.CachedInfo().State.LastSeq, nil
 }
+
+// ResetMirror starts the edge's credential mirror over from the first
+// entry: it deletes central's durable consumer through which the edge
+// mirrors its bucket and creates it anew. Call it when an edge's store is
+// replaced (new hardware, a wiped disk) before the new edge starts: central's
+// consumer remembers what it delivered to the old store, and a fresh mirror
+// reading through it would skip those entries (the edge then logs that its
+// mirror is incomplete and never counts as in sync, see
+// [ServiceStats].MirrorIncomplete). An edge whose mirror is already
+// incomplete must also drop it: stop the edge, delete its credential stream
+// (or its store) and start it again after ResetMirror. It returns the error
+// of [authz.NamesFor] for a bad edge code, or the JetStream error.
+func (m *Manager) ResetMirror(ctx context.Context, edge string) error {
+	n, err := authz.NamesFor(m.cfg.Org, edge)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := m.ctx(ctx)
+	defer cancel()
+	if err := m.js.DeleteConsumer(ctx, n.CredentialStream, n.CredentialConsumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("access: edge %s: delete credential consumer: %w", edge, err)
+	}
+	if _, err := m.js.CreateOrUpdatePushConsumer(ctx, n.CredentialStream, n.CredentialConsumerConfig()); err != nil {
+		return fmt.Errorf("access: edge %s: create credential consumer: %w", edge, err)
+	}
+	m.log.Info("credential mirror consumer reset", edgekit.LogKeyEdge, edge)
+	return nil
+}

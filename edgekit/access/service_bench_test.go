@@ -196,15 +196,13 @@ func BenchmarkRevocation(b *testing.B) {
 // them in the edge's store, and how long central took to store them.
 func BenchmarkLoadFreshEdge(b *testing.B) {
 	for range b.N {
-		s := newSite(b, siteOptions{noService: true})
+		s := newSite(b, siteOptions{noNode: true})
 		t0 := time.Now()
 		rev := s.loadCards(benchCards)
 		b.ReportMetric(time.Since(t0).Seconds(), "central-put-s")
-		s.node.Stop()
-		s.nodeCfg.Render.StoreDir = b.TempDir() // a fresh edge
 		t0 = time.Now()
 		s.node = s.startNode()
-		svc, err := access.StartService(siteCtx(b), s.node, s.svcCfg)
+		svc, err := access.StartService(siteCtx(b), s.node, access.ServiceConfig{HashKey: s.key, Inventory: s.inv})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -212,11 +210,11 @@ func BenchmarkLoadFreshEdge(b *testing.B) {
 		names := s.node.Names()
 		s.waitFor("the set to load", func() bool {
 			if mirror == 0 {
-				if str, err := s.node.JetStream().Stream(siteCtx(b), names.CredentialStream); err == nil && str.CachedInfo().State.LastSeq >= rev {
+				if str, err := s.node.JetStream().Stream(siteCtx(b), names.CredentialStream); err == nil && str.CachedInfo().State.Msgs >= uint64(benchCards) {
 					mirror = time.Since(t0)
 				}
 			}
-			return svc.Loaded() && svc.Set().Len() == benchCards
+			return svc.Loaded() && svc.Set().Len() == benchCards && svc.Version() >= rev
 		})
 		total := time.Since(t0)
 		svc.Stop()

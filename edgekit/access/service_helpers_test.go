@@ -187,6 +187,11 @@ func (s *site) startService() *access.Service {
 	}
 	s.tb.Cleanup(svc.Stop)
 	s.waitFor("the credential set to load", svc.Loaded)
+	if s.node.LinkUp() {
+		// Until its first confirmed sync a fresh edge's set counts as
+		// stale, and doors decide by their fallback mode.
+		s.waitFor("the first confirmed sync", func() bool { return !svc.SyncedAt().IsZero() })
+	}
 	return svc
 }
 

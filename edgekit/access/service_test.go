@@ -479,3 +479,51 @@ func TestServiceAuditedAtCentral(t *testing.T) {
 		t.Errorf("auditor %+v", st)
 	}
 }
+
+// TestServiceReplacedEdge: an edge whose store is replaced mirrors its
+// bucket again through central's consumer, which remembers what it gave the
+// old store and skips it. The edge notices that its mirror lacks entries
+// and never counts as in sync (its doors decide by their fallback); once
+// central resets the consumer, a fresh store loads everything.
+func TestServiceReplacedEdge(t *testing.T) {
+	s := newSite(t, siteOptions{noService: true})
+	const n = 5000
+	s.synced0(s.loadCards(n))
+	fresh := func() *access.Service {
+		t.Helper()
+		s.node.Stop()
+		s.nodeCfg.Render.StoreDir = t.TempDir()
+		s.node = s.startNode()
+		svc, err := access.StartService(siteCtx(t), s.node, s.svcCfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(svc.Stop)
+		return svc
+	}
+
+	svc := fresh()
+	waitFor(t, "the incomplete mirror to be noticed", func() bool { return svc.Stats().MirrorIncomplete > 0 })
+	if !svc.SyncedAt().IsZero() {
+		t.Fatalf("an edge with an incomplete mirror confirmed a sync at %v", svc.SyncedAt())
+	}
+	reader := s.device(siteR1)
+	if d := request(t, reader, "front", "card-1"); d.Granted || !d.Fallback || d.Reason != message.DenyStale {
+		t.Errorf("decision on an incomplete mirror %+v, want the fallback's denial", d)
+	}
+	svc.Stop()
+
+	m, err := access.NewManager(s.cjs, s.hub, access.ManagerConfig{Org: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ResetMirror(siteCtx(t), "hq"); err != nil {
+		t.Fatal(err)
+	}
+	svc = fresh()
+	waitFor(t, "every credential on the new store", func() bool { return svc.Set().Len() == n && !svc.SyncedAt().IsZero() })
+	reader = s.device(siteR1)
+	if d := request(t, reader, "front", "card-1"); !d.Granted {
+		t.Errorf("after the reset: %+v", d)
+	}
+}
