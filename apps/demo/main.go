@@ -1,6 +1,18 @@
-// Command demo is Lintel's quickstart: it builds a subject, stamps an access
-// event in the standard envelope, and round-trips it through an embedded
-// NATS server, printing what a subscriber receives in CloudEvents JSON.
+// Command demo is Lintel's all-in-one demo of access control. Everything runs
+// in-process, on random loopback ports, with stores in a temporary directory
+// that is removed at the end:
+//
+//  1. central (an embedded nats-server, JetStream domain "hub") and edge "hq",
+//     a leaf node of central through a proxy that can cut the link, with door
+//     "front" (reader r1, lock l1, door contact ds1) and sounder s1;
+//  2. central enrols alice's card (stored only as its keyed hash);
+//  3. reader r1 presents it and is granted, and lock l1 gets the unlock
+//     command; an unknown card is denied;
+//  4. central puts a rule on the edge: a forced door sounds the sounder;
+//  5. the link is cut and central revokes alice's card: the edge, offline,
+//     still grants it; once the link is back it denies it;
+//  6. central's auditor reports the revoked grant and verifies the edge's
+//     audit chain.
 //
 // Usage:
 //
@@ -9,18 +21,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
-	"time"
-
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-
-	"github.com/lintel-io/lintel/message"
-	"github.com/lintel-io/lintel/topic"
 )
 
 func main() {
@@ -32,76 +37,33 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string, stdout, _ io.Writer) error {
+// run runs the demo, printing its transcript to stdout and the libraries'
+// errors to stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		return fmt.Errorf("unexpected arguments %q: the demo takes none", args)
 	}
+	ctx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
+	dir, err := os.MkdirTemp("", "lintel-demo-")
+	if err != nil {
+		return fmt.Errorf("temporary directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
 
-	// A door reader at the "hq" site of organisation "acme".
-	reader := topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "door-1"}
-	subject, err := topic.New(reader.Org, reader.Edge, reader.Type, reader.Code, topic.Event)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	s, err := startSite(ctx, fail, dir, log)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, "subject:", subject)
+	defer s.close()
 
-	// An embedded NATS server on a random loopback port.
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true})
-	if err != nil {
-		return fmt.Errorf("start NATS: %w", err)
+	d := &demo{site: s, out: stdout}
+	for _, step := range []func(context.Context) error{d.setup, d.enrol, d.present, d.forcedDoor, d.outage, d.audit} {
+		d.begin()
+		if err := step(ctx); err != nil {
+			return err
+		}
 	}
-	ns.Start()
-	defer ns.Shutdown()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		return errors.New("NATS server did not become ready")
-	}
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	defer nc.Close()
-
-	// Subscribe to everything of the edge, then publish one access event.
-	filter, err := topic.EdgeFilter(reader.Org, reader.Edge)
-	if err != nil {
-		return err
-	}
-	sub, err := nc.SubscribeSync(filter.String())
-	if err != nil {
-		return err
-	}
-
-	var ids message.IDGenerator
-	env := &message.Envelope{Type: topic.Event, Name: message.NameAccessGranted}
-	message.NewStamper(reader, ids.New()).Stamp(env)
-	decision := message.AccessDecision{Granted: true, Door: "front", Holder: "holder-42", CredentialSetVersion: 7}
-	if err := message.SetPayload(env, decision); err != nil {
-		return err
-	}
-	msg, err := env.ToMsg(nil)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "published: %s %s (%d bytes msgpack)\n", env.Name, env.ID, len(msg.Data))
-	if err := nc.PublishMsg(msg); err != nil {
-		return err
-	}
-
-	recvCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	got, err := sub.NextMsgWithContext(recvCtx)
-	if err != nil {
-		return fmt.Errorf("receive: %w", err)
-	}
-	received, err := message.FromMsg(got)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "received on %s: same id %v, Nats-Msg-Id %s\n", got.Subject, received.ID == env.ID, got.Header.Get(message.HeaderMsgID))
-	ce, err := received.AppendCloudEvent(nil)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "as CloudEvents JSON: %s\n", ce)
 	return nil
 }

@@ -31,6 +31,15 @@
 // Versions are per edge: the same change has a different revision in each
 // edge's bucket.
 //
+// A fresh edge loads its whole bucket through its mirror when it first
+// starts (BenchmarkLoadFreshEdge: 100,000 credentials in about 1.3 s here).
+// When an edge's store is replaced (new hardware, a wiped disk), call
+// [Manager.ResetMirror] before the new edge starts: central's consumer for
+// the mirror remembers what it delivered to the old store and would skip it.
+// An edge that finds its mirror lacking entries central holds never counts
+// as in sync ([ErrMirrorIncomplete] in its log), so its doors fall back
+// rather than decide from a partial set.
+//
 // # Decisions at the edge
 //
 // A [Service] runs on each edge node (package edgekit): readers send access

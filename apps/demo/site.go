@@ -1,0 +1,326 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/devicekit"
+	"github.com/lintel-io/lintel/edgekit"
+	"github.com/lintel-io/lintel/edgekit/access"
+	"github.com/lintel-io/lintel/edgekit/rules"
+	"github.com/lintel-io/lintel/testing/natstest"
+	"github.com/lintel-io/lintel/topic"
+)
+
+// The demo's deployment: org acme, one edge hq with door front and a
+// sounder, and central's own service identity.
+const (
+	org         = "acme"
+	edge        = "hq"
+	door        = "front"
+	serviceName = "central"
+	loopback    = "127.0.0.1"
+	seedFile    = "leaf.seed"
+)
+
+// Things of edge hq: the reader, lock and door contact of door front, and
+// a sounder.
+var (
+	reader  = topic.Thing{Org: org, Edge: edge, Type: "reader", Code: "r1"}
+	lock    = topic.Thing{Org: org, Edge: edge, Type: "lock", Code: "l1"}
+	contact = topic.Thing{Org: org, Edge: edge, Type: "door_sensor", Code: "ds1"}
+	sounder = topic.Thing{Org: org, Edge: edge, Type: "sounder", Code: "s1"}
+)
+
+// inventory is the deployment as package authz reads it.
+func inventory() *authz.Inventory {
+	inv := &authz.Inventory{
+		Orgs:     []authz.Org{{Code: org, Name: "Acme Corporation"}},
+		Edges:    []authz.Edge{{Org: org, Code: edge, Name: "Headquarters"}},
+		Services: []authz.Service{{Name: serviceName, Kind: authz.ServiceCentral, Org: org}},
+		Doors: []authz.Door{{Org: org, Edge: edge, Code: door,
+			Readers: []string{reader.Code}, Locks: []string{lock.Code}, Sensors: []string{contact.Code}}},
+	}
+	for _, t := range []topic.Thing{reader, lock, contact, sounder} {
+		inv.Things = append(inv.Things, authz.Thing{Org: t.Org, Edge: t.Edge, Type: t.Type, Code: t.Code})
+	}
+	return inv
+}
+
+// site is everything the demo runs, in-process: central (an embedded
+// nats-server with the org's hub, credential manager and auditor) and
+// edge hq (a node linked to central through a proxy that can cut the
+// link, with its access service, its rules engine and four devices).
+type site struct {
+	log     *slog.Logger
+	fail    context.CancelCauseFunc // ends the demo when a background task fails
+	inv     *authz.Inventory
+	st      *authz.State
+	secrets *authz.Secrets
+	key     []byte // the org's credential hash key
+
+	central *natstest.Server
+	proxy   *natstest.Proxy
+	conn    *nats.Conn         // central's service connection
+	alarms  *nats.Subscription // central's alarms about edge hq
+	hub     *edgekit.Hub
+	manager *access.Manager
+	auditor *access.Auditor
+
+	node    *edgekit.Node
+	service *access.Service
+	engine  *rules.Engine
+
+	reader, contact *devicekit.Client
+	unlocks, sounds chan devicekit.Command // what the lock and the sounder received
+
+	closers []func() // run in reverse order by close
+}
+
+// startSite starts the site, keeping its stores under dir. Background
+// failures cancel ctx through fail. On error nothing is left running.
+func startSite(ctx context.Context, fail context.CancelCauseFunc, dir string, log *slog.Logger) (*site, error) {
+	s := &site{log: log, fail: fail, unlocks: make(chan devicekit.Command, 8), sounds: make(chan devicekit.Command, 8)}
+	for _, start := range []func(context.Context, string) error{s.credentials, s.startCentral, s.startEdge, s.startDevices} {
+		if err := start(ctx, dir); err != nil {
+			s.close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// close stops everything, the last started first.
+func (s *site) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
+func (s *site) onClose(f func()) { s.closers = append(s.closers, f) }
+
+func (s *site) password(user string) string { return s.secrets.Passwords[user].Reveal() }
+
+// credentials generates every identity's credential, the edge's leaf seed
+// file and the org's hash key.
+func (s *site) credentials(ctx context.Context, dir string) error {
+	s.inv = inventory()
+	// bcrypt.MinCost keeps the demo's start-up fast; a real deployment
+	// keeps the default cost (authz.DefaultCost).
+	res, err := (&authz.Generator{Cost: bcrypt.MinCost}).Generate(ctx, s.inv, nil)
+	if err != nil {
+		return fmt.Errorf("generate credentials: %w", err)
+	}
+	s.st, s.secrets = res.State, res.Secrets
+	if err := authz.WriteSeedFile(filepath.Join(dir, seedFile), res.Secrets.EdgeSeeds[authz.EdgeKeyID(org, edge)]); err != nil {
+		return fmt.Errorf("write the edge's seed: %w", err)
+	}
+	if s.key, err = access.GenerateHashKey(); err != nil {
+		return fmt.Errorf("generate the hash key: %w", err)
+	}
+	return nil
+}
+
+// startCentral starts central's server, the proxy in front of its leaf
+// port, and the org's hub (edge hq registered), manager and auditor.
+func (s *site) startCentral(ctx context.Context, dir string) error {
+	opts, err := authz.CentralOptions(s.inv, s.st, authz.RenderOptions{
+		Host: loopback, Port: -1, LeafHost: loopback, LeafPort: -1,
+		StoreDir: filepath.Join(dir, "central"), MaxMemoryStore: 64 << 20, MaxFileStore: 1 << 30,
+		PingInterval: time.Second,
+	})
+	if err != nil {
+		return fmt.Errorf("central options: %w", err)
+	}
+	opts.NoLog = true
+	opts.LeafNode.NoAdvertise = true // the edge must reconnect through the proxy, not to central's own address
+	if s.central, err = natstest.NewServer(opts); err != nil {
+		return fmt.Errorf("start central: %w", err)
+	}
+	s.onClose(s.central.Close)
+	if s.proxy, err = natstest.NewProxy(s.central.LeafNodeAddr()); err != nil {
+		return fmt.Errorf("start the link proxy: %w", err)
+	}
+	s.onClose(s.proxy.Close)
+
+	user := authz.ServiceUser(org, serviceName)
+	if s.conn, err = nats.Connect(s.central.ClientURL(), nats.Name("demo central"),
+		nats.UserInfo(user, s.password(user)), nats.CustomInboxPrefix(authz.UserInboxPrefix(user))); err != nil {
+		return fmt.Errorf("connect to central: %w", err)
+	}
+	s.onClose(s.conn.Close)
+	if s.alarms, err = s.conn.SubscribeSync(access.AlarmThing(org, edge).Subject(topic.Event).String()); err != nil {
+		return fmt.Errorf("subscribe to central's alarms: %w", err)
+	}
+	js, err := jetstream.New(s.conn)
+	if err != nil {
+		return err
+	}
+	if s.hub, err = edgekit.NewHub(js, edgekit.HubConfig{Org: org, Logger: s.log}); err != nil {
+		return err
+	}
+	if err := s.hub.Provision(ctx, edge); err != nil {
+		return fmt.Errorf("provision the hub: %w", err)
+	}
+	if s.manager, err = access.NewManager(js, s.hub, access.ManagerConfig{HashKey: s.key, Inventory: s.inv, Logger: s.log}); err != nil {
+		return err
+	}
+	if s.auditor, err = access.StartAuditor(ctx, js, access.AuditorConfig{Org: org, Poll: 100 * time.Millisecond, Logger: s.log}); err != nil {
+		return fmt.Errorf("start the auditor: %w", err)
+	}
+	s.onClose(s.auditor.Stop)
+	// The supervisor starts last: its restarts of a stalled source update
+	// central's event stream, and nats-server v2.15.2 races (under -race)
+	// when that stream is updated while the auditor creates its consumer.
+	s.onClose(s.hub.Supervise(ctx).Stop)
+	return nil
+}
+
+// startEdge starts edge hq's node, waits for its link to central, and
+// starts its access service and its rules engine, which watches the rule
+// document in the edge's mirror of its credential bucket.
+func (s *site) startEdge(ctx context.Context, dir string) error {
+	var err error
+	s.node, err = edgekit.Start(ctx, edgekit.NodeConfig{
+		Org: org, Edge: edge, Inventory: s.inv, State: s.st,
+		Render: authz.RenderOptions{
+			Host: loopback, Port: -1, StoreDir: filepath.Join(dir, "edge"), MaxFileStore: 1 << 30,
+			PingInterval: time.Second, HubURLs: []string{"nats-leaf://" + s.proxy.Addr()},
+			ConfigDir: dir, SeedFile: seedFile,
+		},
+		LeafReconnectInterval: 100 * time.Millisecond,
+		CheckInterval:         50 * time.Millisecond,
+		Logger:                s.log,
+	})
+	if err != nil {
+		return fmt.Errorf("start edge %s: %w", edge, err)
+	}
+	s.onClose(s.node.Stop)
+	if err := waitFor(ctx, "the leaf link to central", s.node.LinkUp); err != nil {
+		return err
+	}
+
+	if s.service, err = access.StartService(ctx, s.node, access.ServiceConfig{
+		HashKey: s.key, Inventory: s.inv, SyncInterval: 200 * time.Millisecond, Logger: s.log,
+	}); err != nil {
+		return fmt.Errorf("start the access service: %w", err)
+	}
+	s.onClose(s.service.Stop)
+	// A fresh edge's set counts as stale until its first confirmed sync.
+	if err := waitFor(ctx, "the edge's first sync with central", func() bool {
+		return s.service.Loaded() && !s.service.SyncedAt().IsZero()
+	}); err != nil {
+		return err
+	}
+
+	if s.engine, err = rules.Start(ctx, rules.Config{Org: org, Edge: edge, Conn: s.node.Conn(), JetStream: s.node.JetStream(), Logger: s.log}, nil); err != nil {
+		return fmt.Errorf("start the rules engine: %w", err)
+	}
+	s.onClose(s.engine.Stop)
+	kv, err := s.node.JetStream().KeyValue(ctx, s.node.Names().CredentialBucket)
+	if err != nil {
+		return fmt.Errorf("open the edge's credential mirror: %w", err)
+	}
+	watchCtx, stop := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		refused := func(err error) { s.fail(fmt.Errorf("rules document refused: %w", err)) }
+		if err := rules.Watch(watchCtx, kv, rules.ConfigKey, s.engine, refused); err != nil {
+			s.fail(fmt.Errorf("watch the rules: %w", err))
+		}
+	}()
+	s.onClose(func() { stop(); <-watched })
+	return nil
+}
+
+// startDevices connects the four devices; the lock and the sounder hand
+// the commands they receive to s.unlocks and s.sounds.
+func (s *site) startDevices(ctx context.Context, _ string) error {
+	var err error
+	if s.reader, err = s.connect(ctx, reader); err != nil {
+		return err
+	}
+	if s.contact, err = s.connect(ctx, contact); err != nil {
+		return err
+	}
+	if err := s.handle(ctx, lock, s.unlocks); err != nil {
+		return err
+	}
+	return s.handle(ctx, sounder, s.sounds)
+}
+
+// connect connects device t to the edge with its generated password.
+func (s *site) connect(ctx context.Context, t topic.Thing) (*devicekit.Client, error) {
+	d, err := devicekit.Connect(ctx, devicekit.Config{
+		Thing: t, URLs: []string{s.node.ClientURL()},
+		Password: devicekit.Password(s.password(authz.DeviceUser(t))), Logger: s.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect %s: %w", t, err)
+	}
+	s.onClose(func() { _ = d.Close() })
+	return d, nil
+}
+
+// handle connects device t and passes every command it receives to out.
+func (s *site) handle(ctx context.Context, t topic.Thing, out chan<- devicekit.Command) error {
+	d, err := s.connect(ctx, t)
+	if err != nil {
+		return err
+	}
+	_, err = d.HandleCommands(ctx, devicekit.HandlerFunc(func(ctx context.Context, c devicekit.Command) error {
+		select {
+		case out <- c:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}))
+	if err != nil {
+		return fmt.Errorf("handle the commands of %s: %w", t, err)
+	}
+	return nil
+}
+
+// waitTimeout bounds every wait of the demo: generous, for a loaded
+// machine.
+const waitTimeout = 30 * time.Second
+
+// waitFor polls cond until it holds, for at most waitTimeout.
+func waitFor(ctx context.Context, what string, cond func() bool) error {
+	ctx, cancel := context.WithTimeout(ctx, waitTimeout)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w", what, context.Cause(ctx))
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+// receive returns the next value of ch, waiting at most waitTimeout.
+func receive[T any](ctx context.Context, what string, ch <-chan T) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, waitTimeout)
+	defer cancel()
+	select {
+	case v := <-ch:
+		return v, nil
+	case <-ctx.Done():
+		var zero T
+		return zero, fmt.Errorf("waiting for %s: %w", what, context.Cause(ctx))
+	}
+}
