@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/lintel-io/lintel/internal/suggest"
 )
 
 // jsonError locates a problem found while decoding strictly: the path of the
@@ -98,7 +100,7 @@ func (w *walker) valueTok(tok json.Token, t reflect.Type, path string) error {
 		return w.object(path, func(key string) (reflect.Type, error) {
 			ft, ok := fields[key]
 			if !ok {
-				return nil, w.fail(path, ErrUnknownKey, "unknown key %q%s", key, suggest(key, fields))
+				return nil, w.fail(path, ErrUnknownKey, "unknown key %q%s", key, suggest.DidYouMean(key, slices.Sorted(maps.Keys(fields))))
 			}
 			return ft, nil
 		}, func(key string) string { return join(path, key) })
@@ -296,48 +298,4 @@ func describe(tok json.Token) string {
 	default:
 		return fmt.Sprintf("%T", tok)
 	}
-}
-
-// suggest returns ` (did you mean "x"?)` for the known key closest to key,
-// when one differs only in case or by at most two edits.
-func suggest(key string, fields map[string]reflect.Type) string {
-	best, bestDist := "", 3
-	for _, k := range slices.Sorted(maps.Keys(fields)) {
-		d := editDistance(strings.ToLower(key), strings.ToLower(k))
-		if strings.EqualFold(key, k) {
-			d = 0
-		}
-		if d < bestDist {
-			best, bestDist = k, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes. Keys
-// are short; long inputs are cut off early as "far".
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 64
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

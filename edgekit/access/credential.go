@@ -14,6 +14,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/lintel-io/lintel/internal/suggest"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
 )
@@ -547,7 +548,7 @@ func (d *strictDecoder) structBody(v reflect.Value, path string) *jsonProblem {
 	return d.object(path, func(key []byte) *jsonProblem {
 		i, ok := info.index[string(key)]
 		if !ok {
-			return &jsonProblem{field: joinPath(path, string(key)), reason: "unknown field" + suggest(string(key), info.keys), err: ErrUnknownField}
+			return &jsonProblem{field: joinPath(path, string(key)), reason: "unknown field" + suggest.DidYouMean(string(key), info.keys), err: ErrUnknownField}
 		}
 		fieldPath := joinPath(path, info.names[i])
 		if seen&(1<<i) != 0 {
@@ -822,46 +823,4 @@ func (d *strictDecoder) position() (line, col int) {
 	line = 1 + bytes.Count(before, []byte{'\n'})
 	col = 1 + len(before) - (bytes.LastIndexByte(before, '\n') + 1)
 	return line, col
-}
-
-// suggest returns ` (did you mean "x"?)` for the known key closest to key,
-// when one differs only in case or by at most two edits, and "" otherwise.
-func suggest(key string, keys []string) string {
-	best, bestDist := "", 3
-	lk := strings.ToLower(key)
-	for _, k := range keys {
-		d := editDistance(lk, strings.ToLower(k))
-		if d < bestDist {
-			best, bestDist = k, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes; long
-// inputs count as far apart without being compared.
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 64
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
