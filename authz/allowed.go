@@ -136,6 +136,7 @@ type identity struct {
 	org   string
 	edge  string // the edge whose server it logs in to; "" for central
 	perms Permissions
+	mqtt  bool // a device allowed over MQTT as well (Thing.MQTT)
 }
 
 // identitiesOf returns the users of inv, in a stable order: devices, edge
@@ -144,7 +145,7 @@ func identitiesOf(inv *Inventory) ([]identity, error) {
 	ids := make([]identity, 0, len(inv.Things)+len(inv.Edges)+len(inv.Services))
 	for _, t := range sortedThings(inv) {
 		tt := topicThing(t)
-		ids = append(ids, identity{user: DeviceUser(tt), org: t.Org, edge: t.Edge, perms: DevicePermissions(tt)})
+		ids = append(ids, identity{user: DeviceUser(tt), org: t.Org, edge: t.Edge, perms: DevicePermissions(tt), mqtt: t.MQTT})
 	}
 	edges := slices.Clone(inv.Edges)
 	slices.SortFunc(edges, func(a, b Edge) int {

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nats-server/v2/server"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -45,6 +46,19 @@ type EdgeAuthConfig struct {
 	// [EdgeAuthenticator]). Zero means [DefaultMaxBcryptWait]; negative means
 	// wait as long as it takes.
 	MaxBcryptWait time.Duration
+	// FailureBurst is how many failed password checks one user name, and
+	// one source address, may cost before further logins of that name or
+	// from that address are refused without a check, until the bucket
+	// refills by one every FailureRefill. Zero means
+	// [DefaultFailureBurst] and [DefaultFailureRefill].
+	FailureBurst  int
+	FailureRefill time.Duration
+	// FailureCacheTTL is how long a user and password that failed are
+	// refused again without a check. Zero means [DefaultFailureCacheTTL].
+	FailureCacheTTL time.Duration
+	// DisableThrottle turns the failure throttling and the failure cache
+	// off, for comparison and tests.
+	DisableThrottle bool
 	// Logger receives rejected logins (debug) and forced disconnects
 	// (info). Nil discards.
 	Logger *slog.Logger
@@ -64,6 +78,10 @@ type AuthStats struct {
 	CacheHits   uint64 // logins accepted from the verified-credential cache
 	Bcrypts     uint64 // bcrypt comparisons made
 	Disconnects uint64 // connections closed by Update or at the end of an overlap window
+	// Throttled counts logins refused without a password check: a user and
+	// password that failed recently, or a user name or source address
+	// whose failures exhausted its budget (see [EdgeAuthConfig].FailureBurst).
+	Throttled uint64
 }
 
 // EdgeAuthenticator authenticates the devices, the edge service and the
@@ -123,6 +141,7 @@ type EdgeAuthenticator struct {
 	macKey    []byte
 	sem       chan struct{} // bcrypt turns; nil for no bound
 	maxWait   time.Duration // negative: no bound
+	throttle  *throttle     // nil when disabled
 
 	table atomic.Pointer[authTable]
 	srv   atomic.Pointer[server.Server]
@@ -134,7 +153,7 @@ type EdgeAuthenticator struct {
 	timers map[string]*time.Timer
 	closed bool
 
-	accepted, rejected, shed, hits, bcrypts, disconnects atomic.Uint64
+	accepted, rejected, shed, hits, bcrypts, disconnects, throttled atomic.Uint64
 }
 
 var _ server.Authentication = (*EdgeAuthenticator)(nil)
@@ -154,6 +173,7 @@ type authUser struct {
 	hash      string
 	prevHash  string
 	prevUntil time.Time
+	mqttID    string // the MQTT client ID of a device allowed over MQTT; "" for none
 }
 
 // accepts reports whether the bcrypt hash h is accepted for u at now.
@@ -193,6 +213,9 @@ func NewEdgeAuthenticator(inv *Inventory, st *State, org, edge string, cfg EdgeA
 		a.sem = make(chan struct{}, runtime.GOMAXPROCS(0))
 	case n > 0:
 		a.sem = make(chan struct{}, n)
+	}
+	if !cfg.DisableThrottle {
+		a.throttle = newThrottle(cfg.FailureBurst, cfg.FailureRefill, cfg.FailureCacheTTL)
 	}
 	a.maxWait = cfg.MaxBcryptWait
 	if a.maxWait == 0 {
@@ -259,8 +282,11 @@ func (a *EdgeAuthenticator) check(c server.ClientAuthentication) (bool, string) 
 	if u == nil {
 		return false, "unknown user"
 	}
+	if ok, why := checkMQTT(c, u); !ok {
+		return false, why
+	}
 	now := a.now()
-	hash, err := a.verify(u, o.Password, now)
+	hash, err := a.verify(u, o.Password, now, sourceOf(c.RemoteAddress()))
 	if err != nil {
 		return false, err.Error()
 	}
@@ -295,10 +321,12 @@ var (
 
 // verify checks password against u's accepted hashes, through the cache,
 // and returns the hash it matched.
-func (a *EdgeAuthenticator) verify(u *authUser, password string, now time.Time) (string, error) {
+func (a *EdgeAuthenticator) verify(u *authUser, password string, now time.Time, src string) (string, error) {
 	var key [sha256.Size]byte
-	if !a.noCache {
+	if !a.noCache || a.throttle != nil {
 		key = a.cacheKey(u.name, password)
+	}
+	if !a.noCache {
 		a.cacheMu.RLock()
 		e, ok := a.cache[key]
 		a.cacheMu.RUnlock()
@@ -307,8 +335,17 @@ func (a *EdgeAuthenticator) verify(u *authUser, password string, now time.Time) 
 			return e.hash, nil
 		}
 	}
+	if a.throttle != nil {
+		if err := a.throttle.admit(u, src, key, now); err != nil {
+			a.throttled.Add(1)
+			return "", err
+		}
+	}
 	if !a.acquire() {
 		a.shed.Add(1)
+		if a.throttle != nil {
+			a.throttle.succeeded(u) // no check ran: give the token back
+		}
 		return "", errBusy
 	}
 	defer a.release()
@@ -323,8 +360,14 @@ func (a *EdgeAuthenticator) verify(u *authUser, password string, now time.Time) 
 				a.cache[key] = cacheEntry{user: u.name, hash: h}
 				a.cacheMu.Unlock()
 			}
+			if a.throttle != nil {
+				a.throttle.succeeded(u)
+			}
 			return h, nil
 		}
+	}
+	if a.throttle != nil {
+		a.throttle.failed(u, src, key, now)
 	}
 	return "", errWrongPassword
 }
@@ -404,7 +447,7 @@ func (a *EdgeAuthenticator) Update(inv *Inventory, st *State) error {
 		if nu == ou {
 			continue
 		}
-		if nu == nil || !reflect.DeepEqual(nu.perms, ou.perms) {
+		if nu == nil || !reflect.DeepEqual(nu.perms, ou.perms) || nu.mqttID != ou.mqttID {
 			kick[name] = struct{}{}
 			changed[name] = struct{}{}
 			a.stopTimer(name)
@@ -510,6 +553,7 @@ func (a *EdgeAuthenticator) Stats() AuthStats {
 		CacheHits:   a.hits.Load(),
 		Bcrypts:     a.bcrypts.Load(),
 		Disconnects: a.disconnects.Load(),
+		Throttled:   a.throttled.Load(),
 	}
 }
 
@@ -557,9 +601,14 @@ func (a *EdgeAuthenticator) buildTable(inv *Inventory, st *State, prev *authTabl
 			prevHash:  cred.PreviousHash,
 			prevUntil: cred.PreviousUntil,
 		}
+		if id.mqtt {
+			if th, err := topic.Parse(id.user + "." + string(topic.Event)); err == nil {
+				u.mqttID = MQTTClientID(th.Thing)
+			}
+		}
 		if prev != nil {
 			if p := prev.users[id.user]; p != nil && p.hash == u.hash && p.prevHash == u.prevHash &&
-				p.prevUntil.Equal(u.prevUntil) && reflect.DeepEqual(p.perms, u.perms) {
+				p.prevUntil.Equal(u.prevUntil) && reflect.DeepEqual(p.perms, u.perms) && p.mqttID == u.mqttID {
 				u = p
 			}
 		}

@@ -226,6 +226,12 @@ func (g *Generator) Generate(ctx context.Context, inv *Inventory, st *State) (*R
 		res.State.EdgeKeys[id] = EdgeKey{PublicKey: pub, Created: now}
 		res.Created = append(res.Created, id)
 	}
+	if err := cfg.auditKeys(edgeKeys, st, res, now); err != nil {
+		return nil, err
+	}
+	if err := cfg.commandKeys(inv, st, res, now); err != nil {
+		return nil, err
+	}
 
 	for _, u := range sortedKeys(st.Passwords) {
 		if _, ok := res.State.Passwords[u]; !ok {

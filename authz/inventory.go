@@ -19,7 +19,7 @@ package authz
 //	    {"org": "acme", "edge": "hq", "type": "reader", "code": "front-in"},
 //	    {"org": "acme", "edge": "hq", "type": "lock", "code": "front-lock"},
 //	    {"org": "acme", "edge": "hq", "type": "door_sensor", "code": "front-contact"},
-//	    {"org": "acme", "edge": "hq", "type": "sensor", "code": "lobby-env"}
+//	    {"org": "acme", "edge": "hq", "type": "sensor", "code": "lobby-env", "mqtt": true}
 //	  ],
 //	  "doors": [{"org": "acme", "edge": "hq", "code": "front",
 //	             "readers": ["front-in"], "locks": ["front-lock"], "sensors": ["front-contact"]}],
@@ -51,7 +51,8 @@ package authz
 //     one edge: the same org, type and code may not be listed under two
 //     edges, as that is nearly always one device entered twice (give
 //     devices codes that are unique in their org, such as serial numbers
-//     or site-prefixed names).
+//     or site-prefixed names). "mqtt", when true, allows the device the
+//     edge's MQTT listener ([Thing].MQTT).
 //   - doors: at a listed edge of the door's org; codes are tokens, unique
 //     within their edge; every code in readers, locks and sensors names a
 //     thing at the same edge, once per list. The thing's type is not
@@ -98,6 +99,11 @@ type Thing struct {
 	Type string `json:"type"`           // e.g. "reader", "lock", "door_sensor", "sensor"
 	Code string `json:"code"`           // unique within its edge
 	Name string `json:"name,omitempty"` // display name
+	// MQTT lets the device log in over the edge's MQTT listener as well as
+	// over NATS, with the MQTT client ID [MQTTClientID] only. A device
+	// without it is refused over MQTT: another MQTT device could otherwise
+	// take over its client ID, and with it its session.
+	MQTT bool `json:"mqtt,omitempty"`
 }
 
 // Door is an access point at one edge, with the readers that request access

@@ -126,15 +126,26 @@ func jsLocal(domain string) []string {
 //
 //   - publish and subscribe to everything of its edge, "{org}.{edge}.>";
 //   - publish replies into its devices' inboxes, "_INBOX.{org}.{edge}.*.*.>";
+//   - publish the platform's records into the edge's platform stream,
+//     "_lintel.{org}.{edge}.rec.*.*.*" ([EdgeNames].PlatformSubject), which
+//     no device and no leaf may publish;
 //   - the edge's own JetStream: "$JS.API.>", "$JS.{edge}.API.>", "$JS.ACK.>",
 //     "$JS.FC.>" and "$KV.>";
+//   - three requests to central about its own credential bucket only, with
+//     answers to "_lintel.{org}.{edge}.fwd.sync.*": its stream info
+//     ([EdgeNames].CredentialInfo), direct gets of its entries
+//     (CredentialGet) and the reset of its own mirror's consumer
+//     (CredentialReset), with which a rebuilt mirror asks central for what
+//     it lacks; the leaf permissions allow the same and nothing of another
+//     edge ([LeafPermissions]);
 //   - its own inbox, and the connect and disconnect events of its org's
 //     clients, "$SYS.ACCOUNT.{org}.CONNECT" and ".DISCONNECT", which the
 //     edge configuration imports from the system account for liveness.
 func EdgeServicePermissions(org, edge string) Permissions {
 	own := org + "." + edge + ".>"
 	n, _ := NamesFor(org, edge)
-	pub := append([]string{own, "_INBOX." + org + "." + edge + ".*.*.>", n.CredentialInfo, n.CredentialGet + ".>"}, jsLocal(edge)...)
+	pub := append([]string{own, "_INBOX." + org + "." + edge + ".*.*.>", n.PlatformPrefix + ".*.*.*",
+		n.CredentialInfo, n.CredentialGet + ".>", n.CredentialReset}, jsLocal(edge)...)
 	sub := []string{
 		own,
 		UserInboxPrefix(EdgeServiceUser(org, edge)) + ".>",
@@ -237,7 +248,7 @@ func ServicePermissions(inv *Inventory, s Service) (Permissions, error) {
 //
 // Subscribe (central → edge):
 //
-//	{org}.{edge}.>  except  {org}.{edge}.*.*.cmd     live traffic, but no device command
+//	{org}.{edge}.*.*.cfg                             configuration pushed to its things
 //	_lintel.{org}.{edge}.fwd.creds                   its credential mirror
 //	_lintel.{org}.{edge}.fwd.cmd                     its commands
 //	_lintel.{org}.{edge}.fwd.sync.*                  answers to its stream info and direct gets
@@ -249,10 +260,23 @@ func ServicePermissions(inv *Inventory, s Service) (Permissions, error) {
 //	$JS.FC.telemetry-{org}-{edge}.to-hub-tlm.*       of both flows, and the same two in
 //	                                                 the "$JS.FC.{edge}.*.…" format
 //
+// Device requests, "{org}.{edge}.*.*.req", are denied from edge to central:
+// the edge answers them, and a request's reply subject must not reach a
+// responder that could be steered by it.
+//
 // In both directions "{org}.{edge}._sys.>" is denied: central raises its
 // own events about the edge there ([CentralEventSubjects]), which
 // central's event stream captures; an edge must not forge them, and they
 // must not loop through the edge's event stream back to central.
+//
+// Central sends an edge no live traffic but the configuration of its
+// things: whatever a central identity publishes on an edge's event,
+// telemetry, state or ack subjects stays at central. Were it delivered,
+// the edge's streams would capture it and source it back to central with
+// a genuine "Nats-Stream-Source" header of that edge, and central's origin
+// checks ([SourceTable]) could not tell it from the edge's own. (A leaf
+// may still subscribe to a wildcard such as "{org}.{edge}.>", which
+// nats-server accepts and prunes on delivery.)
 //
 // The "$JSC.R" subjects are the scoped reply format that nats-server uses
 // with its js_api_reply_v2 feature flag, which the rendered configurations
@@ -279,8 +303,10 @@ func LeafPermissions(org, edge string) (Permissions, error) {
 		own,
 		n.EventDeliver,
 		n.TelemetryDeliver,
+		n.PlatformDeliver,
 		apiReply(n.Domain, n.EventStream, n.EventConsumer),
 		apiReply(n.Domain, n.TelemetryStream, n.TelemetryConsumer),
+		apiReply(n.Domain, n.PlatformStream, n.PlatformConsumer),
 		APIPrefix(HubDomain) + ".CONSUMER.RESET." + n.CredentialStream + "." + n.CredentialConsumer,
 		APIPrefix(HubDomain) + ".CONSUMER.RESET." + n.CentralCommandStream + "." + n.CommandConsumer,
 		n.CredentialInfo,
@@ -289,7 +315,7 @@ func LeafPermissions(org, edge string) (Permissions, error) {
 	pub = append(pub, flowControl(HubDomain, n.CredentialStream, n.CredentialConsumer)...)
 	pub = append(pub, flowControl(HubDomain, n.CentralCommandStream, n.CommandConsumer)...)
 	sub := []string{
-		own,
+		thingConfig(org, edge),
 		n.CredentialDeliver,
 		n.CommandDeliver,
 		n.SyncReplyPrefix + ".*",
@@ -297,14 +323,30 @@ func LeafPermissions(org, edge string) (Permissions, error) {
 		apiReply(HubDomain, n.CentralCommandStream, n.CommandConsumer),
 		APIPrefix(n.Domain) + ".CONSUMER.RESET." + n.EventStream + "." + n.EventConsumer,
 		APIPrefix(n.Domain) + ".CONSUMER.RESET." + n.TelemetryStream + "." + n.TelemetryConsumer,
+		APIPrefix(n.Domain) + ".CONSUMER.RESET." + n.PlatformStream + "." + n.PlatformConsumer,
 	}
 	sub = append(sub, flowControl(n.Domain, n.EventStream, n.EventConsumer)...)
 	sub = append(sub, flowControl(n.Domain, n.TelemetryStream, n.TelemetryConsumer)...)
+	sub = append(sub, flowControl(n.Domain, n.PlatformStream, n.PlatformConsumer)...)
 	sys := org + "." + edge + "." + topic.ThingTypeSystem + ".>"
 	return Permissions{
-		Publish:   rules(pub, sys),
+		Publish:   rules(pub, sys, deviceRequests(org, edge)),
 		Subscribe: rules(sub, deviceCommands(org, edge), sys),
 	}, nil
+}
+
+// thingConfig is the filter of the configuration central pushes to the
+// things of an edge: the only live traffic central sends an edge.
+func thingConfig(org, edge string) string {
+	return org + "." + edge + ".*.*." + string(topic.Config)
+}
+
+// deviceRequests is the filter of every device request at an edge. They
+// are answered at the edge; none goes to central live, where a request's
+// reply subject, which nats-server does not check, could steer a central
+// responder.
+func deviceRequests(org, edge string) string {
+	return org + "." + edge + ".*.*." + string(topic.Request)
 }
 
 // deviceCommands is the filter of every device command at an edge.

@@ -540,7 +540,7 @@ func (w *confWriter) user(id identity, st *State) error {
 	w.line("{")
 	w.kv("user", quote(id.user))
 	w.kv("password", quote(cred.Hash))
-	w.kv("allowed_connection_types", quoteList([]string{"STANDARD"}))
+	w.kv("allowed_connection_types", quoteList(id.connectionTypes()))
 	w.permissions(id.perms)
 	w.line("}")
 	return nil

@@ -68,6 +68,14 @@ type Secrets struct {
 	// EdgeSeeds holds new edge NKey user seeds ("SU...") by [EdgeKeyID];
 	// write each to its edge with [WriteSeedFile].
 	EdgeSeeds map[string]Secret
+	// AuditSeeds holds new edge audit key seeds ("SU...", see [AuditKey])
+	// by [EdgeKeyID]; write each to its edge with [WriteSeedFile], for its
+	// access service.
+	AuditSeeds map[string]Secret
+	// CommandSeeds holds new command key seeds ("SU...", see [CommandKey]):
+	// central's of an org by org code, to give central's hub; an edge's by
+	// [EdgeKeyID], to write to the edge with [WriteSeedFile].
+	CommandSeeds map[string]Secret
 }
 
 // Len returns the number of secrets held.
@@ -75,7 +83,7 @@ func (s *Secrets) Len() int {
 	if s == nil {
 		return 0
 	}
-	return len(s.Passwords) + len(s.EdgeSeeds)
+	return len(s.Passwords) + len(s.EdgeSeeds) + len(s.AuditSeeds) + len(s.CommandSeeds)
 }
 
 // Users returns the user names that have a new password, sorted.
@@ -96,10 +104,11 @@ func (s *Secrets) Edges() []string {
 
 // LogValue logs which identities have new secrets, never the secrets.
 func (s *Secrets) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.Any("users", s.Users()),
-		slog.Any("edges", s.Edges()),
-	)
+	attrs := []slog.Attr{slog.Any("users", s.Users()), slog.Any("edges", s.Edges())}
+	if len(s.AuditSeeds) > 0 {
+		attrs = append(attrs, slog.Any("audit_keys", slices.Sorted(maps.Keys(s.AuditSeeds))))
+	}
+	return slog.GroupValue(attrs...)
 }
 
 // WriteSeedFile writes an edge's NKey user seed to path, followed by a

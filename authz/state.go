@@ -17,6 +17,13 @@ type State struct {
 	Passwords map[string]PasswordCredential `json:"passwords"`
 	// EdgeKeys holds each edge's leaf-node NKey, keyed by "{org}.{edge}".
 	EdgeKeys map[string]EdgeKey `json:"edge_keys"`
+	// AuditKeys holds each edge's audit key ([AuditKey]), keyed by
+	// "{org}.{edge}" ([EdgeKeyID]), with the keys it replaced.
+	AuditKeys map[string]AuditKey `json:"audit_keys,omitempty"`
+	// CommandKeys holds the command signing keys ([CommandKey]): central's
+	// of each org, keyed by the org code, and each edge's, keyed by
+	// [EdgeKeyID].
+	CommandKeys map[string]CommandKey `json:"command_keys,omitempty"`
 }
 
 // PasswordCredential is one identity's password, as bcrypt hashes only.

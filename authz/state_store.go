@@ -33,6 +33,10 @@ func (s *State) Clone() *State {
 		return NewState()
 	}
 	c := &State{Version: s.Version, Passwords: maps.Clone(s.Passwords), EdgeKeys: maps.Clone(s.EdgeKeys)}
+	if s.AuditKeys != nil {
+		c.AuditKeys = cloneAuditKeys(s.AuditKeys)
+	}
+	c.CommandKeys = cloneCommandKeys(s.CommandKeys)
 	if c.Passwords == nil {
 		c.Passwords = make(map[string]PasswordCredential)
 	}
@@ -84,6 +88,8 @@ func (s *State) Validate() error {
 			bad("edge_keys[%q]: previous_public_key and previous_until must be set together", id)
 		}
 	}
+	validateAuditKeys(s, bad)
+	validateCommandKeys(s, bad)
 	return errors.Join(errs...)
 }
 

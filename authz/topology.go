@@ -59,13 +59,18 @@ var eventMessageTypes = [...]topic.MessageType{topic.Event, topic.State, topic.A
 //	TelemetryStream      telemetry-acme-hq         on the edge: tlm of the edge, persisted asynchronously
 //	TelemetryConsumer    to-hub-tlm                durable on TelemetryStream, read by central
 //	TelemetryDeliver     _lintel.acme.hq.fwd.tlm   edge → central
-//	CentralEventStream   events-acme               on central: sources every edge's EventStream and TelemetryStream
+//	PlatformStream       platform-acme-hq          on the edge: the platform's own records (audit trail), no device writes it
+//	PlatformPrefix       _lintel.acme.hq.rec       what PlatformStream captures, stored as "acme.hq.{type}.{code}.{msgtype}"
+//	PlatformConsumer     to-hub-platform           durable on PlatformStream, read by central
+//	PlatformDeliver      _lintel.acme.hq.fwd.platform edge → central
+//	CentralEventStream   events-acme               on central: sources every edge's EventStream, TelemetryStream and PlatformStream
 //	CredentialBucket     creds-acme-hq             KV bucket on central, and its mirror on the edge
 //	CredentialStream     KV_creds-acme-hq          the bucket's stream, on both sides
 //	CredentialConsumer   to-hq                     durable on central's CredentialStream
 //	CredentialDeliver    _lintel.acme.hq.fwd.creds central → edge
 //	CredentialInfo       $JS.hub.API.STREAM.INFO.KV_creds-acme-hq   the edge asks central how far its bucket is
 //	CredentialGet        $JS.hub.API.DIRECT.GET.KV_creds-acme-hq   the edge reads one entry of its bucket at central
+//	CredentialReset      $JS.hub.API.CONSUMER.RESET.KV_creds-acme-hq.to-hq   the edge rewinds its mirror's consumer
 //	SyncReplyPrefix      _lintel.acme.hq.fwd.sync  replies to both (central → edge)
 //	CentralCommandStream commands-acme             on central: every command of the org
 //	CommandFilter        _lintel.acme.hq.cmd.*.*   the edge's part of CentralCommandStream
@@ -90,7 +95,7 @@ type EdgeNames struct {
 	Domain string // the edge's JetStream domain: its edge code
 
 	// DeliverPrefix is the edge's private namespace for sourcing and
-	// mirroring deliveries, "_lintel.{org}.{edge}.fwd"; the four deliver
+	// mirroring deliveries, "_lintel.{org}.{edge}.fwd"; the deliver
 	// subjects below lie in it.
 	DeliverPrefix string
 
@@ -104,6 +109,15 @@ type EdgeNames struct {
 	TelemetrySubjects []string // what TelemetryStream captures: "{org}.{edge}.*.*.tlm"
 	TelemetryConsumer string   // durable on TelemetryStream that CentralEventStream sources through
 	TelemetryDeliver  string   // deliver subject of TelemetryConsumer (edge → central)
+
+	// PlatformStream is the edge's stream of platform records (see
+	// [EdgeNames.PlatformStreamConfig]); PlatformPrefix is the subject
+	// prefix it captures, "_lintel.{org}.{edge}.rec", which no device may
+	// publish.
+	PlatformStream   string
+	PlatformPrefix   string
+	PlatformConsumer string // durable on PlatformStream that CentralEventStream sources through
+	PlatformDeliver  string // deliver subject of PlatformConsumer (edge → central)
 
 	CredentialBucket   string // KV bucket on central holding the edge's credentials, mirrored on the edge under the same name
 	CredentialStream   string // the stream behind CredentialBucket: "KV_" + CredentialBucket
@@ -121,6 +135,13 @@ type EdgeNames struct {
 	// ("$KV.{bucket}.{key}") while its mirror has not yet caught up after
 	// a reconnection, so that a pending revocation is never overlooked.
 	CredentialGet string
+	// CredentialReset is the JetStream API subject that resets
+	// CredentialConsumer on central. The edge's mirror sends it (empty: back
+	// to the consumer's ack floor) whenever it sets up; the edge service
+	// sends it, with the sequence after the last one its rebuilt mirror
+	// holds, when its store was replaced or wiped, so that central delivers
+	// what the edge lacks. Its answer goes to SyncReplyPrefix + ".{id}".
+	CredentialReset string
 	// SyncReplyPrefix is the edge's namespace for the replies to
 	// CredentialInfo and CredentialGet, "_lintel.{org}.{edge}.fwd.sync";
 	// replies go to SyncReplyPrefix + ".{id}".
@@ -159,6 +180,11 @@ func NamesFor(org, edge string) (EdgeNames, error) {
 		TelemetryConsumer: "to-" + HubDomain + "-" + string(topic.Telemetry),
 		TelemetryDeliver:  fwd + "." + string(topic.Telemetry),
 
+		PlatformStream:   "platform-" + org + "-" + edge,
+		PlatformPrefix:   InternalPrefix + "." + org + "." + edge + ".rec",
+		PlatformConsumer: "to-" + HubDomain + "-platform",
+		PlatformDeliver:  fwd + ".platform",
+
 		CredentialBucket:   "creds-" + org + "-" + edge,
 		CredentialConsumer: "to-" + edge,
 		CredentialDeliver:  fwd + ".creds",
@@ -173,6 +199,7 @@ func NamesFor(org, edge string) (EdgeNames, error) {
 	n.CredentialStream = "KV_" + n.CredentialBucket
 	n.CredentialInfo = APIPrefix(HubDomain) + ".STREAM.INFO." + n.CredentialStream
 	n.CredentialGet = APIPrefix(HubDomain) + ".DIRECT.GET." + n.CredentialStream
+	n.CredentialReset = APIPrefix(HubDomain) + ".CONSUMER.RESET." + n.CredentialStream + "." + n.CredentialConsumer
 	for _, mt := range eventMessageTypes {
 		n.EventSubjects = append(n.EventSubjects, org+"."+edge+".*.*."+string(mt))
 	}
@@ -327,10 +354,11 @@ func (n EdgeNames) TelemetrySource() *jetstream.StreamSource {
 }
 
 // CentralEventStreamConfig returns the configuration of the org's event
-// stream on central, sourcing the event stream and the telemetry stream of
-// each of edges, in that order. Its only subjects are central's own events
-// about an edge, [CentralEventSubjects]: events of devices reach central both
-// live and through sourcing, and subjects overlapping their
+// stream on central, sourcing the event stream, the telemetry stream and the
+// platform stream of each of edges, in that order ([EdgeNames.Sources]). Its
+// only subjects are central's own events about an edge,
+// [CentralEventSubjects]: events of devices reach central both live and
+// through sourcing, and subjects overlapping their
 // "{org}.{edge}.*.*.*" would store each event twice; the leaf link carries
 // no "_sys" subject in either direction ([LeafPermissions]). It returns the
 // error of [NamesFor] for a bad org or edge.
@@ -349,7 +377,7 @@ func CentralEventStreamConfig(org string, edges ...string) (jetstream.StreamConf
 		if err != nil {
 			return jetstream.StreamConfig{}, err
 		}
-		cfg.Sources = append(cfg.Sources, n.EventSource(), n.TelemetrySource())
+		cfg.Sources = append(cfg.Sources, n.Sources()...)
 	}
 	return cfg, nil
 }

@@ -148,9 +148,11 @@ func TestJetStreamConfigs(t *testing.T) {
 		t.Errorf("command source %+v", src)
 	}
 	ev, _ := authz.CentralEventStreamConfig("acme", "hq", "wh")
-	if !slices.Equal(ev.Subjects, []string{"acme.*._sys.*.evt"}) || len(ev.Sources) != 4 || ev.Sources[2].External.APIPrefix != "$JS.wh.API" ||
+	if !slices.Equal(ev.Subjects, []string{"acme.*._sys.*.evt"}) || len(ev.Sources) != 6 || ev.Sources[3].External.APIPrefix != "$JS.wh.API" ||
 		ev.Sources[1].Name != n.TelemetryStream || ev.Sources[1].Consumer.DeliverSubject != n.TelemetryDeliver ||
-		ev.Sources[3].Name != "telemetry-acme-wh" || ev.Sources[3].External.APIPrefix != "$JS.wh.API" {
+		ev.Sources[2].Name != n.PlatformStream || ev.Sources[2].Consumer.DeliverSubject != n.PlatformDeliver ||
+		ev.Sources[4].Name != "telemetry-acme-wh" || ev.Sources[4].External.APIPrefix != "$JS.wh.API" ||
+		ev.Sources[5].Name != "platform-acme-wh" {
 		t.Errorf("central event stream %+v", ev)
 	}
 }

@@ -58,9 +58,13 @@ type Client struct {
 // Connect connects a device to its edge's NATS server as cfg.Thing, publishes
 // its birth (message.NameThingBirth on its state subject, sequence 1 of a new
 // boot) and waits until the edge's stream has stored it, then starts the
-// heartbeats. It returns an error wrapping [ErrInvalidConfig] for a bad
-// cfg, the nats.go error when the server cannot be reached or refuses the
-// credentials, or the birth's [*PublishError]; nothing is left running then.
+// heartbeats. An edge that does not answer yet (not started, restarting)
+// is tried again every cfg.ReconnectWait until ctx ends, as a device
+// waiting for its edge would. It returns an error wrapping
+// [ErrInvalidConfig] for a bad cfg, one wrapping [ErrAuth] (at once, without
+// retrying) when the server refuses the credentials, the nats.go error of
+// the last attempt wrapped with ctx's error when no server answered before
+// ctx ended, or the birth's [*PublishError]; nothing is left running then.
 // When ctx has no deadline, cfg.Timeout applies.
 //
 // The birth is sent once per boot, that is per Connect. After a lost
@@ -96,15 +100,10 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	c.life, c.cancelLife = context.WithCancel(context.Background())
 
-	dial := nats.DefaultTimeout
-	if d, ok := ctx.Deadline(); ok && time.Until(d) < dial {
-		dial = max(time.Until(d), time.Millisecond)
-	}
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
 		nats.UserInfo(cfg.User, string(cfg.Password)),
 		nats.CustomInboxPrefix(t.InboxPrefix()),
-		nats.Timeout(dial),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(cfg.ReconnectWait),
 		nats.ReconnectBufSize(cfg.ReconnectBufferSize),
@@ -115,9 +114,12 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	opts = append(opts, cfg.NATSOptions...)
 	url := strings.Join(cfg.URLs, ",")
-	nc, err := nats.Connect(url, opts...)
+	nc, err := dialEdge(ctx, url, cfg.ReconnectWait, opts)
 	if err != nil {
 		c.cancelLife()
+		if isAuthError(err) {
+			return nil, fmt.Errorf("%w: %s as user %q: %w", ErrAuth, url, cfg.User, err)
+		}
 		return nil, fmt.Errorf("devicekit: connect to %s as user %q: %w", url, cfg.User, err)
 	}
 	c.nc = nc

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,9 +28,17 @@ var errStopped = errors.New("devicekit: command handling stopped")
 // The device remembers the outcome of its last Config.CommandHistory
 // commands across handlers, for the whole boot. HandleCommands panics if h
 // is nil.
+//
+// Only commands signed for this device by one of Config.CommandKeys reach
+// h; anything else on the cmd subject is dropped without an ack (see
+// Config.CommandKeys). Without CommandKeys HandleCommands returns an error
+// wrapping [ErrInvalidConfig].
 func (c *Client) HandleCommands(ctx context.Context, h Handler) (Subscription, error) {
 	if h == nil {
 		panic("devicekit: HandleCommands: nil Handler")
+	}
+	if len(c.cfg.CommandKeys) == 0 {
+		return nil, fmt.Errorf("%w: no CommandKeys: the device could not tell central's commands from forged ones", ErrInvalidConfig)
 	}
 	runCtx, cancelRun := context.WithCancelCause(ctx)
 	s := &commandSub{
@@ -42,6 +51,7 @@ func (c *Client) HandleCommands(ctx context.Context, h Handler) (Subscription, e
 			log:     c.log,
 			ack:     c.sendAck,
 			stats:   &c.stats,
+			verify:  commandVerifier(c.cfg.Thing, c.cfg.CommandKeys),
 		},
 	}
 	c.mu.Lock()
@@ -209,11 +219,25 @@ type processor struct {
 	// ack sends an ack of command id; it bounds its own time.
 	ack   func(id message.ID, st message.AckStatus, text string) error
 	stats *counters
+	// verify checks a command's signature (commandVerifier); nil only in
+	// tests of the processor itself.
+	verify func(msg *nats.Msg) (signer string, err error)
 }
 
 // process handles one command message; ctx ends when handling stops.
 func (p *processor) process(ctx context.Context, msg *nats.Msg) {
 	p.stats.commands.Add(1)
+	if p.verify != nil {
+		if signer, err := p.verify(msg); err != nil {
+			// Not central's, nor the edge's: a publish-ack or a service's
+			// answer steered here, or a forged or replayed command. Its ID
+			// is not trusted either, so it is neither acked nor recorded.
+			p.stats.commandsRefused.Add(1)
+			p.log.Warn("command refused: not signed for the device by a trusted key",
+				LogKeySecurity, SecurityCommandRefused, LogKeySubject, msg.Subject, LogKeySigner, signer, LogKeyError, err)
+			return
+		}
+	}
 	env := new(message.Envelope)
 	// Commands travel on the device's own cmd subject, which only the edge
 	// service may publish on; the envelope's source is whoever sent it.
@@ -359,4 +383,10 @@ func (h *history) record(id message.ID, key string, o outcome) {
 	if key != "" {
 		h.lru.put(idemKey(key), o)
 	}
+}
+
+// commandVerifier returns the check of commands for t signed by one of keys.
+func commandVerifier(t topic.Thing, keys []string) func(*nats.Msg) (string, error) {
+	keys = slices.Clone(keys)
+	return func(m *nats.Msg) (string, error) { return message.VerifyCommand(m, t, keys) }
 }

@@ -100,6 +100,15 @@ type Config struct {
 	// DefaultReconnectWait. The device tries to reconnect for ever.
 	ReconnectWait time.Duration
 
+	// CommandKeys are the public keys ("U…" NKeys) whose signed commands
+	// the device acts on: central's command key of the org and the edge's
+	// own (authz's State.CommandPublicKeys gives both, for provisioning).
+	// A message on the cmd subject that is not a command for this very
+	// device signed by one of them (see message.VerifyCommand) is dropped
+	// unanswered, counted (Stats.CommandsRefused) and logged. Required by
+	// HandleCommands.
+	CommandKeys []string
+
 	// CommandHistory is how many recent command IDs and idempotency keys
 	// the device remembers, with their outcome, to recognise a repeated
 	// command; zero means DefaultCommandHistory.
@@ -124,6 +133,9 @@ func (c Config) withDefaults() (Config, error) {
 		if d < 0 {
 			return c, fmt.Errorf("%w: negative %s %v", ErrInvalidConfig, name, d)
 		}
+	}
+	if bad := message.ValidCommandKeys(c.CommandKeys); bad != "" {
+		return c, fmt.Errorf("%w: command key %q is not a public user NKey", ErrInvalidConfig, bad)
 	}
 	if c.CommandHistory < 0 {
 		return c, fmt.Errorf("%w: negative CommandHistory %d", ErrInvalidConfig, c.CommandHistory)
@@ -197,4 +209,16 @@ const (
 	LogKeyStatus  = "status"
 	LogKeyURL     = "url"
 	LogKeyError   = "err"
+	// LogKeySecurity names the kind of a security event (logged at warn
+	// level); its values are the Security constants.
+	LogKeySecurity = "security"
+	// LogKeySigner is the key that signed a refused command.
+	LogKeySigner = "signer"
+)
+
+// Values of [LogKeySecurity].
+const (
+	// SecurityCommandRefused is a message on the cmd subject dropped
+	// because it is not a command signed for the device by a trusted key.
+	SecurityCommandRefused = "command_refused"
 )

@@ -41,7 +41,10 @@
 // expired, without running, when its deadline has passed (checked on receipt
 // and again just before the handler runs); rejected when malformed. A command
 // whose ID or idempotency key the device has seen recently is not run again;
-// its recorded outcome is sent again instead.
+// its recorded outcome is sent again instead. Only commands signed for the
+// device by central or by its edge run ([Config].CommandKeys): anything else
+// on the cmd subject is dropped without an ack and counted
+// ([Stats].CommandsRefused); see docs/command-signing.md.
 //
 // # Requests
 //

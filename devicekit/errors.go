@@ -16,6 +16,11 @@ var (
 	// ErrInvalidConfig reports a [Config] that cannot be used, such as one
 	// without a thing or a server URL.
 	ErrInvalidConfig = errors.New("devicekit: invalid config")
+	// ErrAuth reports a server that refused the device's credentials: a
+	// wrong or empty password, or a user the edge does not know (a thing
+	// missing from the inventory, or removed from it). [Connect] returns it
+	// at once, without trying again.
+	ErrAuth = errors.New("devicekit: authentication failed")
 	// ErrClosed reports a call on a device that has been closed, or a
 	// publish cut short because the device closed.
 	ErrClosed = errors.New("devicekit: device closed")

@@ -119,7 +119,7 @@ func ExampleClient_HandleCommands() {
 			fmt.Println(err)
 			return
 		}
-		if err := devicetest.PublishCommand(edge.Conn, lock, e); err != nil {
+		if err := devicetest.PublishCommand(edge.Conn, lock, e, edge.CommandKey); err != nil {
 			fmt.Println(err)
 			return
 		}

@@ -11,14 +11,18 @@ type Stats struct {
 	RequestErrors uint64 // requests that returned an error
 	Commands      uint64 // command messages received
 	CommandsRun   uint64 // commands whose handler ran
-	Disconnects   uint64 // connections lost
-	Reconnects    uint64 // connections regained
+	// CommandsRefused counts messages on the cmd subject dropped because
+	// they were not signed for the device by a trusted key (Config.CommandKeys).
+	CommandsRefused uint64
+	Disconnects     uint64 // connections lost
+	Reconnects      uint64 // connections regained
 }
 
 type counters struct {
 	published, retries, publishErrors atomic.Uint64
 	requests, requestErrors           atomic.Uint64
 	commands, commandsRun             atomic.Uint64
+	commandsRefused                   atomic.Uint64
 	disconnects, reconnects           atomic.Uint64
 }
 
@@ -26,14 +30,15 @@ type counters struct {
 func (c *Client) Stats() Stats {
 	s := &c.stats
 	return Stats{
-		Published:     s.published.Load(),
-		Retries:       s.retries.Load(),
-		PublishErrors: s.publishErrors.Load(),
-		Requests:      s.requests.Load(),
-		RequestErrors: s.requestErrors.Load(),
-		Commands:      s.commands.Load(),
-		CommandsRun:   s.commandsRun.Load(),
-		Disconnects:   s.disconnects.Load(),
-		Reconnects:    s.reconnects.Load(),
+		Published:       s.published.Load(),
+		Retries:         s.retries.Load(),
+		PublishErrors:   s.publishErrors.Load(),
+		Requests:        s.requests.Load(),
+		RequestErrors:   s.requestErrors.Load(),
+		Commands:        s.commands.Load(),
+		CommandsRun:     s.commandsRun.Load(),
+		CommandsRefused: s.commandsRefused.Load(),
+		Disconnects:     s.disconnects.Load(),
+		Reconnects:      s.reconnects.Load(),
 	}
 }

@@ -207,7 +207,7 @@ func (d *cmdDispatcher) deliverTo(t topic.Thing) {
 // then acknowledges it in the command stream.
 func (d *cmdDispatcher) deliver(subject string, p *cmdPending) error {
 	h := nats.Header{}
-	for _, k := range []string{message.HeaderMsgID, message.HeaderContentType, message.HeaderSchemaVersion} {
+	for _, k := range append([]string{message.HeaderMsgID, message.HeaderContentType, message.HeaderSchemaVersion}, commandSignatureHeaders[:]...) {
 		if v := p.msg.Headers().Get(k); v != "" {
 			h.Set(k, v)
 		}

@@ -45,6 +45,32 @@
 //     as ErrStreamFull too.
 //   - deny_delete and deny_purge.
 //
+// Each device gets a bounded share of the event stream: at most
+// NodeConfig.EventMaxMsgsPerSubject messages per subject (one device's
+// events, states or acks; [DefaultEventMaxMsgsPerSubject]) with
+// discard-new per subject, and no message above NodeConfig.EventMaxMsgSize
+// ([DefaultEventMaxMsgSize]). A device that floods while the link is down
+// has its own new messages refused (devicekit.ErrStreamFull); the others
+// keep theirs. Central's stream, which sources it, has no per-subject
+// limit: a refusal there would stall the whole edge's source. The bound is
+// on what a device holds, not on its rate: nats-server has no publish rate
+// limit per user.
+//
+// # Platform records: a stream no device can write
+//
+// What the platform itself records at the edge goes into the edge's
+// platform stream ([authz.EdgeNames].PlatformStream): the access service's
+// audit trail, and the node's own messages (its status, birth and fill
+// alarms, the deaths it declares for devices and the expiry acks it writes
+// for their commands). They are published on "_lintel.{org}.{edge}.rec.…"
+// ([authz.EdgeNames.PlatformSubject]), which only the edge service may
+// publish, and stored under the subject of the thing they are about, so
+// central, storage and the auditor read them as before ([FlowPlatform]).
+// Devices can neither fill that stream nor pre-empt its deduplication IDs;
+// it has the event stream's guarantees and a size bound of its own
+// (NodeConfig.PlatformStreamMaxBytes). Live subscribers at the edge see
+// these records only on the "_lintel" subject.
+//
 // As the stream (or the store) fills, the node raises [NameStreamFilling]
 // alarms at NodeConfig.FillAlarms (80 % and 95 % by default) as events of
 // the edge itself on "{org}.{edge}._edge.{edge}.evt", and [NodeStatus]
@@ -116,6 +142,14 @@
 // stream holds it twice; devices recognise repeated IDs and idempotency
 // keys anyway. Delivery to the device is at most once: a command published
 // just as the device's connection drops is lost, and central sees no ack.
+//
+// On central, [Hub.SendCommand] first records the command in central's
+// event stream ([CommandRecordThing], so storage keeps it in history with
+// its acks), then writes it into the command stream, and returns a
+// [CommandResult] whose Wait follows the thing's acks in central's event
+// stream until the outcome is final, across any outage of the link;
+// [Hub.CommandStatus] looks an outcome up later. See
+// docs/command-outcomes.md.
 //
 // # Liveness and status
 //

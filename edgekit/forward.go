@@ -18,6 +18,9 @@ const (
 	FlowEvents = "events"
 	// FlowTelemetry is the edge's telemetry stream.
 	FlowTelemetry = "telemetry"
+	// FlowPlatform is the edge's platform stream: the platform's own
+	// records, such as the access service's audit trail.
+	FlowPlatform = "platform"
 )
 
 // flow is one of an edge's flows into central's event stream.
@@ -31,6 +34,7 @@ type flow struct {
 var flows = [...]flow{
 	{FlowEvents, func(n authz.EdgeNames) string { return n.EventStream }, authz.EdgeNames.EventSource},
 	{FlowTelemetry, func(n authz.EdgeNames) string { return n.TelemetryStream }, authz.EdgeNames.TelemetrySource},
+	{FlowPlatform, func(n authz.EdgeNames) string { return n.PlatformStream }, authz.EdgeNames.PlatformSource},
 }
 
 // SourceStatus is the state of one source of central's event stream (one
@@ -38,7 +42,7 @@ var flows = [...]flow{
 type SourceStatus struct {
 	// Edge is the edge code.
 	Edge string
-	// Flow is [FlowEvents] or [FlowTelemetry], and Stream the edge's stream
+	// Flow is [FlowEvents], [FlowTelemetry] or [FlowPlatform], and Stream the edge's stream
 	// the source reads.
 	Flow   string
 	Stream string
@@ -60,8 +64,8 @@ type SourceStatus struct {
 }
 
 // Sources returns the state of the sources of central's event stream, one
-// per flow of each registered edge, sorted by edge, then [FlowEvents]
-// before [FlowTelemetry]. It returns the JetStream error.
+// per flow of each registered edge, sorted by edge, then [FlowEvents],
+// [FlowTelemetry], [FlowPlatform]. It returns the JetStream error.
 func (h *Hub) Sources(ctx context.Context) ([]SourceStatus, error) {
 	ctx, cancel := h.ctx(ctx)
 	defer cancel()
@@ -95,9 +99,9 @@ func (h *Hub) Sources(ctx context.Context) ([]SourceStatus, error) {
 	return out, nil
 }
 
-// Kick restarts the sourcing of edge's events and telemetry: it removes the
-// edge's sources from central's event stream and adds them again, in two
-// stream updates. [Hub.Supervise] restarts only the flow that stalled.
+// Kick restarts the sourcing of edge's events, telemetry and platform
+// records: it removes the edge's sources from central's event stream and
+// adds them again, in two stream updates. [Hub.Supervise] restarts only the flow that stalled.
 //
 // Removing a source cancels its source consumer, including a consumer
 // reset still waiting for an answer and any retry nats-server had scheduled
@@ -115,7 +119,7 @@ func (h *Hub) Sources(ctx context.Context) ([]SourceStatus, error) {
 // It returns an error wrapping [ErrEdgeNotRegistered] for an edge that is
 // not registered, or the JetStream error.
 func (h *Hub) Kick(ctx context.Context, edge string) error {
-	return h.kick(ctx, edge, FlowEvents, FlowTelemetry)
+	return h.kick(ctx, edge, FlowEvents, FlowTelemetry, FlowPlatform)
 }
 
 // kick restarts the sources of edge's flows named.

@@ -8,12 +8,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lintel-io/lintel/authz"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 )
 
 // Defaults of [HubConfig].
@@ -66,6 +68,11 @@ const metaEdges = "lintel.edges"
 type HubConfig struct {
 	// Org is the org whose edges the hub serves. Required.
 	Org string
+	// Inventory lists the org's edges and things: [Hub.Provision] and
+	// [Hub.RegisterEdge] refuse an edge it does not list, and
+	// [Hub.SendCommand] a thing it does not list. Required; replace it
+	// with [Hub.SetInventory] when it changes.
+	Inventory *authz.Inventory
 
 	// Timeout bounds calls whose context has no deadline; DefaultHubTimeout
 	// if zero.
@@ -103,6 +110,12 @@ type HubConfig struct {
 	// IDs makes the IDs of command envelopes; nil means a generator of the
 	// hub's own, using Now.
 	IDs *message.IDGenerator
+
+	// CommandKey is the seed of the org's command key
+	// (authz.Secrets.CommandSeeds[org]), with which [Hub.SendCommand]
+	// signs every command: devices act only on signed commands. Without it
+	// SendCommand fails with [ErrNoCommandKey].
+	CommandKey authz.Secret
 }
 
 func (c HubConfig) withDefaults() HubConfig {
@@ -140,18 +153,20 @@ func (c HubConfig) withDefaults() HubConfig {
 // topology that [authz] fixes on central, and talks to the edges through it.
 //
 //   - Events: central's event stream ([authz.EdgeNames.CentralEventStream])
-//     has two sources per registered edge, one per flow ([FlowEvents],
-//     [FlowTelemetry]): the first reads the edge's event stream through the
-//     durable, flow-controlled consumer "to-hub" that the edge service
-//     creates on the edge, the second the edge's telemetry stream through
-//     "to-hub-tlm" likewise. Its only subjects are those of central's own
+//     has three sources per registered edge, one per flow ([FlowEvents],
+//     [FlowTelemetry], [FlowPlatform]): the first reads the edge's event
+//     stream through the durable, flow-controlled consumer "to-hub" that the
+//     edge service creates on the edge, the second the edge's telemetry
+//     stream through "to-hub-tlm" likewise, the third the edge's platform
+//     stream (the audit trail, which no device can write) through
+//     "to-hub-platform". Its only subjects are those of central's own
 //     events about an edge ([authz.CentralEventSubjects],
 //     "{org}.*._sys.*.evt", such as audit alarms); an edge's own event
 //     stream captures "{org}.{edge}._sys.*.evt" too, so what an edge
 //     publishes there locally reaches this stream through sourcing, with a
 //     "Nats-Stream-Source" header that central's own events never carry
 //     (the auditor of package edgekit/access flags them as forged).
-//     Storage ingest reads both flows from the one stream; an edge's
+//     Storage ingest reads every flow from the one stream; an edge's
 //     telemetry and its events are each in order, but not in order with
 //     each other. Sourcing is acknowledged (the edge's consumer only moves
 //     its floor once central has stored a message) and tracked by source
@@ -189,12 +204,14 @@ func (c HubConfig) withDefaults() HubConfig {
 // A Hub is safe for concurrent use. Run one per org on central (several
 // would race their updates of the event stream's sources).
 type Hub struct {
-	js  jetstream.JetStream
-	cfg HubConfig
-	log *slog.Logger
+	js     jetstream.JetStream
+	cfg    HubConfig
+	log    *slog.Logger
+	cmdKey nkeys.KeyPair // signs commands; nil without HubConfig.CommandKey
 
 	eventStream   string
 	commandStream string
+	known         atomic.Pointer[hubInventory] // the inventory, indexed
 
 	mu sync.Mutex // serialises updates of the event stream's configuration
 }
@@ -216,14 +233,26 @@ func NewHub(js jetstream.JetStream, cfg HubConfig) (*Hub, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: org %q: %w", ErrInvalidHubConfig, cfg.Org, err)
 	}
+	if err := checkInbox(js.Conn()); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidHubConfig, err)
+	}
 	cfg = cfg.withDefaults()
-	return &Hub{
+	cmdKey, err := parseCommandKey(cfg.CommandKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidHubConfig, err)
+	}
+	h := &Hub{
+		cmdKey:        cmdKey,
 		js:            js,
 		cfg:           cfg,
 		log:           cfg.Logger.With(LogKeyOrg, cfg.Org),
 		eventStream:   evCfg.Name,
 		commandStream: cmdCfg.Name,
-	}, nil
+	}
+	if err := h.SetInventory(cfg.Inventory); err != nil {
+		return nil, err
+	}
+	return h, nil
 }
 
 // Org returns the hub's org.
@@ -249,8 +278,16 @@ func (h *Hub) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
 // [Hub.Kick]), and gives an event stream created by an earlier version
 // exactly the subjects of [authz.CentralEventSubjects]. It is idempotent.
 // It returns the JetStream error of the step that failed, or the error of
-// [authz.NamesFor] for a bad edge code.
-func (h *Hub) Provision(ctx context.Context, edges ...string) error {
+// [authz.NamesFor] for a bad edge code, an error wrapping [ErrUnknownEdge]
+// for an edge the inventory does not list, and one wrapping
+// [ErrInboxPrefix] when the server refused the connection's reply inbox.
+func (h *Hub) Provision(ctx context.Context, edges ...string) (err error) {
+	for _, e := range edges {
+		if err := h.checkEdge(e); err != nil {
+			return err
+		}
+	}
+	defer func() { err = h.explain(err) }()
 	ctx, cancel := h.ctx(ctx)
 	defer cancel()
 	cmdCfg, _ := authz.CentralCommandStreamConfig(h.cfg.Org)
@@ -309,10 +346,14 @@ func (h *Hub) Provision(ctx context.Context, edges ...string) error {
 // to the sources of central's event stream (a stream update; sourcing starts at once, or
 // when the edge is first reachable). Central's event stream must exist
 // ([Hub.Provision]). It is idempotent. It returns the error of
-// [authz.NamesFor] for a bad edge code, or the JetStream error.
+// [authz.NamesFor] for a bad edge code, an error wrapping [ErrUnknownEdge]
+// for an edge the inventory does not list, or the JetStream error.
 func (h *Hub) RegisterEdge(ctx context.Context, edge string) error {
 	n, err := authz.NamesFor(h.cfg.Org, edge)
 	if err != nil {
+		return err
+	}
+	if err := h.checkEdge(edge); err != nil {
 		return err
 	}
 	ctx, cancel := h.ctx(ctx)
@@ -486,27 +527,37 @@ func setRegistered(cfg *jetstream.StreamConfig, edges []string) {
 // [authz.CommandSubject](thing), with the envelope ID as Nats-Msg-Id. The
 // edge's command stream sources it from there, across any outage, and the
 // edge service hands it to the device, whose acks come back in central's
-// event stream with the returned ID as CorrelationID.
+// event stream with the command's ID as CorrelationID. Before the command,
+// SendCommand stores central's record of it ([message.NameCommandSent], see
+// [CommandRecordThing]) in central's event stream, so that the command is in
+// history (storage records it) whether or not it ever reaches the edge.
 //
-// A command needs a deadline in the future and an idempotency key. It
-// returns a [*topic.Error] for an invalid thing, an error wrapping
-// [ErrWrongOrg], [ErrNoDeadline], [ErrCommandExpired] or
-// [ErrNoIdempotencyKey], or the JetStream error of the publish.
-func (h *Hub) SendCommand(ctx context.Context, thing topic.Thing, cmd message.Command, requestedBy string) (message.ID, error) {
+// The returned [*CommandResult] carries the command's ID and waits for its
+// outcome ([CommandResult.Wait]).
+//
+// A command needs a thing the inventory lists, a deadline in the future and
+// an idempotency key. It returns a [*topic.Error] for an invalid thing, an
+// error wrapping [ErrWrongOrg], [ErrUnknownThing], [ErrNoDeadline],
+// [ErrCommandExpired] or [ErrNoIdempotencyKey], or the JetStream error of
+// the publish.
+func (h *Hub) SendCommand(ctx context.Context, thing topic.Thing, cmd message.Command, requestedBy string) (*CommandResult, error) {
 	if err := thing.Validate(); err != nil {
-		return message.ID{}, err
+		return nil, err
 	}
 	if thing.Org != h.cfg.Org {
-		return message.ID{}, fmt.Errorf("%w: %s is not of org %s", ErrWrongOrg, thing, h.cfg.Org)
+		return nil, fmt.Errorf("%w: %s is not of org %s", ErrWrongOrg, thing, h.cfg.Org)
+	}
+	if err := h.checkThing(thing); err != nil {
+		return nil, err
 	}
 	now := h.cfg.Now()
 	switch {
 	case cmd.Deadline.IsZero():
-		return message.ID{}, fmt.Errorf("%w: %s to %s", ErrNoDeadline, cmd.Action, thing)
+		return nil, fmt.Errorf("%w: %s to %s", ErrNoDeadline, cmd.Action, thing)
 	case cmd.Expired(now):
-		return message.ID{}, fmt.Errorf("%w: %s to %s, deadline %s", ErrCommandExpired, cmd.Action, thing, cmd.Deadline.Format(time.RFC3339Nano))
+		return nil, fmt.Errorf("%w: %s to %s, deadline %s", ErrCommandExpired, cmd.Action, thing, cmd.Deadline.Format(time.RFC3339Nano))
 	case cmd.IdempotencyKey == "":
-		return message.ID{}, fmt.Errorf("%w: %s to %s", ErrNoIdempotencyKey, cmd.Action, thing)
+		return nil, fmt.Errorf("%w: %s to %s", ErrNoIdempotencyKey, cmd.Action, thing)
 	}
 	if requestedBy != "" {
 		cmd.RequestedBy = requestedBy
@@ -519,20 +570,27 @@ func (h *Hub) SendCommand(ctx context.Context, thing topic.Thing, cmd message.Co
 		Name:   message.NameCommand,
 	}
 	if err := message.SetPayload(e, cmd); err != nil {
-		return message.ID{}, err
+		return nil, err
 	}
 	msg, err := e.ToMsg(nil)
 	if err != nil {
-		return message.ID{}, err
+		return nil, err
 	}
 	msg.Subject = authz.CommandSubject(thing)
+	if err := h.signCommand(msg, thing); err != nil {
+		return nil, fmt.Errorf("edgekit: command to %s: %w", thing, err)
+	}
 	ctx, cancel := h.ctx(ctx)
 	defer cancel()
+	from, err := h.recordCommand(ctx, e, cmd)
+	if err != nil {
+		return nil, fmt.Errorf("edgekit: command %s to %s not sent: %w", e.ID, thing, err)
+	}
 	if _, err := h.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(h.commandStream)); err != nil {
-		return message.ID{}, fmt.Errorf("edgekit: command %s to %s: %w", e.ID, thing, err)
+		return nil, h.explain(fmt.Errorf("edgekit: command %s to %s: %w", e.ID, thing, err))
 	}
 	h.log.Debug("sent command", LogKeyThing, thing.String(), LogKeyHubMsg, e.ID.String())
-	return e.ID, nil
+	return &CommandResult{h: h, id: e.ID, thing: thing, cmd: cmd, from: from}, nil
 }
 
 // PutCredential stores value under key in edge's credential bucket, which

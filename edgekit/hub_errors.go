@@ -20,3 +20,22 @@ var (
 	// ErrEdgeNotRegistered reports an edge the hub has not registered.
 	ErrEdgeNotRegistered = errors.New("edgekit: edge not registered")
 )
+
+// Sentinel errors of commands and of the hub's inventory; compare with
+// errors.Is.
+var (
+	// ErrUnknownEdge reports an edge that the hub's inventory does not list
+	// for its org.
+	ErrUnknownEdge = errors.New("edgekit: edge not in the inventory")
+	// ErrUnknownThing reports a thing that the hub's inventory does not
+	// list.
+	ErrUnknownThing = errors.New("edgekit: thing not in the inventory")
+	// ErrUnknownCommand reports a command that central's event stream holds
+	// no trace of.
+	ErrUnknownCommand = errors.New("edgekit: command not found")
+	// ErrInboxPrefix reports a connection whose reply inbox is not its
+	// user's own (authz.UserInboxPrefix): the server refuses the
+	// subscription, and every JetStream call would time out. Connect with
+	// authz.ServiceOptions.
+	ErrInboxPrefix = errors.New("edgekit: connection's reply inbox is not its user's")
+)

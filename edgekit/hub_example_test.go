@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lintel-io/lintel/authz"
 	"github.com/lintel-io/lintel/edgekit"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/testing/natstest"
 	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 )
 
 // ExampleHub provisions the central side of org acme with one edge and
@@ -35,7 +37,16 @@ func ExampleHub() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	hub, err := edgekit.NewHub(js, edgekit.HubConfig{Org: "acme"})
+	inv := &authz.Inventory{
+		Orgs:   []authz.Org{{Code: "acme"}},
+		Edges:  []authz.Edge{{Org: "acme", Code: "hq"}},
+		Things: []authz.Thing{{Org: "acme", Edge: "hq", Type: "lock", Code: "front"}},
+	}
+	// Central signs every command with the org's command key; in a
+	// deployment its seed comes from authz's Secrets.CommandSeeds["acme"].
+	cmdKey, _ := nkeys.CreateUser()
+	seed, _ := cmdKey.Seed()
+	hub, err := edgekit.NewHub(js, edgekit.HubConfig{Org: "acme", Inventory: inv, CommandKey: authz.NewSecret(string(seed))})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -48,7 +59,7 @@ func ExampleHub() {
 	defer sup.Stop()
 
 	lock := topic.Thing{Org: "acme", Edge: "hq", Type: "lock", Code: "front"}
-	_, err = hub.SendCommand(ctx, lock, message.Command{
+	res, err := hub.SendCommand(ctx, lock, message.Command{
 		Action:         "unlock",
 		Deadline:       time.Now().Add(30 * time.Second),
 		IdempotencyKey: "visit-42",
@@ -62,8 +73,12 @@ func ExampleHub() {
 	fmt.Println("edges:", edges)
 	fmt.Println("event stream:", hub.EventStream())
 	fmt.Println("commands waiting:", cmds.CachedInfo().State.Msgs)
+	// No edge is up: the command waits, and so would res.Wait(ctx).
+	out, err := res.Status(ctx)
+	fmt.Println("outcome pending:", out.Pending(), err)
 	// Output:
 	// edges: [hq]
 	// event stream: events-acme
 	// commands waiting: 1
+	// outcome pending: true <nil>
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -42,6 +43,8 @@ type hubTopo struct {
 	st        *authz.State
 	passwords map[string]string
 	seeds     map[string]string
+	cmdSeed   authz.Secret // central's command key of the org
+	cmdPub    string
 
 	central *natstest.Server
 	hubNC   *nats.Conn
@@ -127,7 +130,7 @@ func startHubTopo(t testing.TB, o hubTopoOptions) *hubTopo {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := edgekit.HubConfig{Org: hubOrg}
+	cfg := edgekit.HubConfig{Org: hubOrg, Inventory: inv, CommandKey: h.cmdSeed}
 	if o.hubConfig != nil {
 		o.hubConfig(&cfg)
 	}
@@ -181,6 +184,14 @@ func (h *hubTopo) makeCredentials() {
 		h.seeds[id] = string(seed)
 		h.st.EdgeKeys[id] = authz.EdgeKey{PublicKey: pub, Created: time.Unix(0, 0).UTC()}
 	}
+	// Central's command key of the org, which devices trust.
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	seed, _ := kp.Seed()
+	h.cmdSeed = authz.NewSecret(string(seed))
+	h.cmdPub, _ = kp.PublicKey()
 }
 
 // startEdge starts edge from authz.EdgeOptions with its leaf remote pointing
@@ -237,6 +248,12 @@ func (h *hubTopo) startEdge(edge string) *hubEdge {
 	if _, err := e.js.CreateOrUpdatePushConsumer(ctx, n.TelemetryStream, n.TelemetryConsumerConfig()); err != nil {
 		t.Fatalf("edge %s telemetry consumer: %v", edge, err)
 	}
+	if _, err := e.js.CreateOrUpdateStream(ctx, n.PlatformStreamConfig()); err != nil {
+		t.Fatalf("edge %s platform stream: %v", edge, err)
+	}
+	if _, err := e.js.CreateOrUpdatePushConsumer(ctx, n.PlatformStream, n.PlatformConsumerConfig()); err != nil {
+		t.Fatalf("edge %s platform consumer: %v", edge, err)
+	}
 	if _, err := e.js.CreateOrUpdateStream(ctx, n.CommandStreamConfig()); err != nil {
 		t.Fatalf("edge %s command stream: %v", edge, err)
 	}
@@ -284,6 +301,7 @@ func (h *hubTopo) devices(e *hubEdge) []*devicekit.Client {
 			Password:          devicekit.Password(h.passwords[authz.DeviceUser(th)]),
 			HeartbeatInterval: -1,
 			ReconnectWait:     100 * time.Millisecond,
+			CommandKeys:       []string{h.cmdPub},
 		})
 		if err != nil {
 			h.t.Fatalf("device %s: %v", th, err)
@@ -395,11 +413,15 @@ func hubStreamMsgs(js jetstream.JetStream, stream string) int {
 }
 
 // waitForwarded waits until central's event stream holds as many messages
-// as the edges' event and telemetry streams together.
+// as the edges' event and telemetry streams together, plus central's record
+// of each command in the org's command stream.
 func (h *hubTopo) waitForwarded() {
 	h.t.Helper()
 	hubWaitFor(h.t, "central to hold every edge event", func() bool {
-		want := 0
+		want := hubStreamMsgs(h.hubJS, h.hub.CommandStream()) // central's records of the commands
+		if want < 0 {
+			return false
+		}
 		for _, e := range h.edges {
 			for _, s := range []string{e.names.EventStream, e.names.TelemetryStream} {
 				n := hubStreamMsgs(e.js, s)
@@ -420,7 +442,11 @@ func (h *hubTopo) waitForwarded() {
 func (h *hubTopo) checkForwarded() map[message.ID]hubStored {
 	h.t.Helper()
 	t := h.t
-	central := hubReadStream(t, h.hubJS, h.hub.EventStream())
+	// Central's records of the commands it sent are its own; the rest came
+	// from the edges.
+	central := slices.DeleteFunc(hubReadStream(t, h.hubJS, h.hub.EventStream()), func(m hubStored) bool {
+		return m.env.Name == message.NameCommandSent && m.env.Source.Type == topic.ThingTypeSystem
+	})
 	byID := make(map[message.ID]hubStored, len(central))
 	for _, m := range central {
 		if prev, dup := byID[m.env.ID]; dup {

@@ -46,7 +46,8 @@ func TestHubEventStreamSubjects(t *testing.T) {
 					t.Fatalf("the old stream already has subjects %v", got)
 				}
 			}
-			hub, err := edgekit.NewHub(js, edgekit.HubConfig{Org: hubOrg})
+			inv := &authz.Inventory{Orgs: []authz.Org{{Code: hubOrg}}, Edges: []authz.Edge{{Org: hubOrg, Code: "hq"}, {Org: hubOrg, Code: "lab"}}}
+			hub, err := edgekit.NewHub(js, edgekit.HubConfig{Org: hubOrg, Inventory: inv})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -68,15 +69,15 @@ func TestHubEventStreamSubjects(t *testing.T) {
 			if err := hub.Provision(ctx, "hq", "lab"); err != nil {
 				t.Fatal(err)
 			}
-			check("provisioned with two edges", 4)
+			check("provisioned with two edges", 6) // events, telemetry and platform records of each
 			if err := hub.Kick(ctx, "hq"); err != nil {
 				t.Fatal(err)
 			}
-			check("after a kick", 4)
+			check("after a kick", 6)
 			if err := hub.RemoveEdge(ctx, "hq"); err != nil {
 				t.Fatal(err)
 			}
-			check("after removing an edge", 2)
+			check("after removing an edge", 3)
 			if err := hub.RemoveEdge(ctx, "lab"); err != nil {
 				t.Fatal(err)
 			}

@@ -142,8 +142,9 @@ func TestHubKickExactlyOnce(t *testing.T) {
 			}
 			hubWaitFor(t, "sources running again", func() bool {
 				st, err := h.hub.Sources(hubCtx(t))
-				return err == nil && len(st) == 2 && st[0].Flow == edgekit.FlowEvents && st[0].Active >= 0 &&
-					st[1].Flow == edgekit.FlowTelemetry && st[1].Active >= 0
+				return err == nil && len(st) == 3 && st[0].Flow == edgekit.FlowEvents && st[0].Active >= 0 &&
+					st[1].Flow == edgekit.FlowTelemetry && st[1].Active >= 0 &&
+					st[2].Flow == edgekit.FlowPlatform && st[2].Active >= 0
 			})
 		}
 	})
@@ -194,10 +195,11 @@ func TestHubCommandRoundTrip(t *testing.T) {
 	e := h.edges["hq"]
 	thing := e.things[0]
 	cmd := message.Command{Action: "unlock", Deadline: time.Now().Add(time.Minute), IdempotencyKey: "k1"}
-	id, err := h.hub.SendCommand(hubCtx(t), thing, cmd, "operator:alice")
+	res, err := h.hub.SendCommand(hubCtx(t), thing, cmd, "operator:alice")
 	if err != nil {
 		t.Fatal(err)
 	}
+	id := res.ID()
 
 	var got message.Envelope
 	hubWaitFor(t, "the command in the edge's command stream", func() bool {
@@ -330,13 +332,16 @@ func TestHubRegisterRemoveEdge(t *testing.T) {
 		return err1 == nil && string(e1.Value()) == "holder-7" && errors.Is(err2, jetstream.ErrKeyNotFound)
 	})
 	st, err := h.hub.Sources(ctx)
-	if err != nil || len(st) != 4 {
+	if err != nil || len(st) != 6 {
 		t.Fatalf("sources: %+v, %v", st, err)
 	}
 	for i, s := range st {
 		wantFlow, wantStream := edgekit.FlowEvents, "events-"+hubOrg+"-"+s.Edge
-		if i%2 == 1 {
+		switch i % 3 {
+		case 1:
 			wantFlow, wantStream = edgekit.FlowTelemetry, "telemetry-"+hubOrg+"-"+s.Edge
+		case 2:
+			wantFlow, wantStream = edgekit.FlowPlatform, "platform-"+hubOrg+"-"+s.Edge
 		}
 		if s.Flow != wantFlow || s.Stream != wantStream {
 			t.Errorf("source %d: %+v, want flow %s of %s", i, s, wantFlow, wantStream)

@@ -28,11 +28,15 @@ func nodeDeviceProxy(t *testing.T, node *edgekit.Node) *natstest.Proxy {
 	return p
 }
 
-// deaths returns the deaths of th in the node's event stream.
+// deaths returns the deaths of th stored at the edge: those the device
+// published itself, in the event stream, then those the node declared, in
+// the platform stream (no device can write it).
 func nodeDeaths(t *testing.T, node *edgekit.Node, th topic.Thing) []message.Death {
 	t.Helper()
 	var out []message.Death
-	for _, e := range nodeStreamEnvelopes(t, node.JetStream(), node.Names().EventStream, th.Subject(topic.State).String()) {
+	subject := th.Subject(topic.State).String()
+	for _, e := range append(nodeStreamEnvelopes(t, node.JetStream(), node.Names().EventStream, subject),
+		nodeStreamEnvelopes(t, node.JetStream(), node.Names().PlatformStream, subject)...) {
 		if e.Name == message.NameThingDeath {
 			d, err := message.DecodePayload[message.Death](e)
 			if err != nil {
@@ -141,7 +145,7 @@ func TestNodeStatusPublished(t *testing.T) {
 	env := newNodeEnv(t, 0)
 	node := nodeStart(t, nodeTestConfig(t, env, ""))
 	nodeConnectDevice(t, env, node.ClientURL(), nodeR1, nil)
-	e := nodeWaitEnvelope(t, node.JetStream(), node.Names().EventStream, "acme.hq._edge.hq.state", func(e *message.Envelope) bool {
+	e := nodeWaitEnvelope(t, node.JetStream(), node.Names().PlatformStream, "acme.hq._edge.hq.state", func(e *message.Envelope) bool {
 		if e.Name != edgekit.NameEdgeStatus {
 			return false
 		}

@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -49,7 +48,7 @@ func TestNodeMQTT(t *testing.T) {
 	}
 	run := func(password, topicName, file string) error {
 		cmd := exec.CommandContext(nodeCtx(t), pub, "-h", host, "-p", port, "-V", "mqttv311", "-q", "1",
-			"-i", "test-"+strings.ReplaceAll(topicName, "/", "-"), "-u", user, "-P", password, "-t", topicName, "-f", file)
+			"-i", authz.MQTTClientID(nodeS1), "-u", user, "-P", password, "-t", topicName, "-f", file)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Logf("mosquitto_pub -t %s: %v: %s", topicName, err, out)

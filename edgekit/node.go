@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 )
 
 // Defaults of [NodeConfig].
@@ -33,6 +34,21 @@ const (
 	// smaller, so that both streams at their default bounds leave room in
 	// the store.
 	DefaultTelemetryStreamMaxBytes = 256 << 20
+	// DefaultPlatformStreamMaxBytes bounds the edge's platform stream (the
+	// audit trail, the edge's own records) unless
+	// NodeConfig.PlatformStreamMaxBytes says otherwise. It is lowered to a
+	// sixteenth of JetStream's file storage when that is smaller, so that
+	// the three streams at their default bounds leave room in the store.
+	DefaultPlatformStreamMaxBytes = 256 << 20
+	// DefaultEventMaxMsgsPerSubject bounds how many messages the event
+	// stream holds on one subject (one device's events, states or acks)
+	// unless NodeConfig.EventMaxMsgsPerSubject says otherwise: a device
+	// that reaches it has its new messages refused, and the others keep
+	// their share of the stream.
+	DefaultEventMaxMsgsPerSubject = 10000
+	// DefaultEventMaxMsgSize is the largest message the event stream
+	// stores unless NodeConfig.EventMaxMsgSize says otherwise.
+	DefaultEventMaxMsgSize = 64 << 10
 	// DefaultCommandStreamMaxAge is how long the edge's command stream keeps
 	// a command, delivered or not; a command's own deadline is normally much
 	// shorter.
@@ -143,6 +159,21 @@ type NodeConfig struct {
 	// (at most 1/8 of the store); negative means no bound but the
 	// JetStream store itself.
 	TelemetryStreamMaxBytes int64
+	// PlatformStreamMaxBytes bounds the platform stream, which holds the
+	// platform's own records (the access service's audit trail, the edge's
+	// status, alarms, deaths and expiry acks), which no device can write.
+	// Zero means [DefaultPlatformStreamMaxBytes] (at most 1/16 of the store);
+	// negative means no bound but the JetStream store itself.
+	PlatformStreamMaxBytes int64
+	// EventMaxMsgsPerSubject bounds the messages the event stream holds on
+	// one subject, that is per device and message type, with discard-new
+	// per subject: one device that floods cannot take the others' share.
+	// Zero means [DefaultEventMaxMsgsPerSubject]; negative means no bound.
+	EventMaxMsgsPerSubject int64
+	// EventMaxMsgSize is the largest message the event stream stores. Zero
+	// means [DefaultEventMaxMsgSize]; negative means no bound but the
+	// server's max_payload.
+	EventMaxMsgSize int32
 	// CommandStreamMaxAge is how long the edge's command stream keeps
 	// commands. Zero means [DefaultCommandStreamMaxAge].
 	CommandStreamMaxAge time.Duration
@@ -177,6 +208,12 @@ type NodeConfig struct {
 	// MQTT enables nats-server's MQTT listener for devices that speak only
 	// MQTT; see [MQTTConfig].
 	MQTT MQTTConfig
+
+	// CommandKey is the seed of the edge's command key
+	// (authz.Secrets.CommandSeeds[authz.EdgeKeyID(org, edge)]), with which
+	// the edge's own services sign the commands they issue
+	// ([Node.SignCommand]). Without it they cannot command devices.
+	CommandKey authz.Secret
 
 	// StartTimeout bounds start-up when the context has no deadline. Zero
 	// means [DefaultStartTimeout].
@@ -266,6 +303,8 @@ type Node struct {
 	inv  atomic.Pointer[authz.Inventory]
 	opts *server.Options
 
+	cmdKey nkeys.KeyPair // see SignCommand
+
 	startOnce sync.Once
 	stopOnce  sync.Once
 	stopping  chan struct{} // closed by Stop
@@ -277,9 +316,11 @@ type Node struct {
 
 	srv      *server.Server
 	nc       *nats.Conn
+	rc       *nats.Conn // the responder: see ResponderConn
 	js       jetstream.JetStream
 	maxBytes int64 // event stream MaxBytes as created (-1: none)
 	tlmBytes int64 // telemetry stream MaxBytes as created (-1: none)
+	recBytes int64 // platform stream MaxBytes as created (-1: none)
 	storeMax int64
 	started  time.Time
 
@@ -317,6 +358,10 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		}
 	}
 	cfg = cfg.withDefaults()
+	cmdKey, err := parseCommandKey(cfg.CommandKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
 	opts, err := authz.EdgeOptions(cfg.Inventory, cfg.State, cfg.Org, cfg.Edge, cfg.Render)
 	if err != nil {
 		return nil, err
@@ -356,6 +401,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		self:     self,
 		auth:     auth,
 		gate:     gate,
+		cmdKey:   cmdKey,
 		opts:     opts,
 		stopping: make(chan struct{}),
 		done:     make(chan struct{}),
@@ -464,6 +510,9 @@ func (n *Node) startup(ctx context.Context) error {
 		return fmt.Errorf("%w: edge service connection: %w", ErrNotReady, err)
 	}
 	n.nc = nc
+	if n.rc, err = n.connectResponder(); err != nil {
+		return fmt.Errorf("%w: edge responder connection: %w", ErrNotReady, err)
+	}
 	if n.js, err = jetstream.New(nc); err != nil {
 		return fmt.Errorf("%w: %w", ErrNotReady, err)
 	}
@@ -540,6 +589,12 @@ func (n *Node) shutdown() error {
 			errs = append(errs, fmt.Errorf("edgekit: flush: %w", err))
 		}
 		n.nc.Close()
+	}
+	if n.rc != nil {
+		if err := n.rc.FlushTimeout(n.cfg.Timeout); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			errs = append(errs, fmt.Errorf("edgekit: flush responder: %w", err))
+		}
+		n.rc.Close()
 	}
 	if n.srv != nil {
 		n.srv.Shutdown()
@@ -624,18 +679,22 @@ func (n *Node) opCtx() (context.Context, context.CancelFunc) {
 	return ctx, cancel
 }
 
-// publishEnvelope stores e in the event stream with a JetStream
-// acknowledgement. msgID, when set, replaces the deduplication ID, so that
-// repeating a publish after a crash stores it once.
+// publishEnvelope stores e, a record of the platform (the edge's own, or
+// one it makes for a device: a death, an expiry ack), in the platform
+// stream with a JetStream acknowledgement; the stream stores it under e's
+// subject. msgID, when set, replaces the deduplication ID, so that
+// repeating a publish after a crash stores it once; devices cannot write
+// the platform stream, so they cannot pre-empt it.
 func (n *Node) publishEnvelope(ctx context.Context, e *message.Envelope, msgID string) error {
 	msg, err := e.ToMsg(nil)
 	if err != nil {
 		return err
 	}
+	msg.Subject = n.names.PlatformSubject(e.Source, e.Type)
 	if msgID != "" {
 		msg.Header.Set(message.HeaderMsgID, msgID)
 	}
-	if _, err := n.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(n.names.EventStream)); err != nil {
+	if _, err := n.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(n.names.PlatformStream)); err != nil {
 		n.stats.publishFailures.Add(1)
 		return fmt.Errorf("edgekit: publish %s %s: %w", e.Subject(), e.Name, err)
 	}

@@ -27,8 +27,13 @@ type nodeGate struct {
 	token   string
 	account string
 	perms   *server.Permissions
-	srv     atomic.Pointer[server.Server]
-	isOpen  atomic.Bool
+	// The responder: the connection on which the edge's services take
+	// device requests (see responder.go).
+	respUser  string
+	respToken string
+	respPerms *server.Permissions
+	srv       atomic.Pointer[server.Server]
+	isOpen    atomic.Bool
 }
 
 var _ server.Authentication = (*nodeGate)(nil)
@@ -38,12 +43,19 @@ func newNodeGate(inner *authz.EdgeAuthenticator, org, edge string) (*nodeGate, e
 	if err != nil {
 		return nil, fmt.Errorf("edgekit: edge service token: %w", err)
 	}
+	respTok, err := nodeRandomToken()
+	if err != nil {
+		return nil, fmt.Errorf("edgekit: edge responder token: %w", err)
+	}
 	return &nodeGate{
-		inner:   inner,
-		user:    authz.EdgeServiceUser(org, edge),
-		token:   tok,
-		account: org,
-		perms:   authz.EdgeServicePermissions(org, edge).Server(),
+		inner:     inner,
+		user:      authz.EdgeServiceUser(org, edge),
+		token:     tok,
+		account:   org,
+		perms:     authz.EdgeServicePermissions(org, edge).Server(),
+		respUser:  authz.EdgeResponderUser(org, edge),
+		respToken: respTok,
+		respPerms: authz.EdgeResponderPermissions(org, edge).Server(),
 	}, nil
 }
 
@@ -54,18 +66,25 @@ func (g *nodeGate) open() { g.isOpen.Store(true) }
 
 // Check implements server.Authentication.
 func (g *nodeGate) Check(c server.ClientAuthentication) bool {
-	if o := c.GetOpts(); o != nil && o.Username == g.user && c.Kind() == server.CLIENT &&
-		subtle.ConstantTimeCompare([]byte(o.Password), []byte(g.token)) == 1 {
-		srv := g.srv.Load()
-		if srv == nil {
-			return false
+	if o := c.GetOpts(); o != nil && c.Kind() == server.CLIENT {
+		for _, own := range [...]struct {
+			user, token string
+			perms       *server.Permissions
+		}{{g.user, g.token, g.perms}, {g.respUser, g.respToken, g.respPerms}} {
+			if o.Username != own.user || subtle.ConstantTimeCompare([]byte(o.Password), []byte(own.token)) != 1 {
+				continue
+			}
+			srv := g.srv.Load()
+			if srv == nil {
+				return false
+			}
+			acc, err := srv.LookupAccount(g.account)
+			if err != nil {
+				return false
+			}
+			c.RegisterUser(&server.User{Username: own.user, Account: acc, Permissions: own.perms})
+			return true
 		}
-		acc, err := srv.LookupAccount(g.account)
-		if err != nil {
-			return false
-		}
-		c.RegisterUser(&server.User{Username: g.user, Account: acc, Permissions: g.perms})
-		return true
 	}
 	if !g.isOpen.Load() {
 		return false

@@ -17,6 +17,7 @@ import (
 	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -43,7 +44,7 @@ func nodeInventory(extra int) *authz.Inventory {
 		},
 	}
 	for _, t := range []topic.Thing{nodeR1, nodeR2, nodeL1, nodeS1} {
-		inv.Things = append(inv.Things, authz.Thing{Org: t.Org, Edge: t.Edge, Type: t.Type, Code: t.Code})
+		inv.Things = append(inv.Things, authz.Thing{Org: t.Org, Edge: t.Edge, Type: t.Type, Code: t.Code, MQTT: t == nodeS1})
 	}
 	for i := range extra {
 		inv.Things = append(inv.Things, authz.Thing{Org: "acme", Edge: "hq", Type: "sensor", Code: "s" + strconv.Itoa(i+2)})
@@ -85,6 +86,8 @@ type nodeCentral struct {
 	proxy *natstest.Proxy
 	js    jetstream.JetStream
 	nc    *nats.Conn
+	// cmdKey is central's command key of org acme, which signs commands.
+	cmdKey nkeys.KeyPair
 }
 
 // nodeStartCentral starts central from authz.CentralOptions and provisions
@@ -102,6 +105,7 @@ func nodeStartCentral(tb testing.TB, env *nodeEnv) *nodeCentral {
 		tb.Fatal(err)
 	}
 	opts.NoLog = true
+	opts.LeafNode.NoAdvertise = true // the edge reconnects through the proxy, not to central's own address
 	srv := natstest.Run(tb, opts)
 	proxy, err := natstest.NewProxy(srv.LeafNodeAddr())
 	if err != nil {
@@ -137,7 +141,11 @@ func nodeStartCentral(tb testing.TB, env *nodeEnv) *nodeCentral {
 	if _, err := js.CreateOrUpdateStream(ctx, evCfg); err != nil {
 		tb.Fatal(err)
 	}
-	return &nodeCentral{srv: srv, proxy: proxy, js: js, nc: nc}
+	cmdKey, err := nkeys.FromSeed([]byte(env.secrets.CommandSeeds["acme"].Reveal()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &nodeCentral{srv: srv, proxy: proxy, js: js, nc: nc, cmdKey: cmdKey}
 }
 
 // hubURL is the leaf URL the edge dials: through the proxy.
@@ -164,6 +172,7 @@ func nodeTestConfig(tb testing.TB, env *nodeEnv, hubURL string) edgekit.NodeConf
 		},
 		LeafReconnectInterval: 100 * time.Millisecond,
 		CheckInterval:         50 * time.Millisecond,
+		CommandKey:            env.secrets.CommandSeeds[authz.EdgeKeyID("acme", "hq")],
 	}
 }
 
@@ -189,6 +198,7 @@ func nodeConnectDevice(tb testing.TB, env *nodeEnv, url string, t topic.Thing, t
 		ReconnectWait:       50 * time.Millisecond,
 		Timeout:             nodeWait,
 		ReconnectBufferSize: -1,
+		CommandKeys:         env.st.CommandPublicKeys("acme", "hq"),
 	}
 	if tweak != nil {
 		tweak(&cfg)
@@ -330,6 +340,9 @@ func nodeWriteCommand(tb testing.TB, c *nodeCentral, e *message.Envelope, msgID 
 	msg.Subject = authz.CommandSubject(e.Source)
 	if msgID != "" {
 		msg.Header.Set(message.HeaderMsgID, msgID)
+	}
+	if err := message.SignCommand(msg, e.Source, c.cmdKey); err != nil {
+		tb.Fatal(err)
 	}
 	if _, err := c.js.PublishMsg(nodeCtx(tb), msg); err != nil {
 		tb.Fatalf("command intake: %v", err)

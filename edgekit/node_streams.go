@@ -16,8 +16,33 @@ const eventDuplicateWindow = 2 * time.Minute
 // nodeEventStreamConfig returns the configuration of the edge's event
 // stream as the node creates it: authz's names and subjects, with the
 // guarantees of [holdUntilStored].
-func nodeEventStreamConfig(names authz.EdgeNames, maxBytes int64) jetstream.StreamConfig {
-	return holdUntilStored(names.EventStreamConfig(), "Lintel edge events, held until central has stored them", maxBytes)
+//
+// Each subject (one device's events, states or acks) holds at most
+// perSubject messages, with discard-new per subject, and no message is
+// larger than maxMsgSize (either without bound when negative): a device
+// that floods while the link is down has its own new messages refused and
+// cannot take the other devices' share. Central's stream, which sources
+// this one, has no such limit: a refused sequence there would stall the
+// whole edge's source.
+func nodeEventStreamConfig(names authz.EdgeNames, maxBytes, perSubject int64, maxMsgSize int32) jetstream.StreamConfig {
+	c := holdUntilStored(names.EventStreamConfig(), "Lintel edge events, held until central has stored them", maxBytes)
+	if perSubject > 0 {
+		c.MaxMsgsPerSubject = perSubject
+		c.DiscardNewPerSubject = true
+	}
+	if maxMsgSize > 0 {
+		c.MaxMsgSize = maxMsgSize
+	}
+	return c
+}
+
+// nodePlatformStreamConfig returns the configuration of the edge's
+// platform stream as the node creates it: authz's names, subjects and
+// subject transform, and the guarantees of [holdUntilStored]. Only the
+// edge's own services write it (devices may not publish its subjects), so
+// no device can fill it or share its deduplication window.
+func nodePlatformStreamConfig(names authz.EdgeNames, maxBytes int64) jetstream.StreamConfig {
+	return holdUntilStored(names.PlatformStreamConfig(), "Lintel platform records of the edge (audit trail), held until central has stored them", maxBytes)
 }
 
 // nodeTelemetryStreamConfig returns the configuration of the edge's
@@ -99,6 +124,35 @@ func (n *Node) eventMaxBytes() int64 {
 	return mb
 }
 
+// platformMaxBytes returns the platform stream's size bound from the
+// config and the store.
+func (n *Node) platformMaxBytes() int64 {
+	mb := n.cfg.PlatformStreamMaxBytes
+	switch {
+	case mb < 0:
+		return -1
+	case mb == 0:
+		mb = DefaultPlatformStreamMaxBytes
+		if n.storeMax > 0 && mb > n.storeMax/16 {
+			mb = n.storeMax / 16
+		}
+	}
+	return mb
+}
+
+// eventLimits returns the event stream's per-subject bound and maximum
+// message size from the config (-1: none).
+func (n *Node) eventLimits() (int64, int32) {
+	per, size := n.cfg.EventMaxMsgsPerSubject, n.cfg.EventMaxMsgSize
+	if per == 0 {
+		per = DefaultEventMaxMsgsPerSubject
+	}
+	if size == 0 {
+		size = DefaultEventMaxMsgSize
+	}
+	return max(per, -1), max(size, -1)
+}
+
 // telemetryMaxBytes returns the telemetry stream's size bound from the
 // config and the store.
 func (n *Node) telemetryMaxBytes() int64 {
@@ -123,7 +177,8 @@ func (n *Node) telemetryMaxBytes() int64 {
 // central through it).
 func (n *Node) provision(ctx context.Context) error {
 	n.maxBytes = n.eventMaxBytes()
-	if _, err := n.js.CreateOrUpdateStream(ctx, nodeEventStreamConfig(n.names, n.maxBytes)); err != nil {
+	per, size := n.eventLimits()
+	if _, err := n.js.CreateOrUpdateStream(ctx, nodeEventStreamConfig(n.names, n.maxBytes, per, size)); err != nil {
 		return fmt.Errorf("event stream %s: %w", n.names.EventStream, err)
 	}
 	if _, err := n.js.CreateOrUpdatePushConsumer(ctx, n.names.EventStream, n.names.EventConsumerConfig()); err != nil {
@@ -135,6 +190,13 @@ func (n *Node) provision(ctx context.Context) error {
 	}
 	if _, err := n.js.CreateOrUpdatePushConsumer(ctx, n.names.TelemetryStream, n.names.TelemetryConsumerConfig()); err != nil {
 		return fmt.Errorf("telemetry consumer %s: %w", n.names.TelemetryConsumer, err)
+	}
+	n.recBytes = n.platformMaxBytes()
+	if _, err := n.js.CreateOrUpdateStream(ctx, nodePlatformStreamConfig(n.names, n.recBytes)); err != nil {
+		return fmt.Errorf("platform stream %s: %w", n.names.PlatformStream, err)
+	}
+	if _, err := n.js.CreateOrUpdatePushConsumer(ctx, n.names.PlatformStream, n.names.PlatformConsumerConfig()); err != nil {
+		return fmt.Errorf("platform consumer %s: %w", n.names.PlatformConsumer, err)
 	}
 	cs := n.names.CommandStreamConfig()
 	cs.MaxAge = n.cfg.CommandStreamMaxAge

@@ -217,7 +217,7 @@ func TestNodeStreamFull(t *testing.T) {
 				} else if !alarmed && st.Fill >= 0.8 {
 					// The stream fills slowly in real life: the
 					// alarm is stored while there is room.
-					alarm := nodeWaitEnvelope(t, node.JetStream(), node.Names().EventStream, "acme.hq._edge.hq.evt",
+					alarm := nodeWaitEnvelope(t, node.JetStream(), node.Names().PlatformStream, "acme.hq._edge.hq.evt",
 						func(e *message.Envelope) bool { return e.Name == edgekit.NameStreamFilling })
 					a, err := message.DecodePayload[edgekit.StreamAlarm](alarm)
 					if err != nil || a.Threshold != 0.8 || a.Stream != node.Names().EventStream || a.Fill < 0.8 {

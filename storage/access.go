@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -136,7 +135,7 @@ func (s *Store) AccessDecisions(ctx context.Context, q AccessQuery) (AccessPage,
 		FROM lintel.access_decisions`+w.String()+
 		" ORDER BY time "+dir+", id "+dir+" LIMIT "+strconv.Itoa(limit+1), w.args...)
 	if err != nil {
-		return AccessPage{}, fmt.Errorf("storage: query access decisions: %w", err)
+		return AccessPage{}, queryErr("query access decisions", err)
 	}
 	ds, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (AccessDecision, error) {
 		var d AccessDecision
@@ -145,7 +144,7 @@ func (s *Store) AccessDecisions(ctx context.Context, q AccessQuery) (AccessPage,
 		return d, err
 	})
 	if err != nil {
-		return AccessPage{}, fmt.Errorf("storage: query access decisions: %w", err)
+		return AccessPage{}, queryErr("query access decisions", err)
 	}
 	page := AccessPage{Decisions: ds}
 	if len(ds) > limit {

@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -129,7 +128,7 @@ func (s *Store) Commands(ctx context.Context, q CommandQuery) (CommandPage, erro
 		" ORDER BY requested_at " + dir + ", id " + dir + " LIMIT " + strconv.Itoa(limit+1)
 	rows, err := s.pool.Query(ctx, sql, w.args...)
 	if err != nil {
-		return CommandPage{}, fmt.Errorf("storage: query commands: %w", err)
+		return CommandPage{}, queryErr("query commands", err)
 	}
 	cmds, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Command, error) {
 		var c Command
@@ -151,7 +150,7 @@ func (s *Store) Commands(ctx context.Context, q CommandQuery) (CommandPage, erro
 		return c, err
 	})
 	if err != nil {
-		return CommandPage{}, fmt.Errorf("storage: query commands: %w", err)
+		return CommandPage{}, queryErr("query commands", err)
 	}
 	page := CommandPage{Commands: cmds}
 	if len(cmds) > limit {
@@ -168,7 +167,7 @@ func (s *Store) CommandAcks(ctx context.Context, commandID uuid.UUID) ([]Command
 		SELECT id, command_id, time, status, error, received_at FROM lintel.command_acks
 		WHERE command_id = $1 ORDER BY time, id`, commandID)
 	if err != nil {
-		return nil, fmt.Errorf("storage: query acks: %w", err)
+		return nil, queryErr("query acks", err)
 	}
 	acks, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (CommandAck, error) {
 		var a CommandAck
@@ -178,7 +177,7 @@ func (s *Store) CommandAcks(ctx context.Context, commandID uuid.UUID) ([]Command
 		return a, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("storage: query acks: %w", err)
+		return nil, queryErr("query acks", err)
 	}
 	return acks, nil
 }

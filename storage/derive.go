@@ -55,9 +55,15 @@ func (s *Store) derive(events []Event) (rows []derivedRow, skipped []Skipped) {
 			r.ack, err = s.deriveAck(e)
 		case e.MessageType == topic.Command:
 			r.command, err = s.deriveCommand(e)
+		case e.MessageType == topic.Event && e.Name == message.NameCommandSent && e.Thing.Type == topic.ThingTypeSystem:
+			r.command, err = s.deriveCommandSent(e)
 		case e.MessageType == topic.State && livenessKinds[e.Name] != "":
 			r.liveness = s.deriveLiveness(e)
-		case e.MessageType == topic.Event && (e.Name == message.NameAccessGranted || e.Name == message.NameAccessDenied):
+		case e.MessageType == topic.Event && e.Thing.Type == topic.ThingTypeAccess &&
+			(e.Name == message.NameAccessGranted || e.Name == message.NameAccessDenied):
+			// Only the edge's access service records decisions, on the
+			// reserved "_access" thing of the reader; a device that names
+			// its own event so is not one.
 			r.access, err = s.deriveAccess(e)
 		default:
 			continue
@@ -139,6 +145,37 @@ func (s *Store) deriveCommand(e *Event) (*Command, error) {
 		}
 	}
 	return cmd, nil
+}
+
+// deriveCommandSent makes the command that central's record e (a
+// message.CommandSent on a system thing of the command's edge, a subject
+// only central writes) says it sent: keyed by the command's own ID, so the
+// record and the command envelope itself, if both reach the stream, make
+// one row.
+func (s *Store) deriveCommandSent(e *Event) (*Command, error) {
+	rec, err := payloadOf[message.CommandSent](e)
+	if err != nil {
+		return nil, err
+	}
+	if rec.CommandID.IsZero() {
+		return nil, errors.New("no command id")
+	}
+	subj, err := topic.Parse(rec.Subject)
+	if err != nil {
+		return nil, fmt.Errorf("command subject: %w", err)
+	}
+	if subj.MessageType != topic.Command || subj.Thing.Org != e.Thing.Org || subj.Thing.Edge != e.Thing.Edge {
+		return nil, fmt.Errorf("record on %s.%s names command subject %s", e.Thing.Org, e.Thing.Edge, clean(rec.Subject))
+	}
+	c := &Event{ID: uuid.UUID(rec.CommandID), Thing: subj.Thing, MessageType: topic.Command,
+		DeviceTime: rec.Time, ReceivedAt: e.ReceivedAt}
+	if c.DeviceTime.IsZero() {
+		c.DeviceTime = e.DeviceTime
+	}
+	if c.Payload, err = json.Marshal(rec.Command); err != nil {
+		return nil, err
+	}
+	return s.deriveCommand(c)
 }
 
 // deriveLiveness never fails: the kind is the event's name, and the boot
@@ -382,8 +419,12 @@ func writeDerived(ctx context.Context, tx pgx.Tx, rows []derivedRow) (int, error
 
 // recordDerived writes one derived row in a transaction of its own.
 func (s *Store) recordDerived(ctx context.Context, r derivedRow) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		_, err := writeDerived(ctx, tx, []derivedRow{r})
 		return err
 	})
+	if undefinedObject(err) {
+		return queryErr("record", err)
+	}
+	return err
 }

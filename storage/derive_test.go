@@ -20,6 +20,10 @@ var (
 	lockL1   = topic.Thing{Org: "acme", Edge: "hq", Type: "lock", Code: "l1"}
 	readerR1 = topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "r1"}
 	readerR2 = topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "r2"}
+	// accessR1 and accessR2 are the edge's access service recording the
+	// decisions on r1's and r2's requests.
+	accessR1 = topic.Thing{Org: "acme", Edge: "hq", Type: topic.ThingTypeAccess, Code: "r1"}
+	accessR2 = topic.Thing{Org: "acme", Edge: "hq", Type: topic.ThingTypeAccess, Code: "r2"}
 )
 
 // lintelMsg builds the NATS message of an envelope of th with the given
@@ -140,7 +144,7 @@ func TestIngestDerived(t *testing.T) {
 		if i%2 == 1 {
 			codec = message.CloudEventsCodec{}
 		}
-		m, _ := lintelMsg(t, codec, []topic.Thing{readerR1, readerR2}[i%2], topic.Event, d.MessageName(),
+		m, _ := lintelMsg(t, codec, []topic.Thing{accessR1, accessR2}[i%2], topic.Event, d.MessageName(),
 			now.Add(time.Duration(i-10)*time.Minute), message.ID{}, message.ID{}, d)
 		n.publishMsg(t, m, true)
 	}
@@ -299,7 +303,11 @@ func TestIngestDerivedSkipped(t *testing.T) {
 		{topic.Event, message.NameAccessGranted, message.ID{}, message.AccessDecision{Granted: true, Door: "front", AuditSeq: math.MaxInt64 + 1}},
 		{topic.Command, message.NameCommand, message.ID{}, message.Command{}}, // no action
 	} {
-		m, _ := lintelMsg(t, nil, readerR1, c.mt, c.name, now, c.corr, message.ID{}, c.payload)
+		th := readerR1
+		if c.mt == topic.Event {
+			th = accessR1
+		}
+		m, _ := lintelMsg(t, nil, th, c.mt, c.name, now, c.corr, message.ID{}, c.payload)
 		bad = append(bad, m)
 		n.publishMsg(t, m, false)
 	}
@@ -337,7 +345,7 @@ func TestInsertEventsDerivedRefused(t *testing.T) {
 	now := timeNow()
 	var evs []storage.Event
 	for i, door := range []string{"front", "side", "back", "front"} {
-		e := event(readerR1, now.Add(time.Duration(i)*time.Second))
+		e := event(accessR1, now.Add(time.Duration(i)*time.Second))
 		e.MessageType, e.Name = topic.Event, message.NameAccessGranted
 		e.Payload = []byte(`{"granted": true, "door": "` + door + `", "holder": "h1"}`)
 		evs = append(evs, e)

@@ -79,16 +79,34 @@
 //
 // # Ingest
 //
-// [Ingest] pulls batches from a durable JetStream pull consumer (by size,
-// [IngestConfig.BatchSize], and by time, [IngestConfig.BatchWait]), decodes
+// [Ingest] reads the stream in order through an ordered consumer, which
+// needs no acknowledgement, in batches (by size, [IngestConfig.BatchSize],
+// and by time, [IngestConfig.BatchWait]); checks each message's origin
+// (see "Origins"); decodes
 // the envelopes with [DecodeEnvelope] (message.DecodeMsg: msgpack or
 // CloudEvents JSON by the Content-Type header, the schema version header,
 // the subject check; msgpack payloads are transcoded to JSON for the jsonb
 // column; the envelope column keeps the original bytes), and stores each
 // batch with [Store.InsertEvents]: pgx CopyFrom into a temporary staging
 // table, then INSERT … SELECT … ON CONFLICT DO NOTHING on (Time, ID) in the
-// same transaction. Messages are acked only after the commit, so a crash
-// means redelivery, and redelivery means a duplicate that is skipped.
+// same transaction. Its position in the stream, the last stream sequence
+// committed, is a row of lintel.ingest_positions ([Store.IngestPosition])
+// that the same transaction moves, guarded by the value it was read at: a
+// batch is committed with its position or not at all, and every start
+// reads on from the committed position. So a crash re-reads at once what
+// was not committed, with no acknowledgement wait, and a re-read event is
+// a duplicate that is skipped.
+//
+// [Ingest.Start] returns an [IngestRun], stopped with [IngestRun.Stop]
+// (the batch in hand is handed back: not committed) or [IngestRun.Drain]
+// (what was read is committed first). Instances with the same stream and
+// [IngestConfig.Durable] on several central nodes share the work: one
+// holds a PostgreSQL advisory lock and is active, the others stand by
+// ([IngestStats.Active]), and the guarded position keeps two that overlap
+// from committing the same range. Stream sequences the stream no longer
+// held when the ingest read past them are reported as gaps
+// ([IngestStats.Gaps], logged at warning). Design and figures:
+// docs/ingest.md.
 //
 // One bad row must not poison its batch: when PostgreSQL rejects the data
 // (for example a JSON payload with \u0000, which jsonb refuses, failing the
@@ -96,14 +114,29 @@
 // are published to [IngestConfig.DeadLetterSubject] and the rest is
 // stored. A message that cannot be decoded goes there too. A dead letter
 // carries the original data and headers plus the reason
-// ([HeaderDeadLetterReason]) and origin; the original is acked only once
-// JetStream has confirmed the dead letter, so nothing is dropped silently
-// and nothing is retried forever.
+// ([HeaderDeadLetterReason]) and origin; the ingest moves past the
+// original only once JetStream has confirmed the dead letter, so nothing
+// is dropped silently and nothing is retried forever. [Ingest.Start]
+// refuses a DeadLetterSubject that no stream captures, naming it.
 //
 // When the database is slow or down, the batch in hand is retried with
-// exponential backoff and progress acks keep it from redelivery; nothing
-// more is pulled until it is stored, and the ingest resumes by itself when
-// the database returns.
+// exponential backoff; nothing more is read until it is stored, and the
+// ingest resumes by itself when the database returns. A stream that does
+// not exist (yet) is logged at warning at once, shown in
+// [IngestStats.StreamMissing] and looked for again; what the ingest was
+// still retrying when it stopped is [IngestRun.Err].
+//
+// # Origins
+//
+// An edge may be compromised, and central's stream stores whatever its
+// streams hold under whatever subject it chose. [IngestConfig.Origins]
+// (the org's *authz.SourceTable) believes a message only when its
+// stream-source header, which nats-server writes itself, names a source
+// of the edge its subject names, and not on a system subject; an
+// unsourced message only on central's own subjects. A refused message is
+// dead-lettered, counted ([IngestStats.Refused]) and logged at warning; it
+// never reaches the database. [AnyOrigin] believes everything, for a
+// stream no edge feeds.
 //
 // # Derived tables
 //
@@ -115,16 +148,25 @@
 //     [CommandAck] to lintel.command_acks and re-derives the command's
 //     status: the latest final ack if any, else the latest ack, whatever
 //     order they arrive in and even before the command is recorded;
+//   - central's record of a command it sent (message.NameCommandSent, a
+//     message.CommandSent event of the system thing
+//     "{org}.{edge}._sys.commands", a subject only central writes; edgekit's
+//     Hub.SendCommand stores one in central's event stream before each
+//     command) adds a [Command] to lintel.commands under the command's own
+//     id, for the thing its subject names, which must be of the record's
+//     edge;
 //   - a command (message type cmd, payload message.Command), if the stream
 //     carries any, adds a [Command] to lintel.commands, as
-//     [Store.RecordCommand] does when central sends one (the first record
-//     of a command id wins);
+//     [Store.RecordCommand] does (the first record of a command id wins);
 //   - a thing.birth, thing.heartbeat or thing.death (message type state)
 //     adds a [LivenessEvent] to lintel.liveness_events and folds into the
 //     thing's [ThingLiveness] in lintel.liveness (latest birth, death and
 //     message, boot, online);
 //   - an access.granted or access.denied event (message type evt, payload
-//     message.AccessDecision) adds an [AccessDecision] to
+//     message.AccessDecision) of the reserved thing type "_access"
+//     (topic.ThingTypeAccess: the edge's access service records the
+//     decision on a reader's request on "{org}.{edge}._access.{reader}.evt",
+//     which no device may publish) adds an [AccessDecision] to
 //     lintel.access_decisions, queryable by credential hash, holder, door,
 //     outcome, offline and time. The credential_hash column holds the
 //     payload's Credential, the keyed hash of the credential presented
@@ -155,7 +197,7 @@
 // isolates like a refused event and then stores alone without the row.
 // Either way [InsertResult.Skipped] lists it with the reason, the ingest
 // logs it and counts it in [IngestStats.DerivedSkipped], and the message
-// is acked: the event is kept, so nothing is lost, and dead-lettering it
+// is passed over as stored: the event is kept, so nothing is lost, and dead-lettering it
 // would take the event away. A birth, heartbeat or death needs no
 // payload: its kind is its name and its boot the payload's or the
 // envelope's.
@@ -171,37 +213,28 @@
 // # Forged acknowledgements
 //
 // nats-server accepts a publish to "$JS.ACK.…" from a leaf node
-// connection whatever the leaf's permissions, and for an AckExplicit
-// consumer it takes an ack (or +TERM) of a stream sequence that is
-// pending or awaiting redelivery as final; only the stream sequence in
-// the subject matters, and (in the v2.15 server this module uses) acks
-// beyond the consumer's delivery pointer are ignored. So a compromised
-// edge, whose leaf connection is bound to its org's account on central,
-// can ack the in-flight messages of an ingest consumer living in that
-// account, for every edge of the org: the names are predictable
-// (events-{org}, [DefaultDurable]) and sequences consecutive. The ingest
-// keeps every batch it holds until it is stored, so a forged ack alone
-// loses nothing; but a message so acked is never redelivered, so if the
-// ingest stops or crashes before its commit, or a dead letter cannot be
-// published and the message is nak'ed, that message silently never
-// reaches the database.
+// connection whatever the leaf's permissions, and central's consumers
+// live in the org account that the edges' leaf connections are bound to.
+// The ingest acknowledges nothing: its consumer is ordered (AckNone) and
+// its position is in the database, so there is nothing for an edge to
+// forge. See docs/ingest.md.
 //
-// The mitigation belongs to the deployment: run the ingest's consumer in
-// an account that no leaf connection is bound to and that exports nothing
-// under "$JS.ACK.>". Central's org account keeps events-{org}; a storage
-// account holds a stream that sources (or mirrors) it across accounts,
-// the org account exporting the JetStream API of that stream and the
-// source's deliver subject and the storage account importing them under
-// the prefix given as the source's External.APIPrefix; and the [Ingest]
-// gets a JetStream context of the storage account and that stream. The
-// only consumer left in the org account is then the source's
-// flow-controlled one, whose position the sourcing stream keeps itself.
-// A Durable name that is not [DefaultDurable] and cannot be guessed
-// raises the bar (the ack subject names the consumer) but is no fix.
-// Detecting such a loss inside storage would mean recording the
-// committed stream sequences in the same transaction and reconciling
-// them with the consumer's ack floor, re-reading any gap from the stream
-// by sequence; that is not implemented.
+// # Maintenance and health
+//
+// [Store.StartMaintenance] runs [Store.Maintain] every half hour on every
+// flavor: it creates the coming partitions (plain PostgreSQL), enforces
+// retention on events and the derived tables, and on FlavorTimescale
+// refreshes the hourly continuous aggregate and compresses old chunks by
+// calling TimescaleDB's functions directly, instead of trusting its job
+// scheduler: with TimescaleDB 2.28 on PostgreSQL 15 every policy job the
+// scheduler runs fails (SQLSTATE 24000, "cannot drop portal"), and the
+// Apache license has no policies at all. Maintenance unschedules the
+// policy jobs it replaces, and a session advisory lock makes one instance
+// of a clustered central run each pass. [Store.Health] reports the
+// failing TimescaleDB jobs of Lintel's relations (with the error text of
+// job_errors; TimescaleDB's own jobs are left out) and the latest
+// maintenance pass, for readiness checks; [Maintenance.Stats] counts the
+// passes, for metrics. See docs/storage.md.
 //
 // # Queries
 //

@@ -25,6 +25,9 @@ var (
 	ErrInvalidQuery = errors.New("storage: invalid query")
 	// ErrNotMigrated reports a database on which [Migrate] has not run.
 	ErrNotMigrated = errors.New("storage: database not migrated")
+	// ErrUnhealthy reports what [Health.Err] found wrong: a failing
+	// TimescaleDB job of Lintel's or a failed maintenance pass.
+	ErrUnhealthy = errors.New("storage: unhealthy")
 )
 
 // MigrationError reports the migration that failed to apply.
@@ -40,3 +43,8 @@ func (e *MigrationError) Error() string {
 
 // Unwrap returns the underlying error.
 func (e *MigrationError) Unwrap() error { return e.Err }
+
+// ErrInvalidConfig reports a configuration that cannot work, such as an
+// [IngestConfig] without a required field or a dead-letter subject that
+// no stream captures; the message names what is wrong.
+var ErrInvalidConfig = errors.New("storage: invalid configuration")

@@ -150,13 +150,22 @@ ON CONFLICT DO NOTHING`
 // may then be stored already, which is harmless because retrying the
 // whole batch stores each event once.
 func (s *Store) InsertEvents(ctx context.Context, events []Event) (InsertResult, error) {
-	var res InsertResult
+	res, _, err := s.insertEvents(ctx, events, nil)
+	return res, err
+}
+
+// insertEvents is InsertEvents with hook, which runs in the transaction
+// that stores the whole batch when the batch is stored in one; committed
+// reports whether it was (not when the batch had to be bisected: the
+// caller then runs the hook itself once it has dealt with the rejected
+// rows).
+func (s *Store) insertEvents(ctx context.Context, events []Event, hook txHook) (res InsertResult, committed bool, err error) {
 	if len(events) == 0 {
-		return res, nil
+		return res, false, nil
 	}
 	f, err := s.Flavor(ctx)
 	if err != nil {
-		return res, err
+		return res, false, err
 	}
 	for i := range events {
 		if events[i].ReceivedAt.IsZero() {
@@ -173,38 +182,46 @@ func (s *Store) InsertEvents(ctx context.Context, events []Event) (InsertResult,
 	}
 	if f == FlavorPostgres {
 		if err := s.ensurePartitionsFor(ctx, events); err != nil {
-			return res, err
+			return res, false, err
 		}
 	}
 	derived, skipped := s.derive(events)
-	err = s.insertBisect(ctx, events, derived, 0, &res)
+	committed, err = s.insertBisect(ctx, events, derived, 0, &res, hook)
 	if err == nil {
 		res.Skipped = append(res.Skipped, skipped...)
 		slices.SortFunc(res.Skipped, func(a, b Skipped) int { return a.Index - b.Index })
 	}
-	return res, err
+	return res, committed, err
 }
 
 // insertBisect stores events, whose first one is the batch's event at
 // offset, with their derived rows. When the database refuses the data it
 // splits the events in halves, down to single events; a single event
 // refused with its derived row is stored without it, and one refused
-// alone is rejected.
-func (s *Store) insertBisect(ctx context.Context, events []Event, derived []derivedRow, offset int, res *InsertResult) error {
+// alone is rejected. hook, if any, runs in the transaction of the first
+// attempt, which stores all of events; it reports whether that
+// transaction committed.
+func (s *Store) insertBisect(ctx context.Context, events []Event, derived []derivedRow, offset int, res *InsertResult, hook txHook) (bool, error) {
 	derived = derivedIn(derived, offset, offset+len(events))
-	n, d, err := s.insertOnce(ctx, events, derived, offset == 0 && len(res.Rejected) == 0 && len(res.Skipped) == 0)
+	n, d, err := s.insertOnce(ctx, events, derived, offset == 0 && len(res.Rejected) == 0 && len(res.Skipped) == 0, hook)
 	if err == nil {
 		res.Inserted += n
 		res.Duplicates += len(events) - n
 		res.Derived += d
-		return nil
+		return hook != nil, nil
 	}
 	if !isDataError(err) {
-		return err
+		return false, err
 	}
+	return false, s.bisect(ctx, events, derived, offset, res, err)
+}
+
+// bisect stores events, which the database refused together with err, in
+// halves.
+func (s *Store) bisect(ctx context.Context, events []Event, derived []derivedRow, offset int, res *InsertResult, err error) error {
 	if len(events) == 1 {
 		if len(derived) > 0 {
-			if n, _, err2 := s.insertOnce(ctx, events, nil, false); err2 == nil {
+			if n, _, err2 := s.insertOnce(ctx, events, nil, false, nil); err2 == nil {
 				res.Inserted += n
 				res.Duplicates += len(events) - n
 				res.Skipped = append(res.Skipped, Skipped{Index: offset, Err: fmt.Errorf("%w: %w", errDerived, err)})
@@ -217,10 +234,11 @@ func (s *Store) insertBisect(ctx context.Context, events []Event, derived []deri
 		return nil
 	}
 	mid := len(events) / 2
-	if err := s.insertBisect(ctx, events[:mid], derived, offset, res); err != nil {
+	if _, err := s.insertBisect(ctx, events[:mid], derived, offset, res, nil); err != nil {
 		return err
 	}
-	return s.insertBisect(ctx, events[mid:], derived, offset+mid, res)
+	_, err = s.insertBisect(ctx, events[mid:], derived, offset+mid, res, nil)
+	return err
 }
 
 // fastPathPause is how many batches skip the fast path after it met a
@@ -228,10 +246,11 @@ func (s *Store) insertBisect(ctx context.Context, events []Event, derived []deri
 const fastPathPause = 20
 
 // insertOnce stores events and their derived rows in one transaction and returns how many events and derived
-// rows were new. With fast set, it first tries the fast path.
-func (s *Store) insertOnce(ctx context.Context, events []Event, derived []derivedRow, fast bool) (int, int, error) {
+// rows were new. With fast set, it first tries the fast path. hook, if
+// any, runs last in the transaction.
+func (s *Store) insertOnce(ctx context.Context, events []Event, derived []derivedRow, fast bool, hook txHook) (int, int, error) {
 	if fast && s.fastPathOK(events) {
-		n, d, err := s.insertDirect(ctx, events, derived)
+		n, d, err := s.insertDirect(ctx, events, derived, hook)
 		if err == nil {
 			return n, d, nil
 		}
@@ -241,6 +260,8 @@ func (s *Store) insertOnce(ctx context.Context, events []Event, derived []derive
 		case errors.As(err, &pgErr) && pgErr.Code == "23505": // a duplicate: take the exact path
 			s.fastPause.Store(fastPathPause)
 		case isDataError(err): // let the exact path find the bad rows
+		case errors.Is(err, errFenced):
+			return 0, 0, err
 		default:
 			return 0, 0, err
 		}
@@ -271,8 +292,10 @@ func (s *Store) insertOnce(ctx context.Context, events []Event, derived []derive
 			return fmt.Errorf("storage: insert events: %w", err)
 		}
 		inserted = tag.RowsAffected()
-		written, err = writeDerived(ctx, tx, derived)
-		return err
+		if written, err = writeDerived(ctx, tx, derived); err != nil || hook == nil {
+			return err
+		}
+		return hook(ctx, tx)
 	})
 	return int(inserted), written, err
 }
@@ -337,7 +360,7 @@ func (s *Store) fastPathOK(events []Event) bool {
 // a unique violation, and the caller falls back to the exact path; so in
 // the usual case (no redelivery) a batch costs one COPY instead of a COPY
 // and an INSERT … SELECT. The derived rows follow in the same transaction.
-func (s *Store) insertDirect(ctx context.Context, events []Event, derived []derivedRow) (int, int, error) {
+func (s *Store) insertDirect(ctx context.Context, events []Event, derived []derivedRow, hook txHook) (int, int, error) {
 	ids := make([][16]byte, len(events))
 	for i := range events {
 		ids[i] = events[i].ID
@@ -363,8 +386,10 @@ func (s *Store) insertDirect(ctx context.Context, events []Event, derived []deri
 		if err != nil {
 			return fmt.Errorf("storage: copy events: %w", err)
 		}
-		written, err = writeDerived(ctx, tx, derived)
-		return err
+		if written, err = writeDerived(ctx, tx, derived); err != nil || hook == nil {
+			return err
+		}
+		return hook(ctx, tx)
 	})
 	if err != nil {
 		return 0, 0, err

@@ -2,6 +2,8 @@ package storage_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -20,9 +22,12 @@ const waitTimeout = 30 * time.Second
 
 // template is the migrated schema test databases are cloned from.
 func template(flavor storage.Flavor) pgtest.Template {
-	name := "storage"
+	// Not "storage": other packages' tests build templates of that name
+	// with another hash (no deferred jobs), and each build reaps the
+	// other's template as stale.
+	name := "storage_test"
 	if flavor != "" {
-		name = "storage_" + map[storage.Flavor]string{
+		name = "storage_test_" + map[storage.Flavor]string{
 			storage.FlavorPostgres:        "pg",
 			storage.FlavorTimescale:       "ts",
 			storage.FlavorTimescaleApache: "tsa",
@@ -30,13 +35,28 @@ func template(flavor storage.Flavor) pgtest.Template {
 	}
 	return pgtest.Template{
 		Name: name,
-		Hash: storage.SchemaHash(),
+		Hash: templateHash,
 		Migrate: func(ctx context.Context, pool *pgxpool.Pool) error {
-			_, err := storage.Migrate(ctx, pool, storage.MigrateOptions{Flavor: flavor})
+			res, err := storage.Migrate(ctx, pool, storage.MigrateOptions{Flavor: flavor})
+			if err != nil || res.Flavor != storage.FlavorTimescale {
+				return err
+			}
+			// TimescaleDB's scheduler runs a new database's policy jobs when
+			// it first finds the database, up to a minute after its
+			// creation, in the middle of whatever test uses it. Tests
+			// that want a job to run ask for it; the jobs stay scheduled.
+			_, err = pool.Exec(ctx, `SELECT alter_job(job_id, next_start => now() + interval '1 year')
+				FROM timescaledb_information.jobs WHERE hypertable_schema = 'lintel'`)
 			return err
 		},
 	}
 }
+
+// templateHash identifies the template's schema and how it is prepared.
+var templateHash = func() string {
+	h := sha256.Sum256([]byte(storage.SchemaHash() + "\x00policy jobs deferred"))
+	return hex.EncodeToString(h[:])
+}()
 
 // newDB returns a fresh migrated database of the server's natural flavor.
 func newDB(t testing.TB, opts ...pgtest.Option) *pgtest.DB {

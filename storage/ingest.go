@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/lintel-io/lintel/authz"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -19,12 +21,14 @@ const (
 	DefaultDurable        = "lintel-storage"
 	DefaultBatchSize      = 1000
 	DefaultBatchWait      = 200 * time.Millisecond
-	DefaultAckWait        = 2 * time.Minute
 	DefaultReplayedHeader = "Lintel-Replayed"
 	DefaultReplayedAfter  = 5 * time.Minute
 	DefaultMinBackoff     = 100 * time.Millisecond
 	DefaultMaxBackoff     = 10 * time.Second
 	DefaultMaintainEvery  = time.Hour
+	// DefaultTakeoverPoll is how often a standby ingest tries to become
+	// the active one.
+	DefaultTakeoverPoll = time.Second
 )
 
 // Headers of a dead-lettered message, beside the original's own headers.
@@ -33,6 +37,9 @@ const (
 	HeaderOriginalSubject  = "Lintel-Original-Subject"
 	HeaderOriginalStream   = "Lintel-Original-Stream"
 	HeaderOriginalSequence = "Lintel-Original-Sequence"
+	// HeaderOriginalSource carries the original's Nats-Stream-Source
+	// header, which JetStream refuses on a published message.
+	HeaderOriginalSource = "Lintel-Original-Source"
 )
 
 // Log keys.
@@ -40,6 +47,12 @@ const (
 	logSubject = "subject"
 	logMsgID   = "msg_id"
 	logErr     = "err"
+	logStream  = "stream"
+	logSource  = "source"
+	logEdge    = "edge"
+	logReason  = "reason"
+	logFirst   = "first_seq"
+	logLast    = "last_seq"
 )
 
 // DecodeFunc turns a JetStream message into the event to store. It fills
@@ -47,23 +60,50 @@ const (
 // sends the message to the dead-letter subject.
 type DecodeFunc func(msg jetstream.Msg) (Event, error)
 
-// IngestConfig configures an [Ingest]. Stream and DeadLetterSubject are
-// required; the zero value of every other field means its default.
+// OriginChecker decides whether a message of the ingest's stream may be
+// believed, by where it came from: *[authz.SourceTable] checks the
+// stream-source header against the edges of an org. An error refuses the
+// message.
+type OriginChecker interface {
+	Check(subject string, h nats.Header) (authz.Origin, error)
+}
+
+var _ OriginChecker = (*authz.SourceTable)(nil)
+
+// AnyOrigin believes every message. Use it only for a stream that no edge
+// feeds (a single site, a test): with sourced edges, use the org's
+// *[authz.SourceTable].
+var AnyOrigin OriginChecker = anyOrigin{}
+
+type anyOrigin struct{}
+
+func (anyOrigin) Check(string, nats.Header) (authz.Origin, error) { return authz.Origin{}, nil }
+
+// IngestConfig configures an [Ingest]. Stream, DeadLetterSubject and
+// Origins are required; the zero value of every other field means its
+// default.
 type IngestConfig struct {
 	// Stream is the name of central's event stream. Required.
 	Stream string
-	// Durable is the name of the durable pull consumer; DefaultDurable if
-	// empty. Instances with the same name share the work. Where leaf nodes
-	// share the consumer's account, see the package documentation,
-	// "Forged acknowledgements".
+	// Durable names the ingest's position in the database (stream and
+	// name); DefaultDurable if empty. Instances with the same name share
+	// the work: one is active at a time and the others stand by.
 	Durable string
-	// FilterSubjects restricts the consumer to some subjects of the stream.
+	// FilterSubjects restricts the ingest to some subjects of the stream.
+	// With a filter, the stream sequences of other subjects are skipped
+	// and gaps are not detected.
 	FilterSubjects []string
 	// DeadLetterSubject is where messages that cannot be stored are
 	// published, with the original data and headers and the reason in
-	// HeaderDeadLetterReason. A stream must capture it: a message is acked
-	// only once JetStream confirmed its dead letter. Required.
+	// HeaderDeadLetterReason. A stream must capture it ([Ingest.Start]
+	// checks): the ingest moves past a message only once JetStream
+	// confirmed its dead letter. Required.
 	DeadLetterSubject string
+	// Origins decides which messages may be believed (see the package
+	// documentation, "Origins"); a refused message is dead-lettered and
+	// never stored. Required: the org's *[authz.SourceTable] for central's
+	// event stream, or [AnyOrigin] for a stream no edge feeds.
+	Origins OriginChecker
 
 	// BatchSize is the most messages stored in one transaction;
 	// DefaultBatchSize if zero.
@@ -71,10 +111,6 @@ type IngestConfig struct {
 	// BatchWait is the longest a partial batch waits for more messages;
 	// DefaultBatchWait if zero.
 	BatchWait time.Duration
-	// AckWait is the consumer's ack wait: comfortably longer than a batch
-	// takes to store. While the database is unavailable the held batch is
-	// kept from redelivery by progress acks. DefaultAckWait if zero.
-	AckWait time.Duration
 
 	// Decode turns a message into an event; nil decodes a Lintel envelope
 	// with [DecodeEnvelope].
@@ -92,6 +128,9 @@ type IngestConfig struct {
 	// MinBackoff and MaxBackoff bound the wait between retries while NATS
 	// or the database fail; the wait doubles from one to the other.
 	MinBackoff, MaxBackoff time.Duration
+	// TakeoverPoll is how often a standby instance tries to become the
+	// active one; DefaultTakeoverPoll if zero.
+	TakeoverPoll time.Duration
 	// MaintainEvery is how often [Store.MaintainPartitions] runs;
 	// DefaultMaintainEvery if zero.
 	MaintainEvery time.Duration
@@ -103,11 +142,11 @@ type IngestConfig struct {
 	Now func() time.Time
 }
 
-// IngestStats is a snapshot of an [Ingest]'s counters.
+// IngestStats is a snapshot of an [Ingest]'s counters and state.
 type IngestStats struct {
 	Ingested     uint64 // events stored
-	Duplicates   uint64 // events already stored (redeliveries)
-	DeadLettered uint64 // messages sent to the dead-letter subject
+	Duplicates   uint64 // events already stored (read again)
+	DeadLettered uint64 // messages sent to the dead-letter subject (refused ones included)
 	Batches      uint64 // batches committed
 	Retries      uint64 // batch attempts that failed and were retried
 	// Derived counts rows added to the derived tables (commands, command
@@ -116,27 +155,63 @@ type IngestStats struct {
 	// DerivedSkipped counts events stored without the derived row their
 	// kind calls for (each is logged with its reason).
 	DerivedSkipped uint64
+	// Refused counts messages whose origin may not write them (an edge
+	// writing as another edge, another org or central): dead-lettered,
+	// never stored, each logged at warning.
+	Refused uint64
+	// Gaps and GapMessages count ranges of stream sequences, and the
+	// sequences in them, that were never delivered: removed from the
+	// stream before the ingest read them. Each is logged at warning and
+	// added to the position in the database ([Store.IngestPosition]).
+	Gaps, GapMessages uint64
+	// Read counts the messages this instance read from the stream; those
+	// not yet committed are read again by whichever instance runs next.
+	Read uint64
+	// Position is the last stream sequence committed, as this instance
+	// last read or wrote it.
+	Position uint64
+	// Active reports that this instance holds the ingest's lock and reads
+	// the stream; a standby instance is not active.
+	Active bool
+	// StreamMissing reports that the stream does not exist (yet): the
+	// ingest warned and keeps looking for it.
+	StreamMissing bool
+	// LastError is the failure the ingest is retrying, "" when healthy.
+	LastError string
 }
 
 // Ingest stores the messages of a JetStream stream in the database, each
-// exactly once, through a durable pull consumer. See the package
-// documentation, "Ingest".
+// exactly once, with its position in the stream committed in the same
+// transaction as the events. See the package documentation, "Ingest".
 type Ingest struct {
 	store *Store
 	js    jetstream.JetStream
 	cfg   IngestConfig
 	log   *slog.Logger
+	key   int64
 
 	ingested, duplicates, deadLettered, batches, retries atomic.Uint64
-	derived, derivedSkipped                              atomic.Uint64
+	derived, derivedSkipped, refused, gaps, gapMessages  atomic.Uint64
+	position, read                                       atomic.Uint64
+	active, streamMissing, started                       atomic.Bool
+
+	mu      sync.Mutex
+	lastErr error // the condition being retried, nil when healthy
 }
 
 // NewIngest returns an ingest of cfg.Stream into store. It does no I/O; it
-// returns an error wrapping [ErrInvalidQuery] when cfg lacks Stream or
-// DeadLetterSubject.
+// returns an error wrapping [ErrInvalidConfig] that names the field when
+// cfg lacks Stream, DeadLetterSubject or Origins.
 func NewIngest(store *Store, js jetstream.JetStream, cfg IngestConfig) (*Ingest, error) {
-	if cfg.Stream == "" || cfg.DeadLetterSubject == "" {
-		return nil, fmt.Errorf("%w: ingest needs Stream and DeadLetterSubject", ErrInvalidQuery)
+	switch {
+	case store == nil || js == nil:
+		return nil, fmt.Errorf("%w: ingest needs a store and a JetStream context", ErrInvalidConfig)
+	case cfg.Stream == "":
+		return nil, fmt.Errorf("%w: ingest needs Stream, the JetStream stream to store", ErrInvalidConfig)
+	case cfg.DeadLetterSubject == "":
+		return nil, fmt.Errorf("%w: ingest needs DeadLetterSubject, a subject a stream captures, for messages that cannot be stored", ErrInvalidConfig)
+	case cfg.Origins == nil:
+		return nil, fmt.Errorf("%w: ingest needs Origins: the org's *authz.SourceTable, or storage.AnyOrigin for a stream no edge feeds", ErrInvalidConfig)
 	}
 	if cfg.Durable == "" {
 		cfg.Durable = DefaultDurable
@@ -146,9 +221,6 @@ func NewIngest(store *Store, js jetstream.JetStream, cfg IngestConfig) (*Ingest,
 	}
 	if cfg.BatchWait <= 0 {
 		cfg.BatchWait = DefaultBatchWait
-	}
-	if cfg.AckWait <= 0 {
-		cfg.AckWait = DefaultAckWait
 	}
 	if cfg.ReplayedHeader == "" {
 		cfg.ReplayedHeader = DefaultReplayedHeader
@@ -161,6 +233,9 @@ func NewIngest(store *Store, js jetstream.JetStream, cfg IngestConfig) (*Ingest,
 	}
 	if cfg.MaxBackoff < cfg.MinBackoff {
 		cfg.MaxBackoff = max(DefaultMaxBackoff, cfg.MinBackoff)
+	}
+	if cfg.TakeoverPoll <= 0 {
+		cfg.TakeoverPoll = DefaultTakeoverPoll
 	}
 	if cfg.MaintainEvery <= 0 {
 		cfg.MaintainEvery = DefaultMaintainEvery
@@ -175,12 +250,13 @@ func NewIngest(store *Store, js jetstream.JetStream, cfg IngestConfig) (*Ingest,
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Ingest{store: store, js: js, cfg: cfg, log: log}, nil
+	log = log.With(logStream, cfg.Stream)
+	return &Ingest{store: store, js: js, cfg: cfg, log: log, key: ingestLockKey(cfg.Stream, cfg.Durable)}, nil
 }
 
-// Stats returns a snapshot of the ingest's counters.
+// Stats returns a snapshot of the ingest's counters and state.
 func (in *Ingest) Stats() IngestStats {
-	return IngestStats{
+	st := IngestStats{
 		Ingested:     in.ingested.Load(),
 		Duplicates:   in.duplicates.Load(),
 		DeadLettered: in.deadLettered.Load(),
@@ -189,7 +265,294 @@ func (in *Ingest) Stats() IngestStats {
 
 		Derived:        in.derived.Load(),
 		DerivedSkipped: in.derivedSkipped.Load(),
+		Refused:        in.refused.Load(),
+		Gaps:           in.gaps.Load(),
+		GapMessages:    in.gapMessages.Load(),
+		Read:           in.read.Load(),
+		Position:       in.position.Load(),
+		Active:         in.active.Load(),
+		StreamMissing:  in.streamMissing.Load(),
 	}
+	if err := in.failing(); err != nil {
+		st.LastError = err.Error()
+	}
+	return st
+}
+
+func (in *Ingest) failing() error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.lastErr
+}
+
+// fail records err as the condition being retried and logs it at warning
+// the first time it is seen; nil clears it.
+func (in *Ingest) fail(ctx context.Context, what string, err error) {
+	in.mu.Lock()
+	prev := in.lastErr
+	in.lastErr = err
+	in.mu.Unlock()
+	if err == nil {
+		if prev != nil {
+			in.log.InfoContext(ctx, "storage: ingest: healed", "was", prev.Error())
+		}
+		return
+	}
+	if prev == nil || prev.Error() != err.Error() {
+		in.log.WarnContext(ctx, "storage: ingest: "+what+", retrying", logErr, err)
+	} else {
+		in.log.DebugContext(ctx, "storage: ingest: "+what+", retrying", logErr, err)
+	}
+}
+
+// IngestRun is a started [Ingest]: stop it with [IngestRun.Stop] or
+// [IngestRun.Drain].
+type IngestRun struct {
+	in      *Ingest
+	cancel  context.CancelFunc
+	drain   chan struct{}
+	stopped sync.Once
+	drained sync.Once
+	done    chan struct{}
+	err     error
+}
+
+// Start checks the dead-letter subject and starts the ingest in the
+// background; ctx bounds the check only. The ingest then runs until
+// [IngestRun.Stop] or [IngestRun.Drain]: it stands by until it holds the
+// ingest's lock in the database (one active instance per stream and
+// Durable), then stores the stream from its committed position on. What
+// can heal is retried with backoff, logged at warning at once and shown
+// in [Ingest.Stats]: the database down, JetStream unavailable, the stream
+// missing (not created yet).
+//
+// Start returns an error wrapping [ErrInvalidConfig] when no stream
+// captures DeadLetterSubject (naming the subject), an error for a second
+// Start, or the JetStream error when ctx ends before the check is done.
+func (in *Ingest) Start(ctx context.Context) (*IngestRun, error) {
+	if err := in.checkDeadLetter(ctx); err != nil {
+		return nil, err
+	}
+	if !in.started.CompareAndSwap(false, true) {
+		return nil, fmt.Errorf("%w: ingest of %s already started", ErrInvalidConfig, in.cfg.Stream)
+	}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	r := &IngestRun{in: in, cancel: cancel, drain: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.err = in.run(rctx, r.drain)
+	}()
+	return r, nil
+}
+
+// checkDeadLetter makes sure a stream captures the dead-letter subject,
+// retrying while JetStream is unavailable until ctx ends.
+func (in *Ingest) checkDeadLetter(ctx context.Context) error {
+	bo := in.backoff()
+	for {
+		name, err := in.js.StreamNameBySubject(ctx, in.cfg.DeadLetterSubject)
+		switch {
+		case err == nil && name != "":
+			return nil
+		case err == nil || errors.Is(err, jetstream.ErrStreamNotFound):
+			return fmt.Errorf("%w: no stream captures the dead-letter subject %q: create one that does (for example a stream with Subjects [%q])",
+				ErrInvalidConfig, in.cfg.DeadLetterSubject, in.cfg.DeadLetterSubject)
+		}
+		in.fail(ctx, "dead-letter stream lookup failed", err)
+		if !bo.wait(ctx) {
+			return fmt.Errorf("storage: ingest: looking up the stream of dead-letter subject %q: %w", in.cfg.DeadLetterSubject, err)
+		}
+	}
+}
+
+// Run starts the ingest and runs it until ctx ends, then stops it,
+// handing the batch in hand back. It returns the error of [Ingest.Start],
+// or nil after a healthy run, or the failure it was retrying when ctx
+// ended (for a stream that never appeared, an error wrapping
+// jetstream.ErrStreamNotFound): see [IngestRun.Err].
+func (in *Ingest) Run(ctx context.Context) error {
+	r, err := in.Start(ctx)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		r.Stop()
+	case <-r.Done():
+	}
+	return r.Err()
+}
+
+// Stop stops the ingest at once and returns when it has stopped. The batch
+// in hand is not committed: it is handed back, and whichever instance runs
+// next reads it again at once from the committed position. Idempotent.
+func (r *IngestRun) Stop() {
+	r.stopped.Do(r.cancel)
+	<-r.done
+}
+
+// Drain stops pulling from the stream, commits what was pulled, and
+// returns when the ingest has stopped. While the database is down it
+// waits for it; call Stop (from another goroutine) to give up.
+func (r *IngestRun) Drain() {
+	r.drained.Do(func() { close(r.drain) })
+	<-r.done
+}
+
+// Done is closed when the ingest has stopped.
+func (r *IngestRun) Done() <-chan struct{} { return r.done }
+
+// Err returns, once the ingest has stopped, the failure it was retrying
+// when it stopped (nil if it was healthy): an error wrapping
+// jetstream.ErrStreamNotFound for a stream that never appeared, the
+// database's error if it was down. Before that it returns nil.
+func (r *IngestRun) Err() error {
+	select {
+	case <-r.done:
+		return r.err
+	default:
+		return nil
+	}
+}
+
+// run stands by for the lock, runs the active ingest while it holds it,
+// and returns the failure being retried when ctx ends or the drain is done.
+func (in *Ingest) run(ctx context.Context, drain <-chan struct{}) error {
+	bo := in.backoff()
+	for ctx.Err() == nil {
+		select {
+		case <-drain: // nothing read while not active: nothing to commit
+			return in.stopErr()
+		default:
+		}
+		lock, err := in.store.tryIngestLock(ctx, in.key)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			in.fail(ctx, "database unavailable for the ingest lock", err)
+			bo.wait(ctx)
+			continue
+		}
+		if lock == nil {
+			if in.failing() == nil {
+				in.log.DebugContext(ctx, "storage: ingest: another instance is active; standing by")
+			}
+			t := time.NewTimer(in.cfg.TakeoverPoll)
+			select {
+			case <-t.C:
+			case <-drain:
+			case <-ctx.Done():
+			}
+			t.Stop()
+			continue
+		}
+		bo.reset()
+		in.active.Store(true)
+		in.log.InfoContext(ctx, "storage: ingest: active")
+		held := &heldLock{conn: lock}
+		drained, err := in.runActive(ctx, held, drain)
+		in.active.Store(false)
+		held.release(ctx, in.key)
+		if drained {
+			break
+		}
+		if err != nil && ctx.Err() == nil {
+			in.fail(ctx, "ingest interrupted", err)
+			bo.wait(ctx)
+		}
+	}
+	return in.stopErr()
+}
+
+// stopErr is what a stopped ingest reports: the failure it was retrying.
+func (in *Ingest) stopErr() error {
+	err := in.failing()
+	if err == nil {
+		return nil
+	}
+	if in.streamMissing.Load() {
+		return fmt.Errorf("storage: ingest stopped without finding stream %s: %w", in.cfg.Stream, jetstream.ErrStreamNotFound)
+	}
+	return fmt.Errorf("storage: ingest stopped while failing: %w", err)
+}
+
+// heldLock is the connection whose session holds the ingest's lock.
+type heldLock struct {
+	mu   sync.Mutex
+	conn *pgx.Conn // nil while the session is lost and not taken again
+}
+
+func (h *heldLock) get() *pgx.Conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.conn
+}
+
+func (h *heldLock) set(c *pgx.Conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.conn = c
+}
+
+// release unlocks and closes the session, if any.
+func (h *heldLock) release(ctx context.Context, key int64) {
+	c := h.get()
+	if c == nil {
+		return
+	}
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_, _ = c.Exec(uctx, "SELECT pg_advisory_unlock($1)", key)
+	_ = c.Close(uctx)
+	h.set(nil)
+}
+
+// keepLock watches the lock's session until ctx ends. A session that
+// dies (the database restarted, the connection was cut) released the
+// lock: it takes the lock again on a new session, retrying while the
+// database is unreachable, so that an outage does not interrupt the batch
+// in hand. It returns an error when another instance took the lock
+// meanwhile: this one must step down (and the guarded position keeps it
+// from committing anything in the meantime).
+func (in *Ingest) keepLock(ctx context.Context, lock *heldLock) error {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if c := lock.get(); c != nil {
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err := c.Exec(pctx, "SELECT 1")
+			cancel()
+			if err == nil || ctx.Err() != nil {
+				continue
+			}
+			in.log.WarnContext(ctx, "storage: ingest: lock session lost; taking the lock again", logErr, err)
+			_ = c.Close(context.WithoutCancel(ctx))
+			lock.set(nil)
+		}
+		c, err := in.store.tryIngestLock(ctx, in.key)
+		switch {
+		case err != nil:
+			continue // the database is still away
+		case c == nil:
+			return errors.New("storage: ingest: another instance took the lock")
+		}
+		lock.set(c)
+		in.log.InfoContext(ctx, "storage: ingest: lock taken again")
+	}
+}
+
+// batch is what the reader hands the writer: the decoded events of a run
+// of stream sequences, through last, and the gaps found in it.
+type batch struct {
+	items         []item
+	last          uint64
+	gaps, gapMsgs uint64
 }
 
 // item is a decoded message waiting to be stored.
@@ -198,101 +561,242 @@ type item struct {
 	ev  Event
 }
 
-// Run creates or updates the durable consumer and stores messages until
-// ctx ends, then returns nil once the batch in hand is stored or abandoned
-// (an abandoned batch is redelivered later). While NATS or the database
-// fail it retries with backoff and pulls nothing new, so a slow or absent
-// database never loses a message. It returns an error only for a consumer
-// configuration the server refuses.
-func (in *Ingest) Run(ctx context.Context) error {
-	cons, err := in.consumer(ctx)
-	if err != nil || cons == nil {
-		return err
-	}
-	batches := make(chan []item, 1) // one batch decoded ahead of the one being stored
+// runActive reads the stream from the committed position and stores it,
+// until ctx ends, the drain is done (drained true), the lock's session
+// fails, or another instance moved the position (errFenced).
+func (in *Ingest) runActive(ctx context.Context, lock *heldLock, drain <-chan struct{}) (drained bool, err error) {
+	actx, cancel := context.WithCancelCause(ctx)
 	var wg sync.WaitGroup
-	wg.Add(2)
+	defer func() {
+		cancel(nil)
+		wg.Wait()
+	}()
+
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := in.keepLock(actx, lock); err != nil {
+			cancel(err)
+		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		in.maintainLoop(actx)
+	}()
+
+	pos, err := in.openPosition(actx)
+	if err != nil {
+		return false, err
+	}
+	cons, err := in.consumer(actx, pos)
+	if err != nil {
+		return false, err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * in.cfg.BatchSize))
+	if err != nil {
+		return false, fmt.Errorf("storage: ingest: read %s: %w", in.cfg.Stream, err)
+	}
+	defer it.Stop()
+
+	batches := make(chan batch, 1) // one batch decoded ahead of the one being stored
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		defer close(batches)
-		in.fetchLoop(ctx, cons, batches)
+		in.readLoop(actx, it, pos, batches, drain)
 	}()
-	go func() {
-		defer wg.Done()
-		in.maintainLoop(ctx)
-	}()
+	committed := pos
 	for b := range batches {
-		in.store1(ctx, b)
+		if err := in.commit(actx, b, committed); err != nil {
+			cancel(err)
+			for range batches {
+			}
+			if cause := context.Cause(actx); cause != nil && !errors.Is(cause, context.Canceled) {
+				return false, cause
+			}
+			return false, err
+		}
+		committed = b.last
 	}
-	wg.Wait()
-	return nil
+	if cause := context.Cause(actx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return false, cause
+	}
+	if ctx.Err() != nil {
+		return false, nil
+	}
+	select {
+	case <-drain:
+		return true, nil
+	default:
+		return false, errors.New("storage: ingest: reading the stream stopped")
+	}
 }
 
-// consumer creates or updates the durable consumer, retrying while NATS is
-// unreachable. It returns nil, nil when ctx ends first.
-func (in *Ingest) consumer(ctx context.Context) (jetstream.Consumer, error) {
-	cfg := jetstream.ConsumerConfig{
-		Durable:        in.cfg.Durable,
-		Description:    "Lintel storage ingest",
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        in.cfg.AckWait,
-		MaxDeliver:     -1, // never drop: undecodable messages are dead-lettered instead
-		MaxAckPending:  max(4*in.cfg.BatchSize, 1000),
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
+// openPosition reads the committed position, retrying while the database
+// fails.
+func (in *Ingest) openPosition(ctx context.Context) (uint64, error) {
+	bo := in.backoff()
+	for {
+		pos, err := in.store.openPosition(ctx, in.cfg.Stream, in.cfg.Durable)
+		if err == nil {
+			in.position.Store(pos)
+			return pos, nil
+		}
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		in.fail(ctx, "reading the ingest position failed", err)
+		bo.wait(ctx)
+	}
+}
+
+// consumer opens an ordered consumer (no acknowledgements, see the
+// package documentation, "Forged acknowledgements") from pos+1, retrying
+// while the stream is missing or JetStream unavailable. A missing stream
+// is logged at warning at once and shown in the stats.
+func (in *Ingest) consumer(ctx context.Context, pos uint64) (jetstream.Consumer, error) {
+	cfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects: in.cfg.FilterSubjects,
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    pos + 1,
 	}
 	bo := in.backoff()
 	for {
-		cons, err := in.js.CreateOrUpdateConsumer(ctx, in.cfg.Stream, cfg)
+		str, err := in.js.Stream(ctx, in.cfg.Stream)
+		var cons jetstream.Consumer
 		if err == nil {
-			return cons, nil
+			in.streamMissing.Store(false)
+			cons, err = str.OrderedConsumer(ctx, cfg)
+			if err == nil {
+				in.fail(ctx, "", nil)
+				return cons, nil
+			}
+		} else if errors.Is(err, jetstream.ErrStreamNotFound) {
+			in.streamMissing.Store(true)
+			err = fmt.Errorf("storage: ingest: stream %s does not exist (yet): %w", in.cfg.Stream, err)
 		}
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode != jetstream.JSErrCodeStreamNotFound {
-			return nil, fmt.Errorf("storage: ingest consumer: %w", err)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
-		in.log.WarnContext(ctx, "storage: ingest: consumer not ready, retrying", logErr, err)
-		if !bo.wait(ctx) {
-			return nil, nil
+		in.fail(ctx, "stream not readable", err)
+		bo.wait(ctx)
+	}
+}
+
+// readLoop reads messages in stream order, checks their origin, decodes
+// them, dead-letters what cannot be stored and hands the rest to the
+// writer in batches. Sending blocks while the writer is busy, so nothing
+// is read ahead while the database is slow. It stops when ctx ends or,
+// after handing over what it has, on drain.
+func (in *Ingest) readLoop(ctx context.Context, it jetstream.MessagesContext, pos uint64, out chan<- batch, drain <-chan struct{}) {
+	next := pos + 1
+	gapCheck := len(in.cfg.FilterSubjects) == 0
+	base, stopBase := context.WithCancel(ctx)
+	defer stopBase()
+	go func() { // a drain ends the wait for the next message too
+		select {
+		case <-drain:
+			stopBase()
+		case <-base.Done():
+		}
+	}()
+	for {
+		if base.Err() != nil {
+			return
+		}
+		b := batch{items: make([]item, 0, in.cfg.BatchSize)}
+		var bctx context.Context
+		var bcancel context.CancelFunc = func() {}
+		wctx := base
+		n := 0
+		for n < in.cfg.BatchSize {
+			msg, err := it.Next(jetstream.NextContext(wctx))
+			if err != nil {
+				if ctx.Err() != nil {
+					bcancel()
+					return
+				}
+				if bctx != nil && bctx.Err() != nil {
+					break // the batch's time is up, or a drain: hand over what there is
+				}
+				if base.Err() != nil {
+					bcancel()
+					return // drained between batches
+				}
+				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					bcancel()
+					return
+				}
+				in.log.WarnContext(ctx, "storage: ingest: reading failed", logErr, err)
+				if !sleep(ctx, in.cfg.MinBackoff) {
+					bcancel()
+					return
+				}
+				continue
+			}
+			if bctx == nil { // the first message starts the batch's clock
+				bctx, bcancel = context.WithTimeout(base, in.cfg.BatchWait)
+				wctx = bctx
+			}
+			md, err := msg.Metadata()
+			if err != nil {
+				in.log.WarnContext(ctx, "storage: ingest: message without metadata", logSubject, msg.Subject(), logErr, err)
+				continue
+			}
+			seq := md.Sequence.Stream
+			if seq < next {
+				continue // read before
+			}
+			if seq > next && gapCheck {
+				in.gap(ctx, next, seq-1)
+				b.gaps++
+				b.gapMsgs += seq - next
+			}
+			next = seq + 1
+			b.last = seq
+			n++
+			in.read.Add(1)
+			if ev, ok := in.accept(ctx, msg); ok {
+				b.items = append(b.items, item{msg: msg, ev: ev})
+			} else if ctx.Err() != nil {
+				bcancel()
+				return // its dead letter was not confirmed: not past it
+			}
+		}
+		bcancel()
+		if b.last == 0 {
+			continue
+		}
+		select {
+		case out <- b:
+		case <-ctx.Done():
+			return // not committed: read again from the committed position
 		}
 	}
 }
 
-// fetchLoop pulls batches, decodes them, dead-letters what cannot be
-// decoded and hands the rest to the writer. Sending blocks while the
-// writer is busy, so nothing is pulled while the database is slow.
-func (in *Ingest) fetchLoop(ctx context.Context, cons jetstream.Consumer, out chan<- []item) {
-	bo := in.backoff()
-	for ctx.Err() == nil {
-		mb, err := cons.Fetch(in.cfg.BatchSize, jetstream.FetchMaxWait(in.cfg.BatchWait))
-		if err != nil {
-			in.log.WarnContext(ctx, "storage: ingest: fetch failed", logErr, err)
-			bo.wait(ctx)
-			continue
-		}
-		batch := make([]item, 0, in.cfg.BatchSize)
-		for msg := range mb.Messages() {
-			if ev, ok := in.decode(ctx, msg); ok {
-				batch = append(batch, item{msg: msg, ev: ev})
-			}
-		}
-		if err := mb.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-			in.log.WarnContext(ctx, "storage: ingest: fetch ended", logErr, err)
-			if len(batch) == 0 {
-				bo.wait(ctx)
-			}
-		} else {
-			bo.reset()
-		}
-		if len(batch) == 0 {
-			continue
-		}
-		select {
-		case out <- batch:
-		case <-ctx.Done():
-			return // not acked: redelivered after AckWait
-		}
+// gap reports the stream sequences first..last, which were never
+// delivered: the stream no longer held them.
+func (in *Ingest) gap(ctx context.Context, first, last uint64) {
+	in.gaps.Add(1)
+	in.gapMessages.Add(last - first + 1)
+	in.log.WarnContext(ctx, "storage: ingest: stream sequences missing, never stored",
+		logFirst, first, logLast, last, "count", last-first+1)
+}
+
+// accept checks msg's origin and decodes it; a message refused or not
+// decodable is dead-lettered (false). It returns false without a dead
+// letter only when ctx ended first.
+func (in *Ingest) accept(ctx context.Context, msg jetstream.Msg) (Event, bool) {
+	if org, err := in.cfg.Origins.Check(msg.Subject(), msg.Headers()); err != nil {
+		in.refused.Add(1)
+		in.log.WarnContext(ctx, "storage: ingest: message refused by origin",
+			logSubject, msg.Subject(), logSource, org.Source, logEdge, org.Edge, logReason, err.Error())
+		in.deadLetter(ctx, msg, "origin: "+err.Error())
+		return Event{}, false
 	}
+	return in.decode(ctx, msg)
 }
 
 // decode decodes msg, dead-lettering it when it cannot be.
@@ -318,68 +822,97 @@ func (in *Ingest) decode(ctx context.Context, msg jetstream.Msg) (Event, bool) {
 	return ev, true
 }
 
-// store1 stores one batch, retrying with backoff until it is stored or ctx
-// ends, and acks its messages after the commit. Rows the database rejects
-// are dead-lettered.
-func (in *Ingest) store1(ctx context.Context, batch []item) {
-	events := make([]Event, len(batch))
-	for i := range batch {
-		events[i] = batch[i].ev
+// commit stores b and moves the position from committed to b.last in the
+// same transaction, retrying with backoff while the database fails. Rows
+// the database rejects are dead-lettered before the position passes them.
+// It returns errFenced when another instance moved the position, or the
+// ctx error when stopped.
+func (in *Ingest) commit(ctx context.Context, b batch, committed uint64) error {
+	events := make([]Event, len(b.items))
+	for i := range b.items {
+		events[i] = b.items[i].ev
 	}
+	hook := advanceHook(in.cfg.Stream, in.cfg.Durable, committed, b.last, b.gaps, b.gapMsgs)
 	bo := in.backoff()
-	lastProgress := time.Now()
+	var res InsertResult
 	for {
-		res, err := in.store.InsertEvents(ctx, events)
+		var done bool
+		var err error
+		if len(events) == 0 {
+			err = in.store.runHook(ctx, hook)
+			done = err == nil
+		} else {
+			res, done, err = in.store.insertEvents(ctx, events, hook)
+		}
 		if err == nil {
-			rejected := make(map[int]bool, len(res.Rejected))
-			for _, r := range res.Rejected {
-				rejected[r.Index] = true
-				in.deadLetter(ctx, batch[r.Index].msg, "database: "+r.Err.Error())
-			}
-			for _, sk := range res.Skipped {
-				in.log.WarnContext(ctx, "storage: ingest: event stored without its derived row",
-					logSubject, batch[sk.Index].msg.Subject(), logMsgID, batch[sk.Index].ev.ID.String(), "reason", sk.Err.Error())
-			}
-			for i := range batch {
-				if !rejected[i] {
-					_ = batch[i].msg.Ack() // a lost ack means a redelivery, which is deduplicated
+			in.fail(ctx, "", nil)
+			if !done { // stored in parts: the position follows on its own
+				for _, r := range res.Rejected {
+					if !in.deadLetter(ctx, b.items[r.Index].msg, "database: "+r.Err.Error()) {
+						return ctx.Err()
+					}
+				}
+				if err := in.advance(ctx, hook); err != nil {
+					return err
 				}
 			}
-			in.ingested.Add(uint64(res.Inserted))
-			in.duplicates.Add(uint64(res.Duplicates))
-			in.derived.Add(uint64(res.Derived))
-			in.derivedSkipped.Add(uint64(len(res.Skipped)))
-			in.batches.Add(1)
-			return
+			break
+		}
+		if errors.Is(err, errFenced) {
+			return err
 		}
 		if ctx.Err() != nil {
-			return // not acked: redelivered after AckWait
+			return ctx.Err() // not committed: read again from the committed position
 		}
 		in.retries.Add(1)
-		in.log.WarnContext(ctx, "storage: ingest: storing batch failed, retrying", "events", len(events), logErr, err)
-		if time.Since(lastProgress) > in.cfg.AckWait/3 {
-			// Keep the batch ours while the database is away.
-			for i := range batch {
-				_ = batch[i].msg.InProgress()
-			}
-			lastProgress = time.Now()
-		}
+		in.fail(ctx, "storing a batch failed", err)
 		if !bo.wait(ctx) {
-			return
+			return ctx.Err()
+		}
+	}
+	for _, sk := range res.Skipped {
+		in.log.WarnContext(ctx, "storage: ingest: event stored without its derived row",
+			logSubject, b.items[sk.Index].msg.Subject(), logMsgID, b.items[sk.Index].ev.ID.String(), logReason, sk.Err.Error())
+	}
+	in.ingested.Add(uint64(res.Inserted))
+	in.duplicates.Add(uint64(res.Duplicates))
+	in.derived.Add(uint64(res.Derived))
+	in.derivedSkipped.Add(uint64(len(res.Skipped)))
+	in.batches.Add(1)
+	in.position.Store(b.last)
+	return nil
+}
+
+// advance runs hook on its own, retrying while the database fails.
+func (in *Ingest) advance(ctx context.Context, hook txHook) error {
+	bo := in.backoff()
+	for {
+		err := in.store.runHook(ctx, hook)
+		if err == nil || errors.Is(err, errFenced) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		in.retries.Add(1)
+		in.fail(ctx, "moving the ingest position failed", err)
+		if !bo.wait(ctx) {
+			return ctx.Err()
 		}
 	}
 }
 
-// deadLetter publishes msg to the dead-letter subject with the reason and
-// acks it once JetStream confirmed the dead letter. If publishing fails
-// the message is left unacked, to be redelivered and dead-lettered again:
-// never retried forever as an event, never dropped silently.
-func (in *Ingest) deadLetter(ctx context.Context, msg jetstream.Msg, reason string) {
+// deadLetter publishes msg to the dead-letter subject with the reason,
+// retrying until JetStream confirms it: the ingest never moves past a
+// message that is neither stored nor dead-lettered. It returns false only
+// when ctx ended first. Reading the message again makes the same dead
+// letter, which JetStream deduplicates by its Nats-Msg-Id.
+func (in *Ingest) deadLetter(ctx context.Context, msg jetstream.Msg, reason string) bool {
 	dl := nats.NewMsg(in.cfg.DeadLetterSubject)
 	dl.Data = msg.Data()
 	for k, vs := range msg.Headers() {
-		if k == nats.MsgIdHdr {
-			continue // a dead letter is not the original for deduplication
+		if k == nats.MsgIdHdr || k == authz.HeaderStreamSource {
+			continue // a dead letter is not the original, and JetStream refuses a source header
 		}
 		dl.Header[k] = vs
 	}
@@ -388,23 +921,33 @@ func (in *Ingest) deadLetter(ctx context.Context, msg jetstream.Msg, reason stri
 	}
 	dl.Header.Set(HeaderDeadLetterReason, reason)
 	dl.Header.Set(HeaderOriginalSubject, msg.Subject())
+	if src := msg.Headers().Get(authz.HeaderStreamSource); src != "" {
+		dl.Header.Set(HeaderOriginalSource, src)
+	}
 	if md, err := msg.Metadata(); err == nil {
 		dl.Header.Set(HeaderOriginalStream, md.Stream)
 		dl.Header.Set(HeaderOriginalSequence, strconv.FormatUint(md.Sequence.Stream, 10))
-		// Redeliveries of the same message make the same dead letter.
 		dl.Header.Set(nats.MsgIdHdr, "dl-"+md.Stream+"-"+strconv.FormatUint(md.Sequence.Stream, 10))
 	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if _, err := in.js.PublishMsg(pctx, dl); err != nil {
-		in.log.ErrorContext(ctx, "storage: ingest: dead letter not published; message left for redelivery",
-			logSubject, msg.Subject(), "reason", reason, logErr, err)
-		_ = msg.Nak()
-		return
+	bo := in.backoff()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := in.js.PublishMsg(pctx, dl)
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		in.fail(ctx, "dead letter not published", fmt.Errorf("storage: dead letter of %s not published: %w", msg.Subject(), err))
+		if !bo.wait(ctx) {
+			return false
+		}
 	}
-	in.log.WarnContext(ctx, "storage: ingest: message dead-lettered", logSubject, msg.Subject(), "reason", reason)
-	_ = msg.Ack()
+	in.log.WarnContext(ctx, "storage: ingest: message dead-lettered", logSubject, msg.Subject(), logReason, reason)
 	in.deadLettered.Add(1)
+	return true
 }
 
 func (in *Ingest) maintainLoop(ctx context.Context) {
@@ -422,6 +965,18 @@ func (in *Ingest) maintainLoop(ctx context.Context) {
 	}
 }
 
+// sleep waits for d; false if ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 // backoff is an exponential backoff between MinBackoff and MaxBackoff.
 type backoff struct {
 	min, max, cur time.Duration
@@ -433,15 +988,9 @@ func (in *Ingest) backoff() *backoff {
 
 // wait sleeps for the current delay and doubles it; false if ctx ended.
 func (b *backoff) wait(ctx context.Context) bool {
-	t := time.NewTimer(b.cur)
-	defer t.Stop()
+	d := b.cur
 	b.cur = min(2*b.cur, b.max)
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return sleep(ctx, d)
 }
 
 func (b *backoff) reset() { b.cur = b.min }

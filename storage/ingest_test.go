@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -32,8 +33,10 @@ const (
 
 // natsEnv is a NATS server with central's event stream and a dead-letter stream.
 type natsEnv struct {
-	nc *nats.Conn
-	js jetstream.JetStream
+	srv *natstest.Server
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	in  *storage.Ingest // the last ingest runIngest started
 }
 
 func newNATS(t testing.TB) *natsEnv {
@@ -49,7 +52,7 @@ func newNATS(t testing.TB) *natsEnv {
 	require.NoError(t, err)
 	_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: deadLetterStream, Subjects: []string{deadLetterSubj}})
 	require.NoError(t, err)
-	return &natsEnv{nc: nc, js: js}
+	return &natsEnv{srv: srv, nc: nc, js: js}
 }
 
 // runIngest runs an ingest until the test ends.
@@ -57,20 +60,24 @@ func runIngest(t testing.TB, s *storage.Store, n *natsEnv, cfg storage.IngestCon
 	t.Helper()
 	cfg.Stream = eventStream
 	cfg.DeadLetterSubject = deadLetterSubj
+	if cfg.Origins == nil {
+		cfg.Origins = storage.AnyOrigin
+	}
 	in, err := storage.NewIngest(s, n.js, cfg)
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- in.Run(ctx) }()
+	r, err := in.Start(testContext(t))
+	require.NoError(t, err)
 	t.Cleanup(func() {
-		cancel()
+		stopped := make(chan struct{})
+		go func() { r.Stop(); close(stopped) }()
 		select {
-		case err := <-done:
-			assert.NoError(t, err)
+		case <-stopped:
+			assert.NoError(t, r.Err())
 		case <-time.After(waitTimeout):
 			t.Error("ingest did not stop")
 		}
 	})
+	n.in = in
 	return in
 }
 
@@ -147,20 +154,21 @@ func waitEvents(t testing.TB, pool *pgxpool.Pool, want int) {
 	})
 }
 
-// waitAcked waits until the consumer has nothing pending or unacked.
+// waitAcked waits until the last ingest runIngest started has committed
+// everything the event stream holds.
 func waitAcked(t testing.TB, n *natsEnv) {
 	t.Helper()
-	eventually(t, "consumer drained", func() error {
-		c, err := n.js.Consumer(testContext(t), eventStream, storage.DefaultDurable)
+	eventually(t, "stream committed", func() error {
+		st, err := n.js.Stream(testContext(t), eventStream)
 		if err != nil {
 			return err
 		}
-		info, err := c.Info(testContext(t))
+		info, err := st.Info(testContext(t))
 		if err != nil {
 			return err
 		}
-		if info.NumPending != 0 || info.NumAckPending != 0 {
-			return fmt.Errorf("pending %d, ack pending %d", info.NumPending, info.NumAckPending)
+		if pos := n.in.Stats().Position; pos != info.State.LastSeq {
+			return fmt.Errorf("committed through %d of %d", pos, info.State.LastSeq)
 		}
 		return nil
 	})
@@ -252,36 +260,43 @@ func TestIngestDeadLettersRejectedRow(t *testing.T) {
 	assert.Equal(t, uint64(1), st.DeadLettered)
 }
 
-// TestIngestDeadLetterUnavailable checks that a message whose dead letter
-// cannot be published (no stream captures the subject) is not acked.
+// TestIngestDeadLetterUnavailable checks that an ingest whose dead-letter
+// subject no stream captures does not start, with an error naming the
+// subject, and that a message whose dead letter cannot be published
+// (the stream went away) is not passed over: the ingest waits for it.
 func TestIngestDeadLetterUnavailable(t *testing.T) {
 	t.Parallel()
 	s := newStore(t, storage.Config{})
 	n := newNATS(t)
 	require.NoError(t, n.js.DeleteStream(testContext(t), deadLetterStream))
-	subj, _, _ := envelope(t, timeNow(), "")
+	in, err := storage.NewIngest(s, n.js, storage.IngestConfig{Stream: eventStream, DeadLetterSubject: deadLetterSubj, Origins: storage.AnyOrigin})
+	require.NoError(t, err)
+	_, err = in.Start(testContext(t))
+	require.ErrorIs(t, err, storage.ErrInvalidConfig)
+	assert.Contains(t, err.Error(), strconv.Quote(deadLetterSubj))
+
+	// The stream is there at start, and gone when the bad message comes.
+	_, err = n.js.CreateStream(testContext(t), jetstream.StreamConfig{Name: deadLetterStream, Subjects: []string{deadLetterSubj}})
+	require.NoError(t, err)
+	in = runIngest(t, s, n, storage.IngestConfig{MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	require.NoError(t, n.js.DeleteStream(testContext(t), deadLetterStream))
+	subj, good, _ := envelope(t, timeNow(), "")
 	n.publish(t, subj, []byte("garbage"))
-	runIngest(t, s, n, storage.IngestConfig{AckWait: time.Second, MinBackoff: 10 * time.Millisecond})
-	eventually(t, "message redelivered", func() error {
-		c, err := n.js.Consumer(testContext(t), eventStream, storage.DefaultDurable)
-		if err != nil {
-			return err
-		}
-		info, err := c.Info(testContext(t))
-		if err != nil {
-			return err
-		}
-		if info.NumRedelivered == 0 && info.NumAckPending == 0 && info.NumPending != 0 {
-			return errors.New("not delivered yet")
-		}
-		if info.AckFloor.Stream != 0 {
-			return fmt.Errorf("acked without a dead letter: %+v", info.AckFloor)
-		}
-		if info.NumRedelivered == 0 {
-			return errors.New("not redelivered yet")
+	n.publish(t, subj, good)
+	eventually(t, "dead letter attempted", func() error {
+		if st := in.Stats(); !strings.Contains(st.LastError, "dead letter") {
+			return fmt.Errorf("last error %q", st.LastError)
 		}
 		return nil
 	})
+	// Nothing moved past the undecodable message without its dead letter.
+	assert.Equal(t, uint64(0), in.Stats().Position)
+	assert.Equal(t, 0, count(t, s.Pool(), "SELECT count(*) FROM lintel.events"))
+	_, err = n.js.CreateStream(testContext(t), jetstream.StreamConfig{Name: deadLetterStream, Subjects: []string{deadLetterSubj}})
+	require.NoError(t, err)
+	waitAcked(t, n)
+	waitEvents(t, s.Pool(), 1)
+	require.Len(t, n.deadLetters(t), 1)
 }
 
 // TestIngestDatabaseOutage cuts the ingest's database connections for a

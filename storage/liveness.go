@@ -69,7 +69,7 @@ func (s *Store) Liveness(ctx context.Context, org, edge string) ([]ThingLiveness
 			died_at IS NULL OR last_seen_at > died_at
 		FROM lintel.liveness`+w.String()+` ORDER BY org, edge, thing_type, thing_code`, w.args...)
 	if err != nil {
-		return nil, fmt.Errorf("storage: query liveness: %w", err)
+		return nil, queryErr("query liveness", err)
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ThingLiveness, error) {
 		var l ThingLiveness
@@ -84,7 +84,7 @@ func (s *Store) Liveness(ctx context.Context, org, edge string) ([]ThingLiveness
 		return l, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("storage: query liveness: %w", err)
+		return nil, queryErr("query liveness", err)
 	}
 	return out, nil
 }

@@ -72,11 +72,11 @@ func (s *Store) Events(ctx context.Context, q EventQuery) (EventPage, error) {
 		" ORDER BY time " + dir + ", id " + dir + " LIMIT " + strconv.Itoa(limit+1)
 	rows, err := s.pool.Query(ctx, sql, w.args...)
 	if err != nil {
-		return EventPage{}, fmt.Errorf("storage: query events: %w", err)
+		return EventPage{}, queryErr("query events", err)
 	}
 	events, err := pgx.CollectRows(rows, scanEvent)
 	if err != nil {
-		return EventPage{}, fmt.Errorf("storage: query events: %w", err)
+		return EventPage{}, queryErr("query events", err)
 	}
 	page := EventPage{Events: events}
 	if len(events) > limit {
@@ -118,11 +118,11 @@ func (s *Store) Latest(ctx context.Context, q LatestQuery) ([]Event, error) {
 		" ORDER BY org, edge, thing_type, thing_code, time DESC, id DESC"
 	rows, err := s.pool.Query(ctx, sql, w.args...)
 	if err != nil {
-		return nil, fmt.Errorf("storage: latest: %w", err)
+		return nil, queryErr("latest", err)
 	}
 	events, err := pgx.CollectRows(rows, scanEvent)
 	if err != nil {
-		return nil, fmt.Errorf("storage: latest: %w", err)
+		return nil, queryErr("latest", err)
 	}
 	return events, nil
 }
@@ -199,7 +199,7 @@ func (s *Store) Aggregate(ctx context.Context, q AggregateQuery) ([]Bucket, erro
 	}
 	rows, err := s.pool.Query(ctx, sql, w.args...)
 	if err != nil {
-		return nil, fmt.Errorf("storage: aggregate: %w", err)
+		return nil, queryErr("aggregate", err)
 	}
 	buckets, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Bucket, error) {
 		var b Bucket
@@ -210,7 +210,7 @@ func (s *Store) Aggregate(ctx context.Context, q AggregateQuery) ([]Bucket, erro
 		return b, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("storage: aggregate: %w", err)
+		return nil, queryErr("aggregate", err)
 	}
 	return buckets, nil
 }

@@ -116,9 +116,10 @@ func (s *Store) Flavor(ctx context.Context) (Flavor, error) {
 // commands requested before the cutoff. Whole partitions and chunks go at
 // once, so events are kept at least olderThan and at most a day more.
 //
-// Call it periodically (say hourly) on every flavor: on FlavorTimescale
-// the retention policy drops event chunks too, but the other tables
-// have no policy. Several instances may call it at once.
+// Call it periodically (say hourly) on every flavor, or let
+// [Store.StartMaintenance] do it: on FlavorTimescale the retention policy
+// drops event chunks too, but the other tables have no policy. Several
+// instances may call it at once.
 func (s *Store) EnforceRetention(ctx context.Context, olderThan time.Duration) error {
 	if olderThan <= 0 {
 		return fmt.Errorf("%w: retention %v must be positive", ErrInvalidQuery, olderThan)
@@ -127,34 +128,16 @@ func (s *Store) EnforceRetention(ctx context.Context, olderThan time.Duration) e
 	if err != nil {
 		return err
 	}
-	cutoff := s.now().Add(-olderThan)
-	if f.Timescale() {
-		_, err = s.pool.Exec(ctx, "SELECT drop_chunks('lintel.events', older_than => $1::timestamptz)", cutoff)
-	} else {
-		_, err = s.pool.Exec(ctx, "SELECT lintel.drop_event_partitions($1)", cutoff)
-		s.forgetDaysBefore(cutoff)
-	}
-	if err != nil {
-		return fmt.Errorf("storage: retention: events: %w", err)
-	}
-	for _, q := range []string{
-		"DELETE FROM lintel.event_time_overrides WHERE time < $1",
-		"DELETE FROM lintel.access_decisions WHERE time < $1",
-		"DELETE FROM lintel.liveness_events WHERE time < $1",
-		"DELETE FROM lintel.command_acks WHERE time < $1",
-		"DELETE FROM lintel.commands WHERE requested_at < $1",
-	} {
-		if _, err := s.pool.Exec(ctx, q, cutoff); err != nil {
-			return fmt.Errorf("storage: retention: %w", err)
-		}
-	}
-	return nil
+	_, _, err = s.retain(ctx, s.pool, f, s.now().Add(-olderThan))
+	return err
 }
 
 // SetRetentionPolicy replaces the TimescaleDB retention policy on events,
 // which drops chunks older than olderThan in the background. It returns
 // [ErrFlavor] on other flavors, which have no policies: call
-// [Store.EnforceRetention] there.
+// [Store.EnforceRetention] there. [Store.Maintain] unschedules the policy
+// when it does retention itself (set [MaintenanceConfig.Retention]
+// instead).
 func (s *Store) SetRetentionPolicy(ctx context.Context, olderThan time.Duration) error {
 	f, err := s.Flavor(ctx)
 	if err != nil {

@@ -15,6 +15,10 @@ const (
 	// ThingTypeSystem carries platform system events that belong to no device,
 	// e.g. audit-chain alarms raised by central: acme.hq._sys.audit.evt.
 	ThingTypeSystem = "_sys"
+	// ThingTypeAccess carries the edge's access decisions, the records of
+	// its audit trail, with the code of the reader that asked as thing
+	// code: acme.hq._access.r1.evt.
+	ThingTypeAccess = "_access"
 )
 
 // Thing identifies one thing (a device, or a platform component under a

@@ -26,11 +26,11 @@ func TestRun(t *testing.T) {
 	text := stdout.String()
 	rest := text
 	for _, want := range []string{
-		"reader r1, alice's card: granted to alice (set version 1)",
+		"reader r1, alice's card: granted (set version 1)",
 		"lock l1: received unlock command for door front",
 		"reader r1, an unknown card: denied: unknown",
 		"sounder s1: received command sound (pattern alarm), requested by rule:door-forced",
-		"reader r1, alice's card: granted to alice (offline decision, set version 2)",
+		"reader r1, alice's card: granted (offline decision, set version 2)",
 		"lock l1: received unlock command for door front",
 		"reader r1, alice's card: denied: revoked",
 		"central auditor: alarm access.revoked_grant: door front, holder alice, offline grant at set version 2, revoked at version 3",

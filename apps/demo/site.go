@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/lintel-io/lintel/authz"
@@ -29,6 +30,8 @@ const (
 	serviceName = "central"
 	loopback    = "127.0.0.1"
 	seedFile    = "leaf.seed"
+	// auditSeedFile holds the edge's audit key.
+	auditSeedFile = "audit.seed"
 )
 
 // Things of edge hq: the reader, lock and door contact of door front, and
@@ -66,6 +69,8 @@ type site struct {
 	st      *authz.State
 	secrets *authz.Secrets
 	key     []byte // the org's credential hash key
+	// auditKey is the edge's audit key, read from its seed file.
+	auditKey nkeys.KeyPair
 
 	central *natstest.Server
 	proxy   *natstest.Proxy
@@ -124,6 +129,14 @@ func (s *site) credentials(ctx context.Context, dir string) error {
 	if err := authz.WriteSeedFile(filepath.Join(dir, seedFile), res.Secrets.EdgeSeeds[authz.EdgeKeyID(org, edge)]); err != nil {
 		return fmt.Errorf("write the edge's seed: %w", err)
 	}
+	// The edge's audit key reaches it like its leaf seed, in a file of
+	// its own; its access service signs the audit trail with it.
+	if err := authz.WriteSeedFile(filepath.Join(dir, auditSeedFile), res.Secrets.AuditSeeds[authz.EdgeKeyID(org, edge)]); err != nil {
+		return fmt.Errorf("write the edge's audit key: %w", err)
+	}
+	if s.auditKey, err = access.ReadAuditKey(filepath.Join(dir, auditSeedFile)); err != nil {
+		return fmt.Errorf("read the edge's audit key: %w", err)
+	}
 	if s.key, err = access.GenerateHashKey(); err != nil {
 		return fmt.Errorf("generate the hash key: %w", err)
 	}
@@ -165,7 +178,7 @@ func (s *site) startCentral(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	if s.hub, err = edgekit.NewHub(js, edgekit.HubConfig{Org: org, Logger: s.log}); err != nil {
+	if s.hub, err = edgekit.NewHub(js, edgekit.HubConfig{Org: org, Inventory: s.inv, Logger: s.log, CommandKey: s.secrets.CommandSeeds[org]}); err != nil {
 		return err
 	}
 	if err := s.hub.Provision(ctx, edge); err != nil {
@@ -174,7 +187,7 @@ func (s *site) startCentral(ctx context.Context, dir string) error {
 	if s.manager, err = access.NewManager(js, s.hub, access.ManagerConfig{HashKey: s.key, Inventory: s.inv, Logger: s.log}); err != nil {
 		return err
 	}
-	if s.auditor, err = access.StartAuditor(ctx, js, access.AuditorConfig{Org: org, Poll: 100 * time.Millisecond, Logger: s.log}); err != nil {
+	if s.auditor, err = access.StartAuditor(ctx, js, access.AuditorConfig{Org: org, Keys: s.st, Poll: 100 * time.Millisecond, Logger: s.log}); err != nil {
 		return fmt.Errorf("start the auditor: %w", err)
 	}
 	s.onClose(s.auditor.Stop)
@@ -199,6 +212,7 @@ func (s *site) startEdge(ctx context.Context, dir string) error {
 		},
 		LeafReconnectInterval: 100 * time.Millisecond,
 		CheckInterval:         50 * time.Millisecond,
+		CommandKey:            s.secrets.CommandSeeds[authz.EdgeKeyID(org, edge)],
 		Logger:                s.log,
 	})
 	if err != nil {
@@ -210,7 +224,7 @@ func (s *site) startEdge(ctx context.Context, dir string) error {
 	}
 
 	if s.service, err = access.StartService(ctx, s.node, access.ServiceConfig{
-		HashKey: s.key, Inventory: s.inv, SyncInterval: 200 * time.Millisecond, Logger: s.log,
+		HashKey: s.key, AuditKey: s.auditKey, Inventory: s.inv, SyncInterval: 200 * time.Millisecond, Logger: s.log,
 	}); err != nil {
 		return fmt.Errorf("start the access service: %w", err)
 	}
@@ -222,7 +236,7 @@ func (s *site) startEdge(ctx context.Context, dir string) error {
 		return err
 	}
 
-	if s.engine, err = rules.Start(ctx, rules.Config{Org: org, Edge: edge, Conn: s.node.Conn(), JetStream: s.node.JetStream(), Logger: s.log}, nil); err != nil {
+	if s.engine, err = rules.Start(ctx, rules.Config{Org: org, Edge: edge, Conn: s.node.Conn(), JetStream: s.node.JetStream(), SignCommand: s.node.SignCommand, Logger: s.log}, nil); err != nil {
 		return fmt.Errorf("start the rules engine: %w", err)
 	}
 	s.onClose(s.engine.Stop)
@@ -264,6 +278,7 @@ func (s *site) connect(ctx context.Context, t topic.Thing) (*devicekit.Client, e
 	d, err := devicekit.Connect(ctx, devicekit.Config{
 		Thing: t, URLs: []string{s.node.ClientURL()},
 		Password: devicekit.Password(s.password(authz.DeviceUser(t))), Logger: s.log,
+		CommandKeys: s.st.CommandPublicKeys(org, edge),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", t, err)

@@ -176,7 +176,7 @@ func (d *demo) audit(ctx context.Context) error {
 }
 
 // request presents card at reader r1 (for door front) and prints the
-// decision.
+// decision as the reader gets it: granted or why not, never the holder.
 func (d *demo) request(ctx context.Context, what, card string) error {
 	e, err := d.reader.Request(ctx, message.NameAccessRequested,
 		message.AccessRequest{Door: door, Kind: message.CredentialCard, Credential: message.Credential(card)})
@@ -189,9 +189,9 @@ func (d *demo) request(ctx context.Context, what, card string) error {
 	}
 	switch {
 	case dec.Granted && dec.Offline:
-		d.printf("reader %s, %s: granted to %s (offline decision, set version %d)", reader.Code, what, dec.Holder, dec.CredentialSetVersion)
+		d.printf("reader %s, %s: granted (offline decision, set version %d)", reader.Code, what, dec.CredentialSetVersion)
 	case dec.Granted:
-		d.printf("reader %s, %s: granted to %s (set version %d)", reader.Code, what, dec.Holder, dec.CredentialSetVersion)
+		d.printf("reader %s, %s: granted (set version %d)", reader.Code, what, dec.CredentialSetVersion)
 	default:
 		d.printf("reader %s, %s: denied: %s", reader.Code, what, dec.Reason)
 	}

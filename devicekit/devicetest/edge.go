@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 )
 
 // Defaults of [EdgeOptions].
@@ -65,6 +66,10 @@ type Edge struct {
 	Stream string
 	// Things are the provisioned devices.
 	Things []topic.Thing
+	// CommandKey is the edge's command signing key, made for this edge:
+	// devices configured by [Edge.Config] trust it, and commands sent with
+	// [PublishCommand] and this key reach their handlers.
+	CommandKey nkeys.KeyPair
 }
 
 // DefaultThings returns the devices an Edge provisions by default: two
@@ -147,6 +152,10 @@ func NewEdge(opts EdgeOptions) (*Edge, error) {
 		return nil, err
 	}
 	e := &Edge{Server: srv, Conn: nc, Org: opts.Org, Code: opts.Edge, Stream: opts.Stream, Things: opts.Things}
+	if e.CommandKey, err = nkeys.CreateUser(); err != nil {
+		e.Close()
+		return nil, fmt.Errorf("devicetest: command key: %w", err)
+	}
 	if e.JetStream, err = jetstream.New(nc); err != nil {
 		e.Close()
 		return nil, err
@@ -211,13 +220,15 @@ func (e *Edge) Close() {
 }
 
 // Config returns the configuration of device t on this edge: its thing,
-// the server's URL, its password, and reconnection settings short enough
-// for tests.
+// the server's URL, its password, the edge's command key to trust, and
+// reconnection settings short enough for tests.
 func (e *Edge) Config(t topic.Thing) devicekit.Config {
+	pub, _ := e.CommandKey.PublicKey()
 	return devicekit.Config{
 		Thing:         t,
 		URLs:          []string{e.Server.ClientURL()},
 		Password:      Password(t),
+		CommandKeys:   []string{pub},
 		ReconnectWait: 50 * time.Millisecond,
 	}
 }
@@ -231,8 +242,9 @@ func (e *Edge) Harness() Harness {
 		Connect: func(ctx context.Context, t topic.Thing) (devicekit.Device, error) {
 			return devicekit.Connect(ctx, e.Config(t))
 		},
-		Edge:   e.Conn,
-		Stream: e.Stream,
+		Edge:       e.Conn,
+		Stream:     e.Stream,
+		CommandKey: e.CommandKey,
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 )
 
 // EdgeThing returns the thing under which the edge service of org's edge
@@ -40,13 +41,19 @@ func NewCommand(thing topic.Thing, cmd message.Command) (*message.Envelope, erro
 }
 
 // PublishCommand publishes the command envelope e on thing's cmd subject,
-// whatever e's source, as the edge service does.
-func PublishCommand(nc *nats.Conn, thing topic.Thing, e *message.Envelope) error {
+// whatever e's source, as the edge service does, signed for thing with key
+// (message.SignCommand); a nil key sends it unsigned, which devices refuse.
+func PublishCommand(nc *nats.Conn, thing topic.Thing, e *message.Envelope, key nkeys.KeyPair) error {
 	msg, err := e.ToMsg(nil)
 	if err != nil {
 		return err
 	}
 	msg.Subject = thing.Subject(topic.Command).String()
+	if key != nil {
+		if err := message.SignCommand(msg, thing, key); err != nil {
+			return err
+		}
+	}
 	return nc.PublishMsg(msg)
 }
 

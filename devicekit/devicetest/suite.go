@@ -15,6 +15,7 @@ import (
 	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 )
 
 // Harness is what [Run] needs to test an implementation of
@@ -35,6 +36,9 @@ type Harness struct {
 	// Stream is the name of the JetStream stream that captures the things'
 	// evt, tlm, state and ack subjects.
 	Stream string
+	// CommandKey signs the commands the suite sends; the devices Connect
+	// returns must trust its public key (devicekit.Config.CommandKeys).
+	CommandKey nkeys.KeyPair
 }
 
 // timeout bounds each step of the suite; generous, for loaded CI machines.
@@ -47,8 +51,8 @@ const timeout = 30 * time.Second
 // with its automatic acks, and Close.
 func Run(t *testing.T, h Harness) {
 	t.Helper()
-	if len(h.Things) < 2 || h.Connect == nil || h.Edge == nil || h.Stream == "" {
-		t.Fatal("devicetest: Harness needs at least two Things, Connect, Edge and Stream")
+	if len(h.Things) < 2 || h.Connect == nil || h.Edge == nil || h.Stream == "" || h.CommandKey == nil {
+		t.Fatal("devicetest: Harness needs at least two Things, Connect, Edge, Stream and CommandKey")
 	}
 	js, err := jetstream.New(h.Edge)
 	if err != nil {
@@ -74,6 +78,7 @@ func Run(t *testing.T, h Harness) {
 		{"CommandsRepeated", s.commandsRepeated},
 		{"CommandsExpired", s.commandsExpired},
 		{"CommandsMalformed", s.commandsMalformed},
+		{"CommandsNotSigned", s.commandsNotSigned},
 		{"CommandsDeadlineInHandler", s.commandsDeadlineInHandler},
 		{"HandleCommandsLifecycle", s.handleLifecycle},
 		{"Close", s.close},
@@ -559,7 +564,7 @@ func (c *commandEnv) send(t *testing.T, cmd message.Command) *message.Envelope {
 
 func (c *commandEnv) sendEnv(t *testing.T, e *message.Envelope) {
 	t.Helper()
-	if err := PublishCommand(c.s.h.Edge, c.d.Thing(), e); err != nil {
+	if err := PublishCommand(c.s.h.Edge, c.d.Thing(), e, c.s.h.CommandKey); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -716,6 +721,9 @@ func (s *suite) commandsMalformed(t *testing.T) {
 		m := nats.NewMsg(thing.Subject(topic.Command).String())
 		m.Header.Set(message.HeaderMsgID, id.String())
 		m.Data = []byte("unlock please")
+		if err := message.SignCommand(m, thing, s.h.CommandKey); err != nil {
+			t.Fatal(err)
+		}
 		if err := s.h.Edge.PublishMsg(m); err != nil {
 			t.Fatal(err)
 		}
@@ -750,7 +758,12 @@ func (s *suite) commandsMalformed(t *testing.T) {
 		checkAcks(t, "no action", c.wait(t, e.ID, 1), message.AckRejected)
 	})
 	t.Run("without an ID", func(t *testing.T) {
-		if err := s.h.Edge.Publish(thing.Subject(topic.Command).String(), []byte{0xc1}); err != nil {
+		m := nats.NewMsg(thing.Subject(topic.Command).String())
+		m.Data = []byte{0xc1}
+		if err := message.SignCommand(m, thing, s.h.CommandKey); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.h.Edge.PublishMsg(m); err != nil {
 			t.Fatal(err)
 		}
 		c.probe(t) // still handling

@@ -124,7 +124,7 @@ func TestSimulator(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := devicetest.PublishCommand(edge.Conn, thing, e); err != nil {
+			if err := devicetest.PublishCommand(edge.Conn, thing, e, edge.CommandKey); err != nil {
 				t.Fatal(err)
 			}
 			got, err := acks.Wait(testCtx(t), e.ID, 1)

@@ -50,8 +50,12 @@ type ChainAlarm struct {
 	// Event is the ID of the offending event (zero if it could not be
 	// decoded).
 	Event message.ID `msgpack:"event" json:"event"`
-	// Subject is the subject of a forged event; empty for the other kinds.
+	// Subject is the subject of a forged, unsigned, badly signed or
+	// unchained record; empty for the other kinds.
 	Subject string `msgpack:"subject,omitempty" json:"subject,omitempty"`
+	// Detail says what is wrong with a record that is not authentic (the
+	// kinds forged, unsigned and bad_signature); empty for the others.
+	Detail string `msgpack:"detail,omitempty" json:"detail,omitempty"`
 }
 
 // RevokedGrantAlarm is the payload of [NameRevokedGrant]: a decision that

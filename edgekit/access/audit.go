@@ -52,9 +52,21 @@ const (
 	BreakFork BreakKind = "fork"
 	// BreakForged: an event on a system subject of an edge
 	// ("{org}.{edge}._sys.*.evt") that reached central from the edge
-	// (through sourcing) rather than from central itself. Only the
-	// [Auditor] raises it; a [ChainVerifier] never does.
+	// (through sourcing) rather than from central itself, or a decision
+	// record that did not reach central through the edge's platform
+	// stream. Only the [Auditor] raises it; a [ChainVerifier] never does.
 	BreakForged BreakKind = "forged"
+	// BreakUnsigned: a decision record without the edge's signature
+	// ([HeaderAuditKey], [HeaderAuditSig]). Raised by the [Auditor]; the
+	// record is kept out of the chain.
+	BreakUnsigned BreakKind = "unsigned"
+	// BreakBadSignature: a decision record whose signature does not verify
+	// with any of the edge's audit keys ([VerifyRecord]). Raised by the
+	// [Auditor]; the record is kept out of the chain.
+	BreakBadSignature BreakKind = "bad_signature"
+	// BreakUnchained: an authentic decision record without an audit
+	// sequence. Raised by the [Auditor].
+	BreakUnchained BreakKind = "unchained"
 )
 
 // ChainBreak describes what a [ChainVerifier] found wrong. Expected* is what
@@ -137,9 +149,11 @@ const (
 //   - Events that were never published: a decision that never became an
 //     event leaves no trace in the chain.
 //   - Who wrote the events: a hash chain gives integrity, not authenticity.
-//     There is no per-edge signature, so anyone able to write the edge's
-//     event stream and to read its last event can append well-chained
-//     events.
+//     The verifier checks links only; the [Auditor] checks, before it
+//     hands a record to the verifier, that the edge signed it with its
+//     audit key and that it came through the edge's platform stream
+//     ([VerifyRecord]), so that a record anyone else appends, however well
+//     chained, is an alarm and not a link.
 //
 // # Duplicates
 //

@@ -42,7 +42,7 @@ func modified(tb testing.TB, ev chainEvent) chainEvent {
 	}
 	data := bytes.Clone(ev.data)
 	data[i+4] = 'T'
-	out := toChainEvent(tb, ev.name+"*", &nats.Msg{Subject: siteR1.Subject("evt").String(), Data: data})
+	out := toChainEvent(tb, ev.name+"*", &nats.Msg{Subject: access.DecisionThing("acme", "hq", siteR1.Code).Subject("evt").String(), Data: data})
 	if out.d.Door != "fronT" {
 		tb.Fatalf("modified door %q", out.d.Door)
 	}
@@ -60,7 +60,7 @@ type chainFixture struct {
 func newChainFixture(tb testing.TB) chainFixture {
 	tb.Helper()
 	f := chainFixture{ev: map[string]chainEvent{}, heads: map[string]access.ChainHead{}}
-	w := newChainWriter(tb, siteR1)
+	w := newChainWriter(tb, siteR1, nil)
 	at := time.Date(2026, 3, 1, 8, 30, 0, 0, time.UTC)
 	names := []string{"1", "2", "3", "4", "5", "6"}
 	for i, n := range names {
@@ -194,7 +194,7 @@ func TestChainHeadNext(t *testing.T) {
 }
 
 func BenchmarkChainVerify(b *testing.B) {
-	w := newChainWriter(b, siteR1)
+	w := newChainWriter(b, siteR1, nil)
 	const n = 1024
 	events := make([]chainEvent, n)
 	at := time.Now()

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,8 +22,9 @@ import (
 
 // Defaults of [AuditorConfig].
 const (
-	// DefaultAuditorDurable is the name of the auditor's durable consumer
-	// on central's event stream.
+	// DefaultAuditorDurable names the auditor's position in its state
+	// bucket (and the acknowledging consumer of earlier versions, which
+	// the auditor retires).
 	DefaultAuditorDurable = "audit"
 	// DefaultAuditorBatch is how many events the auditor fetches, and
 	// verifies before it persists the chain heads and acknowledges them.
@@ -34,10 +34,6 @@ const (
 	// DefaultAuditorPoll is how long one fetch waits for events; it also
 	// bounds how long [Auditor.Stop] takes.
 	DefaultAuditorPoll = time.Second
-	// auditorAckWait is the consumer's acknowledgement wait. Events are
-	// acknowledged within a batch; a long wait keeps nats-server from
-	// redelivering a slow batch behind the auditor's back.
-	auditorAckWait = time.Minute
 	// auditorMaxBackoff bounds the pause after a failed batch.
 	auditorMaxBackoff = 30 * time.Second
 )
@@ -57,9 +53,15 @@ var (
 type AuditorConfig struct {
 	// Org is the org whose edges are audited. Required.
 	Org string
-	// Durable is the name of the auditor's durable consumer on central's
-	// event stream; [DefaultAuditorDurable] if empty. Run one auditor per
-	// durable.
+	// Keys gives the public audit keys of each edge, with which the
+	// records' signatures are verified ([VerifyRecord]); an *authz.State
+	// is one. It is asked on every record, so a new key is used as soon as
+	// Keys returns it. Required.
+	Keys AuditKeys
+	// Durable names the auditor's position in the state bucket, key
+	// "position.{Durable}"; [DefaultAuditorDurable] if empty. Run one
+	// auditor per durable (a second one that overlaps loses the race for
+	// the position and reads again from where the other got).
 	Durable string
 	// StateBucket is the KV bucket on central that holds, keyed by edge
 	// code, each edge's verified chain head and the position in central's
@@ -83,6 +85,12 @@ type AuditorConfig struct {
 	// Batch is how many events are fetched, verified, persisted and
 	// acknowledged together; [DefaultAuditorBatch] if zero.
 	Batch int
+	// Origins maps the sources of central's event stream to the org's
+	// edges, to refuse events an edge may not write (see [Auditor]); nil
+	// means a table of cfg.Org that learns edges as their subjects appear.
+	// Give one made from the inventory ([authz.NewSourceTableFor]) so that
+	// a refused event is traced to the edge that sent it.
+	Origins *authz.SourceTable
 }
 
 // AuditorStats is a snapshot of an [Auditor]'s counters.
@@ -92,10 +100,15 @@ type AuditorStats struct {
 	Breaks        uint64 // chain breaks found (each raised an alarm)
 	RevokedGrants uint64 // grants of revoked credentials found (each raised an alarm)
 	ForgedSys     uint64 // system events that came from an edge (each raised an alarm)
-	Unchained     uint64 // decision events without an audit sequence
+	Unchained     uint64 // decision records without an audit sequence (each raised an alarm)
+	NotAuthentic  uint64 // decision records not signed by the edge, or not from its platform stream (each raised an alarm)
 	Skipped       uint64 // events that are not decisions
 	Errors        uint64 // malformed decision events, and failed batches
 	Alarms        uint64 // alarms published
+	// Refused counts events whose origin may not write them (an edge
+	// writing as another edge, another org or central; ForgedSys
+	// included): never verified, each logged and raised as an alarm.
+	Refused uint64
 }
 
 // Auditor runs on central: it reads every edge's events from central's
@@ -112,6 +125,18 @@ type AuditorStats struct {
 //     decision that granted a credential revoked in the meantime; online
 //     grants are reported the same way, and the alarm's Offline flag tells
 //     them apart;
+//   - [NameAuditChainBroken] with Kind [BreakForged], [BreakUnsigned] or
+//     [BreakBadSignature] for a decision record that is not the edge's:
+//     decisions are recorded only on the edge's access things
+//     ("{org}.{edge}._access.{reader}.evt", [DecisionThing]), must reach
+//     central through the edge's platform stream, and must carry a valid
+//     signature by one of the edge's audit keys (AuditorConfig.Keys,
+//     [VerifyRecord]). Such a record never enters the chain, so the edge's
+//     next real record is not blamed as a fork. Events of other things named
+//     like decisions (a device may name its own events so) are not decisions
+//     and are skipped;
+//   - [NameAuditChainBroken] with Kind [BreakUnchained] for an authentic
+//     decision record without an audit sequence;
 //   - [NameAuditChainBroken] with Kind [BreakForged] for an event on an
 //     edge's system subject ("{org}.{edge}._sys.*.evt") that came from the
 //     edge: central's event stream captures those subjects for central's
@@ -132,29 +157,36 @@ type AuditorStats struct {
 // clock and decision times the edge's: a skewed edge clock moves the line
 // between a grant before the revocation and one after it by the skew.
 //
-// Progress is a durable pull consumer with explicit acknowledgement on
-// central's event stream, filtered to the org's events. Each edge's verified
-// head, with the position in central's stream it was verified at, is
-// persisted in the state bucket before a batch is acknowledged, so that a
-// restart neither raises an alarm again nor misses an event: events at or
-// before an edge's persisted position are not verified again, and a
-// redelivered event below the head is never an alarm. Alarms carry a
-// Nats-Msg-Id derived from the offending event, so an alarm raised again
-// after a crash within central's duplicate window is stored once. Events
-// that are not decisions are acknowledged without decoding; malformed
-// decision events are logged, counted and acknowledged: nothing blocks the
-// stream. A batch whose alarm or state could not be written is handed back
-// to the consumer and tried again after a pause. On its first run the
+// Before anything else, every event's origin is checked
+// ([AuditorConfig].Origins, [authz.SourceTable.Check]): an event an edge
+// sourced on another edge's or org's subject, or on a system subject, is
+// refused, counted in [AuditorStats].Refused, logged and raised as
+// [NameAuditChainBroken] with Kind [BreakForged] about the edge it came
+// from; it never reaches a chain.
+//
+// Progress is an ordered consumer on central's event stream, filtered to
+// the org's events, which needs no acknowledgement, and a position (the
+// stream sequence through which everything was processed) in the state
+// bucket. Each edge's verified head, with the position in central's
+// stream it was verified at, is persisted before the position after each
+// batch, so that a restart neither raises an alarm again nor misses an
+// event: events at or before an edge's persisted position are not
+// verified again, and an event read again below the head is never an
+// alarm. Alarms carry a Nats-Msg-Id derived from the offending event, so
+// an alarm raised again after a crash within central's duplicate window is
+// stored once. Events that are not decisions are passed over without
+// decoding; malformed decision events are logged and counted: nothing
+// blocks the stream. A batch whose alarm or state could not be written is
+// read again from the persisted position after a pause. On its first run the
 // auditor expects each edge's chain to start at AuditSeq 1: if central's
 // stream no longer holds an edge's first decisions (retention limits), the
 // first one it holds is reported once, as a gap.
 //
-// One caution from [authz.LeafPermissions]: nats-server lets a leaf node
-// publish on "$JS.ACK.>", so an edge that learnt the auditor's
-// acknowledgement subjects could acknowledge events for it. The durable
-// position is then ahead of what was verified, which the per-edge position
-// in the state bucket does not repair. Run the auditor in an account that
-// no leaf is bound to when that matters.
+// nats-server lets a leaf node publish on "$JS.ACK.>" whatever its
+// permissions say ([authz.LeafPermissions]); the auditor acknowledges
+// nothing, so an edge has nothing to forge there. Its position is written
+// with the revision it was read at, so two overlapping auditors of one org
+// cannot both move it. See docs/ingest.md.
 //
 // Start one with [StartAuditor]; stop it with [Auditor.Stop]. Its methods
 // are safe for concurrent use.
@@ -164,7 +196,7 @@ type Auditor struct {
 	log    *slog.Logger
 	stream string
 	filter string
-	cons   jetstream.Consumer
+	rd     auditReader // see auditor_position.go
 	state  jetstream.KeyValue
 
 	// Used by the run goroutine only.
@@ -176,6 +208,9 @@ type Auditor struct {
 	done     chan struct{}
 
 	verified, duplicates, breaks, revokedGrants, forged, unchained, skipped, errs, alarms atomic.Uint64
+	notAuthentic                                                                          atomic.Uint64
+	refused                                                                               atomic.Uint64
+	origins                                                                               *authz.SourceTable
 }
 
 // auditEdge is what the auditor keeps of one edge.
@@ -194,9 +229,10 @@ type auditState struct {
 
 // StartAuditor starts the auditor of cfg.Org on central, using js, a
 // JetStream context of a central service of the org in central's domain.
-// It creates the state bucket if missing and the durable consumer (or
-// updates it), and processes first any events an earlier auditor left
-// unacknowledged, so that the stream is verified in order. ctx bounds the
+// It creates the state bucket if missing and reads the stream from the
+// persisted position on (retiring the acknowledging consumer of earlier
+// versions, whose acknowledged floor it takes over as the position when
+// there is none), so that the stream is verified in order. ctx bounds the
 // start only; the auditor runs until [Auditor.Stop]. It returns an error
 // wrapping [ErrInvalid] for a missing or invalid org or for a central event
 // stream without the subjects of [authz.CentralEventSubjects] (provisioned
@@ -211,6 +247,9 @@ func StartAuditor(ctx context.Context, js jetstream.JetStream, cfg AuditorConfig
 	if err != nil {
 		return nil, fmt.Errorf("%w: auditor: org %q: %w", ErrInvalid, cfg.Org, err)
 	}
+	if cfg.Keys == nil {
+		return nil, fmt.Errorf("%w: auditor: no audit keys (AuditorConfig.Keys)", ErrInvalid)
+	}
 	if cfg.Durable == "" {
 		cfg.Durable = DefaultAuditorDurable
 	}
@@ -222,6 +261,13 @@ func StartAuditor(ctx context.Context, js jetstream.JetStream, cfg AuditorConfig
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = DefaultAuditorPoll
+	}
+	if cfg.Origins == nil {
+		if cfg.Origins, err = authz.NewSourceTable(cfg.Org); err != nil {
+			return nil, fmt.Errorf("%w: auditor: org %q: %w", ErrInvalid, cfg.Org, err)
+		}
+	} else if cfg.Origins.Org() != cfg.Org {
+		return nil, fmt.Errorf("%w: auditor: Origins is the table of org %q, not %q", ErrInvalid, cfg.Origins.Org(), cfg.Org)
 	}
 	if cfg.Batch <= 0 {
 		cfg.Batch = DefaultAuditorBatch
@@ -245,6 +291,7 @@ func StartAuditor(ctx context.Context, js jetstream.JetStream, cfg AuditorConfig
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
+	a.origins = cfg.Origins
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
@@ -279,84 +326,6 @@ func StartAuditor(ctx context.Context, js jetstream.JetStream, cfg AuditorConfig
 	return a, nil
 }
 
-// openConsumer creates or updates the durable consumer.
-func (a *Auditor) openConsumer(ctx context.Context) error {
-	c, err := a.js.CreateOrUpdateConsumer(ctx, a.stream, jetstream.ConsumerConfig{
-		Durable:       a.cfg.Durable,
-		Description:   "Lintel audit of the edges' decision events",
-		FilterSubject: a.filter,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       auditorAckWait,
-		MaxDeliver:    -1,
-		MaxAckPending: 2 * a.cfg.Batch,
-		MaxWaiting:    16,
-	})
-	if err != nil {
-		return fmt.Errorf("access: auditor consumer %s on %s: %w", a.cfg.Durable, a.stream, err)
-	}
-	a.cons = c
-	return nil
-}
-
-// catchUp processes, in stream order, the events an earlier auditor fetched
-// and never acknowledged (it crashed), before any newer event: nats-server
-// would otherwise redeliver them only after the acknowledgement wait, after
-// newer ones. They are read from the stream directly, as redeliveries; when
-// the consumer redelivers them later, they are at or before their edges'
-// persisted positions and are acknowledged without effect.
-func (a *Auditor) catchUp(ctx context.Context) error {
-	info, err := a.cons.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("access: auditor consumer %s: %w", a.cfg.Durable, err)
-	}
-	// A pull request of a crashed auditor may still deliver for up to its
-	// expiry; let it lapse first, so that what it delivers is counted.
-	deadline := time.Now().Add(2*a.cfg.Poll + time.Second)
-	for info.NumWaiting > 0 && time.Now().Before(deadline) {
-		t := time.NewTimer(50 * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-		if info, err = a.cons.Info(ctx); err != nil {
-			return fmt.Errorf("access: auditor consumer %s: %w", a.cfg.Durable, err)
-		}
-	}
-	if info.NumAckPending == 0 {
-		return nil
-	}
-	s, err := a.js.Stream(ctx, a.stream)
-	if err != nil {
-		return fmt.Errorf("access: auditor: stream %s: %w", a.stream, err)
-	}
-	filter, _ := topic.ParseFilter(a.filter)
-	for seq := info.AckFloor.Stream + 1; seq <= info.Delivered.Stream; seq++ {
-		raw, err := s.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("access: auditor: catching up at %s seq %d: %w", a.stream, seq, err)
-		}
-		subj, err := topic.Parse(raw.Subject)
-		if err != nil || !filter.Matches(subj) {
-			continue
-		}
-		ev := auditMsg{subject: raw.Subject, header: raw.Header, data: raw.Data, streamSeq: seq, redelivered: true}
-		if _, err := a.process(ctx, &ev); err != nil {
-			return fmt.Errorf("access: auditor: catching up at %s seq %d: %w", a.stream, seq, err)
-		}
-	}
-	if err := a.persist(ctx); err != nil {
-		return err
-	}
-	a.log.Info("audit caught up with unacknowledged events", "from", info.AckFloor.Stream+1, "to", info.Delivered.Stream)
-	return nil
-}
-
 // Stop stops the auditor after the events of the current fetch are
 // verified and acknowledged, and returns once it has stopped: within about
 // [AuditorConfig] Poll. It is idempotent.
@@ -376,7 +345,9 @@ func (a *Auditor) Stats() AuditorStats {
 		Breaks:        a.breaks.Load(),
 		RevokedGrants: a.revokedGrants.Load(),
 		ForgedSys:     a.forged.Load(),
+		Refused:       a.refused.Load(),
 		Unchained:     a.unchained.Load(),
+		NotAuthentic:  a.notAuthentic.Load(),
 		Skipped:       a.skipped.Load(),
 		Errors:        a.errs.Load(),
 		Alarms:        a.alarms.Load(),
@@ -395,6 +366,7 @@ func (a *Auditor) stopping() bool {
 // run fetches and processes batches until Stop.
 func (a *Auditor) run() {
 	defer close(a.done)
+	defer a.closeReader()
 	backoff := time.Duration(0)
 	for !a.stopping() {
 		if backoff > 0 {
@@ -431,81 +403,6 @@ type auditMsg struct {
 	streamSeq   uint64
 	redelivered bool
 	msg         jetstream.Msg // nil when read from the stream
-}
-
-// batch fetches one batch, processes it event by event and, whenever no
-// event is waiting, persists the heads and acknowledges what it processed.
-// On an error it persists and acknowledges what was done, hands the rest
-// back in order (a negative acknowledgement, redelivered before any newer
-// event) and returns the error.
-func (a *Auditor) batch() error {
-	fetched, err := a.cons.Fetch(a.cfg.Batch, jetstream.FetchMaxWait(a.cfg.Poll))
-	if err != nil {
-		return fmt.Errorf("access: auditor fetch: %w", err)
-	}
-	msgs := fetched.Messages()
-	var done []jetstream.Msg
-	var failed error
-	for m := range msgs {
-		if failed != nil {
-			_ = m.Nak()
-			continue
-		}
-		if err := a.handle(m); err != nil {
-			failed = err
-			_ = a.settle(done)
-			done = nil
-			_ = m.Nak()
-			continue
-		}
-		done = append(done, m)
-		if len(msgs) == 0 { // nothing waiting: settle what is done
-			failed = a.settle(done)
-			done = nil
-		}
-	}
-	if failed == nil && len(done) > 0 {
-		failed = a.settle(done)
-	}
-	if failed == nil {
-		if err := fetched.Error(); err != nil {
-			return fmt.Errorf("access: auditor fetch: %w", err)
-		}
-	}
-	return failed
-}
-
-// handle processes one fetched message.
-func (a *Auditor) handle(m jetstream.Msg) error {
-	ev, err := toAuditMsg(m)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Timeout)
-	defer cancel()
-	_, err = a.process(ctx, ev)
-	return err
-}
-
-// settle persists the heads changed since the last settle, then
-// acknowledges done. If the heads cannot be persisted it hands done back
-// and forgets the edges' state, to read it again from the bucket.
-func (a *Auditor) settle(done []jetstream.Msg) error {
-	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Timeout)
-	defer cancel()
-	if err := a.persist(ctx); err != nil {
-		for _, m := range done {
-			_ = m.Nak()
-		}
-		a.forgetEdges()
-		return err
-	}
-	for _, m := range done {
-		if err := m.Ack(); err != nil {
-			a.log.Debug("audit ack", LogKeyErr, err)
-		}
-	}
-	return nil
 }
 
 // toAuditMsg reads the metadata of a fetched message.
@@ -574,15 +471,15 @@ func (a *Auditor) process(ctx context.Context, ev *auditMsg) (bool, error) {
 		a.skipped.Add(1)
 		return false, nil
 	}
-	if subj.Type == topic.ThingTypeSystem {
-		if ev.header.Get(headerStreamSource) == "" {
-			a.skipped.Add(1) // central's own, such as this auditor's alarms
-			return false, nil
-		}
-		return false, a.forgedSys(ctx, subj, ev)
+	if refused, err := a.checkOrigin(ctx, subj, ev); refused || err != nil {
+		return false, err // see auditor_origin.go
 	}
-	if !bytes.Contains(ev.data, nameGranted) && !bytes.Contains(ev.data, nameDenied) {
-		a.skipped.Add(1)
+	if subj.Type == topic.ThingTypeSystem {
+		a.skipped.Add(1) // central's own, such as this auditor's alarms
+		return false, nil
+	}
+	if subj.Type != topic.ThingTypeAccess || (!bytes.Contains(ev.data, nameGranted) && !bytes.Contains(ev.data, nameDenied)) {
+		a.skipped.Add(1) // decisions are recorded on the access thing only (see [DecisionThing])
 		return false, nil
 	}
 	var env message.Envelope
@@ -602,10 +499,11 @@ func (a *Auditor) process(ctx context.Context, ev *auditMsg) (bool, error) {
 		return false, nil
 	}
 	edge := env.Source.Edge
+	if ok, err := a.authentic(ctx, subj, ev, &env); !ok || err != nil {
+		return false, err // not the edge's: raised, and kept out of the chain
+	}
 	if d.AuditSeq == 0 {
-		a.unchained.Add(1)
-		a.log.Warn("audit: decision event outside the chain", edgekit.LogKeyEdge, edge, message.LogKeyMsgID, env.ID.String())
-		return false, a.checkGrant(ctx, edge, &env, &d)
+		return false, a.unchainedDecision(ctx, subj, ev, &env, &d)
 	}
 	e, err := a.edge(ctx, edge)
 	if err != nil {
@@ -710,24 +608,6 @@ func (a *Auditor) credentials(ctx context.Context, edge string) (jetstream.KeyVa
 	}
 	e.creds = kv
 	return kv, nil
-}
-
-// forgedSys raises an alarm for a system event that came from an edge.
-func (a *Auditor) forgedSys(ctx context.Context, subj topic.Subject, ev *auditMsg) error {
-	var env message.Envelope
-	_ = message.DecodeMsg(&nats.Msg{Subject: ev.subject, Header: ev.header, Data: ev.data}, &env, &message.DecodeOptions{SkipSubjectCheck: true})
-	dedup := "forged:" + env.ID.String()
-	if env.ID.IsZero() {
-		dedup = "forged:seq:" + strconv.FormatUint(ev.streamSeq, 10)
-	}
-	a.log.Warn("audit: system event from an edge", edgekit.LogKeyEdge, subj.Edge, message.LogKeySubject, ev.subject,
-		"source", ev.header.Get(headerStreamSource))
-	alarm := ChainAlarm{Kind: BreakForged, Event: env.ID, Subject: ev.subject}
-	if err := a.publish(ctx, subj.Edge, NameAuditChainBroken, env.ID, dedup, alarm); err != nil {
-		return err
-	}
-	a.forged.Add(1)
-	return nil
 }
 
 // publish stores an alarm about edge in central's event stream, with a

@@ -9,6 +9,7 @@ import (
 	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 )
 
 // The manager and auditor tests use the site of service_helpers_test.go
@@ -29,7 +30,7 @@ func (s *site) manager() *access.Manager {
 // auditor starts an auditor, stopped at cleanup.
 func (s *site) auditor(tweak func(*access.AuditorConfig)) *access.Auditor {
 	s.tb.Helper()
-	cfg := access.AuditorConfig{Org: "acme", Poll: 200 * time.Millisecond}
+	cfg := access.AuditorConfig{Org: "acme", Keys: s.st, Poll: 200 * time.Millisecond}
 	if tweak != nil {
 		tweak(&cfg)
 	}
@@ -41,11 +42,24 @@ func (s *site) auditor(tweak func(*access.AuditorConfig)) *access.Auditor {
 	return a
 }
 
-// publishEdge publishes msg into edge hq's event stream, as the edge
-// service does, from the node's own connection.
+// publishEdge publishes msg at edge hq from the node's own connection: a
+// decision record (on an "_access" subject) into the edge's platform
+// stream, as the access service does, anything else into its event
+// stream.
 func (s *site) publishEdge(msg *nats.Msg) {
 	s.tb.Helper()
-	if _, err := s.node.JetStream().PublishMsg(siteCtx(s.tb), msg, jetstream.WithExpectStream(s.node.Names().EventStream)); err != nil {
+	n := s.node.Names()
+	subj, err := topic.Parse(msg.Subject)
+	if err != nil {
+		s.tb.Fatal(err)
+	}
+	stream := n.EventStream
+	if subj.Type == topic.ThingTypeAccess {
+		m := *msg
+		m.Subject, stream = n.PlatformSubject(subj.Thing, subj.MessageType), n.PlatformStream
+		msg = &m
+	}
+	if _, err := s.node.JetStream().PublishMsg(siteCtx(s.tb), msg, jetstream.WithExpectStream(stream)); err != nil {
 		s.tb.Fatalf("publish %s at the edge: %v", msg.Subject, err)
 	}
 }
@@ -110,19 +124,22 @@ func cenNamed(as []cenAlarm, name string) []cenAlarm {
 // previous event's exact bytes.
 type chainWriter struct {
 	tb     testing.TB
-	reader topic.Thing
+	reader topic.Thing // the reader's DecisionThing
 	head   access.ChainHead
 	ids    *message.IDGenerator
+	key    nkeys.KeyPair // signs each record; nil leaves them unsigned
 }
 
-func newChainWriter(tb testing.TB, reader topic.Thing) *chainWriter {
-	return &chainWriter{tb: tb, reader: reader, ids: &message.IDGenerator{}}
+// newChainWriter returns a writer of the decision records of reader,
+// signed with key (nil: unsigned).
+func newChainWriter(tb testing.TB, reader topic.Thing, key nkeys.KeyPair) *chainWriter {
+	return &chainWriter{tb: tb, reader: access.DecisionThing(reader.Org, reader.Edge, reader.Code), ids: &message.IDGenerator{}, key: key}
 }
 
 // fork returns a writer that continues from head, as an edge that lost
 // its chain head would.
 func (w *chainWriter) fork(head access.ChainHead) *chainWriter {
-	return &chainWriter{tb: w.tb, reader: w.reader, head: head, ids: w.ids}
+	return &chainWriter{tb: w.tb, reader: w.reader, head: head, ids: w.ids, key: w.key}
 }
 
 // next returns the NATS message of the next decision event d, made at time
@@ -137,6 +154,11 @@ func (w *chainWriter) next(d message.AccessDecision, at time.Time) *nats.Msg {
 	msg, err := e.ToMsg(nil)
 	if err != nil {
 		w.tb.Fatal(err)
+	}
+	if w.key != nil {
+		if err := access.SignRecord(w.key, msg.Subject, msg); err != nil {
+			w.tb.Fatal(err)
+		}
 	}
 	w.head = access.ChainHead{Seq: d.AuditSeq, Hash: access.EventHash(msg.Data)}
 	return msg

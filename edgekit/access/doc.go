@@ -33,12 +33,16 @@
 //
 // A fresh edge loads its whole bucket through its mirror when it first
 // starts (BenchmarkLoadFreshEdge: 100,000 credentials in about 1.3 s here).
-// When an edge's store is replaced (new hardware, a wiped disk), call
-// [Manager.ResetMirror] before the new edge starts: central's consumer for
-// the mirror remembers what it delivered to the old store and would skip it.
-// An edge that finds its mirror lacking entries central holds never counts
-// as in sync ([ErrMirrorIncomplete] in its log), so its doors fall back
-// rather than decide from a partial set.
+// When an edge's store is replaced (new hardware, a wiped disk), central's
+// consumer for the mirror remembers what it delivered to the old store and
+// the new mirror skips it. The edge notices by itself: a mirror lacking
+// entries central holds never counts as in sync ([ErrMirrorIncomplete] in
+// its log), so its doors fall back rather than decide from a partial set,
+// and the edge rebuilds the mirror and asks central for exactly what it
+// lacks; no operator step is needed, in any order. Replacing hardware
+// should also rotate the edge's NKey, so that central refuses the old box
+// if it is still up (both would claim the edge's link). See
+// docs/credential-mirror.md.
 //
 // # Decisions at the edge
 //
@@ -83,14 +87,20 @@
 //
 // # The audit trail
 //
-// Every decision is an event in the edge's event stream, forwarded to
-// central like any other event and stored by package storage. The edge
-// chains its decision events by hash over their exact encoded bytes
-// ([ChainHead], [EventHash]); central's [Auditor] verifies each edge's chain
-// on arrival ([ChainVerifier], which states the threat model: what the
-// chain detects and what it cannot) and raises an alarm event
-// ([NameAuditChainBroken]) on a gap, a modified or reordered event or a
-// fork. Alarms are central's own events about an edge, on
+// Every decision is recorded as an event of the reader's [DecisionThing]
+// ("{org}.{edge}._access.{reader}.evt", a reserved thing no device may
+// publish as) in the edge's platform stream, which no device can write,
+// forwarded to central and stored by package storage. The edge chains its
+// decision records by hash over their exact encoded bytes ([ChainHead],
+// [EventHash]) and signs each with its audit key ([RecordSigningBytes],
+// [SignRecord]); central's [Auditor] checks each record's origin and
+// signature ([VerifyRecord], with the edge's public keys from
+// authz.State), verifies each edge's chain on arrival ([ChainVerifier],
+// which states what the chain detects and what it cannot) and raises an
+// alarm event ([NameAuditChainBroken]) on a record that is not the edge's,
+// a gap, a modified or reordered record or a fork. The reader's reply
+// carries the decision, never the record. See docs/threat-model.md, "An
+// audit trail that cannot be forged, and a fair share of the edge". Alarms are central's own events about an edge, on
 // "{org}.{edge}._sys.audit.evt" ([AlarmThing]), which central's event
 // stream stores and no edge can publish across the leaf link.
 //

@@ -16,6 +16,7 @@ import (
 	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 )
 
 // Defaults of [ServiceConfig].
@@ -67,6 +68,11 @@ type ServiceConfig struct {
 	// hashes each presented credential with it ([message.Credential.Hash])
 	// and looks the hash up in its set.
 	HashKey []byte
+	// AuditKey is the edge's audit key ([ReadAuditKey], the seed of its
+	// authz.AuditKey): the service signs every record of its audit trail
+	// with it ([SignRecord]), and central's [Auditor] verifies them with
+	// the edge's public keys. Required.
+	AuditKey nkeys.KeyPair
 	// Inventory is the deployment's inventory: the edge's doors, their
 	// readers and locks, and the site's time zone.
 	Inventory *authz.Inventory
@@ -118,14 +124,22 @@ type ServiceStats struct {
 	Offline       uint64 // decisions made without a sync confirmed since the link came up
 	SyncWaits     uint64 // would-be grants checked at central after the link came back
 	Malformed     uint64 // requests that could not be read (answered with an error header)
-	AuditFailures uint64 // decision events that could not be stored
+	AuditFailures uint64 // decision records not stored at once (not carried out unless AnswerBeforeStored; published again)
+	AuditLost     uint64 // decision records given up on: never stored (see [Service], "The audit trail")
 	Unlocks       uint64 // unlock commands sent
 	SyncChecks    uint64 // sync confirmations asked of central
 	ApplyErrors   uint64 // entries of the bucket that did not parse (applied fail-secure)
 	// MirrorIncomplete counts sync checks that found the edge's mirror
-	// lacking entries central holds (see [Manager.ResetMirror]); the edge
-	// does not count as in sync then.
+	// lacking entries central holds; the edge does not count as in sync
+	// then, and rebuilds its mirror.
 	MirrorIncomplete uint64
+	// MirrorRebuilds counts the times the edge rebuilt its incomplete
+	// mirror and asked central for everything it lacked (see
+	// [Service], "A replaced or wiped store").
+	MirrorRebuilds uint64
+	// RepliesRefused counts requests dropped unanswered because their reply
+	// subject was not the requester's own inbox ([topic.ReplyAllowed]).
+	RepliesRefused uint64
 }
 
 // HeaderError is the header of a reply to a request the edge could not
@@ -159,23 +173,41 @@ type door struct {
 // credential with the org's key, decides from its set ([Set.Decide]) and
 // answers with a [message.AccessDecision] whose CorrelationID is the
 // request's ID. A request from a thing that is not one of the door's
-// readers is denied [message.DenyUnknownDoor]. On a grant the service sends
+// readers is denied [message.DenyUnknownDoor]. A request whose reply
+// subject is not the reader's own inbox ([topic.ReplyAllowed]) is dropped
+// unanswered and undecided, counted (RepliesRefused) and logged; requests
+// are taken and answered on the node's responder connection
+// ([edgekit.Node.ResponderConn]), which may publish only into devices'
+// inboxes. On a grant the service sends
 // each of the door's locks an [ActionUnlock] command with a short deadline,
 // directly on the lock's cmd subject (not through central).
 //
 // # The audit trail
 //
-// Every decision is also an event ([message.NameAccessGranted] or
-// [message.NameAccessDenied], Type [topic.Event], Source the reader) in the
-// edge's event stream, which central sources like any other event. The
-// service chains the events: each carries the hash of the previous one's
-// exact bytes ([ChainHead]). The reply and the unlock go out only after the
-// event stream has stored the event (fsynced when the node runs with sync
-// "always", its default), so that normally a door never opens on a decision
-// the audit trail lacks (ServiceConfig.AnswerBeforeStored trades that for
-// the fsync's latency). If the event cannot be stored within Timeout, the
-// decision is still answered and carried out: the failure is counted and
-// logged, and central sees a gap in the chain.
+// Every decision is also recorded ([message.NameAccessGranted] or
+// [message.NameAccessDenied], Type [topic.Event], Source the reader's
+// [DecisionThing], so on "{org}.{edge}._access.{reader}.evt") in the edge's
+// platform stream ([authz.EdgeNames].PlatformStream), which no device can
+// write and which central sources like the event stream. The service chains
+// the records: each carries the hash of the previous one's exact bytes
+// ([ChainHead]), and signs each with the edge's audit key
+// ([RecordSigningBytes]), so that central can tell the edge's records from
+// anything else ([Auditor]). The chain head is kept in the edge's state
+// bucket and recovered from the platform stream at start, so a restart
+// continues the chain. The reader's reply carries the decision, not the
+// record: neither the holder, nor the credential's hash, nor the chain
+// link.
+//
+// The reply and the unlock go out only after the platform stream has
+// stored the record (fsynced when the node runs with sync "always", its
+// default), so that a door never opens on a decision the audit trail lacks
+// (ServiceConfig.AnswerBeforeStored trades that for the fsync's latency).
+// If the record is not stored within Timeout, the door fails closed: the
+// reader gets an error reply, no lock is unlocked, and the record is
+// published again (same message ID, so it is stored once) until the stream
+// takes it; records given up on (the service stopped, or more than 1024
+// waiting) are counted (ServiceStats.AuditLost) and logged, and central
+// sees a gap in the chain.
 //
 // # Sync with central and staleness
 //
@@ -212,6 +244,20 @@ type door struct {
 // between two looks is not noticed as a reconnection, but the next periodic
 // sync check still bounds the staleness.
 //
+// # A replaced or wiped store
+//
+// The edge's mirror reads through a durable consumer on central that
+// remembers what it delivered; a new or wiped store (or one that lost its
+// last writes to a power cut) would get only what came after. When a sync
+// check finds the mirror at central's last revision with fewer entries than
+// central holds, twice in a row, the edge does not count as in sync and
+// rebuilds the mirror by itself: it deletes it, asks central to reset the
+// consumer to the first sequence it lacks, creates the mirror again, and
+// replaces its set with the new one once that holds what central held
+// ([ServiceStats].MirrorRebuilds). Decisions use the old set meanwhile,
+// within the doors' staleness limits. Rebuilds that do not make the mirror
+// whole are retried after a backoff of one second, doubling up to a minute.
+//
 // # When the edge cannot decide
 //
 // Until the set has been loaded (at start-up, or if the local store cannot
@@ -228,6 +274,7 @@ type Service struct {
 	node  *edgekit.Node
 	names authz.EdgeNames
 	nc    *nats.Conn
+	rc    *nats.Conn // the node's responder: takes requests, answers them
 	js    jetstream.JetStream
 	log   *slog.Logger
 	now   func() time.Time
@@ -257,9 +304,13 @@ type Service struct {
 	auditMu   sync.Mutex
 	head      ChainHead
 	headMu    sync.Mutex
-	headSaved uint64 // chain seq of the head last written to the state bucket
+	headSaved uint64       // chain seq of the head last written to the state bucket
+	unstored  atomic.Int64 // records being published again (audit_record.go)
 
 	mirrorGap atomic.Uint64 // entries the mirror was last found to lack
+	repair    mirrorRepair  // the mirror's self-repair: see resync.go
+
+	repliesRefused atomic.Uint64 // see reply.go
 
 	gate sync.RWMutex // held for reading while a request is taken in
 
@@ -275,7 +326,7 @@ type Service struct {
 
 	stats struct {
 		requests, granted, denied, fallback, offline, syncWaits, malformed,
-		auditFailures, unlocks, syncChecks, applyErrors, mirrorIncomplete atomic.Uint64
+		auditFailures, auditLost, unlocks, syncChecks, applyErrors, mirrorIncomplete atomic.Uint64
 	}
 }
 
@@ -288,8 +339,17 @@ type Service struct {
 // JetStream or NATS error of a step that failed; nothing is left running
 // then.
 func StartService(ctx context.Context, node *edgekit.Node, cfg ServiceConfig) (*Service, error) {
-	if node == nil || node.Conn() == nil {
+	if node == nil || node.Conn() == nil || node.ResponderConn() == nil {
 		return nil, fmt.Errorf("%w: node not started", ErrInvalid)
+	}
+	if cfg.AuditKey == nil {
+		return nil, fmt.Errorf("%w: no audit key", ErrInvalid)
+	}
+	if pub, err := cfg.AuditKey.PublicKey(); err != nil || !nkeys.IsValidPublicUserKey(pub) {
+		return nil, fmt.Errorf("%w: audit key is not a user NKey", ErrInvalid)
+	}
+	if _, err := cfg.AuditKey.Sign(nil); err != nil {
+		return nil, fmt.Errorf("%w: audit key cannot sign (a public key only?): %w", ErrInvalid, err)
 	}
 	if len(cfg.HashKey) < HashKeySize {
 		return nil, fmt.Errorf("%w: hash key of %d bytes, want at least %d", ErrInvalid, len(cfg.HashKey), HashKeySize)
@@ -316,13 +376,14 @@ func StartService(ctx context.Context, node *edgekit.Node, cfg ServiceConfig) (*
 	}
 	names := node.Names()
 	s := &Service{
-		cfg: cfg, node: node, names: names, nc: node.Conn(), js: node.JetStream(),
+		cfg: cfg, node: node, names: names, nc: node.Conn(), rc: node.ResponderConn(), js: node.JetStream(),
 		log: log.With(edgekit.LogKeyOrg, names.Org, edgekit.LogKeyEdge, names.Edge),
 		now: cfg.Now, ids: cfg.IDs, org: names.Org, edge: names.Edge,
 		kick: make(chan struct{}, 1), calls: make(map[string]chan *nats.Msg),
 		sem: make(chan struct{}, cfg.MaxInFlight), done: make(chan struct{}),
 	}
 	s.set.Store(NewSet())
+	s.repair.req = make(chan uint64, 1)
 	if err := s.loadSite(); err != nil {
 		return nil, err
 	}
@@ -338,7 +399,7 @@ func StartService(ctx context.Context, node *edgekit.Node, cfg ServiceConfig) (*
 		stop()
 		return nil, fmt.Errorf("access: subscribe to sync replies: %w", err)
 	}
-	reqSub, err := s.nc.Subscribe(s.org+"."+s.edge+".*.*."+string(topic.Request), s.onRequest)
+	reqSub, err := s.rc.Subscribe(s.org+"."+s.edge+".*.*."+string(topic.Request), s.onRequest)
 	if err != nil {
 		stop()
 		_ = replySub.Unsubscribe()
@@ -469,13 +530,13 @@ type syncRecord struct {
 	Version uint64    `json:"version"`
 }
 
-// recoverHead moves the chain head past decision events that the event
-// stream stored after the head was last written (the head is written
-// asynchronously, after each event is stored).
+// recoverHead moves the chain head past decision records that the
+// platform stream stored after the head was last written (the head is
+// written asynchronously, after each record is stored).
 func (s *Service) recoverHead(ctx context.Context, after uint64) error {
-	stream, err := s.js.Stream(ctx, s.names.EventStream)
+	stream, err := s.js.Stream(ctx, s.names.PlatformStream)
 	if err != nil {
-		return fmt.Errorf("access: event stream %s: %w", s.names.EventStream, err)
+		return fmt.Errorf("access: platform stream %s: %w", s.names.PlatformStream, err)
 	}
 	st := stream.CachedInfo().State
 	seq := max(after+1, st.FirstSeq)
@@ -485,13 +546,14 @@ func (s *Service) recoverHead(ctx context.Context, after uint64) error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("access: recover audit chain from %s at %d: %w", s.names.EventStream, seq, err)
+			return fmt.Errorf("access: recover audit chain from %s at %d: %w", s.names.PlatformStream, seq, err)
 		}
 		var e message.Envelope
 		if message.DecodeMsg(&nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data}, &e, nil) != nil {
 			continue
 		}
-		if e.Type != topic.Event || (e.Name != message.NameAccessGranted && e.Name != message.NameAccessDenied) {
+		if e.Type != topic.Event || e.Source.Type != topic.ThingTypeAccess ||
+			(e.Name != message.NameAccessGranted && e.Name != message.NameAccessDenied) {
 			continue
 		}
 		d, err := message.DecodePayload[message.AccessDecision](&e)
@@ -577,8 +639,9 @@ func (s *Service) Stats() ServiceStats {
 	return ServiceStats{
 		Requests: s.stats.requests.Load(), Granted: s.stats.granted.Load(), Denied: s.stats.denied.Load(),
 		Fallback: s.stats.fallback.Load(), Offline: s.stats.offline.Load(), SyncWaits: s.stats.syncWaits.Load(),
-		Malformed: s.stats.malformed.Load(), AuditFailures: s.stats.auditFailures.Load(),
+		Malformed: s.stats.malformed.Load(), AuditFailures: s.stats.auditFailures.Load(), AuditLost: s.stats.auditLost.Load(),
 		Unlocks: s.stats.unlocks.Load(), SyncChecks: s.stats.syncChecks.Load(), ApplyErrors: s.stats.applyErrors.Load(),
-		MirrorIncomplete: s.stats.mirrorIncomplete.Load(),
+		MirrorIncomplete: s.stats.mirrorIncomplete.Load(), MirrorRebuilds: s.repair.rebuilds.Load(),
+		RepliesRefused: s.repliesRefused.Load(),
 	}
 }

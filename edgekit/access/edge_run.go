@@ -23,7 +23,21 @@ func (s *Service) watch(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		var rb *errRebuild
+		if errors.As(err, &rb) {
+			// The new set replaces the old one once it holds what central
+			// held when the mirror was found lacking.
+			if err = s.rebuildMirror(ctx, rb.last); err == nil {
+				continue
+			}
+			if ctx.Err() != nil {
+				return
+			}
+		}
 		s.log.Warn("credential set: watch of the local mirror failed; retrying", LogKeyErr, err)
+		if s.repair.until.Load() != 0 {
+			s.ensureMirror(ctx)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -35,11 +49,29 @@ func (s *Service) watch(ctx context.Context) {
 // The first watch fills the service's set. A later one (after a failure)
 // fills a new set, which replaces the old one once it is complete, so that
 // an entry deleted meanwhile cannot linger; decisions use the old set until
-// then.
+// then. After a rebuild of the mirror the new set is complete only once it
+// has also applied the revision central had when the mirror was found
+// lacking. A watch ends with an [*errRebuild] when the sync checks ask for
+// the mirror to be rebuilt.
 func (s *Service) watchOnce(ctx context.Context, first bool) error {
+	until := s.repair.until.Load()
 	set := s.set.Load()
 	if !first {
 		set = NewSet()
+	}
+	loaded := false   // the watch has delivered what the mirror held when it began
+	complete := false // set is the service's set, complete
+	replace := func() {
+		if complete || !loaded || set.Version() < until {
+			return
+		}
+		complete = true
+		swapped := s.set.Swap(set) != set
+		s.repair.until.CompareAndSwap(until, 0)
+		s.markLoaded()
+		if swapped {
+			s.applied(set.Version())
+		}
 	}
 	kv, err := s.js.KeyValue(ctx, s.names.CredentialBucket)
 	if err != nil {
@@ -54,13 +86,15 @@ func (s *Service) watchOnce(ctx context.Context, first bool) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case last := <-s.repair.req:
+			return &errRebuild{last: last}
 		case e, ok := <-w.Updates():
 			if !ok {
 				return errors.New("access: watch closed")
 			}
 			if e == nil {
-				s.set.Store(set)
-				s.markLoaded()
+				loaded = true
+				replace()
 				continue
 			}
 			deleted := e.Operation() != jetstream.KeyValuePut
@@ -70,6 +104,8 @@ func (s *Service) watchOnce(ctx context.Context, first bool) error {
 			}
 			if s.set.Load() == set {
 				s.applied(e.Revision())
+			} else {
+				replace()
 			}
 		}
 	}
@@ -185,6 +221,11 @@ func (s *Service) syncLoop(ctx context.Context) {
 // the edge's sync namespace and waits for the answer, at most two seconds
 // (or Timeout, if shorter).
 func (s *Service) call(ctx context.Context, subject string) (*nats.Msg, error) {
+	return s.request(ctx, subject, nil)
+}
+
+// request is call with a request body.
+func (s *Service) request(ctx context.Context, subject string, data []byte) (*nats.Msg, error) {
 	ch := make(chan *nats.Msg, 1)
 	s.callMu.Lock()
 	s.callSeq++
@@ -196,7 +237,7 @@ func (s *Service) call(ctx context.Context, subject string) (*nats.Msg, error) {
 		delete(s.calls, reply)
 		s.callMu.Unlock()
 	}()
-	if err := s.nc.PublishMsg(&nats.Msg{Subject: subject, Reply: reply}); err != nil {
+	if err := s.nc.PublishMsg(&nats.Msg{Subject: subject, Reply: reply, Data: data}); err != nil {
 		return nil, err
 	}
 	wait := time.NewTimer(min(s.cfg.Timeout, 2*time.Second))
@@ -292,26 +333,34 @@ func (s *Service) centralEntry(ctx context.Context, id string) (*Credential, uin
 // checkMirror compares the edge's mirror with central's bucket, which holds
 // msgs entries up to last: a mirror that has reached last with fewer
 // entries lost some, and the edge must not count as in sync. It happens to
-// an edge whose store was replaced while central's consumer for its mirror
-// had already delivered the bucket to the old store: nats-server then skips
-// what it cannot deliver again. [Manager.ResetMirror] repairs it.
+// an edge whose store was replaced or wiped while central's consumer for
+// its mirror had already delivered the bucket to the old store: nats-server
+// then skips what it cannot deliver again. The edge rebuilds such a mirror
+// by itself (see resync.go).
 func (s *Service) checkMirror(ctx context.Context, msgs, last uint64) error {
 	str, err := s.js.Stream(ctx, s.names.CredentialStream)
 	if err != nil {
 		return fmt.Errorf("access: credential mirror %s: %w", s.names.CredentialStream, err)
 	}
+	if s.repair.until.Load() != 0 {
+		return errRebuilding
+	}
 	st := str.CachedInfo().State
 	if st.LastSeq < last || st.Msgs >= msgs {
 		s.mirrorGap.Store(0)
+		if st.LastSeq >= last {
+			s.mirrorWhole()
+		}
 		return nil
 	}
 	s.stats.mirrorIncomplete.Add(1)
 	missing := msgs - st.Msgs
 	if s.mirrorGap.Swap(missing) != missing {
 		s.log.Error("credential mirror incomplete: it reached central's last revision with entries missing; "+
-			"the edge will not count as in sync until central resets the mirror's consumer (Manager.ResetMirror)",
+			"the edge does not count as in sync, and rebuilds its mirror",
 			"missing", missing, "central_entries", msgs, "mirror_entries", st.Msgs, LogKeyVersion, last)
 	}
+	s.mirrorLacking(last)
 	return fmt.Errorf("%w: credential mirror lacks %d of central's %d entries", ErrMirrorIncomplete, missing, msgs)
 }
 
@@ -361,6 +410,9 @@ func (s *Service) onRequest(m *nats.Msg) {
 // handle decides one request, stores its audit event, answers it and, on
 // a grant, unlocks the door.
 func (s *Service) handle(m *nats.Msg) {
+	if !s.replyAllowed(m) {
+		return
+	}
 	var req message.Envelope
 	if err := message.DecodeMsg(m, &req, nil); err != nil {
 		s.reject(m, "malformed request: "+err.Error())
@@ -380,20 +432,17 @@ func (s *Service) handle(m *nats.Msg) {
 		return
 	}
 	d, dr := s.decide(req.Source, ar)
-	env, msg, fut := s.record(req, d)
-	if msg == nil {
-		s.answer(m, nil, d)
+	rec := s.record(req, &d)
+	if rec == nil || (!s.cfg.AnswerBeforeStored && !s.awaitStored(rec)) {
+		s.answer(m, nil, d) // not recorded: the door fails closed
 		return
 	}
-	if !s.cfg.AnswerBeforeStored {
-		s.awaitStored(d, fut)
-	}
-	s.answer(m, msg, d)
+	s.answer(m, rec.reply, d)
 	if d.Granted && dr != nil {
-		s.unlock(req.Source, env, dr, d.Door)
+		s.unlock(req.Source, rec.env, dr, d.Door)
 	}
 	if s.cfg.AnswerBeforeStored {
-		s.awaitStored(d, fut)
+		s.awaitStored(rec)
 	}
 }
 
@@ -457,84 +506,10 @@ func (s *Service) checkCentral(id string, policy DoorPolicy, d message.AccessDec
 	return set.decideWith(c, d, sit), true
 }
 
-// record chains d into the audit trail and publishes its event: it returns
-// the event and the publish's future, or a nil message when the event
-// could not be published at all.
-func (s *Service) record(req message.Envelope, d message.AccessDecision) (*message.Envelope, *nats.Msg, jetstream.PubAckFuture) {
-	switch {
-	case d.Granted:
-		s.stats.granted.Add(1)
-	default:
-		s.stats.denied.Add(1)
-	}
-	if d.Fallback {
-		s.stats.fallback.Add(1)
-	}
-	if d.Offline {
-		s.stats.offline.Add(1)
-	}
-	now := s.now()
-	env := &message.Envelope{ID: s.ids.NewAt(now), Time: now.UTC(), Source: req.Source, Type: topic.Event,
-		Name: d.MessageName(), CorrelationID: req.ID}
-	s.auditMu.Lock()
-	defer s.auditMu.Unlock()
-	d.AuditSeq, d.AuditPrev = s.head.Next()
-	var msg *nats.Msg
-	err := message.SetPayload(env, d)
-	if err == nil {
-		msg, err = env.ToMsg(nil)
-	}
-	var fut jetstream.PubAckFuture
-	if err == nil {
-		fut, err = s.js.PublishMsgAsync(msg, jetstream.WithExpectStream(s.names.EventStream))
-	}
-	if err != nil {
-		s.stats.auditFailures.Add(1)
-		s.log.Error("decision not recorded", LogKeyDoor, d.Door, LogKeyReader, req.Source.Code, LogKeyErr, err)
-		return env, nil, nil
-	}
-	s.head = ChainHead{Seq: d.AuditSeq, Hash: EventHash(msg.Data)}
-	return env, msg, fut
-}
-
-// awaitStored waits for the event stream to store a decision's event, then
-// writes the chain head to the state bucket.
-func (s *Service) awaitStored(d message.AccessDecision, fut jetstream.PubAckFuture) {
-	t := time.NewTimer(s.cfg.Timeout)
-	defer t.Stop()
-	select {
-	case ack := <-fut.Ok():
-		s.saveHead(ChainHead{Seq: d.AuditSeq, Hash: EventHash(fut.Msg().Data)}, ack.Sequence)
-	case err := <-fut.Err():
-		s.stats.auditFailures.Add(1)
-		s.log.Error("decision event not stored", LogKeyDoor, d.Door, LogKeyErr, err)
-	case <-t.C:
-		s.stats.auditFailures.Add(1)
-		s.log.Error("decision event not stored in time", LogKeyDoor, d.Door)
-	}
-}
-
-// saveHead writes head, stored at stream sequence seq, to the state bucket
-// unless a later head was written already.
-func (s *Service) saveHead(head ChainHead, seq uint64) {
-	s.headMu.Lock()
-	defer s.headMu.Unlock()
-	if head.Seq <= s.headSaved {
-		return
-	}
-	s.headSaved = head.Seq
-	data, _ := json.Marshal(struct {
-		ChainHead
-		StreamSeq uint64 `json:"stream_seq"`
-	}{head, seq})
-	if _, err := s.js.PublishAsync("$KV."+StateBucket(s.org, s.edge)+"."+stateKeyHead, data); err != nil {
-		s.log.Warn("audit chain head not written", LogKeyErr, err)
-	}
-}
-
-// answer replies to the request with the decision event.
+// answer replies to the request with msg, the reply made for the decision
+// (see record), or with an error header when msg is nil.
 func (s *Service) answer(m *nats.Msg, msg *nats.Msg, d message.AccessDecision) {
-	if m.Reply == "" {
+	if m.Reply == "" || !topic.ReplyAllowed(m.Subject, m.Reply) {
 		return
 	}
 	r := &nats.Msg{Subject: m.Reply}
@@ -544,7 +519,7 @@ func (s *Service) answer(m *nats.Msg, msg *nats.Msg, d message.AccessDecision) {
 		r.Header = nats.Header{}
 		r.Header.Set(HeaderError, "decision "+string(d.Reason)+" not recorded in the audit trail")
 	}
-	if err := s.nc.PublishMsg(r); err != nil {
+	if err := s.rc.PublishMsg(r); err != nil {
 		s.log.Warn("decision not answered", LogKeyDoor, d.Door, LogKeyErr, err)
 	}
 }
@@ -553,12 +528,12 @@ func (s *Service) answer(m *nats.Msg, msg *nats.Msg, d message.AccessDecision) {
 func (s *Service) reject(m *nats.Msg, why string) {
 	s.stats.malformed.Add(1)
 	s.log.Warn("access request rejected", edgeLogSubject, m.Subject, LogKeyErr, why)
-	if m.Reply == "" {
+	if m.Reply == "" || !topic.ReplyAllowed(m.Subject, m.Reply) {
 		return
 	}
 	r := &nats.Msg{Subject: m.Reply, Header: nats.Header{}}
 	r.Header.Set(HeaderError, why)
-	_ = s.nc.PublishMsg(r)
+	_ = s.rc.PublishMsg(r)
 }
 
 const edgeLogSubject = "subject"
@@ -581,6 +556,9 @@ func (s *Service) unlock(reader topic.Thing, grant *message.Envelope, dr *door, 
 			continue
 		}
 		msg, err := e.ToMsg(nil)
+		if err == nil {
+			err = s.node.SignCommand(msg, lock)
+		}
 		if err == nil {
 			err = s.nc.PublishMsg(msg)
 		}

@@ -25,9 +25,16 @@ var (
 	// [*topic.Error] that explains it.
 	ErrInvalid = errors.New("access: invalid value")
 	// ErrMirrorIncomplete reports an edge whose mirror of its credential
-	// bucket reached central's last revision with entries missing; see
-	// [Manager.ResetMirror].
+	// bucket reached central's last revision with entries missing, or is
+	// being rebuilt because of it; the edge rebuilds it by itself (see
+	// [Service], "A replaced or wiped store").
 	ErrMirrorIncomplete = errors.New("access: credential mirror incomplete")
+	// ErrUnsigned reports an audit record without the edge's signature
+	// headers ([HeaderAuditKey], [HeaderAuditSig]).
+	ErrUnsigned = errors.New("access: audit record not signed")
+	// ErrBadSignature reports an audit record whose signature does not
+	// verify, or whose signing key is not one of the edge's audit keys.
+	ErrBadSignature = errors.New("access: audit record signature invalid")
 )
 
 // Kinds of entry a [FieldError] can be about.

@@ -783,17 +783,15 @@ func (m *Manager) Version(ctx context.Context, edge string) (uint64, error) {
 	return s.CachedInfo().State.LastSeq, nil
 }
 
-// ResetMirror starts the edge's credential mirror over from the first
-// entry: it deletes central's durable consumer through which the edge
-// mirrors its bucket and creates it anew. Call it when an edge's store is
-// replaced (new hardware, a wiped disk) before the new edge starts: central's
-// consumer remembers what it delivered to the old store, and a fresh mirror
-// reading through it would skip those entries (the edge then logs that its
-// mirror is incomplete and never counts as in sync, see
-// [ServiceStats].MirrorIncomplete). An edge whose mirror is already
-// incomplete must also drop it: stop the edge, delete its credential stream
-// (or its store) and start it again after ResetMirror. It returns the error
-// of [authz.NamesFor] for a bad edge code, or the JetStream error.
+// ResetMirror starts central's side of the edge's credential mirror over:
+// it deletes central's durable consumer through which the edge mirrors its
+// bucket and creates it anew, delivering from the first entry. It is an
+// operator's tool (a consumer deleted or damaged at central); an edge whose
+// store was replaced or wiped needs no call, whatever the order of events:
+// it finds its mirror incomplete and rebuilds it by itself
+// ([ServiceStats].MirrorRebuilds). An edge whose mirror is whole ignores
+// what the new consumer delivers again. It returns the error of
+// [authz.NamesFor] for a bad edge code, or the JetStream error.
 func (m *Manager) ResetMirror(ctx context.Context, edge string) error {
 	n, err := authz.NamesFor(m.cfg.Org, edge)
 	if err != nil {

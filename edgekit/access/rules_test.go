@@ -17,7 +17,7 @@ import (
 // refused with the rule and field named while the rules in force stay.
 func TestRulesFromCentral(t *testing.T) {
 	s := newSite(t, siteOptions{noService: true})
-	eng, err := rules.Start(siteCtx(t), rules.Config{Org: "acme", Edge: "hq", Conn: s.node.Conn(), JetStream: s.node.JetStream()}, nil)
+	eng, err := rules.Start(siteCtx(t), rules.Config{Org: "acme", Edge: "hq", Conn: s.node.Conn(), JetStream: s.node.JetStream(), SignCommand: s.node.SignCommand}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -64,6 +65,8 @@ type site struct {
 	secrets *authz.Secrets
 	dir     string
 	key     []byte
+	// auditKey is edge hq's audit key, as generated into st.
+	auditKey nkeys.KeyPair
 
 	central *natstest.Server
 	proxy   *natstest.Proxy
@@ -82,6 +85,7 @@ type siteOptions struct {
 	noService bool                               // start central and the node only
 	noNode    bool                               // start central only
 	service   func(*site, *access.ServiceConfig) // adjusts the service's config
+	node      func(*edgekit.NodeConfig)          // adjusts the node's config
 }
 
 // newSite starts central, registers edges hq and lab, starts hq's node and its access
@@ -99,6 +103,12 @@ func newSite(tb testing.TB, o siteOptions) *site {
 		tb.Fatal(err)
 	}
 	s := &site{tb: tb, inv: inv, st: res.State, secrets: res.Secrets, dir: tb.TempDir(), key: key}
+	if err := authz.WriteSeedFile(filepath.Join(s.dir, "audit.seed"), res.Secrets.AuditSeeds[authz.EdgeKeyID("acme", "hq")]); err != nil {
+		tb.Fatal(err)
+	}
+	if s.auditKey, err = access.ReadAuditKey(filepath.Join(s.dir, "audit.seed")); err != nil {
+		tb.Fatal(err)
+	}
 	if err := authz.WriteSeedFile(filepath.Join(s.dir, "leaf.seed"), res.Secrets.EdgeSeeds[authz.EdgeKeyID("acme", "hq")]); err != nil {
 		tb.Fatal(err)
 	}
@@ -112,13 +122,17 @@ func newSite(tb testing.TB, o siteOptions) *site {
 		},
 		LeafReconnectInterval: 100 * time.Millisecond,
 		CheckInterval:         50 * time.Millisecond,
+		CommandKey:            res.Secrets.CommandSeeds[authz.EdgeKeyID("acme", "hq")],
+	}
+	if o.node != nil {
+		o.node(&s.nodeCfg)
 	}
 	if o.noNode {
 		return s
 	}
 	s.node = s.startNode()
 	s.waitFor("the leaf link", s.node.LinkUp)
-	s.svcCfg = access.ServiceConfig{HashKey: key, Inventory: inv, Doors: o.doors, SyncInterval: 100 * time.Millisecond}
+	s.svcCfg = access.ServiceConfig{HashKey: key, AuditKey: s.auditKey, Inventory: inv, Doors: o.doors, SyncInterval: 100 * time.Millisecond}
 	if o.service != nil {
 		o.service(s, &s.svcCfg)
 	}
@@ -157,7 +171,7 @@ func (s *site) startCentral() {
 	if s.cjs, err = jetstream.New(nc); err != nil {
 		tb.Fatal(err)
 	}
-	if s.hub, err = edgekit.NewHub(s.cjs, edgekit.HubConfig{Org: "acme"}); err != nil {
+	if s.hub, err = edgekit.NewHub(s.cjs, edgekit.HubConfig{Org: "acme", Inventory: s.inv, CommandKey: s.secrets.CommandSeeds["acme"]}); err != nil {
 		tb.Fatal(err)
 	}
 	if err := s.hub.Provision(siteCtx(tb), "hq", "lab"); err != nil {
@@ -251,6 +265,7 @@ func (s *site) device(t topic.Thing) *devicekit.Client {
 		Password:          devicekit.Password(s.password(authz.DeviceUser(t))),
 		HeartbeatInterval: time.Second, ReconnectWait: 50 * time.Millisecond,
 		Timeout: siteWait, ReconnectBufferSize: -1,
+		CommandKeys: s.st.CommandPublicKeys("acme", "hq"),
 	})
 	if err != nil {
 		s.tb.Fatalf("connect %s: %v", t, err)
@@ -324,20 +339,22 @@ func decisionEvents(tb testing.TB, js jetstream.JetStream, stream string) []stor
 		if message.DecodeMsg(&nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data}, &e, nil) != nil {
 			continue
 		}
-		if e.Name != message.NameAccessGranted && e.Name != message.NameAccessDenied {
+		if e.Source.Type != topic.ThingTypeAccess || (e.Name != message.NameAccessGranted && e.Name != message.NameAccessDenied) {
 			continue
 		}
 		d, err := message.DecodePayload[message.AccessDecision](&e)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		out = append(out, storedDecision{env: &e, d: d, data: m.Data})
+		out = append(out, storedDecision{env: &e, d: d, data: m.Data, header: m.Header, subject: m.Subject})
 	}
 	return out
 }
 
 type storedDecision struct {
-	env  *message.Envelope
-	d    message.AccessDecision
-	data []byte
+	env     *message.Envelope
+	d       message.AccessDecision
+	data    []byte
+	header  nats.Header
+	subject string
 }

@@ -79,6 +79,11 @@ type Config struct {
 	// event stream like any event (edgekit.Node.JetStream). Nil means
 	// jetstream.New(Conn).
 	JetStream jetstream.JetStream
+	// SignCommand signs each command the engine sends for its target with
+	// the edge's command key (edgekit.Node.SignCommand): devices act only
+	// on signed commands. Nil leaves the engine unable to command devices:
+	// every command action fails and is counted as an error.
+	SignCommand func(msg *nats.Msg, target topic.Thing) error
 	// MaxDepth is the deepest chain of firings; see HeaderRuleDepth. Zero
 	// means DefaultMaxDepth.
 	MaxDepth int

@@ -19,6 +19,7 @@ import (
 	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -68,6 +69,7 @@ func waitFor(tb testing.TB, what string, cond func() bool) {
 type edge struct {
 	node    *edgekit.Node
 	secrets *authz.Secrets
+	st      *authz.State
 }
 
 // startEdge starts edge acme.hq with the test things, unreachable
@@ -106,12 +108,13 @@ func startEdge(tb testing.TB) *edge {
 		LeafReconnectInterval: time.Second,
 		CheckInterval:         50 * time.Millisecond,
 		SyncInterval:          time.Second, // the tests need no fsync per message
+		CommandKey:            res.Secrets.CommandSeeds[authz.EdgeKeyID("acme", "hq")],
 	})
 	if err != nil {
 		tb.Fatalf("start node: %v", err)
 	}
 	tb.Cleanup(n.Stop)
-	return &edge{node: n, secrets: res.Secrets}
+	return &edge{node: n, secrets: res.Secrets, st: res.State}
 }
 
 // device connects device t to the edge and closes it at cleanup.
@@ -125,6 +128,7 @@ func (e *edge) device(tb testing.TB, t topic.Thing) *devicekit.Client {
 		ReconnectWait:       50 * time.Millisecond,
 		Timeout:             wait,
 		ReconnectBufferSize: -1,
+		CommandKeys:         e.st.CommandPublicKeys("acme", "hq"),
 	})
 	if err != nil {
 		tb.Fatalf("connect device %s: %v", t, err)
@@ -141,7 +145,7 @@ func (e *edge) engine(tb testing.TB, doc string) *rules.Engine {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	eng, err := rules.Start(testCtx(tb), rules.Config{Org: "acme", Edge: "hq", Conn: e.node.Conn(), JetStream: e.node.JetStream()}, rs)
+	eng, err := rules.Start(testCtx(tb), rules.Config{Org: "acme", Edge: "hq", Conn: e.node.Conn(), JetStream: e.node.JetStream(), SignCommand: e.node.SignCommand}, rs)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -279,7 +283,12 @@ func (b *bus) engine(tb testing.TB, doc string, tweak func(*rules.Config)) *rule
 			tb.Fatal(err)
 		}
 	}
-	cfg := rules.Config{Org: "acme", Edge: "hq", Conn: b.nc}
+	key, err := nkeys.CreateUser()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sign := func(m *nats.Msg, t topic.Thing) error { return message.SignCommand(m, t, key) }
+	cfg := rules.Config{Org: "acme", Edge: "hq", Conn: b.nc, SignCommand: sign}
 	if tweak != nil {
 		tweak(&cfg)
 	}

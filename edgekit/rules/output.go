@@ -101,6 +101,12 @@ func (e *Engine) publishCommand(o *output, i int, a *commandAction, now time.Tim
 		return err
 	}
 	setLoopHeaders(msg, o)
+	if e.cfg.SignCommand == nil {
+		return fmt.Errorf("rules: command %s to %s not sent: %w", a.action, a.target, ErrNoSigner)
+	}
+	if err := e.cfg.SignCommand(msg, a.target); err != nil {
+		return fmt.Errorf("rules: sign command %s to %s: %w", a.action, a.target, err)
+	}
 	if err := e.cfg.Conn.PublishMsg(msg); err != nil {
 		return fmt.Errorf("rules: publish command %s on %s: %w", a.action, msg.Subject, err)
 	}

@@ -14,11 +14,16 @@
 // migrates a template database once and every test gets a clone of it
 // (CREATE DATABASE … TEMPLATE …), which takes milliseconds. The migration is
 // the caller's function, so pgtest depends on no schema. The template is
-// named after [Template.Name] and [Template.Hash] and is kept between runs;
-// when the hash changes, a new template is built and the stale one dropped.
-// Building happens once per process and template, under an advisory lock in
-// the admin database, so test binaries that run at the same time (go test
-// runs packages in parallel) build it once between them. A template is
+// named after [Template.Name], the server's flavor ("pg" without
+// TimescaleDB, "ts" or "tsa" with it under its 'timescale' or 'apache'
+// license, since a migration may choose its schema by what the server has)
+// and [Template.Hash], and is kept between runs; when the hash changes, a
+// new template is built and the stale one dropped. Building happens once
+// per process and template, under an advisory lock in the server's
+// "postgres" database (advisory locks hold per database, so connection
+// strings naming different databases of one server still share it), so
+// test binaries that run at the same time (go test runs packages in
+// parallel) build it once between them. A template is
 // marked IS_TEMPLATE only after its migration succeeded, so one left half
 // built by a killed process is recognised and rebuilt.
 //
@@ -44,7 +49,9 @@
 // [WithTimescale] asks for a server with the timescaledb extension:
 // LINTEL_TEST_TIMESCALE_URL ([EnvTimescaleURL]), else the container, else the
 // ordinary server if it has the extension. Without one the test is skipped,
-// whatever LINTEL_REQUIRE_DB says: that variable is about plain PostgreSQL.
+// whatever LINTEL_REQUIRE_DB says (that variable is about plain
+// PostgreSQL), unless LINTEL_REQUIRE_TIMESCALE=1 ([EnvRequireTimescale])
+// makes it a failure.
 //
 // The server is shared: tests never stop or reconfigure it, and each pool
 // is small ([DefaultMaxConns]) so that parallel tests stay within

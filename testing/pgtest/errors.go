@@ -10,7 +10,8 @@ var (
 	ErrNoDatabase = errors.New("pgtest: no PostgreSQL available")
 
 	// ErrNoTimescale reports that no PostgreSQL server with the timescaledb
-	// extension could be found. [New] with [WithTimescale] always skips the
-	// test with it, whatever LINTEL_REQUIRE_DB says.
+	// extension could be found. [New] with [WithTimescale] skips the test
+	// with it, whatever LINTEL_REQUIRE_DB says, or fails when
+	// LINTEL_REQUIRE_TIMESCALE=1.
 	ErrNoTimescale = errors.New("pgtest: no TimescaleDB available")
 )

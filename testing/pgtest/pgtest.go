@@ -73,7 +73,8 @@ func WithTemplate(t Template) Option {
 // WithTimescale asks for a server with the timescaledb extension available:
 // [EnvTimescaleURL], else a container when Docker is available, else the
 // ordinary server if it has the extension. When there is none, the test is
-// skipped, even with LINTEL_REQUIRE_DB=1.
+// skipped, even with LINTEL_REQUIRE_DB=1, or fails with
+// LINTEL_REQUIRE_TIMESCALE=1 ([EnvRequireTimescale]).
 func WithTimescale() Option {
 	return func(o *options) error {
 		o.timescale = true
@@ -107,6 +108,11 @@ type DB struct {
 	Source string
 	// Timescale reports whether the timescaledb extension can be created.
 	Timescale bool
+	// Flavor is "pg" without TimescaleDB, "ts" with it under
+	// timescaledb.license 'timescale' (compression, policies, continuous
+	// aggregates) and "tsa" under 'apache' (hypertables only). It is part
+	// of the template's name.
+	Flavor string
 }
 
 // New returns a pool connected to a fresh database for the test, and drops
@@ -139,14 +145,10 @@ func NewDB(tb testing.TB, opts ...Option) *DB {
 
 	srv, err := findServer(ctx, o.timescale)
 	if err != nil {
-		switch {
-		case errors.Is(err, ErrNoTimescale):
-			tb.Skipf("%v", err)
-		case errors.Is(err, ErrNoDatabase) && !truthy(EnvRequireDB):
-			tb.Skipf("%v (set %s=1 to make this a failure)", err, EnvRequireDB)
-		default:
-			tb.Fatalf("%v", err)
+		if env := skipUnless(err); env != "" {
+			tb.Skipf("%v (set %s=1 to make this a failure)", err, env)
 		}
+		tb.Fatalf("%v", err)
 	}
 
 	tmplName := ""
@@ -181,7 +183,20 @@ func NewDB(tb testing.TB, opts ...Option) *DB {
 		tb.Fatalf("pgtest: %v", err)
 	}
 	tb.Cleanup(pool.Close)
-	return &DB{Name: name, DSN: dsn, Pool: pool, Source: srv.source, Timescale: srv.timescale}
+	return &DB{Name: name, DSN: dsn, Pool: pool, Source: srv.source, Timescale: srv.timescale, Flavor: srv.flavor}
+}
+
+// skipUnless returns, when err reports a missing server that skips the
+// test, the variable that would make it a failure instead; "" when err
+// fails the test.
+func skipUnless(err error) string {
+	switch {
+	case errors.Is(err, ErrNoTimescale) && !truthy(EnvRequireTimescale):
+		return EnvRequireTimescale
+	case errors.Is(err, ErrNoDatabase) && !truthy(EnvRequireDB):
+		return EnvRequireDB
+	}
+	return ""
 }
 
 func findServer(ctx context.Context, timescale bool) (*server, error) {

@@ -23,8 +23,12 @@ const (
 	EnvTimescaleURL = "LINTEL_TEST_TIMESCALE_URL"
 	// EnvRequireDB names the variable that, set to "1" or "true", turns the
 	// skip of a test that finds no PostgreSQL into a failure, as CI wants.
-	// It does not apply to [WithTimescale].
+	// It does not apply to [WithTimescale]; see [EnvRequireTimescale].
 	EnvRequireDB = "LINTEL_REQUIRE_DB"
+	// EnvRequireTimescale names the variable that, set to "1" or "true",
+	// turns the skip of a [WithTimescale] test that finds no TimescaleDB
+	// into a failure, as CI wants once it has installed TimescaleDB.
+	EnvRequireTimescale = "LINTEL_REQUIRE_TIMESCALE"
 	// EnvNoDocker names the variable that, when set to "1" or "true", stops
 	// pgtest from looking for Docker.
 	EnvNoDocker = "LINTEL_TEST_NO_DOCKER"
@@ -50,6 +54,12 @@ type server struct {
 	adminDSN  string // connection string of a database to run CREATE/DROP DATABASE from
 	source    string // where it came from, for messages
 	timescale bool   // the timescaledb extension can be created there
+	// flavor names what a migration that detects its flavor finds there:
+	// "pg" without TimescaleDB, "ts" with it under timescaledb.license
+	// 'timescale', "tsa" under 'apache'. It is part of template names, so
+	// that a template built before the server gained TimescaleDB, or under
+	// the other license, is never cloned for a test on the server as it is.
+	flavor string
 }
 
 // servers caches, once per process, where the plain and the TimescaleDB
@@ -157,13 +167,26 @@ func probe(ctx context.Context, dsn, source string) (*server, error) {
 	}
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 	var ts bool
+	var license *string
 	err = conn.QueryRow(ctx, `
 		SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
-		   AND current_setting('shared_preload_libraries') LIKE '%timescaledb%'`).Scan(&ts)
+		   AND current_setting('shared_preload_libraries') LIKE '%timescaledb%',
+		       current_setting('timescaledb.license', true)`).Scan(&ts, &license)
 	if err != nil {
 		return nil, err
 	}
-	return &server{adminDSN: dsn, source: source, timescale: ts}, nil
+	return &server{adminDSN: dsn, source: source, timescale: ts, flavor: serverFlavor(ts, license)}, nil
+}
+
+// serverFlavor returns the server's flavor for template names (see server.flavor).
+func serverFlavor(timescale bool, license *string) string {
+	switch {
+	case !timescale:
+		return "pg"
+	case license != nil && *license == "apache":
+		return "tsa"
+	}
+	return "ts"
 }
 
 // truthy reports whether an environment variable is set to a true value.

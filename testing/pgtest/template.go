@@ -40,8 +40,9 @@ type templateOnce struct {
 	err  error
 }
 
-// templateName returns the database name of t's template.
-func templateName(t Template) string {
+// templateName returns the database name of t's template on a server of
+// the given flavor (see server.flavor).
+func templateName(t Template, flavor string) string {
 	h := strings.Map(func(r rune) rune {
 		switch {
 		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
@@ -54,12 +55,12 @@ func templateName(t Template) string {
 	if len(h) > 16 {
 		h = h[:16]
 	}
-	return templatePrefix + t.Name + "_" + h
+	return templatePrefix + t.Name + "_" + flavor + "_" + h
 }
 
 // ensureTemplate builds t's template on srv unless it exists, and returns its name.
 func ensureTemplate(ctx context.Context, srv *server, t Template) (string, error) {
-	name := templateName(t)
+	name := templateName(t, srv.flavor)
 	key := srv.adminDSN + "\x00" + name
 	templates.mu.Lock()
 	if templates.m == nil {
@@ -80,10 +81,16 @@ func ensureTemplate(ctx context.Context, srv *server, t Template) (string, error
 // template is complete once it is marked IS_TEMPLATE, which happens only
 // after Migrate succeeded; an incomplete one, left by a killed process, is
 // dropped and built again.
+//
+// Advisory locks hold per database, so the lock is taken in the server's
+// maintenance database "postgres" whatever database the admin connection
+// string names: two connection strings for one server (one naming "test",
+// one "postgres", say) then serialise on the same lock. Only when that
+// database cannot be reached is the lock taken in the admin database.
 func buildTemplate(ctx context.Context, srv *server, t Template, name string) (err error) {
-	admin, err := pgx.Connect(ctx, srv.adminDSN)
+	admin, err := connectLockDB(ctx, srv)
 	if err != nil {
-		return fmt.Errorf("pgtest: connect to %s: %w", srv.source, err)
+		return err
 	}
 	defer func() { _ = admin.Close(context.WithoutCancel(ctx)) }()
 	if _, err := admin.Exec(ctx, "SELECT pg_advisory_lock($1)", templateLockKey); err != nil {
@@ -95,7 +102,7 @@ func buildTemplate(ctx context.Context, srv *server, t Template, name string) (e
 		_, _ = admin.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", templateLockKey)
 	}()
 
-	reapStale(ctx, admin, t.Name, name)
+	reapStale(ctx, admin, t.Name, srv.flavor, name)
 
 	var isTemplate bool
 	err = admin.QueryRow(ctx, "SELECT datistemplate FROM pg_database WHERE datname = $1", name).Scan(&isTemplate)
@@ -135,6 +142,25 @@ func buildTemplate(ctx context.Context, srv *server, t Template, name string) (e
 	return nil
 }
 
+// lockDB is the database in which template locks are taken: the
+// maintenance database that initdb creates on every server.
+const lockDB = "postgres"
+
+// connectLockDB connects to srv's lockDB, or to its admin database when
+// lockDB cannot be reached.
+func connectLockDB(ctx context.Context, srv *server) (*pgx.Conn, error) {
+	if dsn, err := withDatabase(srv.adminDSN, lockDB); err == nil {
+		if c, err := pgx.Connect(ctx, dsn); err == nil {
+			return c, nil
+		}
+	}
+	c, err := pgx.Connect(ctx, srv.adminDSN)
+	if err != nil {
+		return nil, fmt.Errorf("pgtest: connect to %s: %w", srv.source, err)
+	}
+	return c, nil
+}
+
 func migrateTemplate(ctx context.Context, srv *server, t Template, name string) error {
 	dsn, err := withDatabase(srv.adminDSN, name)
 	if err != nil {
@@ -156,14 +182,16 @@ func migrateTemplate(ctx context.Context, srv *server, t Template, name string) 
 	return nil
 }
 
-// reapStale drops, best effort, the templates of the same Name whose hash
-// is not current, and test databases older than staleAfter. It runs under
-// the template lock.
-func reapStale(ctx context.Context, admin *pgx.Conn, tmplName, current string) {
+// reapStale drops, best effort, the templates of the same Name and server
+// flavor as current whose hash is not current, and test databases older
+// than staleAfter. A template of another Name that merely begins alike
+// ("storage_pg" beside "storage") is left alone: after the Name only the
+// flavor and the hash may follow. It runs under the template lock.
+func reapStale(ctx context.Context, admin *pgx.Conn, tmplName, flavor, current string) {
 	rows, err := admin.Query(ctx, `
 		SELECT datname FROM pg_database
-		WHERE (starts_with(datname, $1) AND datname <> $2) OR starts_with(datname, $3)`,
-		templatePrefix+tmplName+"_", current, testDBPrefix)
+		WHERE (datname ~ $1 AND datname <> $2) OR starts_with(datname, $3)`,
+		"^"+templatePrefix+tmplName+"_"+flavor+"_[a-z0-9]{1,16}$", current, testDBPrefix)
 	if err != nil {
 		return
 	}
@@ -224,8 +252,14 @@ func dropDatabase(ctx context.Context, srv *server, name string) error {
 }
 
 func dropDB(ctx context.Context, admin *pgx.Conn, name string) error {
-	// A template cannot be dropped; clear the flag first.
-	_, _ = admin.Exec(ctx, "ALTER DATABASE "+ident(name)+" WITH IS_TEMPLATE false")
+	// A template cannot be dropped; clear the flag first. Only then: ALTER
+	// DATABASE of a database left invalid by an interrupted DROP is a
+	// FATAL error, which closes the connection.
+	var isTemplate bool
+	err := admin.QueryRow(ctx, "SELECT datistemplate FROM pg_database WHERE datname = $1", name).Scan(&isTemplate)
+	if err == nil && isTemplate {
+		_, _ = admin.Exec(ctx, "ALTER DATABASE "+ident(name)+" WITH IS_TEMPLATE false")
+	}
 	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(name)+" WITH (FORCE)"); err != nil {
 		return fmt.Errorf("pgtest: drop database %s: %w", name, err)
 	}

@@ -1,0 +1,4 @@
+package storage
+
+// MaintenanceLockKey is the maintenance advisory lock, for tests that hold it.
+const MaintenanceLockKey = maintenanceLockKey
