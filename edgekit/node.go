@@ -205,6 +205,17 @@ type NodeConfig struct {
 	// [DefaultCommandAckWait].
 	CommandAckWait time.Duration
 
+	// DeviceRate bounds the messages a second each device connection may
+	// publish into the edge, with bursts of DeviceBurst more; a connection
+	// over it is closed and its user refused for DeviceBanFor (see
+	// docs/threat-model.md). Zero means [DefaultDeviceRate],
+	// [DefaultDeviceBurst] and [DefaultDeviceBanFor]; a negative DeviceRate
+	// turns the limit off. The rate is read at every CheckInterval, so a
+	// device may exceed its burst by what it publishes within one interval.
+	DeviceRate   float64
+	DeviceBurst  float64
+	DeviceBanFor time.Duration
+
 	// MQTT enables nats-server's MQTT listener for devices that speak only
 	// MQTT; see [MQTTConfig].
 	MQTT MQTTConfig
@@ -263,6 +274,15 @@ func (c NodeConfig) withDefaults() NodeConfig {
 	}
 	if c.CommandAckWait == 0 {
 		c.CommandAckWait = DefaultCommandAckWait
+	}
+	if c.DeviceRate == 0 {
+		c.DeviceRate = DefaultDeviceRate
+	}
+	if c.DeviceBurst == 0 {
+		c.DeviceBurst = DefaultDeviceBurst
+	}
+	if c.DeviceBanFor == 0 {
+		c.DeviceBanFor = DefaultDeviceBanFor
 	}
 	if c.StartTimeout == 0 {
 		c.StartTimeout = DefaultStartTimeout
@@ -325,6 +345,7 @@ type Node struct {
 	started  time.Time
 
 	cmds   *cmdDispatcher
+	rate   *rateGuard
 	live   *liveTracker
 	report *statusReporter
 
@@ -408,6 +429,8 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		ready:    make(chan struct{}),
 	}
 	n.inv.Store(cfg.Inventory)
+	n.rate = newRateGuard(cfg)
+	gate.rate = n.rate
 	n.stamp = &message.Stamper{Source: self, BootID: cfg.IDs.New(), Now: cfg.Now, IDs: cfg.IDs}
 	n.live = newLiveTracker(n)
 	n.cmds = newCmdDispatcher(n)
@@ -542,6 +565,7 @@ func (n *Node) loop() {
 		case <-n.stopping:
 			return
 		case <-t.C:
+			n.enforceRate()
 			n.live.tick()
 			n.cmds.tick()
 			n.report.tick()

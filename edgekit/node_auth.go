@@ -32,6 +32,7 @@ type nodeGate struct {
 	respUser  string
 	respToken string
 	respPerms *server.Permissions
+	rate      *rateGuard // devices refused for a while after exceeding their rate
 	srv       atomic.Pointer[server.Server]
 	isOpen    atomic.Bool
 }
@@ -87,6 +88,9 @@ func (g *nodeGate) Check(c server.ClientAuthentication) bool {
 		}
 	}
 	if !g.isOpen.Load() {
+		return false
+	}
+	if o := c.GetOpts(); o != nil && g.rate.refused(o.Username) {
 		return false
 	}
 	return g.inner.Check(c)

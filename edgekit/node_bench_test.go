@@ -52,6 +52,7 @@ func BenchmarkNodeIngest(b *testing.B) {
 				cfg.SyncInterval = s.interval
 				cfg.Render.MaxFileStore = 4 << 30
 				cfg.EventStreamMaxBytes = 2 << 30
+				cfg.DeviceRate = -1 // measures the store, not the per-device limit
 				node := nodeStart(b, cfg)
 				publish := nodeBenchPublishFuncs(b, env, node, client == "nats.go")
 				if client == "devicekit+tlm-flood" {

@@ -268,6 +268,7 @@ type NodeStats struct {
 	AlarmsRaised      uint64 // fill alarms raised
 	AlarmsCleared     uint64 // fill alarms cleared
 	PublishFailures   uint64 // the node's own messages the event stream refused
+	RateLimited       uint64 // device connections closed for exceeding their publish rate
 }
 
 // Stats returns a snapshot of the node's counters.
@@ -285,5 +286,6 @@ func (n *Node) Stats() NodeStats {
 		AlarmsRaised:      c.alarmsRaised.Load(),
 		AlarmsCleared:     c.alarmsCleared.Load(),
 		PublishFailures:   c.publishFailures.Load(),
+		RateLimited:       n.rate.limitedCount(),
 	}
 }
