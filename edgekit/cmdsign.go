@@ -29,7 +29,7 @@ func parseCommandKey(seed authz.Secret) (nkeys.KeyPair, error) {
 	if pub, err := kp.PublicKey(); err != nil || !nkeys.IsValidPublicUserKey(pub) {
 		return nil, errors.New("command key: not a user seed")
 	}
-	return kp, nil
+	return message.SigningKey(kp)
 }
 
 // signCommand signs msg for target with kp, or fails with ErrNoCommandKey.

@@ -348,9 +348,11 @@ func StartService(ctx context.Context, node *edgekit.Node, cfg ServiceConfig) (*
 	if pub, err := cfg.AuditKey.PublicKey(); err != nil || !nkeys.IsValidPublicUserKey(pub) {
 		return nil, fmt.Errorf("%w: audit key is not a user NKey", ErrInvalid)
 	}
-	if _, err := cfg.AuditKey.Sign(nil); err != nil {
+	key, err := message.SigningKey(cfg.AuditKey)
+	if err != nil {
 		return nil, fmt.Errorf("%w: audit key cannot sign (a public key only?): %w", ErrInvalid, err)
 	}
+	cfg.AuditKey = key
 	if len(cfg.HashKey) < HashKeySize {
 		return nil, fmt.Errorf("%w: hash key of %d bytes, want at least %d", ErrInvalid, len(cfg.HashKey), HashKeySize)
 	}
