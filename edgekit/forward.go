@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -100,12 +102,18 @@ func (h *Hub) Sources(ctx context.Context) ([]SourceStatus, error) {
 }
 
 // Kick restarts the sourcing of edge's events, telemetry and platform
-// records: it removes the edge's sources from central's event stream and
-// adds them again, in two stream updates. [Hub.Supervise] restarts only the flow that stalled.
+// records: it removes the edge's sources from central's event stream,
+// waits about 5.5 s and adds them again. [Hub.Supervise] restarts only the
+// flows that stalled. Kick returns once the sources are back, or when ctx
+// ends (the sources then come back with the next [Hub.Provision] or
+// supervisor poll).
 //
-// Removing a source cancels its source consumer, including a consumer
-// reset still waiting for an answer and any retry nats-server had scheduled
-// with back-off; adding it again makes nats-server recover the source's
+// Removing a source cancels its source consumer and any retry nats-server
+// had scheduled with back-off. A consumer reset it had sent may still be
+// answered for up to 5 s, and an answer applied to the source added again
+// could make central skip messages it never received: hence the wait,
+// during which the edge's flows pause (the edge keeps what it holds).
+// Adding the source again makes nats-server recover the source's
 // position (the last edge sequence central stored, found by a backward scan
 // of central's stream for the newest message from that edge) and ask the
 // edge at once, without back-off, to reset its durable consumer to its
@@ -122,7 +130,10 @@ func (h *Hub) Kick(ctx context.Context, edge string) error {
 	return h.kick(ctx, edge, FlowEvents, FlowTelemetry, FlowPlatform)
 }
 
-// kick restarts the sources of edge's flows named.
+// kick restarts the sources of edge's flows named: it removes them, waits
+// sourceSettle, and adds them again. Were ctx to end during the wait, the
+// edge stays registered and [Hub.Provision] or the supervisor add the
+// sources back.
 func (h *Hub) kick(ctx context.Context, edge string, names ...string) error {
 	n, err := authz.NamesFor(h.cfg.Org, edge)
 	if err != nil {
@@ -134,6 +145,47 @@ func (h *Hub) kick(ctx context.Context, edge string, names ...string) error {
 			kicked = append(kicked, f.source(n))
 		}
 	}
+	isKicked := func(s *jetstream.StreamSource) bool {
+		return slices.ContainsFunc(kicked, func(k *jetstream.StreamSource) bool { return k.Name == s.Name })
+	}
+	if err := h.updateSources(ctx, edge, func(cfg *jetstream.StreamConfig) bool {
+		n := len(cfg.Sources)
+		cfg.Sources = slices.DeleteFunc(slices.Clone(cfg.Sources), isKicked)
+		for _, k := range kicked {
+			h.noteRemoved(k.Name)
+		}
+		return len(cfg.Sources) < n
+	}); err != nil {
+		return fmt.Errorf("edgekit: kick %s: remove source: %w", edge, err)
+	}
+	t := time.NewTimer(sourceSettle)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("edgekit: kick %s: sources removed, not yet added again: %w", edge, ctx.Err())
+	case <-t.C:
+	}
+	if err := h.updateSources(ctx, edge, func(cfg *jetstream.StreamConfig) bool {
+		var add []*jetstream.StreamSource
+		for _, k := range kicked {
+			if !slices.ContainsFunc(cfg.Sources, func(s *jetstream.StreamSource) bool { return s.Name == k.Name }) {
+				add = append(add, k)
+			}
+			delete(h.removed, k.Name)
+		}
+		cfg.Sources = append(slices.Clone(cfg.Sources), add...)
+		return len(add) > 0
+	}); err != nil {
+		return fmt.Errorf("edgekit: kick %s: add source again: %w", edge, err)
+	}
+	return nil
+}
+
+// updateSources applies change to the configuration of central's event
+// stream with h.mu held, and updates the stream if change reports a change.
+// It returns an error wrapping [ErrEdgeNotRegistered] if edge is not
+// registered.
+func (h *Hub) updateSources(ctx context.Context, edge string, change func(*jetstream.StreamConfig) bool) error {
 	ctx, cancel := h.ctx(ctx)
 	defer cancel()
 	h.mu.Lock()
@@ -142,34 +194,30 @@ func (h *Hub) kick(ctx context.Context, edge string, names ...string) error {
 	if err != nil {
 		return err
 	}
-	if !slices.Contains(registered(cfg), edge) {
+	edges := registered(cfg)
+	if !slices.Contains(edges, edge) {
 		return fmt.Errorf("%w: %s", ErrEdgeNotRegistered, edge)
 	}
-	without := cfg
-	without.Subjects = h.eventSubjects()
-	without.Sources = slices.DeleteFunc(slices.Clone(cfg.Sources), func(s *jetstream.StreamSource) bool {
-		return slices.ContainsFunc(kicked, func(k *jetstream.StreamSource) bool { return k.Name == s.Name })
-	})
-	if len(without.Sources) < len(cfg.Sources) {
-		if _, err := h.js.UpdateStream(ctx, without); err != nil {
-			return fmt.Errorf("edgekit: kick %s: remove source: %w", edge, err)
-		}
+	cfg.Subjects = h.eventSubjects()
+	// A stream whose registry is still only its sources (one made by an
+	// earlier version, or by hand) keeps it in its metadata from now on:
+	// removing the sources must not unregister the edge.
+	setRegistered(&cfg, edges)
+	if !change(&cfg) {
+		return nil
 	}
-	with := without
-	with.Sources = append(slices.Clone(without.Sources), kicked...)
-	if _, err := h.js.UpdateStream(ctx, with); err != nil {
-		return fmt.Errorf("edgekit: kick %s: add source again: %w", edge, err)
-	}
-	return nil
+	_, err = h.js.UpdateStream(ctx, cfg)
+	return err
 }
 
-// repair adds the sources of registered edges that have none.
-func (h *Hub) repair(ctx context.Context) error {
+// repair adds the sources of registered edges that have none (but not one
+// removed less than sourceSettle ago), and returns how many it added.
+func (h *Hub) repair(ctx context.Context) (int, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	cfg, err := h.eventStreamConfig(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	return h.setSources(ctx, cfg, registered(cfg))
 }
@@ -191,6 +239,10 @@ type Supervisor struct {
 	h      *Hub
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	kicking sync.Map       // edge → struct{}: a kick of the edge in progress
+	kicked  sync.Map       // edge → time.Time: when its last kick ended
+	kickers sync.WaitGroup // the kicks in progress
 
 	polls, pollErrors, stalls, kicks, kickErrors, repairs atomic.Uint64
 }
@@ -262,6 +314,7 @@ type kickState struct {
 
 func (s *Supervisor) run(ctx context.Context) {
 	defer close(s.done)
+	defer s.kickers.Wait()
 	h := s.h
 	t := time.NewTicker(h.cfg.PollInterval)
 	defer t.Stop()
@@ -290,14 +343,15 @@ func (s *Supervisor) poll(ctx context.Context, kicks map[string]*kickState) {
 		return
 	}
 	now := h.cfg.Now()
+	missing := false
+	stalled := map[string][]SourceStatus{} // edge → its flows to kick now
+	gaps := map[string]time.Duration{}     // edge → wait after this kick
 	for _, src := range st {
+		if _, busy := s.kicking.Load(src.Edge); busy {
+			continue // its kick removed the sources for a while
+		}
 		if src.Missing {
-			if err := h.repair(pctx); err != nil {
-				h.log.Warn("adding back a missing source failed", LogKeyEdge, src.Edge, LogKeyHubErr, err)
-			} else {
-				s.repairs.Add(1)
-				h.log.Info("added back a missing source", LogKeyEdge, src.Edge)
-			}
+			missing = true
 			continue
 		}
 		key := src.Edge + "/" + src.Flow
@@ -305,27 +359,78 @@ func (s *Supervisor) poll(ctx context.Context, kicks map[string]*kickState) {
 			delete(kicks, key)
 			continue
 		}
-		s.stalls.Add(1)
 		k := kicks[key]
 		if k == nil {
 			k = &kickState{since: now, gap: h.cfg.MinKickInterval}
 			kicks[key] = k
 		}
+		if src.Active < 0 {
+			// Not heard from since it (re)started: it gets StallAfter
+			// from then (as far as the supervisor knows) to be heard.
+			started := k.since
+			if at, ok := s.kicked.Load(src.Edge); ok {
+				started = later(started, at.(time.Time))
+			}
+			if now.Sub(started) <= h.cfg.StallAfter {
+				continue
+			}
+		}
+		s.stalls.Add(1)
 		if now.Before(k.next) {
 			continue
 		}
-		if err := h.kick(pctx, src.Edge, src.Flow); err != nil {
-			if ctx.Err() == nil {
-				s.kickErrors.Add(1)
-				h.log.Warn("kicking a stalled source failed", LogKeyEdge, src.Edge, LogKeyFlow, src.Flow, LogKeyHubErr, err)
-			}
-			continue
-		}
-		s.kicks.Add(1)
-		h.log.Info("kicked a stalled source", LogKeyEdge, src.Edge, LogKeyFlow, src.Flow, LogKeyActive, src.Active, LogKeyKickGap, k.gap)
+		stalled[src.Edge] = append(stalled[src.Edge], src)
+		gaps[src.Edge] = max(gaps[src.Edge], k.gap)
 		k.next = now.Add(k.gap)
 		if now.Sub(k.since) >= h.cfg.FastKickFor {
 			k.gap = min(k.gap*2, h.cfg.MaxKickInterval)
 		}
 	}
+	if missing {
+		if n, err := h.repair(pctx); err != nil {
+			h.log.Warn("adding back missing sources failed", LogKeyHubErr, err)
+		} else if n > 0 {
+			s.repairs.Add(uint64(n))
+			h.log.Info("added back missing sources", "sources", n)
+		}
+	}
+	for edge, srcs := range stalled {
+		s.kickers.Add(1)
+		s.kicking.Store(edge, struct{}{})
+		go func() {
+			defer s.kickers.Done()
+			defer s.kicking.Delete(edge)
+			s.kick(ctx, edge, srcs, gaps[edge])
+			s.kicked.Store(edge, h.cfg.Now())
+		}()
+	}
+}
+
+// kick restarts the stalled flows srcs of edge. Kicks of different edges
+// run side by side: each waits sourceSettle between removing and adding
+// back its sources.
+func (s *Supervisor) kick(ctx context.Context, edge string, srcs []SourceStatus, gap time.Duration) {
+	h := s.h
+	names := make([]string, len(srcs))
+	for i, src := range srcs {
+		names[i] = src.Flow
+	}
+	ctx, cancel := context.WithTimeout(ctx, sourceSettle+2*h.cfg.Timeout)
+	defer cancel()
+	if err := h.kick(ctx, edge, names...); err != nil {
+		if ctx.Err() == nil {
+			s.kickErrors.Add(1)
+			h.log.Warn("kicking a stalled source failed", LogKeyEdge, edge, LogKeyFlow, strings.Join(names, ","), LogKeyHubErr, err)
+		}
+		return
+	}
+	s.kicks.Add(1)
+	h.log.Info("kicked a stalled source", LogKeyEdge, edge, LogKeyFlow, strings.Join(names, ","), LogKeyActive, srcs[0].Active, LogKeyKickGap, gap)
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

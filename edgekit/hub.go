@@ -32,9 +32,9 @@ const (
 	// server is waiting out a retry back-off.
 	DefaultStallAfter = 3 * time.Second
 	// DefaultMinKickInterval is the time between the first kicks of a
-	// stalled source. A kick restarts a source's setup at once, so it is
-	// harmless to kick again before nats-server's 5 s wait for the answer
-	// to a durable source's consumer reset has run out.
+	// stalled source, counted from the start of a kick. A kick itself takes
+	// about 5.5 s (see [Hub.Kick]), and a source it restarted is given
+	// StallAfter to be heard before it counts as stalled again.
 	DefaultMinKickInterval = time.Second
 	// DefaultFastKickFor is how long a stalled source is kicked every
 	// MinKickInterval before the kicks back off.
@@ -213,7 +213,8 @@ type Hub struct {
 	commandStream string
 	known         atomic.Pointer[hubInventory] // the inventory, indexed
 
-	mu sync.Mutex // serialises updates of the event stream's configuration
+	mu      sync.Mutex           // serialises updates of the event stream's configuration
+	removed map[string]time.Time // source (edge stream) name → when it was last removed; guarded by mu
 }
 
 // NewHub returns the hub of cfg.Org on central, using js, a JetStream
@@ -337,7 +338,8 @@ func (h *Hub) Provision(ctx context.Context, edges ...string) (err error) {
 			return err
 		}
 	}
-	return h.setSources(ctx, cfg, want)
+	_, err = h.setSources(ctx, cfg, want)
+	return err
 }
 
 // RegisterEdge registers edge: it creates the edge's credential bucket, the
@@ -371,7 +373,7 @@ func (h *Hub) RegisterEdge(ctx context.Context, edge string) error {
 	if !slices.Contains(want, edge) {
 		want = append(want, edge)
 	}
-	if err := h.setSources(ctx, cfg, want); err != nil {
+	if _, err := h.setSources(ctx, cfg, want); err != nil {
 		return err
 	}
 	h.log.Info("registered edge", LogKeyEdge, edge)
@@ -395,7 +397,7 @@ func (h *Hub) RemoveEdge(ctx context.Context, edge string) error {
 	cfg, err := h.eventStreamConfig(ctx)
 	if err == nil {
 		want := slices.DeleteFunc(registered(cfg), func(e string) bool { return e == edge })
-		err = h.setSources(ctx, cfg, want)
+		_, err = h.setSources(ctx, cfg, want)
 	}
 	h.mu.Unlock()
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -455,37 +457,75 @@ func (h *Hub) eventSubjects() []string { return authz.CentralEventSubjects(h.cfg
 // setSources makes the registry and the sources of cfg list exactly edges,
 // keeping the sources already there untouched (an update that leaves a
 // source as it was does not restart it), and its subjects exactly
-// eventSubjects. Call with h.mu held.
-func (h *Hub) setSources(ctx context.Context, cfg jetstream.StreamConfig, edges []string) error {
+// eventSubjects; a source removed less than sourceSettle ago stays out for
+// now. It returns how many sources it added. Call with h.mu held.
+func (h *Hub) setSources(ctx context.Context, cfg jetstream.StreamConfig, edges []string) (int, error) {
 	slices.Sort(edges)
 	edges = slices.Compact(edges)
 	old := slices.Clone(cfg.Sources)
 	var srcs []*jetstream.StreamSource
+	added := 0
 	for _, e := range edges {
 		n, err := authz.NamesFor(h.cfg.Org, e)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		for _, f := range flows {
 			want := f.source(n)
 			if i := slices.IndexFunc(old, func(s *jetstream.StreamSource) bool { return s.Name == want.Name }); i >= 0 {
 				srcs = append(srcs, old[i])
-			} else {
+			} else if !h.settling(want.Name) {
 				srcs = append(srcs, want)
+				added++
 			}
+		}
+	}
+	for _, s := range old {
+		if !slices.ContainsFunc(srcs, func(k *jetstream.StreamSource) bool { return k.Name == s.Name }) {
+			h.noteRemoved(s.Name)
 		}
 	}
 	subjects := h.eventSubjects()
 	if slices.Equal(registered(cfg), edges) && sameSourceNames(old, srcs) && slices.Equal(cfg.Subjects, subjects) {
-		return nil
+		return 0, nil
 	}
 	cfg.Sources = srcs
 	cfg.Subjects = subjects
 	setRegistered(&cfg, edges)
 	if _, err := h.js.UpdateStream(ctx, cfg); err != nil {
-		return fmt.Errorf("edgekit: update sources of %s: %w", h.eventStream, err)
+		return 0, fmt.Errorf("edgekit: update sources of %s: %w", h.eventStream, err)
 	}
-	return nil
+	return added, nil
+}
+
+// sourceSettle is how long a source stays out of central's event stream
+// once removed before it is added again. nats-server (v2.15) keeps waiting
+// for the answer to a consumer reset it sent for a source for up to 5 s
+// after the source is removed, and applies a late answer to a source added
+// again under the same name. That answer then races with the new source's
+// own reset: the edge's consumer may deliver before the new subscription
+// exists, and central skips by sequence what it never received. Once the
+// wait is over no such answer can arrive. See docs/reliability.md.
+const sourceSettle = 5*time.Second + 500*time.Millisecond
+
+// noteRemoved records that source name left central's event stream now.
+// Call with h.mu held.
+func (h *Hub) noteRemoved(name string) {
+	if h.removed == nil {
+		h.removed = map[string]time.Time{}
+	}
+	h.removed[name] = time.Now()
+}
+
+// settling reports whether source name was removed less than sourceSettle
+// ago, and forgets removals older than that. Call with h.mu held.
+func (h *Hub) settling(name string) bool {
+	at, ok := h.removed[name]
+	if ok && time.Since(at) >= sourceSettle {
+		delete(h.removed, name)
+		return false
+	}
+	return ok
 }
 
 func sameSourceNames(a, b []*jetstream.StreamSource) bool {

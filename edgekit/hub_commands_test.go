@@ -21,6 +21,7 @@ type cmdSite struct {
 	env     *nodeEnv
 	central *nodeCentral
 	hub     *edgekit.Hub
+	sup     *edgekit.Supervisor
 	node    *edgekit.Node
 }
 
@@ -41,7 +42,7 @@ func startCmdSite(t *testing.T) *cmdSite {
 	t.Cleanup(sup.Stop)
 	node := nodeStart(t, nodeTestConfig(t, env, central.hubURL()))
 	nodeWaitFor(t, "leaf link", node.LinkUp)
-	return &cmdSite{env: env, central: central, hub: hub, node: node}
+	return &cmdSite{env: env, central: central, hub: hub, sup: sup, node: node}
 }
 
 func (s *cmdSite) send(t *testing.T, th topic.Thing, action, key string, deadline time.Time) *edgekit.CommandResult {
@@ -145,6 +146,8 @@ func TestHubCommandWaitAcrossCut(t *testing.T) {
 	r := <-done
 	if r.err != nil || r.out.Status != message.AckCompleted {
 		st, stErr := s.hub.CommandStatus(nodeCtx(t), nodeL1, res.ID())
+		srcs, srcErr := s.hub.Sources(nodeCtx(t))
+		t.Logf("sources %+v (%v); supervisor %+v", srcs, srcErr, s.sup.Stats())
 		t.Fatalf("Wait across the cut: %+v, %v; want completed (device ran it %d times; link up %t; status now %+v, %v)",
 			r.out, r.err, rec.count(res.ID()), s.node.LinkUp(), st, stErr)
 	}

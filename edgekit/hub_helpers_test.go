@@ -417,13 +417,21 @@ func hubStreamMsgs(js jetstream.JetStream, stream string) int {
 // of each command in the org's command stream.
 func (h *hubTopo) waitForwarded() {
 	h.t.Helper()
+	var want, got int
+	defer func() {
+		if h.t.Failed() {
+			st, err := h.hub.Sources(context.Background())
+			h.t.Logf("central holds %d, want %d; sources %+v (%v)", got, want, st, err)
+			h.logMissing()
+		}
+	}()
 	hubWaitFor(h.t, "central to hold every edge event", func() bool {
-		want := hubStreamMsgs(h.hubJS, h.hub.CommandStream()) // central's records of the commands
+		want = hubStreamMsgs(h.hubJS, h.hub.CommandStream()) // central's records of the commands
 		if want < 0 {
 			return false
 		}
 		for _, e := range h.edges {
-			for _, s := range []string{e.names.EventStream, e.names.TelemetryStream} {
+			for _, s := range []string{e.names.EventStream, e.names.TelemetryStream, e.names.PlatformStream} {
 				n := hubStreamMsgs(e.js, s)
 				if n < 0 {
 					return false
@@ -431,8 +439,31 @@ func (h *hubTopo) waitForwarded() {
 				want += n
 			}
 		}
-		return hubStreamMsgs(h.hubJS, h.hub.EventStream()) == want
+		got = hubStreamMsgs(h.hubJS, h.hub.EventStream())
+		return got == want
 	})
+}
+
+// logMissing logs the edges' messages central does not hold.
+func (h *hubTopo) logMissing() {
+	central := map[message.ID]bool{}
+	for _, m := range hubReadStream(h.t, h.hubJS, h.hub.EventStream()) {
+		central[m.env.ID] = true
+	}
+	for _, e := range h.edges {
+		if c, err := e.js.Consumer(context.Background(), e.names.EventStream, e.names.EventConsumer); err == nil {
+			ci := c.CachedInfo()
+			h.t.Logf("edge consumer: delivered %+v ack floor %+v pending %d ack pending %d redelivered %d",
+				ci.Delivered, ci.AckFloor, ci.NumPending, ci.NumAckPending, ci.NumRedelivered)
+		}
+		for _, s := range []string{e.names.EventStream, e.names.TelemetryStream, e.names.PlatformStream} {
+			for _, m := range hubReadStream(h.t, e.js, s) {
+				if !central[m.env.ID] {
+					h.t.Logf("missing at central: %s seq %d %s %s", s, m.seq, m.subject, m.env.Name)
+				}
+			}
+		}
+	}
 }
 
 // checkForwarded checks that central's event stream holds every message of

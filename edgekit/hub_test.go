@@ -130,7 +130,7 @@ func TestHubKickExactlyOnce(t *testing.T) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		for range 6 {
+		for range 3 {
 			select {
 			case <-done:
 				return

@@ -682,6 +682,25 @@ func (n *Node) AuthStats() authz.AuthStats { return n.auth.Stats() }
 // LinkUp reports whether the leaf link to central is up.
 func (n *Node) LinkUp() bool { return n.srv != nil && n.srv.NumLeafNodes() > 0 }
 
+// LinkEpoch identifies the current connection of the leaf link to central:
+// 0 while the link is down, and a different number for each connection.
+// A caller that polls it notices a link that dropped and came back between
+// two polls, which [Node.LinkUp] cannot show.
+func (n *Node) LinkEpoch() uint64 {
+	if !n.LinkUp() {
+		return 0
+	}
+	lz, err := n.srv.Leafz(nil)
+	if err != nil {
+		return 0
+	}
+	var id uint64
+	for _, l := range lz.Leafs {
+		id = max(id, l.ID)
+	}
+	return id
+}
+
 // ctx bounds ctx by the node's timeout when it has no deadline.
 func (n *Node) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {

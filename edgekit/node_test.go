@@ -151,8 +151,21 @@ func TestNodeCentralUnreachable(t *testing.T) {
 	if st.LinkUp || st.Backlog < events {
 		t.Fatalf("status during outage: %+v", st)
 	}
+	if e := node.LinkEpoch(); e != 0 {
+		t.Fatalf("link epoch %d through a cut proxy, want 0", e)
+	}
 	central.proxy.Restore()
 	nodeWaitFor(t, "leaf link", node.LinkUp)
+	// Each connection of the link has an epoch of its own, so that a link
+	// that dropped and came back between two looks is seen to have done so.
+	first := node.LinkEpoch()
+	central.proxy.Cut()
+	nodeWaitFor(t, "the link to drop", func() bool { return !node.LinkUp() })
+	central.proxy.Restore()
+	nodeWaitFor(t, "leaf link again", node.LinkUp)
+	if again := node.LinkEpoch(); first == 0 || again == 0 || again == first {
+		t.Fatalf("link epochs %d, then %d after the link came back: want two different non-zero epochs", first, again)
+	}
 	n := node.Names()
 	// Wait until central holds every event, then check it holds each once.
 	var got []*message.Envelope

@@ -291,6 +291,7 @@ type Service struct {
 	loaded     bool
 	syncedAt   time.Time
 	linkUp     bool      // as last seen
+	linkEpoch  uint64    // the link's connection as last seen (Node.LinkEpoch)
 	linkAt     time.Time // when the link was last seen coming up
 	awaiting   bool      // link up, sync not confirmed since
 	target     uint64    // revision central reported, not yet applied

@@ -169,12 +169,15 @@ func (s *Service) confirm(at time.Time) {
 	}
 }
 
-// observeLink looks at the leaf link and notes when it comes back up.
+// observeLink looks at the leaf link and notes when it comes back up,
+// also when it dropped and came back between two looks: each connection of
+// the link has an epoch of its own.
 func (s *Service) observeLink() bool {
-	up := s.node.LinkUp()
+	epoch := s.node.LinkEpoch()
+	up := epoch != 0
 	s.mu.Lock()
-	came := up && !s.linkUp
-	s.linkUp = up
+	came := up && epoch != s.linkEpoch
+	s.linkUp, s.linkEpoch = up, epoch
 	if came {
 		s.awaiting = true
 		s.linkAt = s.now()
