@@ -17,7 +17,8 @@ import (
 // the same on the same server, in the same run:
 //
 //   - event/devicekit: PublishEvent, stamped, encoded, acknowledged by the
-//     stream; event/raw-request: nc.RequestMsg of a pre-encoded envelope to
+//     stream; event/devicekit-outbox: the same through an outbox in the
+//     test's temporary directory (two fsyncs each); event/raw-request: nc.RequestMsg of a pre-encoded envelope to
 //     the same stream subject, waiting for the PubAck unparsed;
 //   - telemetry/devicekit-unacked: PublishTelemetry without acknowledgement;
 //     telemetry/raw-publish: nc.PublishMsg of a pre-encoded envelope.
@@ -36,6 +37,10 @@ func BenchmarkPublish(b *testing.B) {
 	unacked := connect(b, edge, things[1], func(cfg *devicekit.Config) {
 		noHeartbeat(cfg)
 		cfg.TelemetryUnacknowledged = true
+	})
+	kept := connect(b, edge, things[3], func(cfg *devicekit.Config) {
+		noHeartbeat(cfg)
+		cfg.Outbox = b.TempDir()
 	})
 	rawThing := things[2]
 	raw, err := edge.Server.Connect(
@@ -73,7 +78,16 @@ func BenchmarkPublish(b *testing.B) {
 	b.Run("event/devicekit", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if err := acked.PublishEvent(ctx, decision.MessageName(), decision); err != nil {
+			if _, err := acked.PublishEvent(ctx, decision.MessageName(), decision); err != nil {
+				b.Fatal(err)
+			}
+		}
+		perSecond(b)
+	})
+	b.Run("event/devicekit-outbox", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := kept.PublishEvent(ctx, decision.MessageName(), decision); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -95,7 +109,7 @@ func BenchmarkPublish(b *testing.B) {
 	b.Run("telemetry/devicekit-unacked", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if err := unacked.PublishTelemetry(ctx, message.NameSensorReading, reading); err != nil {
+			if _, err := unacked.PublishTelemetry(ctx, message.NameSensorReading, reading); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -43,6 +43,8 @@ type Client struct {
 	hbDone   chan struct{}
 	kick     chan struct{} // asks for a heartbeat now, after a reconnect
 
+	box *outbox // Config.Outbox, or nil
+
 	history *history // outcomes of recent commands, kept across handlers
 	perms   permissionErrors
 	stats   counters
@@ -66,6 +68,16 @@ type Client struct {
 // the last attempt wrapped with ctx's error when no server answered before
 // ctx ended, or the birth's [*PublishError]; nothing is left running then.
 // When ctx has no deadline, cfg.Timeout applies.
+//
+// With cfg.Outbox set, Connect first locks the outbox directory (an error
+// wrapping [ErrOutboxLocked] when another client uses it, or the file
+// system's error) and, once connected, sends again what a previous run
+// left there, in the order it was written, each waiting for the stream's
+// acknowledgement, before the birth. An envelope the edge refuses for good
+// ([ErrStreamRejected], [ErrPermissionDenied], [ErrInvalidEnvelope]) is
+// logged and set aside; any other failure (such as [ErrNotAcknowledged] or
+// [ErrStreamFull]) fails Connect, the envelopes staying in the outbox for
+// the next attempt.
 //
 // The birth is sent once per boot, that is per Connect. After a lost
 // connection the client reconnects on its own, resends what it buffered
@@ -100,6 +112,23 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	c.life, c.cancelLife = context.WithCancel(context.Background())
 
+	var resend []outboxEntry
+	if cfg.Outbox != "" {
+		if c.box, resend, err = openOutbox(cfg.Outbox, t, c.log); err != nil {
+			c.cancelLife()
+			return nil, err
+		}
+	}
+	fail := func() {
+		if c.nc != nil {
+			c.nc.Close()
+		}
+		if c.box != nil {
+			c.box.close()
+		}
+		c.cancelLife()
+	}
+
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
 		nats.UserInfo(cfg.User, string(cfg.Password)),
@@ -116,7 +145,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	url := strings.Join(cfg.URLs, ",")
 	nc, err := dialEdge(ctx, url, cfg.ReconnectWait, opts)
 	if err != nil {
-		c.cancelLife()
+		fail()
 		if isAuthError(err) {
 			return nil, fmt.Errorf("%w: %s as user %q: %w", ErrAuth, url, cfg.User, err)
 		}
@@ -125,9 +154,12 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	c.nc = nc
 	c.log.Debug("connected", LogKeyURL, nc.ConnectedUrlRedacted(), LogKeyBootID, cfg.BootID.String())
 
+	if err := c.resend(ctx, resend); err != nil {
+		fail()
+		return nil, err
+	}
 	if err := c.publishBirth(ctx); err != nil {
-		nc.Close()
-		c.cancelLife()
+		fail()
 		return nil, err
 	}
 
@@ -149,41 +181,49 @@ func (c *Client) BootID() message.ID { return c.cfg.BootID }
 
 // Publish sends e, stamping it first when its ID is zero; see
 // [Device.Publish]. Telemetry is sent without waiting for the stream when
-// Config.TelemetryUnacknowledged is set.
+// Config.TelemetryUnacknowledged is set. With Config.Outbox set, an
+// acknowledged publish is written to the outbox before it is sent; an error
+// writing it is returned, wrapped, and nothing is sent. A publish that ends
+// with [ErrNotAcknowledged] or [ErrClosed] leaves the envelope in the
+// outbox, to be sent again by the next Connect; do not publish its content
+// again as a new envelope.
 func (c *Client) Publish(ctx context.Context, e *message.Envelope) error {
 	if err := c.enter(); err != nil {
 		return err
 	}
 	defer c.inflight.Done()
-	return c.publish(ctx, e)
+	return c.publish(ctx, e, true)
 }
 
-// PublishEvent publishes an event named name with payload; see [Device.PublishEvent].
-func (c *Client) PublishEvent(ctx context.Context, name string, payload any) error {
+// PublishEvent publishes an event named name with payload and returns its
+// envelope ID; see [Device.PublishEvent] and [Client.Publish].
+func (c *Client) PublishEvent(ctx context.Context, name string, payload any) (message.ID, error) {
 	return c.publishNew(ctx, topic.Event, name, payload)
 }
 
-// PublishState publishes a state named name with payload; see [Device.PublishState].
-func (c *Client) PublishState(ctx context.Context, name string, payload any) error {
+// PublishState publishes a state named name with payload and returns its
+// envelope ID; see [Device.PublishState] and [Client.Publish].
+func (c *Client) PublishState(ctx context.Context, name string, payload any) (message.ID, error) {
 	return c.publishNew(ctx, topic.State, name, payload)
 }
 
-// PublishTelemetry publishes a measurement named name with payload; see
-// [Device.PublishTelemetry].
-func (c *Client) PublishTelemetry(ctx context.Context, name string, payload any) error {
+// PublishTelemetry publishes a measurement named name with payload and
+// returns its envelope ID; see [Device.PublishTelemetry] and [Client.Publish].
+func (c *Client) PublishTelemetry(ctx context.Context, name string, payload any) (message.ID, error) {
 	return c.publishNew(ctx, topic.Telemetry, name, payload)
 }
 
-func (c *Client) publishNew(ctx context.Context, mt topic.MessageType, name string, payload any) error {
+func (c *Client) publishNew(ctx context.Context, mt topic.MessageType, name string, payload any) (message.ID, error) {
 	if err := c.enter(); err != nil {
-		return err
+		return message.ID{}, err
 	}
 	defer c.inflight.Done()
 	e, err := newEnvelope(mt, name, payload)
 	if err != nil {
-		return err
+		return message.ID{}, err
 	}
-	return c.publish(ctx, e)
+	err = c.publish(ctx, e, true)
+	return e.ID, err
 }
 
 // newEnvelope returns an unstamped envelope of type mt named name with
@@ -289,6 +329,12 @@ func (c *Client) Close() error {
 		c.log.Error("closing while disconnected: buffered messages discarded", "bytes", n)
 	}
 	c.nc.Close()
+	if c.box != nil {
+		if n := c.box.len(); n > 0 {
+			c.log.Warn("closing with unacknowledged envelopes in the outbox; the next Connect sends them again", "count", n)
+		}
+		c.box.close()
+	}
 	c.cancelLife()
 	c.closeErr = err
 	close(c.closeCh)

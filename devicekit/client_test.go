@@ -136,7 +136,7 @@ func TestTelemetry(t *testing.T) {
 				ctx, cancel = context.WithTimeout(ctx, 500*time.Millisecond)
 				defer cancel()
 			}
-			err := c.PublishTelemetry(ctx, message.NameSensorReading, message.SensorReading{Metric: "temperature", Value: 20.5, Unit: "Cel"})
+			_, err := c.PublishTelemetry(ctx, message.NameSensorReading, message.SensorReading{Metric: "temperature", Value: 20.5, Unit: "Cel"})
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("PublishTelemetry = %v, want %v", err, tt.wantErr)
 			}
@@ -288,7 +288,7 @@ func TestStreamFull(t *testing.T) {
 	t.Logf("error: %v", err)
 
 	// Telemetry goes into the same stream, and is refused alike.
-	if err := c.PublishTelemetry(ctx, message.NameSensorReading, nil); !errors.Is(err, devicekit.ErrStreamFull) {
+	if _, err := c.PublishTelemetry(ctx, message.NameSensorReading, nil); !errors.Is(err, devicekit.ErrStreamFull) {
 		t.Errorf("PublishTelemetry = %v, want ErrStreamFull", err)
 	}
 
@@ -374,7 +374,7 @@ func TestLogs(t *testing.T) {
 	c := connect(t, edge, thing, func(cfg *devicekit.Config) {
 		cfg.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
-	if err := c.PublishEvent(testCtx(t), "test.logged", nil); err != nil {
+	if _, err := c.PublishEvent(testCtx(t), "test.logged", nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Close(); err != nil {
@@ -444,9 +444,9 @@ func TestPublishTooLarge(t *testing.T) {
 		var err error
 		if unacked {
 			c2 := connect(t, edge, edge.Things[4], func(cfg *devicekit.Config) { cfg.TelemetryUnacknowledged = true })
-			err = c2.PublishTelemetry(testCtx(t), "test.huge", huge)
+			_, err = c2.PublishTelemetry(testCtx(t), "test.huge", huge)
 		} else {
-			err = c.PublishEvent(testCtx(t), "test.huge", huge)
+			_, err = c.PublishEvent(testCtx(t), "test.huge", huge)
 		}
 		var pe *devicekit.PublishError
 		if !errors.Is(err, devicekit.ErrInvalidEnvelope) || !errors.Is(err, nats.ErrMaxPayload) || !errors.As(err, &pe) || pe.Attempts != 1 {

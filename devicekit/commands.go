@@ -130,7 +130,7 @@ func (c *Client) sendAck(id message.ID, st message.AckStatus, text string) error
 	e.CorrelationID = id
 	ctx, cancel := context.WithTimeout(c.life, c.cfg.Timeout)
 	defer cancel()
-	return c.publish(ctx, e)
+	return c.publish(ctx, e, false)
 }
 
 // commandSub is the Subscription of a running command handler.

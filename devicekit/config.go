@@ -90,6 +90,29 @@ type Config struct {
 	// CloseTimeout bounds Close; zero means DefaultCloseTimeout.
 	CloseTimeout time.Duration
 
+	// Outbox, when set, is a directory (created if missing) where the
+	// device keeps every envelope it publishes with an acknowledgement
+	// through Publish, PublishEvent, PublishState or PublishTelemetry
+	// (unless TelemetryUnacknowledged) until the edge's stream
+	// acknowledges it, so that a crash or power cut does not forget it.
+	// Empty means no outbox: what was not acknowledged when the process
+	// ended is lost. The birth, heartbeats, death and command acks, which
+	// belong to the running boot, are never kept.
+	//
+	// Each envelope, already stamped with its ID, is written to its own
+	// file and synced (the file, then the directory) before it is sent,
+	// and removed once acknowledged: one pair of fsyncs per publish, which
+	// usually costs more than the publish itself. Connect sends what a
+	// previous run left there again, unchanged (same ID, same bytes) and in
+	// the order it was written, before the birth; see the package
+	// documentation for what that guarantees (exactly once at central only
+	// within the edge's 2-minute duplicate window) and what it does not.
+	// Files it cannot read are logged and renamed with a .bad suffix, never
+	// deleted. One client at a time may use a directory: Connect fails with
+	// [ErrOutboxLocked] while another holds it (flock(2), so Linux, macOS
+	// and the BSDs only). Give each device its own directory.
+	Outbox string
+
 	// ReconnectBufferSize is the size in bytes of the buffer that holds
 	// outgoing messages while the device is disconnected; zero means
 	// DefaultReconnectBufferSize, and a negative value disables buffering,

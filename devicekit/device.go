@@ -43,16 +43,20 @@ type Device interface {
 
 	// PublishEvent publishes an event (topic.Event) named name, such as
 	// "door.forced_open", with payload encoded as msgpack (nil for none),
-	// as Publish does.
-	PublishEvent(ctx context.Context, name string, payload any) error
+	// as Publish does, and returns the ID of the envelope. The ID is
+	// stamped before sending, so it is valid even when the error says the
+	// acknowledgement did not arrive (the envelope may be stored); it is
+	// zero only when no envelope was made: the device is closed, or payload
+	// cannot be encoded ([ErrInvalidEnvelope]).
+	PublishEvent(ctx context.Context, name string, payload any) (message.ID, error)
 
 	// PublishState publishes a state report (topic.State) named name, such
-	// as "door.state", as Publish does.
-	PublishState(ctx context.Context, name string, payload any) error
+	// as "door.state", as PublishEvent does.
+	PublishState(ctx context.Context, name string, payload any) (message.ID, error)
 
 	// PublishTelemetry publishes a measurement (topic.Telemetry) named name,
-	// such as "sensor.reading", as Publish does.
-	PublishTelemetry(ctx context.Context, name string, payload any) error
+	// such as "sensor.reading", as PublishEvent does.
+	PublishTelemetry(ctx context.Context, name string, payload any) (message.ID, error)
 
 	// Request sends a request (topic.Request) named name, such as
 	// "access.requested", and returns the reply envelope, whose

@@ -88,7 +88,7 @@ func TestConnectWaitsForEdge(t *testing.T) {
 		t.Fatalf("Connect: %v", r.err)
 	}
 	t.Cleanup(func() { _ = r.c.Close() })
-	if err := r.c.PublishEvent(testCtx(t), "door.opened", nil); err != nil {
+	if _, err := r.c.PublishEvent(testCtx(t), "door.opened", nil); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -32,7 +32,36 @@
 // Nothing is dropped silently: a [*PublishError] says which subject and
 // envelope failed and why, wrapping [ErrNotAcknowledged], [ErrStreamFull],
 // [ErrStreamRejected], [ErrBufferFull] (disconnected, and the reconnect
-// buffer is full), [ErrPermissionDenied] or [ErrClosed].
+// buffer is full), [ErrPermissionDenied] or [ErrClosed]. The Publish*
+// calls return the envelope's ID, stamped before sending, so that it names
+// the envelope even when the acknowledgement did not arrive.
+//
+// # Surviving a restart: the outbox
+//
+// Without more, retrying lasts as long as the process: what was not yet
+// acknowledged when the device crashes or loses power is forgotten, and an
+// application that publishes it again after the restart makes a new
+// envelope, with a new ID, which the edge may store a second time. The
+// optional outbox ([Config.Outbox], a directory) closes that gap. Each
+// acknowledged publish is written there, stamped, and synced before it is
+// sent, and removed once the edge's stream has stored it; the next
+// [Connect] sends what is left again, unchanged and in order, before
+// anything new. So an envelope handed to a Publish* call whose outbox
+// write succeeded reaches the edge at least once across device restarts,
+// unless the edge refuses it for good (the call's error, or Connect's log,
+// says so). It is stored exactly once, and so reaches central once, as long
+// as it is sent again within the edge's duplicate window of 2 minutes after
+// the edge stored it, which in practice means a device back within 2
+// minutes of its crash: the edge drops a repeated envelope ID only within
+// that window. Beyond it, an envelope the edge had stored without the
+// device hearing of it may be stored a second time, with the same ID, and
+// reach central twice. A publish that ends with [ErrNotAcknowledged] or
+// [ErrClosed] leaves its envelope in the outbox for the next Connect: do
+// not publish its content again as a new envelope; other errors mean it
+// was not stored and is not kept. The price is a pair of fsyncs (the file,
+// then the directory) on every acknowledged publish, which usually costs
+// more than the publish itself (BenchmarkPublish measures both). [Stats].OutboxPending and
+// OutboxResent tell what is waiting and what was sent again.
 //
 // # Commands
 //

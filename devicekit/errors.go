@@ -62,6 +62,10 @@ var (
 	// command (an unknown action, bad parameters): the command is acked
 	// [message.AckRejected] instead of [message.AckFailed].
 	ErrCommandRejected = errors.New("devicekit: command rejected")
+	// ErrOutboxLocked reports a [Config.Outbox] directory that another
+	// client, in this process or another, is using: an outbox serves one
+	// client at a time. [Connect] returns it at once.
+	ErrOutboxLocked = errors.New("devicekit: outbox in use by another client")
 )
 
 // PublishError reports a publish that failed: which subject, which envelope,

@@ -39,7 +39,7 @@ func Example() {
 	defer dev.Close()
 
 	decision := message.AccessDecision{Granted: true, Door: "front", CredentialSetVersion: 7}
-	if err := dev.PublishEvent(ctx, decision.MessageName(), decision); err != nil {
+	if _, err := dev.PublishEvent(ctx, decision.MessageName(), decision); err != nil {
 		fmt.Println(err)
 		return
 	}

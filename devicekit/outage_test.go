@@ -193,7 +193,7 @@ func TestReconnectBufferFull(t *testing.T) {
 	buffered := 0
 	var err error
 	for range 10 {
-		if err = c.PublishTelemetry(ctx, "test.buffered", big); err != nil {
+		if _, err = c.PublishTelemetry(ctx, "test.buffered", big); err != nil {
 			break
 		}
 		buffered++
@@ -206,7 +206,7 @@ func TestReconnectBufferFull(t *testing.T) {
 	if buffered == 0 {
 		t.Fatal("nothing was buffered")
 	}
-	if err := c.PublishEvent(ctx, "test.no_room", nil); !errors.Is(err, devicekit.ErrBufferFull) {
+	if _, err := c.PublishEvent(ctx, "test.no_room", nil); !errors.Is(err, devicekit.ErrBufferFull) {
 		t.Errorf("PublishEvent with a full buffer = %v, want ErrBufferFull", err)
 	}
 
@@ -223,7 +223,7 @@ func TestReconnectBufferDisabled(t *testing.T) {
 	c := connect(t, edge, thing, and(viaP, func(cfg *devicekit.Config) { cfg.ReconnectBufferSize = -1 }))
 	p.Cut()
 	waitFor(t, "the device to notice the cut", disconnected(c))
-	if err := c.PublishEvent(testCtx(t), "test.unbuffered", nil); !errors.Is(err, devicekit.ErrBufferFull) {
+	if _, err := c.PublishEvent(testCtx(t), "test.unbuffered", nil); !errors.Is(err, devicekit.ErrBufferFull) {
 		t.Errorf("PublishEvent while disconnected without a buffer = %v, want ErrBufferFull", err)
 	}
 }
@@ -240,7 +240,7 @@ func TestCloseDuringOutage(t *testing.T) {
 	p.Cut()
 	waitFor(t, "the device to notice the cut", disconnected(c))
 	errc := make(chan error, 1)
-	go func() { errc <- c.PublishEvent(testCtx(t), "test.in_flight", nil) }()
+	go func() { _, err := c.PublishEvent(testCtx(t), "test.in_flight", nil); errc <- err }()
 	waitFor(t, "an attempt during the outage", func() bool { return c.Stats().Retries >= 1 })
 
 	err := c.Close()
@@ -251,7 +251,7 @@ func TestCloseDuringOutage(t *testing.T) {
 	if err := <-errc; !errors.Is(err, devicekit.ErrClosed) {
 		t.Errorf("the publish in progress ended with %v, want ErrClosed", err)
 	}
-	if err := c.PublishEvent(testCtx(t), "test.after", nil); !errors.Is(err, devicekit.ErrClosed) {
+	if _, err := c.PublishEvent(testCtx(t), "test.after", nil); !errors.Is(err, devicekit.ErrClosed) {
 		t.Errorf("PublishEvent after Close = %v, want ErrClosed", err)
 	}
 }

@@ -34,8 +34,9 @@ const minRetryWait = 50 * time.Millisecond
 
 // publish checks and stamps e, then sends it, waiting for the stream's
 // acknowledgement unless it is telemetry and the device does not wait for
-// those.
-func (c *Client) publish(ctx context.Context, e *message.Envelope) error {
+// those. With keep, an acknowledged publish goes through the outbox, if
+// there is one.
+func (c *Client) publish(ctx context.Context, e *message.Envelope, keep bool) error {
 	switch e.Type {
 	case topic.Event, topic.State, topic.Telemetry, topic.Ack:
 	default:
@@ -56,7 +57,49 @@ func (c *Client) publish(ctx context.Context, e *message.Envelope) error {
 	if e.Type == topic.Telemetry && c.cfg.TelemetryUnacknowledged {
 		return c.publishUnacked(msg, e.ID)
 	}
+	if keep && c.box != nil {
+		return c.publishKept(ctx, msg, e.ID)
+	}
 	return c.publishAcked(ctx, msg, e.ID)
+}
+
+// publishKept writes msg to the outbox, sends it as publishAcked does, and
+// removes it from the outbox unless the outcome is unknown (no
+// acknowledgement, or cut short by Close), when it stays there for the next
+// Connect to send again.
+func (c *Client) publishKept(ctx context.Context, msg *nats.Msg, id message.ID) error {
+	if err := c.box.put(id, msg); err != nil {
+		c.stats.publishErrors.Add(1)
+		return fmt.Errorf("devicekit: publish %s (id %s): not sent: write to the outbox %s: %w", msg.Subject, id, c.box.path, err)
+	}
+	err := c.publishAcked(ctx, msg, id)
+	if err == nil || !(errors.Is(err, ErrNotAcknowledged) || errors.Is(err, ErrClosed)) {
+		c.box.remove(id)
+	}
+	return err
+}
+
+// resend sends again, in order, the envelopes a previous run left in the
+// outbox, each waiting for its acknowledgement. An envelope refused for good
+// is set aside; any other failure stops it.
+func (c *Client) resend(ctx context.Context, entries []outboxEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	c.log.Info("outbox: sending again what the previous run left", "count", len(entries))
+	for i, en := range entries {
+		err := c.publishAcked(ctx, en.msg, en.id)
+		switch {
+		case err == nil:
+			c.box.remove(en.id)
+			c.stats.outboxResent.Add(1)
+		case errors.Is(err, ErrStreamRejected), errors.Is(err, ErrPermissionDenied), errors.Is(err, ErrInvalidEnvelope):
+			c.box.refused(en.id, fmt.Errorf("refused by the edge when sent again: %w", err))
+		default:
+			return fmt.Errorf("devicekit: outbox %s: send again %s (%d of %d): %w", c.box.path, en.file, i+1, len(entries), err)
+		}
+	}
+	return nil
 }
 
 // publishUnacked hands msg to the connection without waiting for anything.
@@ -235,7 +278,7 @@ func (c *Client) publishBirth(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := c.publish(ctx, e); err != nil {
+	if err := c.publish(ctx, e, false); err != nil {
 		return err
 	}
 	c.log.Info("born", LogKeyBootID, c.cfg.BootID.String(), LogKeyMsgID, e.ID.String())
@@ -249,7 +292,7 @@ func (c *Client) publishDeath(ctx context.Context, reason string) error {
 	if err := message.SetPayload(e, message.Death{BootID: c.cfg.BootID, Reason: reason, LastSeq: e.Seq}); err != nil {
 		return err
 	}
-	return c.publish(ctx, e)
+	return c.publish(ctx, e, false)
 }
 
 // heartbeats publishes a heartbeat every HeartbeatInterval, and at once
@@ -271,7 +314,7 @@ func (c *Client) heartbeats(ctx context.Context) {
 		})
 		if err == nil {
 			pctx, cancel := context.WithTimeout(ctx, c.cfg.HeartbeatInterval)
-			err = c.publish(pctx, e)
+			err = c.publish(pctx, e, false)
 			cancel()
 		}
 		if err != nil && ctx.Err() == nil {

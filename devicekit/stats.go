@@ -16,6 +16,13 @@ type Stats struct {
 	CommandsRefused uint64
 	Disconnects     uint64 // connections lost
 	Reconnects      uint64 // connections regained
+	// OutboxPending is the number of envelopes in the outbox
+	// (Config.Outbox) now: written, not yet acknowledged by the edge's
+	// stream. Zero without an outbox.
+	OutboxPending uint64
+	// OutboxResent counts the envelopes a previous run left in the outbox
+	// that Connect sent again and the stream acknowledged.
+	OutboxResent uint64
 }
 
 type counters struct {
@@ -24,11 +31,16 @@ type counters struct {
 	commands, commandsRun             atomic.Uint64
 	commandsRefused                   atomic.Uint64
 	disconnects, reconnects           atomic.Uint64
+	outboxResent                      atomic.Uint64
 }
 
 // Stats returns a snapshot of the client's counters.
 func (c *Client) Stats() Stats {
 	s := &c.stats
+	var pending uint64
+	if c.box != nil {
+		pending = uint64(c.box.len())
+	}
 	return Stats{
 		Published:       s.published.Load(),
 		Retries:         s.retries.Load(),
@@ -40,5 +52,7 @@ func (c *Client) Stats() Stats {
 		CommandsRefused: s.commandsRefused.Load(),
 		Disconnects:     s.disconnects.Load(),
 		Reconnects:      s.reconnects.Load(),
+		OutboxPending:   pending,
+		OutboxResent:    s.outboxResent.Load(),
 	}
 }

@@ -505,7 +505,7 @@ func (h *Hub) setSources(ctx context.Context, cfg jetstream.StreamConfig, edges 
 // again under the same name. That answer then races with the new source's
 // own reset: the edge's consumer may deliver before the new subscription
 // exists, and central skips by sequence what it never received. Once the
-// wait is over no such answer can arrive. See docs/reliability.md.
+// wait is over no such answer can arrive. See RELIABILITY.md.
 const sourceSettle = 5*time.Second + 500*time.Millisecond
 
 // noteRemoved records that source name left central's event stream now.

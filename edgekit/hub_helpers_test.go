@@ -322,7 +322,7 @@ func hubPublishEvents(t testing.TB, devs []*devicekit.Client, perDevice int) {
 	for _, d := range devs {
 		wg.Go(func() {
 			for i := range perDevice {
-				if err := d.PublishEvent(ctx, message.NameSensorReading, map[string]int{"n": i}); err != nil {
+				if _, err := d.PublishEvent(ctx, message.NameSensorReading, map[string]int{"n": i}); err != nil {
 					errs <- fmt.Errorf("%s event %d: %w", d.Thing(), i, err)
 					return
 				}

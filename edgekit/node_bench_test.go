@@ -90,7 +90,10 @@ func nodeBenchPublishFuncs(b *testing.B, env *nodeEnv, node *edgekit.Node, raw b
 		th := nodeBenchThing(i)
 		if !raw {
 			d := nodeConnectDevice(b, env, node.ClientURL(), th, func(c *devicekit.Config) { c.HeartbeatInterval = -1 })
-			out = append(out, func() error { return d.PublishEvent(context.Background(), "door.opened", payload) })
+			out = append(out, func() error {
+				_, err := d.PublishEvent(context.Background(), "door.opened", payload)
+				return err
+			})
 			continue
 		}
 		user := authz.DeviceUser(th)
@@ -147,7 +150,7 @@ func nodeBenchFlood(b *testing.B, env *nodeEnv, node *edgekit.Node) (stop func()
 			case <-t.C:
 			}
 			for range nodeBenchTelemetryRate / int(time.Second/tick) {
-				_ = d.PublishTelemetry(ctx, message.NameSensorReading, map[string]float64{"t": 21.5})
+				_, _ = d.PublishTelemetry(ctx, message.NameSensorReading, map[string]float64{"t": 21.5})
 			}
 		}
 	})

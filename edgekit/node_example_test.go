@@ -67,7 +67,7 @@ func ExampleStart() {
 		return
 	}
 	defer dev.Close()
-	if err := dev.PublishEvent(ctx, "door.opened", nil); err != nil {
+	if _, err := dev.PublishEvent(ctx, "door.opened", nil); err != nil {
 		fmt.Println(err)
 		return
 	}

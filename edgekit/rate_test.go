@@ -66,7 +66,7 @@ flood:
 
 	// The other device is unaffected: its events are stored.
 	for i := range 5 {
-		if err := good.PublishEvent(ctx, "sensor.reading", map[string]int{"n": i}); err != nil {
+		if _, err := good.PublishEvent(ctx, "sensor.reading", map[string]int{"n": i}); err != nil {
 			t.Fatalf("well-behaved device's event %d: %v", i, err)
 		}
 	}

@@ -103,7 +103,7 @@ func (d *demo) forcedDoor(ctx context.Context) error {
 	if err := d.synced(ctx, rev); err != nil {
 		return err
 	}
-	if err := d.contact.PublishEvent(ctx, message.NameDoorForcedOpen, message.DoorState{Door: door, Open: true, Locked: true, Forced: true}); err != nil {
+	if _, err := d.contact.PublishEvent(ctx, message.NameDoorForcedOpen, message.DoorState{Door: door, Open: true, Locked: true, Forced: true}); err != nil {
 		return fmt.Errorf("door contact %s: %w", contact.Code, err)
 	}
 	d.printf("door contact %s: %s at door %s", contact.Code, message.NameDoorForcedOpen, door)

@@ -248,12 +248,16 @@ func (s *suite) publishStored(t *testing.T) {
 func (s *suite) publishEvent(t *testing.T) {
 	d := s.device(t, 0)
 	dec := message.AccessDecision{Granted: true, Door: "front", CredentialSetVersion: 7}
-	if err := d.PublishEvent(ctxFor(t), message.NameAccessGranted, dec); err != nil {
+	id, err := d.PublishEvent(ctxFor(t), message.NameAccessGranted, dec)
+	if err != nil {
 		t.Fatal(err)
 	}
 	got := s.stored(t, d, topic.Event)
 	if len(got) != 1 || got[0].Envelope.Name != message.NameAccessGranted || got[0].Subject != d.Thing().Subject(topic.Event).String() {
 		t.Fatalf("stored events %+v, want one %q on the evt subject", got, message.NameAccessGranted)
+	}
+	if got[0].Envelope.ID != id {
+		t.Errorf("stored event %s, PublishEvent returned %s", got[0].Envelope.ID, id)
 	}
 	p, err := message.DecodePayload[message.AccessDecision](got[0].Envelope)
 	if err != nil || p != dec {
@@ -264,18 +268,19 @@ func (s *suite) publishEvent(t *testing.T) {
 func (s *suite) publishState(t *testing.T) {
 	d := s.device(t, 0)
 	st := message.DoorState{Door: "front", Open: false, Locked: true}
-	if err := d.PublishState(ctxFor(t), message.NameDoorState, st); err != nil {
+	id, err := d.PublishState(ctxFor(t), message.NameDoorState, st)
+	if err != nil {
 		t.Fatal(err)
 	}
 	var found bool
 	for _, m := range s.stored(t, d, topic.State) {
 		if m.Envelope.Name == message.NameDoorState {
 			p, err := message.DecodePayload[message.DoorState](m.Envelope)
-			found = err == nil && p == st
+			found = err == nil && p == st && m.Envelope.ID == id
 		}
 	}
 	if !found {
-		t.Errorf("no stored %q state %+v", message.NameDoorState, st)
+		t.Errorf("no stored %q state %+v with the ID PublishState returned, %s", message.NameDoorState, st, id)
 	}
 }
 
@@ -283,13 +288,14 @@ func (s *suite) publishTelemetry(t *testing.T) {
 	d := s.device(t, 0)
 	ch := s.subscribe(t, d.Thing().Subject(topic.Telemetry).String())
 	r := message.SensorReading{Metric: "temperature", Value: 21.5, Unit: "Cel"}
-	if err := d.PublishTelemetry(ctxFor(t), message.NameSensorReading, r); err != nil {
+	id, err := d.PublishTelemetry(ctxFor(t), message.NameSensorReading, r)
+	if err != nil {
 		t.Fatal(err)
 	}
 	e := receive(t, ch, "telemetry")
 	p, err := message.DecodePayload[message.SensorReading](e)
-	if e.Name != message.NameSensorReading || e.Type != topic.Telemetry || e.BootID != d.BootID() || err != nil || p != r {
-		t.Errorf("telemetry %q %q boot %s payload %+v (%v), want %q %+v", e.Type, e.Name, e.BootID, p, err, message.NameSensorReading, r)
+	if e.Name != message.NameSensorReading || e.Type != topic.Telemetry || e.BootID != d.BootID() || err != nil || p != r || e.ID != id {
+		t.Errorf("telemetry %s %q %q boot %s payload %+v (%v), want %s %q %+v", e.ID, e.Type, e.Name, e.BootID, p, err, id, message.NameSensorReading, r)
 	}
 }
 
@@ -354,7 +360,7 @@ func (s *suite) publishConcurrent(t *testing.T) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := range each {
-				if err := d.PublishEvent(ctx, "test.concurrent", map[string]int{"w": w, "i": i}); err != nil {
+				if _, err := d.PublishEvent(ctx, "test.concurrent", map[string]int{"w": w, "i": i}); err != nil {
 					errs <- err
 				}
 			}
@@ -845,7 +851,7 @@ func (s *suite) close(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := ctxFor(t)
-	if err := d.PublishEvent(ctx, "test.before_close", nil); err != nil {
+	if _, err := d.PublishEvent(ctx, "test.before_close", nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.Close(); err != nil {
@@ -878,8 +884,8 @@ func (s *suite) close(t *testing.T) {
 		t.Error("the death is not stored")
 	}
 
-	if err := d.PublishEvent(ctx, "test.after_close", nil); !errors.Is(err, devicekit.ErrClosed) {
-		t.Errorf("PublishEvent after Close = %v, want ErrClosed", err)
+	if id, err := d.PublishEvent(ctx, "test.after_close", nil); !errors.Is(err, devicekit.ErrClosed) || !id.IsZero() {
+		t.Errorf("PublishEvent after Close = %s, %v, want no ID and ErrClosed", id, err)
 	}
 	if err := d.Publish(ctx, &message.Envelope{Type: topic.Event}); !errors.Is(err, devicekit.ErrClosed) {
 		t.Errorf("Publish after Close = %v, want ErrClosed", err)

@@ -261,7 +261,7 @@ func (s *Simulator) interval(k Kind) time.Duration {
 func (s *Simulator) run(ctx context.Context, d devicekit.Device, b *behaviour) {
 	if b.kind == Lock {
 		s.call(ctx, d, func(ctx context.Context) error {
-			return d.PublishState(ctx, message.NameDoorState, b.lockState())
+			return errOnly(d.PublishState(ctx, message.NameDoorState, b.lockState()))
 		})
 		return // commands drive it from now on
 	}
@@ -283,13 +283,13 @@ func (s *Simulator) run(ctx context.Context, d devicekit.Device, b *behaviour) {
 			})
 		case DoorSensor:
 			st, heldOpen := b.doorChange()
-			s.call(ctx, d, func(ctx context.Context) error { return d.PublishState(ctx, message.NameDoorState, st) })
+			s.call(ctx, d, func(ctx context.Context) error { return errOnly(d.PublishState(ctx, message.NameDoorState, st)) })
 			if heldOpen {
-				s.call(ctx, d, func(ctx context.Context) error { return d.PublishEvent(ctx, message.NameDoorHeldOpen, st) })
+				s.call(ctx, d, func(ctx context.Context) error { return errOnly(d.PublishEvent(ctx, message.NameDoorHeldOpen, st)) })
 			}
 		case EnvSensor:
 			r := b.reading()
-			s.call(ctx, d, func(ctx context.Context) error { return d.PublishTelemetry(ctx, message.NameSensorReading, r) })
+			s.call(ctx, d, func(ctx context.Context) error { return errOnly(d.PublishTelemetry(ctx, message.NameSensorReading, r)) })
 		}
 		timer.Reset(b.wait(mean))
 	}
@@ -328,7 +328,7 @@ func (s *Simulator) command(d devicekit.Device, b *behaviour, cmd devicekit.Comm
 	st := b.setLocked(locked)
 	// Report the new state even if handling is stopping.
 	s.call(context.Background(), d, func(ctx context.Context) error {
-		return d.PublishState(ctx, message.NameDoorState, st)
+		return errOnly(d.PublishState(ctx, message.NameDoorState, st))
 	})
 	return nil
 }
@@ -418,3 +418,6 @@ func (b *behaviour) setLocked(locked bool) message.DoorState {
 	b.locked = locked
 	return message.DoorState{Door: b.door, Locked: b.locked}
 }
+
+// errOnly returns err, dropping the envelope ID a publish returns.
+func errOnly(_ message.ID, err error) error { return err }

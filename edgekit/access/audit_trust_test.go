@@ -218,7 +218,7 @@ func TestHostileReaderFloodsEdge(t *testing.T) {
 
 	stored, full := 0, 0
 	for range 2 * share {
-		err := hostile.PublishEvent(siteCtx(t), "flood", map[string]string{"x": "y"})
+		_, err := hostile.PublishEvent(siteCtx(t), "flood", map[string]string{"x": "y"})
 		switch {
 		case err == nil:
 			stored++
@@ -232,11 +232,11 @@ func TestHostileReaderFloodsEdge(t *testing.T) {
 	if stored != share || full != share {
 		t.Fatalf("hostile reader: %d stored, %d refused; want %d each", stored, full, share)
 	}
-	if err := hostile.PublishEvent(siteCtx(t), "big", map[string]string{"x": strings.Repeat("x", 8<<10)}); err == nil {
+	if _, err := hostile.PublishEvent(siteCtx(t), "big", map[string]string{"x": strings.Repeat("x", 8<<10)}); err == nil {
 		t.Fatal("an oversized event was stored")
 	}
 	for i := range 5 {
-		if err := sensor.PublishEvent(siteCtx(t), "door.opened", map[string]int{"i": i}); err != nil {
+		if _, err := sensor.PublishEvent(siteCtx(t), "door.opened", map[string]int{"i": i}); err != nil {
 			t.Fatalf("another device's event %d during the flood: %v", i, err)
 		}
 	}

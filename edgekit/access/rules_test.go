@@ -43,7 +43,7 @@ func TestRulesFromCentral(t *testing.T) {
 	contact := s.device(siteDS1)
 	forced := func() {
 		t.Helper()
-		if err := contact.PublishEvent(siteCtx(t), message.NameDoorForcedOpen, message.DoorState{Door: "front", Open: true, Forced: true}); err != nil {
+		if _, err := contact.PublishEvent(siteCtx(t), message.NameDoorForcedOpen, message.DoorState{Door: "front", Open: true, Forced: true}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -148,7 +148,7 @@ func BenchmarkDecision(b *testing.B) {
 		samples := make([]time.Duration, 0, b.N)
 		for b.Loop() {
 			t0 := time.Now()
-			if err := raw.PublishEvent(ctx, "raw.event", map[string]string{"door": "front"}); err != nil {
+			if _, err := raw.PublishEvent(ctx, "raw.event", map[string]string{"door": "front"}); err != nil {
 				b.Fatal(err)
 			}
 			samples = append(samples, time.Since(t0))

@@ -115,7 +115,7 @@ func TestDeviceCannotSteerReplies(t *testing.T) {
 	if d := request(t, reader, "front", "9999"); d.Granted {
 		t.Fatalf("unknown card granted: %+v", d)
 	}
-	if err := reader.PublishEvent(ctx, "test.after_attack", map[string]string{"k": "v"}); err != nil {
+	if _, err := reader.PublishEvent(ctx, "test.after_attack", map[string]string{"k": "v"}); err != nil {
 		t.Fatalf("a device's publish after the attacks: %v", err)
 	}
 

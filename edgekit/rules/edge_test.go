@@ -25,7 +25,7 @@ func TestEdgeDoorForcedOpen(t *testing.T) {
 	js, names := e.node.JetStream(), e.node.Names()
 
 	before := time.Now()
-	if err := door.PublishEvent(ctx, message.NameDoorForcedOpen, message.DoorState{Door: "d1", Open: true, Locked: true, Forced: true}); err != nil {
+	if _, err := door.PublishEvent(ctx, message.NameDoorForcedOpen, message.DoorState{Door: "d1", Open: true, Locked: true, Forced: true}); err != nil {
 		t.Fatal(err)
 	}
 	triggers := named(streamMessages(t, js, names.EventStream, doorD1.Subject(topic.Event).String()), message.NameDoorForcedOpen)
@@ -112,10 +112,10 @@ func TestEdgeDoorHeldOpen(t *testing.T) {
 	ctx := testCtx(t)
 	js, names := e.node.JetStream(), e.node.Names()
 	state := func(d interface {
-		PublishState(ctx context.Context, name string, payload any) error
+		PublishState(ctx context.Context, name string, payload any) (message.ID, error)
 	}, door string, open bool) {
 		t.Helper()
-		if err := d.PublishState(ctx, message.NameDoorState, message.DoorState{Door: door, Open: open}); err != nil {
+		if _, err := d.PublishState(ctx, message.NameDoorState, message.DoorState{Door: door, Open: open}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -192,7 +192,7 @@ func TestEdgeTemperature(t *testing.T) {
 	ctx := testCtx(t)
 	reading := func(metric string, v float64) {
 		t.Helper()
-		if err := sensor.PublishTelemetry(ctx, message.NameSensorReading, message.SensorReading{Metric: metric, Value: v, Unit: "Cel"}); err != nil {
+		if _, err := sensor.PublishTelemetry(ctx, message.NameSensorReading, message.SensorReading{Metric: metric, Value: v, Unit: "Cel"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -202,7 +202,7 @@ func TestEdgeTemperature(t *testing.T) {
 	reading("temperature", 20)
 	reading("temperature", 28)
 	reading("humidity", 65)
-	if err := sensor.PublishEvent(ctx, "test.marker", nil); err != nil {
+	if _, err := sensor.PublishEvent(ctx, "test.marker", nil); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the marker command", func() bool { return len(cmds.all()) > 0 })
