@@ -401,6 +401,14 @@ func TestLeafLinkEnforcedByCentral(t *testing.T) {
 		{"Subscription", "acme.hq.reader.r1.cmd"}, // device commands never come from central
 		{"Subscription", "$JSC.R.hub.x." + nwh.CredentialStream + "." + nwh.CredentialConsumer + ".y"},
 		{"Subscription", "$JS.wh.API.CONSUMER.RESET." + nwh.EventStream + "." + nwh.EventConsumer},
+		// The edge releases what central stored by purging its own streams;
+		// central may neither purge them nor change their configuration.
+		{"Subscription", "$JS.hq.API.STREAM.PURGE." + nhq.EventStream},
+		{"Subscription", "$JS.hq.API.STREAM.PURGE." + nhq.TelemetryStream},
+		{"Subscription", "$JS.hq.API.STREAM.PURGE." + nhq.PlatformStream},
+		{"Subscription", "$JS.hq.API.STREAM.UPDATE." + nhq.EventStream},
+		{"Subscription", "$JS.hq.API.STREAM.MSG.DELETE." + nhq.EventStream},
+		{"Subscription", "$JS.hq.API.CONSUMER.CREATE." + nhq.EventStream},
 		{"Subscription", "_INBOX._svc.acme.ingest.x"},
 		{"Subscription", "$SYS.ACCOUNT.acme.CONNECT"},
 		{"Publish", nwh.EventDeliver},

@@ -17,9 +17,7 @@
 //
 // Start-up order matters: the event and telemetry streams and central's
 // consumers on them are created before any device may log in (the node's
-// authentication admits only its own edge service until then), because an
-// interest-retention stream without a consumer acknowledges and drops every
-// message.
+// authentication admits only its own edge service until then).
 //
 // # Events: nothing central has not stored is ever deleted
 //
@@ -30,12 +28,11 @@
 // acknowledgement (package devicekit). Both streams are configured so that
 // only central's storing a message can remove it:
 //
-//   - interest retention, no age limit: a message stays until central's
-//     durable sourcing consumer ("to-hub" on the event stream, "to-hub-tlm"
-//     on the telemetry stream, each the only consumer of its stream) has
-//     acknowledged it through flow control; then the edge lets go of it.
-//     (The acknowledgement lags a little behind delivery: it comes with the
-//     next flow-control round trip.)
+//   - no age or count limit, and deny_delete: a message stays until
+//     central's durable sourcing consumer ("to-hub" on the event stream,
+//     "to-hub-tlm" on the telemetry stream) has acknowledged it through
+//     flow control; then the node releases it, purging each stream up to
+//     that acknowledgement in one range (docs/edge-release.md).
 //   - a size bound (NodeConfig.EventStreamMaxBytes,
 //     NodeConfig.TelemetryStreamMaxBytes) with discard-new: a full stream
 //     refuses new messages (a full telemetry stream refuses telemetry only),
@@ -43,7 +40,6 @@
 //     devicekit.ErrStreamFull, never a silent drop. A full JetStream store
 //     (the disk) answers "insufficient resources", which devicekit reports
 //     as ErrStreamFull too.
-//   - deny_delete and deny_purge.
 //
 // Each device gets a bounded share of the event stream: at most
 // NodeConfig.EventMaxMsgsPerSubject messages per subject (one device's

@@ -348,6 +348,7 @@ type Node struct {
 	rate   *rateGuard
 	live   *liveTracker
 	report *statusReporter
+	held   []*heldStream // set by provision, then the release loop's
 
 	stats nodeCounters
 }
@@ -358,6 +359,7 @@ type nodeCounters struct {
 	commandsDelivered, commandsExpired, commandsDuplicate         atomic.Uint64
 	commandsRejected, commandsQueued                              atomic.Uint64
 	statusPublished, alarmsRaised, alarmsCleared, publishFailures atomic.Uint64
+	releases                                                      atomic.Uint64
 }
 
 // NewNode checks cfg and renders the edge's server options (reading the
@@ -551,6 +553,7 @@ func (n *Node) startup(ctx context.Context) error {
 	n.gate.open()
 	n.publishBirth(ctx)
 	n.wg.Go(n.loop)
+	n.wg.Go(n.releaseLoop)
 	n.log.Info("edge node started", "client_url", n.ClientURL(), "store_dir", n.opts.StoreDir,
 		"event_stream_max_bytes", n.maxBytes, "telemetry_stream_max_bytes", n.tlmBytes, "sync_always", n.opts.SyncAlways)
 	return nil

@@ -12,9 +12,8 @@ import (
 // nodeGate is the node's client authentication: the edge's
 // [authz.EdgeAuthenticator], behind a gate that lets only the node's own
 // in-process edge service in until the node is ready. Devices are kept out
-// until the event stream and central's consumer on it exist, so that no
-// device message can reach an interest-retention stream without a consumer
-// (which would drop it while acknowledging it).
+// until the held streams and central's consumers on them exist, so that
+// every device message lands in a stream central sources.
 //
 // The node's edge service logs in as the edge service user with a random
 // per-process token instead of the inventory's password, which the node

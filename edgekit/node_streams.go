@@ -59,24 +59,39 @@ func nodeTelemetryStreamConfig(names authz.EdgeNames, maxBytes int64) jetstream.
 // holdUntilStored returns c configured so that only central's storing a
 // message can remove it:
 //
-//   - interest retention: a message is removed once central's durable
-//     sourcing consumer (the only consumer) has acknowledged it, never
-//     before, so no age limit can delete what central has not stored;
+//   - limits retention with neither an age nor a count limit, and
+//     deny_delete: nothing removes a message but the node's release
+//     ([Node.release]), which purges a stream up to the acknowledgement
+//     floor of central's durable sourcing consumer, that is, what central
+//     has stored. Releasing in ranges, off the link's read loop, costs one
+//     fsync per purge instead of one per message (docs/edge-release.md);
 //   - a size bound with discard-new: a full stream refuses new messages,
 //     and the device gets an error (devicekit.ErrStreamFull), instead of
-//     losing old ones;
-//   - deny_delete and deny_purge: nobody removes a message central has not
-//     stored.
+//     losing old ones.
+//
+// Purging stays allowed, as the release needs it; only the node reaches the
+// edge's JetStream API (devices cannot, and central's leaf user may only
+// reset its sourcing consumers: see authz.LeafPermissions).
 func holdUntilStored(c jetstream.StreamConfig, description string, maxBytes int64) jetstream.StreamConfig {
 	c.Description = description
-	c.Retention = jetstream.InterestPolicy
+	c.Retention = jetstream.LimitsPolicy
 	c.Discard = jetstream.DiscardNew
 	c.MaxBytes = maxBytes
 	c.MaxMsgs = -1
 	c.MaxAge = 0
 	c.DenyDelete = true
-	c.DenyPurge = true
+	c.DenyPurge = false
 	c.Duplicates = eventDuplicateWindow
+	return c
+}
+
+// heldByInterest returns c as an earlier version created it: interest
+// retention, where central's acknowledgement removes each message, and
+// deny_purge, which nats-server never lets an update take back. The node
+// keeps such a stream as it is (see [Node.provisionHeld]).
+func heldByInterest(c jetstream.StreamConfig) jetstream.StreamConfig {
+	c.Retention = jetstream.InterestPolicy
+	c.DenyPurge = true
 	return c
 }
 
@@ -178,21 +193,21 @@ func (n *Node) telemetryMaxBytes() int64 {
 func (n *Node) provision(ctx context.Context) error {
 	n.maxBytes = n.eventMaxBytes()
 	per, size := n.eventLimits()
-	if _, err := n.js.CreateOrUpdateStream(ctx, nodeEventStreamConfig(n.names, n.maxBytes, per, size)); err != nil {
+	if err := n.provisionHeld(ctx, nodeEventStreamConfig(n.names, n.maxBytes, per, size), n.names.EventConsumer); err != nil {
 		return fmt.Errorf("event stream %s: %w", n.names.EventStream, err)
 	}
 	if _, err := n.js.CreateOrUpdatePushConsumer(ctx, n.names.EventStream, n.names.EventConsumerConfig()); err != nil {
 		return fmt.Errorf("event consumer %s: %w", n.names.EventConsumer, err)
 	}
 	n.tlmBytes = n.telemetryMaxBytes()
-	if _, err := n.js.CreateOrUpdateStream(ctx, nodeTelemetryStreamConfig(n.names, n.tlmBytes)); err != nil {
+	if err := n.provisionHeld(ctx, nodeTelemetryStreamConfig(n.names, n.tlmBytes), n.names.TelemetryConsumer); err != nil {
 		return fmt.Errorf("telemetry stream %s: %w", n.names.TelemetryStream, err)
 	}
 	if _, err := n.js.CreateOrUpdatePushConsumer(ctx, n.names.TelemetryStream, n.names.TelemetryConsumerConfig()); err != nil {
 		return fmt.Errorf("telemetry consumer %s: %w", n.names.TelemetryConsumer, err)
 	}
 	n.recBytes = n.platformMaxBytes()
-	if _, err := n.js.CreateOrUpdateStream(ctx, nodePlatformStreamConfig(n.names, n.recBytes)); err != nil {
+	if err := n.provisionHeld(ctx, nodePlatformStreamConfig(n.names, n.recBytes), n.names.PlatformConsumer); err != nil {
 		return fmt.Errorf("platform stream %s: %w", n.names.PlatformStream, err)
 	}
 	if _, err := n.js.CreateOrUpdatePushConsumer(ctx, n.names.PlatformStream, n.names.PlatformConsumerConfig()); err != nil {

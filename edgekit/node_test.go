@@ -59,8 +59,8 @@ func TestNodeTelemetryReachesCentral(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := info.CachedInfo().Config; c.PersistMode != jetstream.AsyncPersistMode || c.Retention != jetstream.InterestPolicy ||
-		c.Discard != jetstream.DiscardNew || c.MaxBytes <= 0 || !c.DenyDelete || !c.DenyPurge {
+	if c := info.CachedInfo().Config; c.PersistMode != jetstream.AsyncPersistMode || c.Retention != jetstream.LimitsPolicy ||
+		c.Discard != jetstream.DiscardNew || c.MaxBytes <= 0 || !c.DenyDelete || c.DenyPurge {
 		t.Fatalf("telemetry stream config %+v", c)
 	}
 	ev, err := node.JetStream().Stream(nodeCtx(t), n.EventStream)
@@ -300,7 +300,7 @@ func TestNodeRestartKeepsEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := info.CachedInfo().Config
-	if c.Retention != jetstream.InterestPolicy || c.Discard != jetstream.DiscardNew || !c.DenyDelete || !c.DenyPurge {
+	if c.Retention != jetstream.LimitsPolicy || c.Discard != jetstream.DiscardNew || !c.DenyDelete || c.DenyPurge {
 		t.Fatalf("event stream config %+v", c)
 	}
 }

@@ -269,6 +269,7 @@ type NodeStats struct {
 	AlarmsCleared     uint64 // fill alarms cleared
 	PublishFailures   uint64 // the node's own messages the event stream refused
 	RateLimited       uint64 // device connections closed for exceeding their publish rate
+	Releases          uint64 // purges that released what central had stored from the edge's streams
 }
 
 // Stats returns a snapshot of the node's counters.
@@ -287,5 +288,6 @@ func (n *Node) Stats() NodeStats {
 		AlarmsCleared:     c.alarmsCleared.Load(),
 		PublishFailures:   c.publishFailures.Load(),
 		RateLimited:       n.rate.limitedCount(),
+		Releases:          c.releases.Load(),
 	}
 }

@@ -1,0 +1,163 @@
+package edgekit_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/lintel-io/lintel/authz"
+
+	"github.com/lintel-io/lintel/devicekit"
+	"github.com/lintel-io/lintel/message"
+	"github.com/lintel-io/lintel/topic"
+)
+
+// TestNodeReleasesWhatCentralStored: the edge keeps every event while the
+// link is down, forwards the backlog and new events once it is back, and
+// releases (purges) them only once central has stored them: central ends
+// with each event exactly once and the edge's stream empty.
+func TestNodeReleasesWhatCentralStored(t *testing.T) {
+	env := newNodeEnv(t, 0)
+	central := nodeStartCentral(t, env)
+	node := nodeStart(t, nodeTestConfig(t, env, central.hubURL()))
+	nodeWaitFor(t, "leaf link", node.LinkUp)
+	d := nodeConnectDevice(t, env, node.ClientURL(), nodeR1, func(c *devicekit.Config) { c.HeartbeatInterval = -1 })
+	n := node.Names()
+	subject := nodeR1.Subject(topic.Event).String()
+
+	sent := make(map[message.ID]bool)
+	publish := func(count int) {
+		t.Helper()
+		for i := range count {
+			e := &message.Envelope{Type: topic.Event, Name: "door.opened"}
+			if err := d.Publish(nodeCtx(t), e); err != nil {
+				t.Fatalf("publish %d: %v", i, err)
+			}
+			sent[e.ID] = true
+		}
+	}
+
+	// Cut off, the edge keeps everything: many release ticks pass and
+	// every event is still in its stream.
+	central.proxy.Cut()
+	nodeWaitFor(t, "the link to drop", func() bool { return !node.LinkUp() })
+	const offline, online = 100, 200
+	publish(offline)
+
+	// Purging is allowed on the stream, for the node's release only: a
+	// device asking for a purge is refused by the server.
+	errs := make(chan error, 8)
+	devUser := authz.DeviceUser(nodeR1)
+	dev, err := nats.Connect(node.ClientURL(), nats.UserInfo(devUser, env.password(devUser)),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	for _, subj := range []string{"$JS.API.STREAM.PURGE." + n.EventStream, "$JS." + n.Domain + ".API.STREAM.PURGE." + n.EventStream} {
+		if err := dev.Publish(subj, nil); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-errs:
+			if !strings.Contains(err.Error(), "Permissions Violation for Publish") {
+				t.Fatalf("device purge %s: %v", subj, err)
+			}
+		case <-nodeCtx(t).Done():
+			t.Fatalf("device purge %s not refused", subj)
+		}
+	}
+
+	time.Sleep(20 * 50 * time.Millisecond) // twenty check intervals
+	held := 0
+	for _, e := range nodeStreamEnvelopes(t, node.JetStream(), n.EventStream, subject) {
+		if sent[e.ID] {
+			held++
+		}
+	}
+	if held != offline {
+		t.Fatalf("the edge holds %d of the %d events sent while cut off", held, offline)
+	}
+
+	central.proxy.Restore()
+	nodeWaitFor(t, "leaf link", node.LinkUp)
+	// Nor can central purge it: its leaf user may only reset its sourcing
+	// consumers (authz's TestLeafLinkEnforcedByCentral).
+	publish(online)
+
+	var got []*message.Envelope
+	nodeWaitFor(t, "every event at central", func() bool {
+		got = nodeStreamEnvelopes(t, central.js, n.CentralEventStream, subject)
+		have := 0
+		for _, e := range got {
+			if sent[e.ID] {
+				have++
+			}
+		}
+		return have >= offline+online
+	})
+	seen := make(map[message.ID]bool, len(got))
+	for _, e := range got {
+		if seen[e.ID] {
+			t.Errorf("central holds event %s twice", e.ID)
+		}
+		seen[e.ID] = true
+	}
+	// Limits retention removes nothing by itself: an empty stream is the
+	// node's release at work.
+	nodeWaitFor(t, "the edge's event stream released", func() bool {
+		s, err := node.JetStream().Stream(nodeCtx(t), n.EventStream)
+		return err == nil && s.CachedInfo().State.Msgs == 0
+	})
+	if r := node.Stats().Releases; r == 0 {
+		t.Fatalf("stream empty with no release counted")
+	}
+}
+
+// TestNodeKeepsInterestStream: an event stream an earlier version created
+// (interest retention, deny_purge, which nats-server never lets an update
+// take back) is kept as it is, and still forwards to central and empties
+// as central acknowledges.
+func TestNodeKeepsInterestStream(t *testing.T) {
+	env := newNodeEnv(t, 0)
+	central := nodeStartCentral(t, env)
+	cfg := nodeTestConfig(t, env, central.hubURL())
+	first := nodeStart(t, cfg)
+	n := first.Names()
+	s, err := first.JetStream().Stream(nodeCtx(t), n.EventStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := s.CachedInfo().Config
+	old.Retention, old.DenyPurge = jetstream.InterestPolicy, true
+	if _, err := first.JetStream().UpdateStream(nodeCtx(t), old); err != nil {
+		t.Fatalf("make the stream as an earlier version did: %v", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	node := nodeStart(t, cfg)
+	nodeWaitFor(t, "leaf link", node.LinkUp)
+	s, err = node.JetStream().Stream(nodeCtx(t), n.EventStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := s.CachedInfo().Config; c.Retention != jetstream.InterestPolicy || !c.DenyPurge || !c.DenyDelete {
+		t.Fatalf("event stream of an earlier version changed: %+v", c)
+	}
+	d := nodeConnectDevice(t, env, node.ClientURL(), nodeR1, func(c *devicekit.Config) { c.HeartbeatInterval = -1 })
+	e := &message.Envelope{Type: topic.Event, Name: message.NameAccessGranted}
+	if err := d.Publish(nodeCtx(t), e); err != nil {
+		t.Fatal(err)
+	}
+	nodeWaitEnvelope(t, central.js, n.CentralEventStream, nodeR1.Subject(topic.Event).String(),
+		func(g *message.Envelope) bool { return g.ID == e.ID })
+	nodeWaitFor(t, "central's acknowledgement to empty the stream", func() bool {
+		s, err := node.JetStream().Stream(nodeCtx(t), n.EventStream)
+		return err == nil && s.CachedInfo().State.Msgs == 0
+	})
+}
