@@ -81,6 +81,25 @@ type RenderOptions struct {
 	// it; [EdgeOptions] also reads a bare seed, as [WriteSeedFile] writes it.
 	ConfigDir string
 	SeedFile  string
+
+	// TLS, when set, turns on TLS on the client listener, central's and an
+	// edge's (an embedded edge's MQTT listener presents the same
+	// certificate): clients must use TLS and verify the listener's
+	// certificate, and a plaintext client is refused. LeafTLS, for central
+	// only, does the same for the leaf-node listener, and HubTLS, for an
+	// edge only, makes the leaf link use TLS and pins central's certificate
+	// to a CA; set HubTLS on the edges exactly when central has LeafTLS. See
+	// [TLSFiles] and [HubTLS]; the paths must be absolute.
+	//
+	// nil means plaintext, for tests and for a deployment whose links run
+	// over an encrypted overlay network such as Nebula. The Lintel apps
+	// require the TLS files unless their configuration turns TLS off
+	// explicitly; a library caller that renders a production configuration
+	// should do the same. [RenderCentral] and [RenderEdge] do not read the
+	// files; [CentralOptions], [EdgeOptions] and [CheckTLSFiles] do.
+	TLS     *TLSFiles
+	LeafTLS *TLSFiles
+	HubTLS  *HubTLS
 }
 
 func (o RenderOptions) withDefaults(name string) RenderOptions {
@@ -146,13 +165,18 @@ const featureFlagComment = `# js_api_reply_v2 scopes the replies to the JetStrea
 // leaf-node NKey (allowed only as a leaf node, with [LeafPermissions]; after
 // a key rotation also the previous key, until [State.Prune] drops it) and the org's central services,
 // operators and org-wide gateways (bcrypt hashes, with their permissions).
+// With o.TLS and o.LeafTLS, the client and leaf-node listeners require TLS.
 // The text is deterministic and holds no password or seed.
 //
 // It returns an error wrapping [ErrCredentialMissing] when st lacks an
 // identity's credential, [ErrReservedName] for a name the topology keeps,
-// and [ErrInvalid] for a service of unknown kind.
+// [ErrInvalid] for a service of unknown kind, and [ErrRenderOption] for an
+// incomplete TLS setting or a relative TLS path.
 func RenderCentral(inv *Inventory, st *State, o RenderOptions) ([]byte, error) {
 	o = o.withDefaults("lintel-central")
+	if err := o.checkTLSFields(true, false); err != nil {
+		return nil, err
+	}
 	ids, err := renderIdentities(inv)
 	if err != nil {
 		return nil, err
@@ -167,6 +191,9 @@ func RenderCentral(inv *Inventory, st *State, o RenderOptions) ([]byte, error) {
 	w.line("leafnodes {")
 	w.kv("host", quote(o.LeafHost))
 	w.kv("port", strconv.Itoa(o.LeafPort))
+	if o.LeafTLS != nil {
+		w.tlsBlock(o.LeafTLS)
+	}
 	w.line("}")
 	w.blank()
 	w.footer()
@@ -223,8 +250,10 @@ func RenderCentral(inv *Inventory, st *State, o RenderOptions) ([]byte, error) {
 // [LeafDenyImports] and [LeafDenyExports] as defence in depth), the system
 // account exporting the org's client connect and disconnect events to the
 // org's account, and the org's account with JetStream and the edge's users:
-// its devices, its edge service and gateways scoped to it. The text is
-// deterministic and holds no password or seed.
+// its devices, its edge service and gateways scoped to it. With o.HubTLS
+// the leaf link uses TLS, verifying central against the pinned CA, and with
+// o.TLS the client listener requires TLS. The text is deterministic and
+// holds no password or seed.
 //
 // Passwords are bcrypt hashes checked by nats-server itself: each
 // connection, and each connected client again at every configuration
@@ -251,6 +280,9 @@ func renderEdge(inv *Inventory, st *State, org, edge string, o RenderOptions, in
 	if len(o.HubURLs) == 0 {
 		return nil, fmt.Errorf("%w: edge %s needs HubURLs", ErrRenderOption, EdgeKeyID(org, edge))
 	}
+	if err := o.checkTLSFields(false, true); err != nil {
+		return nil, err
+	}
 	var seed string
 	if includeSeed {
 		if seed, err = o.seedInclude(); err != nil {
@@ -276,6 +308,9 @@ func renderEdge(inv *Inventory, st *State, org, edge string, o RenderOptions, in
 	if includeSeed {
 		w.line("# The edge's NKey seed, kept out of this file (mode 0600).")
 		w.line("include " + quote(seed))
+	}
+	if o.HubTLS != nil {
+		w.hubTLSBlock(o.HubTLS)
 	}
 	w.kv("deny_imports", quoteList(LeafDenyImports(org, edge)))
 	w.kv("deny_exports", quoteList(LeafDenyExports(org, edge)))
@@ -318,10 +353,14 @@ func renderEdge(inv *Inventory, st *State, org, edge string, o RenderOptions, in
 
 // CentralOptions returns central's configuration as [server.Options] for an
 // embedded server: the parsed text of [RenderCentral], with NoSigs set. It
-// returns the errors of RenderCentral.
+// returns the errors of RenderCentral, and an error wrapping [ErrTLSFile]
+// when a TLS file of o cannot be used ([CheckTLSFiles]).
 func CentralOptions(inv *Inventory, st *State, o RenderOptions) (*server.Options, error) {
 	text, err := RenderCentral(inv, st, o)
 	if err != nil {
+		return nil, err
+	}
+	if err := CheckTLSFiles(RenderOptions{TLS: o.TLS, LeafTLS: o.LeafTLS}); err != nil {
 		return nil, err
 	}
 	return parseConfig(text)
@@ -336,12 +375,16 @@ func CentralOptions(inv *Inventory, st *State, o RenderOptions) (*server.Options
 //
 // For the embedded edge, set the options' CustomClientAuthentication to an
 // [EdgeAuthenticator] (see [EdgeAuthenticator.Configure]); the users of the
-// text are then ignored. It returns the errors of RenderEdge, and an error
-// wrapping [ErrInvalidSeed] when the seed file cannot be read or holds no
-// user seed.
+// text are then ignored. It returns the errors of RenderEdge, an error
+// wrapping [ErrTLSFile] when a TLS file of o cannot be used
+// ([CheckTLSFiles]), and one wrapping [ErrInvalidSeed] when the seed file
+// cannot be read or holds no user seed.
 func EdgeOptions(inv *Inventory, st *State, org, edge string, o RenderOptions) (*server.Options, error) {
 	text, err := renderEdge(inv, st, org, edge, o, false)
 	if err != nil {
+		return nil, err
+	}
+	if err := CheckTLSFiles(RenderOptions{TLS: o.TLS, HubTLS: o.HubTLS}); err != nil {
 		return nil, err
 	}
 	opts, err := parseConfig(text)
@@ -505,6 +548,10 @@ func (w *confWriter) serverBlock(o RenderOptions) {
 	}
 	w.kv("ping_interval", quote(o.PingInterval.String()))
 	w.kv("ping_max", "2")
+	if o.TLS != nil {
+		w.line("# TLS of the client listener: plaintext clients are refused.")
+		w.tlsBlock(o.TLS)
+	}
 	w.blank()
 }
 

@@ -219,6 +219,18 @@ func TestRenderedFilesRun(t *testing.T) {
 // nats-server binary's configuration test mode (-t), when the binary is
 // installed.
 func TestRenderedFilesPassConfigTest(t *testing.T) {
+	inv := natsInv()
+	d := renderDeployment(t, inv)
+	d.addEdge(t, inv, "hq", "127.0.0.1:7422")
+	d.addEdge(t, inv, "wh", "127.0.0.1:7422")
+	natsServerConfigTest(t, d.central, d.edges["hq"], d.edges["wh"])
+}
+
+// natsServerConfigTest runs files through the nats-server binary's
+// configuration test mode (-t); it skips the test when the binary is not
+// installed, unless LINTEL_REQUIRE_TOOLS is set.
+func natsServerConfigTest(t *testing.T, files ...string) {
+	t.Helper()
 	const bin = "/usr/sbin/nats-server"
 	if _, err := os.Stat(bin); err != nil {
 		if os.Getenv("LINTEL_REQUIRE_TOOLS") != "" {
@@ -231,11 +243,6 @@ func TestRenderedFilesPassConfigTest(t *testing.T) {
 		t.Fatalf("%s --version: %v: %s", bin, err, out)
 	}
 	version := strings.TrimSpace(string(out))
-	inv := natsInv()
-	d := renderDeployment(t, inv)
-	d.addEdge(t, inv, "hq", "127.0.0.1:7422")
-	d.addEdge(t, inv, "wh", "127.0.0.1:7422")
-	files := []string{d.central, d.edges["hq"], d.edges["wh"]}
 	for _, f := range files {
 		out, err := exec.Command(bin, "-t", "-c", f).CombinedOutput()
 		if err == nil {

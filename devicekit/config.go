@@ -1,8 +1,11 @@
 package devicekit
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/lintel-io/lintel/message"
@@ -137,9 +140,27 @@ type Config struct {
 	// command; zero means DefaultCommandHistory.
 	CommandHistory int
 
+	// TLS, when set, makes the connection to the edge use TLS and verify
+	// the edge's certificate: RootCAs holds the CA that signed it (nil
+	// means the system's roots), Certificates a client certificate for an
+	// edge that asks for one. Connect then refuses an edge that offers no
+	// TLS. InsecureSkipVerify is refused unless VerifyConnection or
+	// VerifyPeerCertificate verifies the certificate instead. Connect does
+	// not try again after a failed handshake (an untrusted certificate, one
+	// for another name): its error wraps nats.ErrTLS and the cause, such as
+	// an x509.UnknownAuthorityError. nil (and no CAFile) means plaintext,
+	// unless the edge requires TLS, which then fails verification against
+	// the system's roots.
+	TLS *tls.Config
+	// CAFile is a PEM file of the CA certificates that sign the edge's
+	// certificate: the RootCAs of (a copy of) TLS, which it implies. An
+	// unreadable file, or one without a certificate, fails Connect with
+	// [ErrInvalidConfig] naming it.
+	CAFile string
+
 	// NATSOptions are applied after the options Connect sets, for what
-	// Config does not cover, such as TLS. They must not change the inbox
-	// prefix, the user or the reconnection handlers.
+	// Config does not cover. They must not change the inbox prefix, the
+	// user or the reconnection handlers.
 	NATSOptions []nats.Option
 }
 
@@ -162,6 +183,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.CommandHistory < 0 {
 		return c, fmt.Errorf("%w: negative CommandHistory %d", ErrInvalidConfig, c.CommandHistory)
+	}
+	if err := c.applyTLS(); err != nil {
+		return c, err
 	}
 	if c.User == "" {
 		c.User = c.Thing.String()
@@ -205,6 +229,36 @@ func (c Config) withDefaults() (Config, error) {
 		c.BootID = c.IDs.New()
 	}
 	return c, nil
+}
+
+// applyTLS loads CAFile into a copy of TLS, checks it, and puts it first
+// among c's NATSOptions, after the options Connect sets.
+func (c *Config) applyTLS() error {
+	if c.TLS == nil && c.CAFile == "" {
+		return nil
+	}
+	var tc *tls.Config
+	if c.TLS != nil {
+		tc = c.TLS.Clone()
+	} else {
+		tc = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if tc.InsecureSkipVerify && tc.VerifyConnection == nil && tc.VerifyPeerCertificate == nil {
+		return fmt.Errorf("%w: TLS.InsecureSkipVerify without VerifyConnection or VerifyPeerCertificate: the edge's certificate must be verified", ErrInvalidConfig)
+	}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return fmt.Errorf("%w: CAFile: %w", ErrInvalidConfig, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("%w: CAFile %s: no PEM certificate in it", ErrInvalidConfig, c.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	c.NATSOptions = append([]nats.Option{nats.Secure(tc)}, c.NATSOptions...)
+	return nil
 }
 
 // Password is a secret that formats and logs as "[REDACTED]"; use

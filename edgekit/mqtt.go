@@ -24,6 +24,10 @@ const DefaultMQTTPort = 1883
 // org's account ("$MQTT_msgs", "$MQTT_sess", "$MQTT_rmsgs"), which count
 // against the edge's store.
 //
+// With TLS on the client listener ([authz.RenderOptions].TLS), the MQTT
+// listener requires TLS too, with the same certificate (mqtts, usually on
+// port 8883: set Port accordingly).
+//
 // An MQTT publish gets no JetStream acknowledgement: the server's PUBACK
 // (QoS 1) says the server received the message, not that the event stream
 // stored it, so an MQTT device does not learn that the stream is full;
@@ -53,6 +57,11 @@ func (c MQTTConfig) apply(opts *server.Options) error {
 	if opts.MQTT.Port == 0 {
 		opts.MQTT.Port = DefaultMQTTPort
 	}
+	// The MQTT listener uses the client listener's TLS, if any
+	// (authz.RenderOptions.TLS): same certificate, same client
+	// verification.
+	opts.MQTT.TLSConfig = opts.TLSConfig
+	opts.MQTT.TLSTimeout = opts.TLSTimeout
 	return nil
 }
 
