@@ -29,8 +29,32 @@ import (
 // or an error for a sequence number beyond int64; the ingest dead-letters
 // the message with the error as the reason.
 func DecodeEnvelope(msg jetstream.Msg) (Event, error) {
-	var env message.Envelope
-	m := nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()}
+	var d envelopeDecoder
+	return d.decode(msg)
+}
+
+// arenaChunk is the size of the allocations an ingest's decoder hands
+// payloads out of.
+const arenaChunk = 64 << 10
+
+// envelopeDecoder is DecodeEnvelope with its buffers kept from one message
+// to the next, for one goroutine. With chunk set, the payloads and
+// readings of the events it returns are slices of shared allocations of
+// about chunk bytes instead of one allocation each; the zero value
+// allocates each exactly.
+type envelopeDecoder struct {
+	chunk  int
+	m      nats.Msg
+	env    message.Envelope
+	t      transcoder
+	arena  []byte    // the free tail holds the next payloads
+	values []float64 // likewise for readings
+}
+
+func (d *envelopeDecoder) decode(msg jetstream.Msg) (Event, error) {
+	d.env = message.Envelope{}
+	d.m = nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()}
+	env, m := &d.env, &d.m
 	var opts message.DecodeOptions
 	var cmdThing topic.Thing
 	if strings.HasPrefix(m.Subject, authz.InternalPrefix+".") {
@@ -40,7 +64,7 @@ func DecodeEnvelope(msg jetstream.Msg) (Event, error) {
 		}
 		cmdThing, opts.SkipSubjectCheck = th, true
 	}
-	if err := message.DecodeMsg(&m, &env, &opts); err != nil {
+	if err := message.DecodeMsg(m, env, &opts); err != nil {
 		return Event{}, err
 	}
 	if opts.SkipSubjectCheck && (env.Source != cmdThing || env.Type != topic.Command) {
@@ -61,9 +85,32 @@ func DecodeEnvelope(msg jetstream.Msg) (Event, error) {
 		CorrelationID: uuid.UUID(env.CorrelationID),
 		Envelope:      msg.Data(),
 	}
-	if p, err := PayloadJSON(env.ContentType, env.Payload); err == nil {
+	if p, v, inT, err := d.t.payloadJSON(env.ContentType, env.Payload); err == nil {
+		if inT {
+			p = d.keep(p)
+		}
 		ev.Payload = p
-		ev.Value = PayloadValue(p)
+		if v != nil {
+			ev.Value = d.keepValue(*v)
+		}
 	}
 	return ev, nil
+}
+
+// keep returns a copy of p that outlives d's buffers.
+func (d *envelopeDecoder) keep(p []byte) []byte {
+	if len(p) > cap(d.arena)-len(d.arena) {
+		d.arena = make([]byte, 0, max(d.chunk, len(p)))
+	}
+	start := len(d.arena)
+	d.arena = append(d.arena, p...)
+	return d.arena[start:len(d.arena):len(d.arena)]
+}
+
+func (d *envelopeDecoder) keepValue(f float64) *float64 {
+	if len(d.values) == cap(d.values) {
+		d.values = make([]float64, 0, max(d.chunk/64, 1))
+	}
+	d.values = append(d.values, f)
+	return &d.values[len(d.values)-1]
 }

@@ -321,8 +321,24 @@ ON CONFLICT (id) DO NOTHING`
 // rows are keyed on their envelope id (or command id) and a row already
 // stored is left alone.
 func writeDerived(ctx context.Context, tx pgx.Tx, rows []derivedRow) (int, error) {
-	if len(rows) == 0 {
+	b := &pgx.Batch{}
+	var written int
+	queueDerived(b, rows, &written)
+	if b.Len() == 0 {
 		return 0, nil
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return 0, err
+	}
+	return written, nil
+}
+
+// queueDerived queues on b the statements that write rows (see
+// writeDerived); once b's results are read, *written holds how many rows
+// were new.
+func queueDerived(b *pgx.Batch, rows []derivedRow, written *int) {
+	if len(rows) == 0 {
+		return
 	}
 	var (
 		cmds    []*Command
@@ -346,14 +362,11 @@ func writeDerived(ctx context.Context, tx pgx.Tx, rows []derivedRow) (int, error
 			access = append(access, r.access)
 		}
 	}
-	b := &pgx.Batch{}
-	written := 0
 	queue := func(what, sql string, args ...any) {
-		b.Queue(sql, args...).Exec(func(tag pgconn.CommandTag) error {
+		b.Queue(sql, args...).Fn = execFn("storage: write derived rows", func(tag pgconn.CommandTag) {
 			if what != "" {
-				written += int(tag.RowsAffected())
+				*written += int(tag.RowsAffected())
 			}
-			return nil
 		})
 	}
 	if len(touched) > 0 {
@@ -394,9 +407,11 @@ func writeDerived(ctx context.Context, tx pgx.Tx, rows []derivedRow) (int, error
 		}
 		b.Queue(upsertLiveness, ids, times, orgs, edges, types, codes, kinds, boots, recv).QueryRow(func(row pgx.Row) error {
 			var n int
-			err := row.Scan(&n)
-			written += n
-			return err
+			if err := row.Scan(&n); err != nil {
+				return fmt.Errorf("storage: write derived rows: %w", err)
+			}
+			*written += n
+			return nil
 		})
 	}
 	if n := len(access); n > 0 {
@@ -411,10 +426,6 @@ func writeDerived(ctx context.Context, tx pgx.Tx, rows []derivedRow) (int, error
 		queue("access decisions", insertAccess, ids, times, orgs, edges, doors, readers, creds, holders, granted, reasons,
 			versions, offline, fallback, seqs, recv)
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return 0, fmt.Errorf("storage: write derived rows: %w", err)
-	}
-	return written, nil
 }
 
 // recordDerived writes one derived row in a transaction of its own.

@@ -87,9 +87,11 @@
 // CloudEvents JSON by the Content-Type header, the schema version header,
 // the subject check; msgpack payloads are transcoded to JSON for the jsonb
 // column; the envelope column keeps the original bytes), and stores each
-// batch with [Store.InsertEvents]: pgx CopyFrom into a temporary staging
-// table, then INSERT … SELECT … ON CONFLICT DO NOTHING on (Time, ID) in the
-// same transaction. Its position in the stream, the last stream sequence
+// batch with [Store.InsertEvents]: a binary COPY straight into the events
+// table when every device time is plausible and no duplicate was met
+// lately, else into a temporary staging table and INSERT … SELECT … ON
+// CONFLICT DO NOTHING on (Time, ID), in one transaction (docs/ingest.md,
+// "Throughput"). Its position in the stream, the last stream sequence
 // committed, is a row of lintel.ingest_positions ([Store.IngestPosition])
 // that the same transaction moves, guarded by the value it was read at: a
 // batch is committed with its position or not at all, and every start
@@ -186,8 +188,9 @@
 //
 // The fast path stays fast: deciding whether an event makes a derived row
 // is a comparison of its message type, and a batch with none costs
-// nothing more. A batch with some adds one round trip: one multi-row
-// INSERT … SELECT FROM unnest(…) per kind present, pipelined.
+// nothing more. A batch with some adds at most one round trip: one
+// multi-row INSERT … SELECT FROM unnest(…) per kind present, pipelined
+// (in the ingest, with the position's update).
 //
 // A derived row never poisons its batch, and never costs its event. An
 // event whose payload does not make a valid row (an ack with an unknown

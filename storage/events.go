@@ -2,15 +2,20 @@ package storage
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/lintel-io/lintel/topic"
 )
 
@@ -268,36 +273,40 @@ func (s *Store) insertOnce(ctx context.Context, events []Event, derived []derive
 	}
 	var inserted int64
 	var written int
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, createStaging); err != nil {
-			return fmt.Errorf("storage: staging table: %w", err)
-		}
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"lintel_staging"}, stagingColumns,
-			pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
-				e := &events[i]
-				return []any{
-					[16]byte(e.ID), e.DeviceTime, e.ReceivedAt, e.Thing.Org, e.Thing.Edge, e.Thing.Type, e.Thing.Code,
-					string(e.MessageType), e.Name, nullID(e.BootID), e.Seq, nullID(e.CorrelationID), e.Replayed, e.Value,
-					payloadArg(e.Payload), e.Envelope,
-				}, nil
-			}))
-		if err != nil {
+	createTable := func(b *pgx.Batch) {
+		b.Queue(createStaging).Fn = execFn("storage: staging table", nil)
+	}
+	err := s.inTx(ctx, createTable, func(tx pgx.Tx) error {
+		if err := copyEvents(ctx, tx, copyStagingSQL, events, false); err != nil {
 			return fmt.Errorf("storage: copy events: %w", err)
 		}
-		if _, err := tx.Exec(ctx, insertOverrides, s.past, s.future); err != nil {
-			return fmt.Errorf("storage: event time overrides: %w", err)
+		// The rest in one round trip: each statement runs only if those
+		// before it succeeded.
+		b := &pgx.Batch{}
+		b.Queue(insertOverrides, s.past, s.future).Fn = execFn("storage: event time overrides", nil)
+		b.Queue(insertEvents).Fn = execFn("storage: insert events", func(tag pgconn.CommandTag) { inserted = tag.RowsAffected() })
+		queueDerived(b, derived, &written)
+		if hook != nil {
+			hook(b)
 		}
-		tag, err := tx.Exec(ctx, insertEvents)
-		if err != nil {
-			return fmt.Errorf("storage: insert events: %w", err)
-		}
-		inserted = tag.RowsAffected()
-		if written, err = writeDerived(ctx, tx, derived); err != nil || hook == nil {
-			return err
-		}
-		return hook(ctx, tx)
+		return tx.SendBatch(ctx, b).Close()
 	})
 	return int(inserted), written, err
+}
+
+// execFn is a batch callback that reads an Exec result, wrapping its error
+// with what, and passes its tag to done (if any).
+func execFn(what string, done func(pgconn.CommandTag)) func(pgx.BatchResults) error {
+	return func(br pgx.BatchResults) error {
+		tag, err := br.Exec()
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if done != nil {
+			done(tag)
+		}
+		return nil
+	}
 }
 
 // storedTime estimates the time e will be stored under, for partitioning.
@@ -326,15 +335,174 @@ func (s *Store) ensurePartitionsFor(ctx context.Context, events []Event) error {
 	return nil
 }
 
-// nullID returns id, or an untyped nil (SQL NULL) for the zero id. It
-// passes ids as [16]byte, which pgx encodes directly: uuid.UUID goes
-// through driver.Valuer and text, several times slower in CopyFrom.
-func nullID(id uuid.UUID) any {
+// The COPY statements of the fast path (lintel.events, stored under the
+// device time) and of the exact path (the staging table).
+var (
+	copyEventsSQL  = copySQL(pgx.Identifier{"lintel", "events"}, eventColumnList)
+	copyStagingSQL = copySQL(pgx.Identifier{"lintel_staging"}, stagingColumns)
+)
+
+func copySQL(table pgx.Identifier, columns []string) string {
+	quoted := make([]string, len(columns))
+	for i, c := range columns {
+		quoted[i] = pgx.Identifier{c}.Sanitize()
+	}
+	return "COPY " + table.Sanitize() + " (" + strings.Join(quoted, ", ") + ") FROM STDIN (FORMAT binary)"
+}
+
+// copyEvents runs sql, a COPY of eventColumnList (withTime: the device
+// time as the stored time) or of stagingColumns, with the rows of events.
+// It writes PostgreSQL's binary COPY format itself, each row straight into
+// the stream, in the encodings pgx's CopyFrom uses for these column types:
+// CopyFrom looks up an encode plan for every value, which costs more than
+// the encoding.
+func copyEvents(ctx context.Context, tx pgx.Tx, sql string, events []Event, withTime bool) error {
+	_, err := tx.Conn().PgConn().CopyFrom(ctx, &copyStream{events: events, withTime: withTime}, sql)
+	return err
+}
+
+// copyStream is the binary COPY data of events, as an io.Reader.
+type copyStream struct {
+	events   []Event
+	withTime bool
+	next     int // the next event to encode
+	buf      []byte
+	off      int // what of buf was read
+	started  bool
+	ended    bool
+}
+
+func (c *copyStream) Read(p []byte) (int, error) {
+	if c.off == len(c.buf) {
+		if c.ended {
+			return 0, io.EOF
+		}
+		c.fill(len(p))
+	}
+	n := copy(p, c.buf[c.off:])
+	c.off += n
+	return n, nil
+}
+
+// fill encodes rows into buf until it holds want bytes or the rows end.
+func (c *copyStream) fill(want int) {
+	c.buf, c.off = c.buf[:0], 0
+	if !c.started {
+		c.started = true
+		c.buf = append(c.buf, "PGCOPY\n\xff\r\n\x00"...)
+		c.buf = append(c.buf, 0, 0, 0, 0, 0, 0, 0, 0) // flags, header extension length
+	}
+	for len(c.buf) < want && c.next < len(c.events) {
+		c.buf = appendEventRow(c.buf, &c.events[c.next], c.withTime)
+		c.next++
+	}
+	if c.next == len(c.events) && len(c.buf) < want {
+		c.buf = append(c.buf, 0xff, 0xff) // the trailer
+		c.ended = true
+	}
+}
+
+// microsecFromUnixEpochToY2K is PostgreSQL's timestamp epoch, 2000-01-01,
+// in microseconds since the Unix epoch.
+const microsecFromUnixEpochToY2K = 946684800 * 1000000
+
+// appendEventRow appends e as one binary COPY row: a field count, then
+// each field's length (-1 for NULL) and value.
+func appendEventRow(b []byte, e *Event, withTime bool) []byte {
+	if withTime {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(eventColumnList)))
+		b = appendTimestamptz(b, e.DeviceTime)
+	} else {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(stagingColumns)))
+	}
+	b = appendField(b, e.ID[:])
+	b = appendTimestamptz(b, e.DeviceTime)
+	b = appendTimestamptz(b, e.ReceivedAt)
+	b = appendText(b, e.Thing.Org)
+	b = appendText(b, e.Thing.Edge)
+	b = appendText(b, e.Thing.Type)
+	b = appendText(b, e.Thing.Code)
+	b = appendText(b, string(e.MessageType))
+	b = appendText(b, e.Name)
+	b = appendNullID(b, e.BootID)
+	b = binary.BigEndian.AppendUint32(b, 8)
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Seq))
+	b = appendNullID(b, e.CorrelationID)
+	b = binary.BigEndian.AppendUint32(b, 1)
+	if e.Replayed {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	if e.Value == nil {
+		b = appendNull(b)
+	} else {
+		b = binary.BigEndian.AppendUint32(b, 8)
+		b = binary.BigEndian.AppendUint64(b, math.Float64bits(*e.Value))
+	}
+	if e.Payload == nil {
+		b = appendNull(b)
+	} else { // jsonb: a version byte, then the JSON text
+		b = binary.BigEndian.AppendUint32(b, uint32(1+len(e.Payload)))
+		b = append(b, 1)
+		b = append(b, e.Payload...)
+	}
+	if e.Envelope == nil {
+		return appendNull(b)
+	}
+	return appendField(b, e.Envelope)
+}
+
+func appendNull(b []byte) []byte { return binary.BigEndian.AppendUint32(b, math.MaxUint32) }
+
+func appendField(b, v []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(v)))
+	return append(b, v...)
+}
+
+func appendText(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
+}
+
+// appendNullID appends id, or NULL for the zero id.
+func appendNullID(b []byte, id uuid.UUID) []byte {
 	if id == (uuid.UUID{}) {
+		return appendNull(b)
+	}
+	return appendField(b, id[:])
+}
+
+// appendTimestamptz appends t as microseconds since 2000-01-01 UTC,
+// truncated as pgx truncates.
+func appendTimestamptz(b []byte, t time.Time) []byte {
+	us := t.Unix()*1000000 + int64(t.Nanosecond())/1000 - microsecFromUnixEpochToY2K
+	b = binary.BigEndian.AppendUint32(b, 8)
+	return binary.BigEndian.AppendUint64(b, uint64(us))
+}
+
+// eventIDs is the uuid[] of the events' ids, as a query argument that pgx
+// encodes without a copy of the ids or an allocation per id.
+type eventIDs []Event
+
+var _ pgtype.ArrayGetter = eventIDs(nil)
+
+func (a eventIDs) Dimensions() []pgtype.ArrayDimension {
+	if a == nil {
 		return nil
 	}
-	return [16]byte(id)
+	return []pgtype.ArrayDimension{{Length: int32(len(a)), LowerBound: 1}}
 }
+
+func (a eventIDs) Index(i int) any { return (*uuidArg)(&a[i].ID) }
+
+func (a eventIDs) IndexType() any { return new(uuidArg) }
+
+// uuidArg is an id that pgx encodes from a pointer, which an interface
+// holds without allocating.
+type uuidArg uuid.UUID
+
+func (a *uuidArg) UUIDValue() (pgtype.UUID, error) { return pgtype.UUID{Bytes: *a, Valid: true}, nil }
 
 // errSlowPath reports a batch the fast path must not take.
 var errSlowPath = errors.New("storage: batch needs the exact path")
@@ -359,37 +527,37 @@ func (s *Store) fastPathOK(events []Event) bool {
 // into events under its device time. A duplicate makes the COPY fail with
 // a unique violation, and the caller falls back to the exact path; so in
 // the usual case (no redelivery) a batch costs one COPY instead of a COPY
-// and an INSERT … SELECT. The derived rows follow in the same transaction.
+// and an INSERT … SELECT. The derived rows and hook follow in the same
+// transaction. Round trips: BEGIN with the check, the COPY, the derived
+// rows with the hook, COMMIT.
 func (s *Store) insertDirect(ctx context.Context, events []Event, derived []derivedRow, hook txHook) (int, int, error) {
-	ids := make([][16]byte, len(events))
-	for i := range events {
-		ids[i] = events[i].ID
-	}
 	var written int
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var overridden bool
-		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM lintel.event_time_overrides WHERE id = ANY($1))", ids).Scan(&overridden); err != nil {
-			return fmt.Errorf("storage: check time overrides: %w", err)
-		}
+	var overridden bool
+	check := func(b *pgx.Batch) {
+		b.Queue("SELECT EXISTS (SELECT 1 FROM lintel.event_time_overrides WHERE id = ANY($1))", eventIDs(events)).Fn =
+			func(br pgx.BatchResults) error {
+				if err := br.QueryRow().Scan(&overridden); err != nil {
+					return fmt.Errorf("storage: check time overrides: %w", err)
+				}
+				return nil
+			}
+	}
+	err := s.inTx(ctx, check, func(tx pgx.Tx) error {
 		if overridden {
 			return errSlowPath
 		}
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"lintel", "events"}, eventColumnList,
-			pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
-				e := &events[i]
-				return []any{
-					e.DeviceTime, [16]byte(e.ID), e.DeviceTime, e.ReceivedAt, e.Thing.Org, e.Thing.Edge, e.Thing.Type, e.Thing.Code,
-					string(e.MessageType), e.Name, nullID(e.BootID), e.Seq, nullID(e.CorrelationID), e.Replayed, e.Value,
-					payloadArg(e.Payload), e.Envelope,
-				}, nil
-			}))
-		if err != nil {
+		if err := copyEvents(ctx, tx, copyEventsSQL, events, true); err != nil {
 			return fmt.Errorf("storage: copy events: %w", err)
 		}
-		if written, err = writeDerived(ctx, tx, derived); err != nil || hook == nil {
-			return err
+		b := &pgx.Batch{}
+		queueDerived(b, derived, &written)
+		if hook != nil {
+			hook(b)
 		}
-		return hook(ctx, tx)
+		if b.Len() == 0 {
+			return nil
+		}
+		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
 		return 0, 0, err
@@ -401,12 +569,4 @@ func (s *Store) insertDirect(ctx context.Context, events []Event, derived []deri
 var eventColumnList = []string{
 	"time", "id", "device_time", "received_at", "org", "edge", "thing_type", "thing_code",
 	"message_type", "name", "boot_id", "seq", "correlation_id", "replayed", "value", "payload", "envelope",
-}
-
-// payloadArg returns p as a query argument: an untyped nil for SQL NULL.
-func payloadArg(p json.RawMessage) any {
-	if p == nil {
-		return nil
-	}
-	return []byte(p)
 }

@@ -243,9 +243,6 @@ func NewIngest(store *Store, js jetstream.JetStream, cfg IngestConfig) (*Ingest,
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Decode == nil {
-		cfg.Decode = DecodeEnvelope
-	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -548,17 +545,13 @@ func (in *Ingest) keepLock(ctx context.Context, lock *heldLock) error {
 }
 
 // batch is what the reader hands the writer: the decoded events of a run
-// of stream sequences, through last, and the gaps found in it.
+// of stream sequences, through last, each beside its message, and the
+// gaps found in it.
 type batch struct {
-	items         []item
+	events        []Event
+	msgs          []jetstream.Msg
 	last          uint64
 	gaps, gapMsgs uint64
-}
-
-// item is a decoded message waiting to be stored.
-type item struct {
-	msg jetstream.Msg
-	ev  Event
 }
 
 // runActive reads the stream from the committed position and stores it,
@@ -692,6 +685,7 @@ func (in *Ingest) consumer(ctx context.Context, pos uint64) (jetstream.Consumer,
 func (in *Ingest) readLoop(ctx context.Context, it jetstream.MessagesContext, pos uint64, out chan<- batch, drain <-chan struct{}) {
 	next := pos + 1
 	gapCheck := len(in.cfg.FilterSubjects) == 0
+	dec := &envelopeDecoder{chunk: arenaChunk}
 	base, stopBase := context.WithCancel(ctx)
 	defer stopBase()
 	go func() { // a drain ends the wait for the next message too
@@ -705,7 +699,7 @@ func (in *Ingest) readLoop(ctx context.Context, it jetstream.MessagesContext, po
 		if base.Err() != nil {
 			return
 		}
-		b := batch{items: make([]item, 0, in.cfg.BatchSize)}
+		b := batch{events: make([]Event, 0, in.cfg.BatchSize), msgs: make([]jetstream.Msg, 0, in.cfg.BatchSize)}
 		var bctx context.Context
 		var bcancel context.CancelFunc = func() {}
 		wctx := base
@@ -757,8 +751,9 @@ func (in *Ingest) readLoop(ctx context.Context, it jetstream.MessagesContext, po
 			b.last = seq
 			n++
 			in.read.Add(1)
-			if ev, ok := in.accept(ctx, msg); ok {
-				b.items = append(b.items, item{msg: msg, ev: ev})
+			if ev, ok := in.accept(ctx, msg, md, dec); ok {
+				b.events = append(b.events, ev)
+				b.msgs = append(b.msgs, msg)
 			} else if ctx.Err() != nil {
 				bcancel()
 				return // its dead letter was not confirmed: not past it
@@ -785,10 +780,11 @@ func (in *Ingest) gap(ctx context.Context, first, last uint64) {
 		logFirst, first, logLast, last, "count", last-first+1)
 }
 
-// accept checks msg's origin and decodes it; a message refused or not
-// decodable is dead-lettered (false). It returns false without a dead
-// letter only when ctx ended first.
-func (in *Ingest) accept(ctx context.Context, msg jetstream.Msg) (Event, bool) {
+// accept checks msg's origin and decodes it (md is its metadata, dec the
+// reader's decoder); a message refused or not decodable is dead-lettered
+// (false). It returns false without a dead letter only when ctx ended
+// first.
+func (in *Ingest) accept(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, dec *envelopeDecoder) (Event, bool) {
 	if org, err := in.cfg.Origins.Check(msg.Subject(), msg.Headers()); err != nil {
 		in.refused.Add(1)
 		in.log.WarnContext(ctx, "storage: ingest: message refused by origin",
@@ -796,25 +792,35 @@ func (in *Ingest) accept(ctx context.Context, msg jetstream.Msg) (Event, bool) {
 		in.deadLetter(ctx, msg, "origin: "+err.Error())
 		return Event{}, false
 	}
-	return in.decode(ctx, msg)
+	return in.decode(ctx, msg, md, dec)
 }
 
-// decode decodes msg, dead-lettering it when it cannot be.
-func (in *Ingest) decode(ctx context.Context, msg jetstream.Msg) (Event, bool) {
-	ev, err := in.cfg.Decode(msg)
+// decode decodes msg with Decode, or with dec when Decode is nil,
+// dead-lettering it when it cannot be.
+func (in *Ingest) decode(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, dec *envelopeDecoder) (Event, bool) {
+	var ev Event
+	var err error
+	if in.cfg.Decode != nil {
+		ev, err = in.cfg.Decode(msg)
+	} else {
+		ev, err = dec.decode(msg)
+	}
 	if err != nil {
 		in.deadLetter(ctx, msg, "decode: "+err.Error())
 		return Event{}, false
 	}
 	if ev.ReceivedAt.IsZero() {
-		ev.ReceivedAt = in.cfg.Now()
-		if md, err := msg.Metadata(); err == nil && !md.Timestamp.IsZero() {
-			// When central's stream stored it: the same on every redelivery.
-			ev.ReceivedAt = md.Timestamp
+		// When central's stream stored it: the same on every redelivery.
+		ev.ReceivedAt = md.Timestamp
+		if ev.ReceivedAt.IsZero() {
+			ev.ReceivedAt = in.cfg.Now()
 		}
 	}
 	if in.cfg.Replayed != nil {
-		ev.Replayed = in.cfg.Replayed(msg, &ev)
+		e := ev // a copy, so that ev stays off the heap when Replayed is nil
+		r := in.cfg.Replayed(msg, &e)
+		ev = e
+		ev.Replayed = r
 	} else {
 		ev.Replayed = msg.Headers().Get(in.cfg.ReplayedHeader) != "" ||
 			ev.ReceivedAt.Sub(ev.DeviceTime) > in.cfg.ReplayedAfter
@@ -828,10 +834,7 @@ func (in *Ingest) decode(ctx context.Context, msg jetstream.Msg) (Event, bool) {
 // It returns errFenced when another instance moved the position, or the
 // ctx error when stopped.
 func (in *Ingest) commit(ctx context.Context, b batch, committed uint64) error {
-	events := make([]Event, len(b.items))
-	for i := range b.items {
-		events[i] = b.items[i].ev
-	}
+	events := b.events
 	hook := advanceHook(in.cfg.Stream, in.cfg.Durable, committed, b.last, b.gaps, b.gapMsgs)
 	bo := in.backoff()
 	var res InsertResult
@@ -848,7 +851,7 @@ func (in *Ingest) commit(ctx context.Context, b batch, committed uint64) error {
 			in.fail(ctx, "", nil)
 			if !done { // stored in parts: the position follows on its own
 				for _, r := range res.Rejected {
-					if !in.deadLetter(ctx, b.items[r.Index].msg, "database: "+r.Err.Error()) {
+					if !in.deadLetter(ctx, b.msgs[r.Index], "database: "+r.Err.Error()) {
 						return ctx.Err()
 					}
 				}
@@ -872,7 +875,7 @@ func (in *Ingest) commit(ctx context.Context, b batch, committed uint64) error {
 	}
 	for _, sk := range res.Skipped {
 		in.log.WarnContext(ctx, "storage: ingest: event stored without its derived row",
-			logSubject, b.items[sk.Index].msg.Subject(), logMsgID, b.items[sk.Index].ev.ID.String(), logReason, sk.Err.Error())
+			logSubject, b.msgs[sk.Index].Subject(), logMsgID, events[sk.Index].ID.String(), logReason, sk.Err.Error())
 	}
 	in.ingested.Add(uint64(res.Inserted))
 	in.duplicates.Add(uint64(res.Duplicates))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -23,37 +24,76 @@ import (
 // NULL). Other content types give an error: the envelope is still stored
 // by the ingest, with a NULL payload.
 func PayloadJSON(contentType string, payload []byte) (json.RawMessage, error) {
+	var t transcoder
+	p, _, _, err := t.payloadJSON(contentType, payload)
+	return p, err
+}
+
+// payloadJSON is PayloadJSON, which also returns PayloadValue of the JSON
+// (nil when there is none). A msgpack payload is transcoded in t's buffer,
+// valid until t's next use (copy it to keep it): inT reports that.
+func (t *transcoder) payloadJSON(contentType string, payload []byte) (p json.RawMessage, value *float64, inT bool, err error) {
 	if len(payload) == 0 {
-		return nil, nil
+		return nil, nil, false, nil
 	}
 	ct := strings.ToLower(contentType)
 	switch {
 	case strings.Contains(ct, "json"):
 		if !json.Valid(payload) {
-			return nil, fmt.Errorf("storage: payload: content type %q but not valid JSON", contentType)
+			return nil, nil, false, fmt.Errorf("storage: payload: content type %q but not valid JSON", contentType)
 		}
-		return payload, nil
+		return payload, PayloadValue(payload), false, nil
 	case ct == "" || strings.Contains(ct, "msgpack"):
-		dec := msgpack.NewDecoder(bytes.NewReader(payload))
-		v, err := decodeGeneric(dec, 0)
-		if err != nil {
-			return nil, fmt.Errorf("storage: payload: msgpack: %w", err)
+		f, kind, err := t.transcode(payload)
+		switch {
+		case errors.Is(err, errTranscodeGeneric):
+			if err := msgpackComplete(payload); err != nil {
+				return nil, nil, false, fmt.Errorf("storage: payload: msgpack: %w", err)
+			}
+			out, err := msgpackJSONGeneric(payload)
+			if err != nil {
+				return nil, nil, false, err
+			}
+			return out, PayloadValue(out), false, nil
+		case err != nil:
+			return nil, nil, false, fmt.Errorf("storage: payload: msgpack: %w", err)
 		}
-		out, err := json.Marshal(jsonable(v))
-		if err != nil {
-			return nil, fmt.Errorf("storage: payload: to JSON: %w", err)
+		out := t.out[:len(t.out):len(t.out)]
+		switch kind {
+		case valueFound:
+			value = &f
+		case valueAsk:
+			value = PayloadValue(out)
 		}
-		return out, nil
+		return out, value, true, nil
 	}
-	return nil, fmt.Errorf("storage: payload: content type %q has no JSON form", contentType)
+	return nil, nil, false, fmt.Errorf("storage: payload: content type %q has no JSON form", contentType)
+}
+
+// msgpackJSONGeneric converts a msgpack payload to JSON by way of generic
+// Go values; the transcoder makes the same JSON faster, and leaves what it
+// does not handle to this.
+func msgpackJSONGeneric(payload []byte) (json.RawMessage, error) {
+	dec := msgpack.NewDecoder(bytes.NewReader(payload))
+	v, err := decodeGeneric(dec, 0, len(payload))
+	if err != nil {
+		return nil, fmt.Errorf("storage: payload: msgpack: %w", err)
+	}
+	out, err := json.Marshal(jsonable(v))
+	if err != nil {
+		return nil, fmt.Errorf("storage: payload: to JSON: %w", err)
+	}
+	return out, nil
 }
 
 // maxPayloadDepth bounds the nesting of a msgpack payload.
 const maxPayloadDepth = 64
 
-// decodeGeneric decodes one msgpack value into maps with string keys,
-// slices, base64 strings for binary values, and scalars.
-func decodeGeneric(dec *msgpack.Decoder, depth int) (any, error) {
+// decodeGeneric decodes one msgpack value of a payload of size bytes into
+// maps with string keys, slices, base64 strings for binary values, and
+// scalars. A map or array claiming more elements than the payload has
+// bytes is refused before anything is allocated for it.
+func decodeGeneric(dec *msgpack.Decoder, depth, size int) (any, error) {
 	if depth > maxPayloadDepth {
 		return nil, fmt.Errorf("nested deeper than %d", maxPayloadDepth)
 	}
@@ -67,13 +107,16 @@ func decodeGeneric(dec *msgpack.Decoder, depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		if n > size {
+			return nil, fmt.Errorf("map of %d entries in a payload of %d bytes", n, size)
+		}
 		m := make(map[string]any, max(n, 0))
 		for range max(n, 0) {
 			k, err := dec.DecodeInterfaceLoose()
 			if err != nil {
 				return nil, err
 			}
-			v, err := decodeGeneric(dec, depth+1)
+			v, err := decodeGeneric(dec, depth+1, size)
 			if err != nil {
 				return nil, err
 			}
@@ -85,9 +128,12 @@ func decodeGeneric(dec *msgpack.Decoder, depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		if n > size {
+			return nil, fmt.Errorf("array of %d elements in a payload of %d bytes", n, size)
+		}
 		a := make([]any, max(n, 0))
 		for i := range a {
-			if a[i], err = decodeGeneric(dec, depth+1); err != nil {
+			if a[i], err = decodeGeneric(dec, depth+1, size); err != nil {
 				return nil, err
 			}
 		}

@@ -11,8 +11,11 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// txHook runs inside the transaction that stores a batch, last.
-type txHook func(ctx context.Context, tx pgx.Tx) error
+// txHook queues on b the statements that run last in the transaction
+// that stores a batch, in the round trip of the batch's other closing
+// statements. An error from their results (errFenced) rolls the
+// transaction back.
+type txHook func(b *pgx.Batch)
 
 // errFenced reports that the position an ingest read is no longer the
 // committed one: another ingest of the same stream committed meanwhile.
@@ -82,24 +85,51 @@ func (s *Store) openPosition(ctx context.Context, stream, name string) (uint64, 
 // with errFenced, rolling the batch back, when the committed position is
 // no longer from.
 func advanceHook(stream, name string, from, to uint64, gaps, gapMsgs uint64) txHook {
-	return func(ctx context.Context, tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE lintel.ingest_positions
+	return func(b *pgx.Batch) {
+		b.Queue(`UPDATE lintel.ingest_positions
 			SET seq = $4, gaps = gaps + $5, gap_messages = gap_messages + $6, updated_at = now()
 			WHERE stream = $1 AND name = $2 AND seq = $3`,
-			stream, name, int64(from), int64(to), int64(gaps), int64(gapMsgs))
-		if err != nil {
-			return fmt.Errorf("storage: advance ingest position: %w", err)
+			stream, name, int64(from), int64(to), int64(gaps), int64(gapMsgs)).Fn = func(br pgx.BatchResults) error {
+			tag, err := br.Exec()
+			if err != nil {
+				return fmt.Errorf("storage: advance ingest position: %w", err)
+			}
+			if tag.RowsAffected() != 1 {
+				return errFenced
+			}
+			return nil
 		}
-		if tag.RowsAffected() != 1 {
-			return errFenced
-		}
-		return nil
 	}
 }
 
 // runHook runs hook in a transaction of its own.
 func (s *Store) runHook(ctx context.Context, hook txHook) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return hook(ctx, tx) })
+	return s.inTx(ctx, hook, func(pgx.Tx) error { return nil })
+}
+
+// inTx runs fn in a transaction and commits it, as pgx.BeginFunc does,
+// but sends the BEGIN in one round trip with the statements first queues
+// (none if nil), whose results are read before fn runs.
+func (s *Store) inTx(ctx context.Context, first func(b *pgx.Batch), fn func(tx pgx.Tx) error) (err error) {
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	if first != nil {
+		first(b)
+	}
+	br := s.pool.SendBatch(ctx, b)
+	tx := br.Tx()
+	defer func() {
+		if rerr := tx.Rollback(ctx); rerr != nil && !errors.Is(rerr, pgx.ErrTxClosed) && err == nil {
+			err = rerr
+		}
+	}()
+	if err := br.Close(); err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
 }
 
 // ingestLockKey is the session advisory lock that makes one ingest of
