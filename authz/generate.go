@@ -60,6 +60,14 @@ type Generator struct {
 	// Logger receives one line per generation or rotation, naming the
 	// identities affected, never their secrets. Nil discards.
 	Logger *slog.Logger
+	// Progress, when set, is called after each new password is hashed,
+	// with done counting from 1 up to total, the number of passwords the
+	// call hashes (it stops short if the call fails or its context ends);
+	// it is not called when a call hashes none. Calls come from the
+	// hashing goroutines, one at a time and in order of done, so Progress
+	// need not be safe for concurrent use, but it holds up the hashing
+	// while it runs and should return quickly. Nil reports nothing.
+	Progress func(done, total int)
 
 	// hash replaces bcrypt.GenerateFromPassword in tests, to count calls.
 	hash func(password []byte, cost int) ([]byte, error)
@@ -94,17 +102,18 @@ func (r *Result) LogValue() slog.Value {
 
 // settings is a Generator with its defaults applied.
 type settings struct {
-	cost    int
-	overlap time.Duration
-	workers int
-	now     func() time.Time
-	rand    io.Reader
-	log     *slog.Logger
-	hash    func([]byte, int) ([]byte, error)
+	cost     int
+	overlap  time.Duration
+	workers  int
+	now      func() time.Time
+	rand     io.Reader
+	log      *slog.Logger
+	progress func(done, total int)
+	hash     func([]byte, int) ([]byte, error)
 }
 
 func (g *Generator) settings() (settings, error) {
-	s := settings{cost: g.Cost, overlap: g.Overlap, workers: g.Workers, now: g.Now, rand: g.Rand, log: g.Logger, hash: g.hash}
+	s := settings{cost: g.Cost, overlap: g.Overlap, workers: g.Workers, now: g.Now, rand: g.Rand, log: g.Logger, progress: g.Progress, hash: g.hash}
 	switch {
 	case s.cost == 0:
 		s.cost = DefaultCost
@@ -366,6 +375,8 @@ func (s settings) newPasswords(ctx context.Context, users []string, secrets *Sec
 	defer cancel(nil)
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	var progressMu sync.Mutex // serialises s.progress; guards done
+	done := 0
 	for range min(s.workers, len(pws)) {
 		wg.Go(func() {
 			for ctx.Err() == nil {
@@ -379,6 +390,12 @@ func (s settings) newPasswords(ctx context.Context, users []string, secrets *Sec
 					return
 				}
 				hashes[i] = string(h)
+				if s.progress != nil {
+					progressMu.Lock()
+					done++
+					s.progress(done, len(pws))
+					progressMu.Unlock()
+				}
 			}
 		})
 	}

@@ -1,0 +1,214 @@
+// Command central runs one node of Lintel's central system (package
+// central) from a configuration file:
+//
+//	central -config /usr/local/etc/lintel/central.json
+//	central -config central.json -check
+//
+// It logs JSON to stderr. SIGTERM or SIGINT stops it cleanly (the ingest
+// commits what it read); SIGHUP reloads the inventory, the credential
+// state and the log level without dropping linked edges. Exit codes: 0
+// after a clean stop or a passed -check, 1 when stopping failed or central
+// failed while running, 2 for bad usage or configuration, 3 when central
+// could not start.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lintel-io/lintel/apps/internal/admin"
+	"github.com/lintel-io/lintel/apps/internal/config"
+	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/central"
+	"github.com/lintel-io/lintel/edgekit/access"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailed  = 1
+	exitUsage   = 2
+	exitNoStart = 3
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("central", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "/usr/local/etc/lintel/central.json", "configuration `file`")
+	check := fs.Bool("check", false, "check the configuration and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: central [-config FILE] [-check]\n\nRuns one node of Lintel's central system.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "central: unexpected arguments %q\n", fs.Args())
+		return exitUsage
+	}
+	cfg, err := config.LoadCentral(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "central: %v\n", err)
+		return exitUsage
+	}
+	in, err := loadInputs(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "central: %v\n", err)
+		return exitUsage
+	}
+	if *check {
+		fmt.Fprintf(stderr, "central: configuration %s is valid\n", *path)
+		return exitOK
+	}
+	level := new(slog.LevelVar)
+	log := cfg.Log.Logger(stderr, level)
+
+	ctx, cancel := context.WithTimeout(context.Background(), central.DefaultStartTimeout)
+	defer cancel()
+	var pool *pgxpool.Pool
+	if cfg.Database != nil {
+		if pool, err = pgxpool.New(ctx, cfg.Database.URL()); err != nil {
+			log.Error("database", "err", err)
+			return exitNoStart
+		}
+		defer pool.Close()
+	}
+	host, port := config.SplitHostPort(cfg.Listen)
+	leafHost, leafPort := config.SplitHostPort(cfg.LeafListen)
+	render := authz.RenderOptions{
+		ServerName: cfg.Name, Host: host, Port: port, LeafHost: leafHost, LeafPort: leafPort, StoreDir: cfg.StoreDir,
+	}
+	if cfg.TLS != nil {
+		render.TLS = &authz.TLSFiles{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, ClientCAFile: cfg.TLS.ClientCAFile}
+	}
+	if cfg.LeafTLS != nil {
+		render.LeafTLS = &authz.TLSFiles{CertFile: cfg.LeafTLS.CertFile, KeyFile: cfg.LeafTLS.KeyFile, ClientCAFile: cfg.LeafTLS.ClientCAFile}
+	}
+	c, err := central.Start(ctx, central.Config{
+		Inventory: in.inv, State: in.st, Orgs: in.orgs, Render: render, Database: pool, Logger: log,
+		EventStream: func(s *jetstream.StreamConfig) {
+			s.MaxAge, s.MaxBytes = time.Duration(cfg.History.MaxAge), cfg.History.MaxBytes
+		},
+	})
+	if err != nil {
+		log.Error("central did not start", "err", err)
+		return exitNoStart
+	}
+	var adm *admin.Server
+	if cfg.Admin != "off" {
+		reg := prometheus.NewRegistry()
+		registerMetrics(reg, c)
+		ready := func(ctx context.Context) (any, error) {
+			st := c.Status(ctx)
+			return st, st.Ready()
+		}
+		if adm, err = admin.Start(cfg.Admin, ready, reg, log); err != nil {
+			log.Error("admin listener", "err", err)
+			c.Stop()
+			return exitNoStart
+		}
+	}
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	code := exitOK
+loop:
+	for {
+		select {
+		case s := <-sigs:
+			if s != syscall.SIGHUP {
+				log.Info("stopping", "signal", s.String())
+				break loop
+			}
+			reload(c, *path, level, log)
+		case <-c.Done():
+			log.Error("central stopped on its own")
+			code = exitFailed
+			break loop
+		}
+	}
+	if adm != nil {
+		adm.Stop()
+	}
+	if err := c.Close(); err != nil {
+		log.Error("stop", "err", err)
+		return exitFailed
+	}
+	return code
+}
+
+// inputs are what the configuration's files hold.
+type inputs struct {
+	inv  *authz.Inventory
+	st   *authz.State
+	orgs map[string]central.OrgSecrets
+}
+
+// loadInputs reads the inventory, the state and each org's secrets.
+func loadInputs(cfg *config.Central) (*inputs, error) {
+	inv, err := config.LoadInventory(cfg.Inventory)
+	if err != nil {
+		return nil, err
+	}
+	st, err := authz.LoadState(cfg.State)
+	if err != nil {
+		return nil, fmt.Errorf("%w: state: %w", config.ErrInvalid, err)
+	}
+	in := &inputs{inv: inv, st: st, orgs: make(map[string]central.OrgSecrets)}
+	for _, o := range inv.Orgs {
+		svc, err := config.CentralService(inv, o.Code)
+		if err != nil {
+			return nil, err
+		}
+		pw, err := config.ReadSecret(config.SecretPath(cfg.Secrets, config.CentralPasswordFile(authz.ServiceUser(o.Code, svc))))
+		if err != nil {
+			return nil, err
+		}
+		cmd, err := config.ReadSecret(config.SecretPath(cfg.Secrets, config.CentralCommandSeed(o.Code)))
+		if err != nil {
+			return nil, err
+		}
+		hk, err := access.ReadHashKey(config.SecretPath(cfg.Secrets, config.CentralHashKey(o.Code)))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", config.ErrInvalid, err)
+		}
+		in.orgs[o.Code] = central.OrgSecrets{Service: svc, Password: pw, CommandKey: cmd, HashKey: hk}
+	}
+	return in, nil
+}
+
+// reload applies a changed configuration file's inventory, state and log
+// level; a configuration that does not load is logged and ignored.
+func reload(c *central.Central, path string, level *slog.LevelVar, log *slog.Logger) {
+	cfg, err := config.LoadCentral(path)
+	if err == nil {
+		var in *inputs
+		if in, err = loadInputs(cfg); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), central.DefaultTimeout)
+			err = c.Update(ctx, in.inv, in.st)
+			cancel()
+		}
+	}
+	if err != nil {
+		log.Error("reload refused; running on as before", "err", err)
+		return
+	}
+	level.Set(cfg.Log.LevelValue())
+	log.Info("reloaded")
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lintel-io/lintel/central"
+)
+
+// registerMetrics registers central's metrics, read from its status at
+// most once a second.
+func registerMetrics(reg *prometheus.Registry, c *central.Central) {
+	var mu sync.Mutex
+	var last time.Time
+	var st central.Status
+	status := func() central.Status {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(last) > time.Second {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			st = c.Status(ctx)
+			cancel()
+			last = time.Now()
+		}
+		return st
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lintel_central_edges_linked", Help: "Edges linked to this central node."},
+		func() float64 { return float64(status().Leafs) }))
+	varz := func(f func(in, out int64) float64) func() float64 {
+		return func() float64 {
+			v, err := c.Server().Varz(nil)
+			if err != nil {
+				return 0
+			}
+			return f(v.InMsgs, v.OutMsgs)
+		}
+	}
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lintel_central_messages_in_total", Help: "Messages received by the server."},
+		varz(func(in, _ int64) float64 { return float64(in) })))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lintel_central_messages_out_total", Help: "Messages sent by the server."},
+		varz(func(_, out int64) float64 { return float64(out) })))
+	reg.MustRegister(&orgCollector{status: status})
+}
+
+// orgCollector exports each org's ingest figures.
+type orgCollector struct{ status func() central.Status }
+
+var (
+	descLag      = prometheus.NewDesc("lintel_ingest_lag_messages", "Messages of the org's event stream not yet committed to the database.", []string{"org"}, nil)
+	descIngested = prometheus.NewDesc("lintel_ingest_events_total", "Events stored in the database.", []string{"org"}, nil)
+	descBatches  = prometheus.NewDesc("lintel_ingest_batches_total", "Batches committed.", []string{"org"}, nil)
+	descDead     = prometheus.NewDesc("lintel_ingest_dead_letters_total", "Messages sent to the dead-letter stream.", []string{"org"}, nil)
+	descRefused  = prometheus.NewDesc("lintel_ingest_refused_total", "Messages refused for their origin.", []string{"org"}, nil)
+	descLastSeq  = prometheus.NewDesc("lintel_event_stream_last_seq", "Last sequence of the org's event stream.", []string{"org"}, nil)
+)
+
+func (o *orgCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descLag, descIngested, descBatches, descDead, descRefused, descLastSeq} {
+		ch <- d
+	}
+}
+
+func (o *orgCollector) Collect(ch chan<- prometheus.Metric) {
+	for code, s := range o.status().Orgs {
+		ch <- prometheus.MustNewConstMetric(descLastSeq, prometheus.GaugeValue, float64(s.EventStreamLastSeq), code)
+		if s.Ingest == nil {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(s.IngestLag), code)
+		ch <- prometheus.MustNewConstMetric(descIngested, prometheus.CounterValue, float64(s.Ingest.Ingested), code)
+		ch <- prometheus.MustNewConstMetric(descBatches, prometheus.CounterValue, float64(s.Ingest.Batches), code)
+		ch <- prometheus.MustNewConstMetric(descDead, prometheus.CounterValue, float64(s.Ingest.DeadLettered), code)
+		ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(s.Ingest.Refused), code)
+	}
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lintel-io/lintel/edgekit"
+	"github.com/lintel-io/lintel/edgekit/access"
+)
+
+// registerMetrics registers the edge's metrics, read from the node's
+// status at most once a second, and the access service's decisions.
+func registerMetrics(reg *prometheus.Registry, node *edgekit.Node, svc *access.Service) {
+	var mu sync.Mutex
+	var last time.Time
+	var st edgekit.NodeStatus
+	status := func() edgekit.NodeStatus {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(last) > time.Second {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if s, err := node.Status(ctx); err == nil {
+				st = s
+			}
+			cancel()
+			last = time.Now()
+		}
+		return st
+	}
+	gauge := func(name, help string, f func(edgekit.NodeStatus) float64) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(status()) }))
+	}
+	gauge("lintel_edge_link_up", "1 when the leaf link to central is up.", func(s edgekit.NodeStatus) float64 {
+		if s.LinkUp {
+			return 1
+		}
+		return 0
+	})
+	gauge("lintel_edge_backlog_messages", "Events central has not yet received.", func(s edgekit.NodeStatus) float64 { return float64(s.Backlog) })
+	gauge("lintel_edge_telemetry_backlog_messages", "Telemetry central has not yet received.", func(s edgekit.NodeStatus) float64 { return float64(s.TelemetryBacklog) })
+	gauge("lintel_edge_stream_fill_ratio", "Fill of the event stream, 0 to 1.", func(s edgekit.NodeStatus) float64 { return s.Fill })
+	gauge("lintel_edge_devices_online", "Devices connected.", func(s edgekit.NodeStatus) float64 { return float64(s.DevicesOnline) })
+	counter := func(name, help string, f func(edgekit.NodeStats) uint64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f(node.Stats())) }))
+	}
+	counter("lintel_edge_commands_delivered_total", "Commands handed to their device.", func(s edgekit.NodeStats) uint64 { return s.CommandsDelivered })
+	counter("lintel_edge_commands_expired_total", "Commands whose deadline passed first.", func(s edgekit.NodeStats) uint64 { return s.CommandsExpired })
+	counter("lintel_edge_commands_rejected_total", "Commands the edge could not deliver.", func(s edgekit.NodeStats) uint64 { return s.CommandsRejected })
+	counter("lintel_edge_releases_total", "Purges releasing what central stored.", func(s edgekit.NodeStats) uint64 { return s.Releases })
+	counter("lintel_edge_rate_limited_total", "Device connections closed for their publish rate.", func(s edgekit.NodeStats) uint64 { return s.RateLimited })
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lintel_edge_messages_in_total", Help: "Messages received by the edge's server."},
+		func() float64 {
+			v, err := node.Server().Varz(nil)
+			if err != nil {
+				return 0
+			}
+			return float64(v.InMsgs)
+		}))
+	if svc != nil {
+		reg.MustRegister(&decisionCollector{svc: svc})
+	}
+}
+
+// decisionCollector exports the access service's decisions by outcome.
+type decisionCollector struct{ svc *access.Service }
+
+var descDecisions = prometheus.NewDesc("lintel_access_decisions_total", "Access decisions by outcome.", []string{"outcome"}, nil)
+
+func (d *decisionCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descDecisions }
+
+func (d *decisionCollector) Collect(ch chan<- prometheus.Metric) {
+	s := d.svc.Stats()
+	ch <- prometheus.MustNewConstMetric(descDecisions, prometheus.CounterValue, float64(s.Granted), "granted")
+	ch <- prometheus.MustNewConstMetric(descDecisions, prometheus.CounterValue, float64(s.Denied), "denied")
+}

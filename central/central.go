@@ -1,0 +1,416 @@
+// Package central runs one node of Lintel's central system: the embedded
+// nats-server rendered by package authz (accounts, the leaf listener edges
+// link to, the client listener for services), and per org the hub (edge
+// provisioning, source supervision, commands), the credential manager, the
+// audit-chain auditor and, when a database is configured, the storage
+// ingest into PostgreSQL or TimescaleDB.
+//
+// Start it with [Start] and stop it with [Central.Stop] or [Central.Close];
+// [Central.Update] applies a changed inventory or credential state without
+// dropping the edges already linked. apps/central wires a configuration
+// file to it; docs/central.md explains the composition.
+package central
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/edgekit"
+	"github.com/lintel-io/lintel/edgekit/access"
+	"github.com/lintel-io/lintel/storage"
+)
+
+// Defaults of [Config].
+const (
+	DefaultStartTimeout = 30 * time.Second
+	DefaultTimeout      = 10 * time.Second
+)
+
+// Errors of [Start] and [Central.Update].
+var (
+	// ErrInvalidConfig reports a [Config] that cannot be used.
+	ErrInvalidConfig = errors.New("central: invalid configuration")
+	// ErrNotReady reports a central that could not start.
+	ErrNotReady = errors.New("central: not ready")
+)
+
+// OrgSecrets are what central needs of an org's secrets.
+type OrgSecrets struct {
+	// Service names the org's central service in the inventory (kind
+	// authz.ServiceCentral) whose identity central's components use, and
+	// Password is its password.
+	Service  string
+	Password authz.Secret
+	// CommandKey is the org's command key seed, which signs commands.
+	CommandKey authz.Secret
+	// HashKey is the org's credential hash key (access.ReadHashKey).
+	HashKey []byte
+}
+
+// Config configures a central node.
+type Config struct {
+	// Inventory and State are the deployment's inventory and credential
+	// state. Required.
+	Inventory *authz.Inventory
+	State     *authz.State
+	// Render are the server's listeners, store, TLS and name.
+	Render authz.RenderOptions
+	// Orgs holds each org's secrets by org code; every org of the
+	// inventory needs one.
+	Orgs map[string]OrgSecrets
+	// Database, when set, is where history is stored: central migrates it
+	// and runs the ingest of each org's event stream into it. Without it,
+	// history is kept in JetStream only, within EventStream's limits.
+	Database *pgxpool.Pool
+	// EventStream adjusts each org's event stream when it is created
+	// (retention limits, replicas); see edgekit.HubConfig.EventStream.
+	EventStream func(*jetstream.StreamConfig)
+	// ServerOptions, when set, adjusts the server options before start.
+	ServerOptions func(*server.Options)
+	// StartTimeout bounds the start; DefaultStartTimeout if zero. Timeout
+	// bounds other calls; DefaultTimeout if zero.
+	StartTimeout, Timeout time.Duration
+	// Logger receives central's log and the server's; nil discards.
+	Logger *slog.Logger
+}
+
+// org is what central runs for one org.
+type org struct {
+	code    string
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	hub     *edgekit.Hub
+	sup     *edgekit.Supervisor
+	manager *access.Manager
+	auditor *access.Auditor
+	origins *authz.SourceTable
+	ingest  *storage.Ingest
+	run     *storage.IngestRun
+}
+
+// Central is a running central node. Its methods are safe for concurrent
+// use.
+type Central struct {
+	cfg   Config
+	log   *slog.Logger
+	srv   *server.Server
+	opts  *server.Options // as started, with the ports resolved
+	store *storage.Store
+
+	mu   sync.Mutex
+	inv  *authz.Inventory
+	st   *authz.State
+	orgs map[string]*org
+
+	stopOnce sync.Once
+	stopErr  error
+	done     chan struct{}
+}
+
+// Start starts a central node: the server, then each org's hub (every edge
+// of the inventory provisioned), manager, auditor, supervisor and ingest.
+// ctx bounds the start only; the node runs until [Central.Stop]. It
+// returns an error wrapping [ErrInvalidConfig] or [ErrNotReady].
+func Start(ctx context.Context, cfg Config) (*Central, error) {
+	if cfg.Inventory == nil || cfg.State == nil {
+		return nil, fmt.Errorf("%w: Inventory and State are required", ErrInvalidConfig)
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = DefaultStartTimeout
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	for _, o := range cfg.Inventory.Orgs {
+		s, ok := cfg.Orgs[o.Code]
+		if !ok || s.Service == "" || s.Password.IsZero() || s.CommandKey.IsZero() {
+			return nil, fmt.Errorf("%w: org %s needs its central service, password and command key", ErrInvalidConfig, o.Code)
+		}
+	}
+	opts, err := authz.CentralOptions(cfg.Inventory, cfg.State, cfg.Render)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	allowInProcess(opts, cfg.Orgs)
+	if cfg.ServerOptions != nil {
+		cfg.ServerOptions(opts)
+	}
+	c := &Central{cfg: cfg, log: cfg.Logger, inv: cfg.Inventory, st: cfg.State, orgs: make(map[string]*org), done: make(chan struct{})}
+	ctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
+	defer cancel()
+	if err := c.start(ctx, opts); err != nil {
+		c.shutdown()
+		close(c.done)
+		return nil, fmt.Errorf("%w: %w", ErrNotReady, err)
+	}
+	return c, nil
+}
+
+func (c *Central) start(ctx context.Context, opts *server.Options) error {
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	srv.SetLoggerV2(newServerLogger(c.log), false, false, false)
+	c.srv, c.opts = srv, opts
+	srv.Start()
+	if !srv.ReadyForConnections(time.Until(deadline(ctx))) {
+		return errors.New("server: not ready for connections in time")
+	}
+	if c.cfg.Database != nil {
+		res, err := storage.Migrate(ctx, c.cfg.Database, storage.MigrateOptions{Logger: c.log})
+		if err != nil {
+			return fmt.Errorf("migrate the database: %w", err)
+		}
+		c.store = storage.New(c.cfg.Database, storage.Config{Logger: c.log})
+		c.log.Info("database ready", "flavor", res.Flavor)
+	} else {
+		c.log.Warn("no database configured: history is kept in JetStream only, within the event stream's limits")
+	}
+	for _, o := range c.inv.Orgs {
+		if err := c.startOrg(ctx, o.Code); err != nil {
+			return fmt.Errorf("org %s: %w", o.Code, err)
+		}
+	}
+	c.log.Info("central started", "client_url", srv.ClientURL(), "leaf", c.LeafAddr(), "orgs", len(c.orgs))
+	return nil
+}
+
+func deadline(ctx context.Context) time.Time {
+	if d, ok := ctx.Deadline(); ok {
+		return d
+	}
+	return time.Now().Add(DefaultStartTimeout)
+}
+
+// startOrg starts what central runs for org.
+func (c *Central) startOrg(ctx context.Context, code string) error {
+	sec := c.cfg.Orgs[code]
+	o := &org{code: code}
+	c.orgs[code] = o
+	user := authz.ServiceUser(code, sec.Service)
+	nc, err := nats.Connect("", nats.InProcessServer(c.srv), nats.Name("lintel central "+code),
+		nats.UserInfo(user, sec.Password.Reveal()), nats.CustomInboxPrefix(authz.UserInboxPrefix(user)),
+		nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("connect as %s: %w", user, err)
+	}
+	o.nc = nc
+	if o.js, err = jetstream.New(nc); err != nil {
+		return err
+	}
+	if o.hub, err = edgekit.NewHub(o.js, edgekit.HubConfig{Org: code, Inventory: c.inv, Logger: c.log,
+		CommandKey: sec.CommandKey, EventStream: c.cfg.EventStream}); err != nil {
+		return err
+	}
+	edges := edgesOf(c.inv, code)
+	if err := o.hub.Provision(ctx, edges...); err != nil {
+		return fmt.Errorf("provision: %w", err)
+	}
+	if o.manager, err = access.NewManager(o.js, o.hub, access.ManagerConfig{HashKey: sec.HashKey, Inventory: c.inv, Logger: c.log}); err != nil {
+		return err
+	}
+	if o.auditor, err = access.StartAuditor(ctx, o.js, access.AuditorConfig{Org: code, Keys: c.st, Logger: c.log}); err != nil {
+		return fmt.Errorf("auditor: %w", err)
+	}
+	if o.origins, err = authz.NewSourceTableFor(c.inv, code); err != nil {
+		return err
+	}
+	if c.store != nil {
+		dl := DeadLetterSubject(code)
+		if _, err := o.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name: DeadLetterStream(code), Description: "Lintel messages the ingest could not store",
+			Subjects: []string{dl}, Storage: jetstream.FileStorage, MaxAge: 90 * 24 * time.Hour,
+		}); err != nil {
+			return fmt.Errorf("dead-letter stream: %w", err)
+		}
+		if o.ingest, err = storage.NewIngest(c.store, o.js, storage.IngestConfig{
+			Stream: o.hub.EventStream(), DeadLetterSubject: dl, Origins: o.origins, Logger: c.log,
+		}); err != nil {
+			return err
+		}
+		if o.run, err = o.ingest.Start(ctx); err != nil {
+			return fmt.Errorf("ingest: %w", err)
+		}
+	}
+	// The supervisor starts last: see edgekit.Hub.Supervise.
+	o.sup = o.hub.Supervise(context.Background())
+	return nil
+}
+
+// allowInProcess lets the central services central runs as connect
+// in-process (which needs no TLS to itself): authz renders every user with
+// network connection types only.
+func allowInProcess(opts *server.Options, orgs map[string]OrgSecrets) {
+	users := make(map[string]bool, len(orgs))
+	for code, s := range orgs {
+		users[authz.ServiceUser(code, s.Service)] = true
+	}
+	for _, u := range opts.Users {
+		if users[u.Username] && u.AllowedConnectionTypes != nil {
+			u.AllowedConnectionTypes["IN_PROCESS"] = struct{}{}
+		}
+	}
+}
+
+// DeadLetterStream and DeadLetterSubject name org's dead-letter stream and
+// subject, where the ingest puts what it cannot store.
+func DeadLetterStream(org string) string { return "deadletter-" + org }
+
+// DeadLetterSubject names org's dead-letter subject.
+func DeadLetterSubject(org string) string { return org + ".deadletter" }
+
+// Update applies a changed inventory or credential state: the server
+// reloads its users (the linked edges stay linked), every hub learns the
+// inventory and provisions new edges, and the origin tables learn them. An
+// org added to the inventory needs a restart. It returns an error wrapping
+// [ErrInvalidConfig] when the new configuration cannot be rendered.
+func (c *Central) Update(ctx context.Context, inv *authz.Inventory, st *authz.State) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	opts, err := authz.CentralOptions(inv, st, c.cfg.Render)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	allowInProcess(opts, c.cfg.Orgs)
+	if c.cfg.ServerOptions != nil {
+		c.cfg.ServerOptions(opts)
+	}
+	// nats-server refuses a reload that changes what it cannot reload; the
+	// ports chosen at random at start stay as they are.
+	cur := c.opts
+	opts.Port, opts.LeafNode.Port, opts.HTTPPort = cur.Port, cur.LeafNode.Port, cur.HTTPPort
+	opts.Host, opts.LeafNode.Host = cur.Host, cur.LeafNode.Host
+	if err := c.srv.ReloadOptions(opts); err != nil {
+		return fmt.Errorf("reload the server: %w", err)
+	}
+	c.opts = opts
+	c.inv, c.st = inv, st
+	for code, o := range c.orgs {
+		if err := o.hub.SetInventory(inv); err != nil {
+			return err
+		}
+		edges := edgesOf(inv, code)
+		for _, e := range edges {
+			if !slices.Contains(o.origins.Edges(), e) {
+				if err := o.origins.Add(e); err != nil {
+					return err
+				}
+			}
+		}
+		if err := o.hub.Provision(ctx, edges...); err != nil {
+			return fmt.Errorf("org %s: provision: %w", code, err)
+		}
+	}
+	c.log.Info("central updated", "orgs", len(c.orgs))
+	return nil
+}
+
+// Stop stops central gracefully: the ingest commits what it has read, the
+// supervisors and auditors stop, then the server. It is idempotent and
+// returns once everything has stopped.
+func (c *Central) Stop() { _ = c.Close() }
+
+// Close is [Central.Stop], returning the first error met while stopping.
+func (c *Central) Close() error {
+	c.stopOnce.Do(func() {
+		c.stopErr = c.shutdown()
+		close(c.done)
+	})
+	<-c.done
+	return c.stopErr
+}
+
+// Done is closed once central has stopped.
+func (c *Central) Done() <-chan struct{} { return c.done }
+
+func (c *Central) shutdown() error {
+	var errs []error
+	for _, o := range c.orgs {
+		if o.run != nil {
+			o.run.Drain()
+			<-o.run.Done()
+			if err := o.run.Err(); err != nil && !errors.Is(err, context.Canceled) {
+				errs = append(errs, fmt.Errorf("org %s: ingest: %w", o.code, err))
+			}
+		}
+		if o.sup != nil {
+			o.sup.Stop()
+		}
+		if o.auditor != nil {
+			o.auditor.Stop()
+		}
+		if o.nc != nil {
+			if err := o.nc.Drain(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if c.srv != nil {
+		c.srv.Shutdown()
+		c.srv.WaitForShutdown()
+	}
+	c.log.Info("central stopped")
+	return errors.Join(errs...)
+}
+
+// Server returns the embedded nats-server.
+func (c *Central) Server() *server.Server { return c.srv }
+
+// ClientURL returns the client listener's URL.
+func (c *Central) ClientURL() string { return c.srv.ClientURL() }
+
+// LeafAddr returns the leaf listener's address, host:port.
+func (c *Central) LeafAddr() string {
+	c.mu.Lock()
+	o := c.opts
+	c.mu.Unlock()
+	host := o.LeafNode.Host
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(o.LeafNode.Port))
+}
+
+// edgesOf returns the edges of org in inv.
+func edgesOf(inv *authz.Inventory, org string) []string {
+	var out []string
+	for _, e := range inv.Edges {
+		if e.Org == org {
+			out = append(out, e.Code)
+		}
+	}
+	return out
+}
+
+// Hub returns the hub of org, or nil.
+func (c *Central) Hub(org string) *edgekit.Hub {
+	if o := c.orgs[org]; o != nil {
+		return o.hub
+	}
+	return nil
+}
+
+// Manager returns the credential manager of org, or nil.
+func (c *Central) Manager(org string) *access.Manager {
+	if o := c.orgs[org]; o != nil {
+		return o.manager
+	}
+	return nil
+}

@@ -1,0 +1,85 @@
+package central
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/lintel-io/lintel/storage"
+)
+
+// Status is a snapshot of a central node's health, for readiness checks
+// and metrics.
+type Status struct {
+	// Server reports that the server accepts connections, and JetStream
+	// that JetStream is enabled on it.
+	Server, JetStream bool
+	// Leafs is the number of edges linked.
+	Leafs int
+	// Database is "" without a database, "ok", or the error of a ping.
+	Database string
+	// Orgs holds each org's status by org code.
+	Orgs map[string]OrgStatus
+}
+
+// OrgStatus is the status of what central runs for one org.
+type OrgStatus struct {
+	// EventStreamLastSeq is the last sequence of the org's event stream.
+	EventStreamLastSeq uint64
+	// Ingest holds the ingest's counters; nil without a database.
+	Ingest *storage.IngestStats
+	// IngestLag is how many messages of the event stream the ingest has
+	// not yet committed.
+	IngestLag uint64
+}
+
+// Ready reports whether s is ready to serve: server, JetStream and the
+// database (when configured) up, and every ingest without a failure it is
+// retrying. The error names what is not.
+func (s Status) Ready() error {
+	switch {
+	case !s.Server:
+		return fmt.Errorf("server not accepting connections")
+	case !s.JetStream:
+		return fmt.Errorf("JetStream not enabled")
+	case s.Database != "" && s.Database != "ok":
+		return fmt.Errorf("database: %s", s.Database)
+	}
+	for code, o := range s.Orgs {
+		if o.Ingest != nil && o.Ingest.LastError != "" {
+			return fmt.Errorf("org %s: ingest: %s", code, o.Ingest.LastError)
+		}
+	}
+	return nil
+}
+
+// Status returns central's status; ctx bounds the database ping and the
+// stream lookups.
+func (c *Central) Status(ctx context.Context) Status {
+	st := Status{
+		Server:    c.srv.Running(),
+		JetStream: c.srv.JetStreamEnabled(),
+		Leafs:     c.srv.NumLeafNodes(),
+		Orgs:      make(map[string]OrgStatus, len(c.orgs)),
+	}
+	if c.cfg.Database != nil {
+		st.Database = "ok"
+		if err := c.cfg.Database.Ping(ctx); err != nil {
+			st.Database = err.Error()
+		}
+	}
+	for code, o := range c.orgs {
+		var os OrgStatus
+		if s, err := o.js.Stream(ctx, o.hub.EventStream()); err == nil {
+			os.EventStreamLastSeq = s.CachedInfo().State.LastSeq
+		}
+		if o.ingest != nil {
+			is := o.ingest.Stats()
+			os.Ingest = &is
+			if os.EventStreamLastSeq > is.Position {
+				os.IngestLag = os.EventStreamLastSeq - is.Position
+			}
+		}
+		st.Orgs[code] = os
+	}
+	return st
+}
