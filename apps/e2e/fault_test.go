@@ -1,0 +1,281 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/devicekit"
+	"github.com/lintel-io/lintel/message"
+	"github.com/lintel-io/lintel/testing/natstest"
+	"github.com/lintel-io/lintel/testing/pgtest"
+	"github.com/lintel-io/lintel/topic"
+)
+
+// faultDevices is how many devices publish during the fault suite.
+const faultDevices = 10
+
+// TestFaults is the fault suite: central and an edge as processes, the
+// link and the database each behind a TCP proxy, devices publishing with
+// durable outboxes all along, while the suite cuts the link, kills central
+// and the edge with SIGKILL and restarts them, and cuts the database.
+// After each fault it measures how long a new event takes to reach the
+// database. At the end it counts in four places: the devices' acknowledged
+// ids, the database's rows by id and by payload key, and central's stream:
+// nothing lost, nothing duplicated, and each device's events in central's
+// stream in the order the device sent them.
+//
+// It runs only with LINTEL_FAULTS=1 (.ci/run sets it); LINTEL_FAULT_ROUNDS
+// (default 1) repeats the faults.
+func TestFaults(t *testing.T) {
+	if os.Getenv("LINTEL_FAULTS") == "" {
+		t.Skip("the fault suite runs with LINTEL_FAULTS=1")
+	}
+	rounds := 1
+	if n, err := strconv.Atoi(os.Getenv("LINTEL_FAULT_ROUNDS")); err == nil && n > 0 {
+		rounds = n
+	}
+	db := pgtest.NewDB(t)
+	dsn, err := url.Parse(db.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgProxy, err := natstest.NewProxy(dsn.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pgProxy.Close)
+	dsn.Host = pgProxy.Addr()
+	var link *natstest.Proxy
+	s := render(t, dsn.String(), inventory(faultDevices), func(leaf string) string {
+		if link, err = natstest.NewProxy(leaf); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(link.Close)
+		return "nats-leaf://" + link.Addr()
+	})
+	cen := start(t, filepath.Join(s.bin, "central"), "-config", s.central)
+	waitFor(t, "central ready", ready(s.cadmin))
+	edg := start(t, filepath.Join(s.bin, "edge"), "-config", s.edge)
+	waitFor(t, "edge ready", ready(s.eadmin))
+
+	st, err := authz.LoadState(filepath.Join(s.dir, "edges/acme-hq/state.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	connect := func(th topic.Thing, outbox string) *devicekit.Client {
+		d, err := devicekit.Connect(testCtx(t), devicekit.Config{Thing: th, URLs: []string{"nats://" + s.device},
+			CommandKeys: st.CommandPublicKeys("acme", "hq"), Password: devicekit.Password(s.password(t, authz.DeviceUser(th))),
+			CAFile: s.ca.CAFile, HeartbeatInterval: -1, ReconnectWait: 100 * time.Millisecond, Outbox: outbox,
+			Timeout: 10 * time.Second})
+		if err != nil {
+			t.Fatalf("device %s: %v", th, err)
+		}
+		t.Cleanup(func() { _ = d.Close() })
+		return d
+	}
+
+	// The devices publish until the end, each event with a payload key of
+	// its own; every acknowledged id is recorded.
+	var mu sync.Mutex
+	acked := make(map[message.ID]string)
+	var failed int
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := range faultDevices {
+		th := topic.Thing{Org: "acme", Edge: "hq", Type: "sensor", Code: "s" + strconv.Itoa(i+1)}
+		d := connect(th, filepath.Join(t.TempDir(), "outbox"))
+		wg.Go(func() {
+			tick := time.NewTicker(20 * time.Millisecond) // 50 events/s per device
+			defer tick.Stop()
+			for n := 0; ; n++ {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				key := th.Code + "-" + strconv.Itoa(n)
+				id, err := d.PublishEvent(ctx, "door.opened", map[string]string{"key": key})
+				mu.Lock()
+				if err == nil {
+					acked[id] = key
+				} else {
+					failed++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	probe := connect(reader, "")
+
+	// recovered publishes a probe event and waits until the database has
+	// it, returning how long that took.
+	recovered := func(what string) time.Duration {
+		t.Helper()
+		t0 := time.Now()
+		var id message.ID
+		waitFor(t, "a probe event accepted after "+what, func() bool {
+			c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			var err error
+			id, err = probe.PublishEvent(c, "probe", map[string]string{"after": what})
+			return err == nil
+		})
+		waitFor(t, "the probe in the database after "+what, func() bool {
+			var n int
+			err := db.Pool.QueryRow(testCtx(t), "SELECT count(*) FROM lintel.events WHERE id = $1", id.String()).Scan(&n)
+			return err == nil && n == 1
+		})
+		d := time.Since(t0)
+		t.Logf("%s: a new event reached the database %v after the fault ended", what, d.Round(time.Millisecond))
+		return d
+	}
+	recovered("start")
+	restart := func(p **process, binary, cfg, admin string) {
+		_ = (*p).cmd.Process.Kill()
+		<-(*p).done
+		*p = start(t, filepath.Join(s.bin, binary), "-config", cfg)
+		waitFor(t, binary+" ready after SIGKILL", ready(admin))
+	}
+	for r := range rounds {
+		time.Sleep(2 * time.Second) // load before each fault
+		link.Cut()
+		time.Sleep(3 * time.Second)
+		link.Restore()
+		recovered(fmt.Sprintf("round %d: link cut for 3 s", r+1))
+
+		time.Sleep(2 * time.Second)
+		restart(&cen, "central", s.central, s.cadmin)
+		recovered(fmt.Sprintf("round %d: central SIGKILL", r+1))
+
+		time.Sleep(2 * time.Second)
+		restart(&edg, "edge", s.edge, s.eadmin)
+		recovered(fmt.Sprintf("round %d: edge SIGKILL", r+1))
+
+		time.Sleep(2 * time.Second)
+		pgProxy.Cut()
+		time.Sleep(3 * time.Second)
+		pgProxy.Restore()
+		recovered(fmt.Sprintf("round %d: database cut for 3 s", r+1))
+	}
+	time.Sleep(time.Second)
+	stop()
+	wg.Wait()
+	if os.Getenv("LINTEL_FAULT_LOGS") != "" {
+		t.Logf("central:\n%s\nedge:\n%s", cen.log(), edg.log())
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d events acknowledged, %d publishes failed during faults", len(acked), failed)
+	if len(acked) == 0 {
+		t.Fatal("no event acknowledged")
+	}
+	// 1 and 2: every acknowledged id is in the database exactly once.
+	waitFor(t, "every acknowledged event in the database", func() bool {
+		var n int
+		ids := make([]string, 0, len(acked))
+		for id := range acked {
+			ids = append(ids, id.String())
+		}
+		err := db.Pool.QueryRow(testCtx(t), "SELECT count(DISTINCT id) FROM lintel.events WHERE id = ANY($1::uuid[])", ids).Scan(&n)
+		return err == nil && n == len(ids)
+	})
+	var dupIDs, dupKeys, rows int
+	if err := db.Pool.QueryRow(testCtx(t), `SELECT count(*) FROM (SELECT id FROM lintel.events GROUP BY id HAVING count(*) > 1) d`).Scan(&dupIDs); err != nil {
+		t.Fatal(err)
+	}
+	// 3: by payload key, so that an event re-sent under a new id would show.
+	if err := db.Pool.QueryRow(testCtx(t), `SELECT count(*) FROM (SELECT payload->>'key' FROM lintel.events
+		WHERE name = 'door.opened' GROUP BY payload->>'key' HAVING count(*) > 1) d`).Scan(&dupKeys); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Pool.QueryRow(testCtx(t), `SELECT count(*) FROM lintel.events WHERE name = 'door.opened'`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if dupIDs != 0 || dupKeys != 0 {
+		t.Fatalf("duplicates in the database: %d ids, %d payload keys", dupIDs, dupKeys)
+	}
+	// Rows beyond the acknowledged ones are publishes stored whose
+	// acknowledgement was lost in a fault, each stored once.
+	t.Logf("database: %d events, %d acknowledged, none duplicated", rows, len(acked))
+
+	// 4: central's stream holds each acknowledged event once.
+	user := authz.ServiceUser("acme", "central")
+	nc, err := nats.Connect("tls://"+s.listen, nats.UserInfo(user, s.password(t, user)),
+		nats.CustomInboxPrefix(authz.UserInboxPrefix(user)), nats.RootCAs(s.ca.CAFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := authz.NamesFor("acme", "hq")
+	cons, err := js.OrderedConsumer(testCtx(t), n.CentralEventStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"acme.hq.sensor.*.evt"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(map[message.ID]int)
+	last := make(map[string]int) // per device, the last event number in stream order
+	for {
+		batch, err := cons.FetchNoWait(500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			e := new(message.Envelope)
+			if err := message.DecodeMsg(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}, e, nil); err != nil {
+				t.Fatalf("central's stream: %v", err)
+			}
+			seen[e.ID]++
+			// Each device publishes one event at a time, so its events
+			// must be in central's stream in the order it sent them.
+			p, err := message.DecodePayload[map[string]string](e)
+			if err == nil && p["key"] != "" {
+				dev, num := splitKey(p["key"])
+				if prev, ok := last[dev]; ok && num <= prev {
+					t.Fatalf("central's stream holds %s's event %d after its event %d", dev, num, prev)
+				}
+				last[dev] = num
+			}
+		}
+		if got == 0 {
+			break
+		}
+	}
+	for id := range acked {
+		if seen[id] != 1 {
+			t.Fatalf("central's stream holds acknowledged event %s %d times", id, seen[id])
+		}
+	}
+	for id, c := range seen {
+		if c > 1 {
+			t.Fatalf("central's stream holds event %s %d times", id, c)
+		}
+	}
+}
+
+// splitKey splits a payload key "s3-17" into device and number.
+func splitKey(k string) (string, int) {
+	for i := len(k) - 1; i >= 0; i-- {
+		if k[i] == '-' {
+			n, _ := strconv.Atoi(k[i+1:])
+			return k[:i], n
+		}
+	}
+	return k, 0
+}
