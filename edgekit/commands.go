@@ -115,8 +115,7 @@ func (d *cmdDispatcher) handle(msg jetstream.Msg) {
 		return
 	}
 	env := new(message.Envelope)
-	nm := &nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()}
-	if err := message.DecodeMsg(nm, env, &message.DecodeOptions{SkipSubjectCheck: true}); err != nil {
+	if err := message.DecodeJetStream(msg, env, &message.DecodeOptions{SkipSubjectCheck: true}); err != nil {
 		d.drop(msg, env, thing, fmt.Sprintf("malformed command: %v", err))
 		return
 	}

@@ -8,7 +8,6 @@ import (
 	"github.com/lintel-io/lintel/authz"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -227,16 +226,15 @@ func (h *Hub) scanCommand(ctx context.Context, thing topic.Thing, id message.ID,
 			return h.commandErr(id, thing, err)
 		}
 		var e message.Envelope
-		nm := &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}
 		hit := false
 		if m.Subject() == recSubject {
 			// Central's own subject; a copy sourced from an edge is not
 			// central's record.
-			if m.Headers().Get(authz.HeaderStreamSource) == "" && message.DecodeMsg(nm, &e, nil) == nil && e.Name == message.NameCommandSent {
+			if m.Headers().Get(authz.HeaderStreamSource) == "" && message.DecodeJetStream(m, &e, nil) == nil && e.Name == message.NameCommandSent {
 				rec, err := message.DecodePayload[message.CommandSent](&e)
 				hit = err == nil && rec.CommandID == id
 			}
-		} else if message.DecodeMsg(nm, &e, nil) == nil && e.Type == topic.Ack {
+		} else if message.DecodeJetStream(m, &e, nil) == nil && e.Type == topic.Ack {
 			// The ack subject is the thing's own: only its device and its
 			// edge's service may publish there.
 			if a, err := message.DecodePayload[message.Ack](&e); err == nil && (e.CorrelationID == id || a.CommandID == id) {

@@ -378,8 +378,7 @@ func hubReadStream(t testing.TB, js jetstream.JetStream, stream string) []hubSto
 				t.Fatal(err)
 			}
 			st := hubStored{seq: md.Sequence.Stream, subject: m.Subject(), data: m.Data(), received: md.Timestamp}
-			nm := &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}
-			if err := message.DecodeMsg(nm, &st.env, nil); err != nil {
+			if err := message.DecodeJetStream(m, &st.env, nil); err != nil {
 				t.Fatalf("%s seq %d: %v", stream, md.Sequence.Stream, err)
 			}
 			out = append(out, st)

@@ -148,10 +148,10 @@ func appendPaddedUint(b []byte, n uint64) []byte {
 func (e Envelope) MarshalJSON() ([]byte, error) { return e.AppendCloudEvent(nil) }
 
 // UnmarshalJSON decodes a CloudEvents JSON object into e with the default
-// [DecodeOptions]; see [CloudEventsCodec.Unmarshal]. It implements
-// [json.Unmarshaler].
+// [DecodeOptions] (an event without a time gets time.Now()); see
+// [CloudEventsCodec.Unmarshal]. It implements [json.Unmarshaler].
 func (e *Envelope) UnmarshalJSON(data []byte) error {
-	return decodeCloudEvent(data, e, DefaultMaxSize, DefaultMaxDepth)
+	return decodeCloudEvent(data, e, nil)
 }
 
 // ceAttrs holds the members of a CloudEvents JSON object.
@@ -190,8 +190,11 @@ func ceInvalid(field string, format string, args ...any) error {
 	return &DecodeError{Format: FormatCloudEvents, Field: field, Err: fmt.Errorf("%w: "+format, append([]any{ErrInvalidValue}, args...)...)}
 }
 
-func decodeCloudEvent(data []byte, e *Envelope, maxSize, maxDepth int) error {
+// decodeCloudEvent is CloudEventsCodec.Unmarshal with opts (nil means the
+// defaults).
+func decodeCloudEvent(data []byte, e *Envelope, opts *DecodeOptions) error {
 	const format = FormatCloudEvents
+	maxSize, maxDepth := opts.maxSize(), opts.maxDepth()
 	*e = Envelope{}
 	if len(data) > maxSize {
 		return decodeErr(format, "", ErrTooLarge, fmt.Sprintf("%d bytes, at most %d allowed", len(data), maxSize))
@@ -260,18 +263,30 @@ func decodeCloudEvent(data []byte, e *Envelope, maxSize, maxDepth int) error {
 		return &DecodeError{Format: format, Field: FieldType, Err: err}
 	}
 
-	if s, err = m.required(ceTime); err != nil {
+	// time is optional in CloudEvents 1.0: an event without it gets the
+	// time it was received.
+	s, ok, err := m.str(ceTime)
+	if err != nil {
 		return err
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return ceInvalid(FieldTime, "%q is not an RFC 3339 time", s)
+	if ok {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return ceInvalid(FieldTime, "%q is not an RFC 3339 time", s)
+		}
+		ns, ok := unixNano(t)
+		if !ok {
+			return ceInvalid(FieldTime, "%s is outside the range of int64 Unix nanoseconds", s)
+		}
+		e.Time = timeFromUnixNano(ns)
+	} else {
+		now := opts.now()
+		ns, ok := unixNano(now)
+		if !ok {
+			return ceInvalid(FieldTime, "absent, and the receive time %s is outside the range of int64 Unix nanoseconds", now)
+		}
+		e.Time = timeFromUnixNano(ns)
 	}
-	ns, ok := unixNano(t)
-	if !ok {
-		return ceInvalid(FieldTime, "%s is outside the range of int64 Unix nanoseconds", s)
-	}
-	e.Time = timeFromUnixNano(ns)
 
 	if s, ok, err := m.str(ceSequence); err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
+	"github.com/nats-io/nats.go"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -289,8 +290,11 @@ func TestCloudEventsBadInput(t *testing.T) {
 		{"foreign type", event(map[string]any{"type": "com.example.thing"}), message.DecodeOptions{}, message.ErrInvalidValue, message.FieldType},
 		{"type without message type", event(map[string]any{"type": "io.lintel."}), message.DecodeOptions{}, message.ErrInvalidValue, message.FieldType},
 		{"type with trailing dot", event(map[string]any{"type": "io.lintel.evt."}), message.DecodeOptions{}, message.ErrInvalidValue, message.FieldType},
-		{"no time", event(map[string]any{"time": nil}), message.DecodeOptions{}, message.ErrMissingField, message.FieldTime},
 		{"bad time", event(map[string]any{"time": "yesterday"}), message.DecodeOptions{}, message.ErrInvalidValue, message.FieldTime},
+		{"empty time", event(map[string]any{"time": ""}), message.DecodeOptions{}, message.ErrInvalidValue, message.FieldTime},
+		{"time without zone", event(map[string]any{"time": "2026-03-01T08:30:00"}), message.DecodeOptions{}, message.ErrInvalidValue, message.FieldTime},
+		{"time number", event(map[string]any{"time": 1772353800}), message.DecodeOptions{}, message.ErrWrongType, message.FieldTime},
+		{"no time, receive time out of range", event(map[string]any{"time": nil}), message.DecodeOptions{Now: func() time.Time { return time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC) }}, message.ErrInvalidValue, message.FieldTime},
 		{"time out of range", event(map[string]any{"time": "9999-01-01T00:00:00Z"}), message.DecodeOptions{}, message.ErrInvalidValue, message.FieldTime},
 		{"sequence number", event(map[string]any{"sequence": 5}), message.DecodeOptions{}, message.ErrWrongType, message.FieldSeq},
 		{"sequence not decimal", event(map[string]any{"sequence": "-5"}), message.DecodeOptions{}, message.ErrInvalidValue, message.FieldSeq},
@@ -401,4 +405,59 @@ func TestCloudEventsInStruct(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkEqual(t, &out.Events[0], &in.Events[0])
+}
+
+// TestCloudEventsWithoutTime shows that an event without a time, which
+// CloudEvents 1.0 allows, is accepted and gets the receive time from the
+// decoder's clock, through every way of decoding one.
+func TestCloudEventsWithoutTime(t *testing.T) {
+	received := time.Date(2026, 3, 1, 9, 30, 0, 5, time.FixedZone("CET", 3600))
+	clock := func() time.Time { return received }
+	opts := message.DecodeOptions{Now: clock}
+	for name, in := range map[string]string{
+		"absent": `{"specversion":"1.0","id":"0195512a-1bdb-7a3f-9c2e-5d6f7a8b9c0d","source":"/acme/hq/reader/door-1","type":"io.lintel.evt.door.held_open","data":{"door":"door-1"}}`,
+		"null":   `{"specversion":"1.0","id":"0195512a-1bdb-7a3f-9c2e-5d6f7a8b9c0d","source":"/acme/hq/reader/door-1","type":"io.lintel.evt.door.held_open","time":null,"data":{"door":"door-1"}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			var e message.Envelope
+			if err := (message.CloudEventsCodec{Options: opts}).Unmarshal([]byte(in), &e); err != nil {
+				t.Fatal(err)
+			}
+			if !e.Time.Equal(received) || e.Time.Location() != time.UTC {
+				t.Errorf("Time = %v, want the receive time %v in UTC", e.Time, received.UTC())
+			}
+			if e.Name != message.NameDoorHeldOpen || e.Source != testThing || string(e.Payload) != `{"door":"door-1"}` {
+				t.Errorf("decoded %+v", e)
+			}
+			// Encoding writes the stamped time, so it survives a round trip.
+			out, err := e.AppendCloudEvent(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back message.Envelope
+			if err := (message.CloudEventsCodec{}).Unmarshal(out, &back); err != nil {
+				t.Fatal(err)
+			}
+			checkEqual(t, &back, &e)
+
+			// DecodeMsg hands its options to the codec.
+			m := &nats.Msg{Subject: "acme.hq.reader.door-1.evt", Header: nats.Header{message.HeaderContentType: {message.ContentTypeCloudEventsJSON}}, Data: []byte(in)}
+			var viaNATS message.Envelope
+			if err := message.DecodeMsg(m, &viaNATS, &opts); err != nil {
+				t.Fatal(err)
+			}
+			if !viaNATS.Time.Equal(received) {
+				t.Errorf("DecodeMsg: Time = %v, want %v", viaNATS.Time, received)
+			}
+
+			// json.Unmarshal uses the real clock.
+			var viaJSON message.Envelope
+			if err := json.Unmarshal([]byte(in), &viaJSON); err != nil {
+				t.Fatal(err)
+			}
+			if viaJSON.Time.IsZero() || viaJSON.Time.Location() != time.UTC {
+				t.Errorf("json.Unmarshal: Time = %v, want the receive time in UTC", viaJSON.Time)
+			}
+		})
+	}
 }

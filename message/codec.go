@@ -3,6 +3,7 @@ package message
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Media types this package knows.
@@ -40,6 +41,10 @@ type DecodeOptions struct {
 	// subject is the subject of its envelope. Leave it off unless subjects
 	// are rewritten between producer and consumer.
 	SkipSubjectCheck bool
+	// Now is the clock that gives the receive time, which the CloudEvents
+	// decoder stamps as Time on an event without a time attribute; nil
+	// means time.Now.
+	Now func() time.Time
 }
 
 func (o *DecodeOptions) maxSize() int {
@@ -47,6 +52,13 @@ func (o *DecodeOptions) maxSize() int {
 		return DefaultMaxSize
 	}
 	return o.MaxSize
+}
+
+func (o *DecodeOptions) now() time.Time {
+	if o == nil || o.Now == nil {
+		return time.Now()
+	}
+	return o.Now()
 }
 
 func (o *DecodeOptions) maxDepth() int {
@@ -123,15 +135,18 @@ func (CloudEventsCodec) Append(dst []byte, e *Envelope) ([]byte, error) {
 // Marshal returns e as a CloudEvents JSON object; see [Envelope.AppendCloudEvent].
 func (CloudEventsCodec) Marshal(e *Envelope) ([]byte, error) { return e.AppendCloudEvent(nil) }
 
-// Unmarshal decodes a CloudEvents JSON object into e. It never panics. Errors
-// are [*DecodeError] values wrapping ErrTooLarge, ErrTruncated, ErrMalformed
-// (not JSON), ErrWrongType (an attribute of the wrong JSON type),
-// ErrInvalidValue, ErrMissingField (specversion, id, source, type or time
-// absent) or ErrUnsupportedVersion (a specversion other than "1.0", or a
-// schema major version other than SupportedMajor). Unknown attributes are
-// ignored.
+// Unmarshal decodes a CloudEvents JSON object into e. It never panics. The
+// time attribute is optional, as in CloudEvents 1.0: an event without one
+// (or with null) gets the receive time, Options.Now() in UTC, as its Time.
+// Errors are [*DecodeError] values wrapping ErrTooLarge, ErrTruncated,
+// ErrMalformed (not JSON), ErrWrongType (an attribute of the wrong JSON
+// type), ErrInvalidValue (among others, a time that is not RFC 3339 or is
+// outside the range of int64 Unix nanoseconds, with Field "time"),
+// ErrMissingField (specversion, id, source or type absent) or
+// ErrUnsupportedVersion (a specversion other than "1.0", or a schema major
+// version other than SupportedMajor). Unknown attributes are ignored.
 func (c CloudEventsCodec) Unmarshal(data []byte, e *Envelope) error {
-	return decodeCloudEvent(data, e, c.Options.maxSize(), c.Options.maxDepth())
+	return decodeCloudEvent(data, e, &c.Options)
 }
 
 var (

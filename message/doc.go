@@ -69,7 +69,9 @@
 // The source is the relative URI /{org}/{edge}/{thing_type}/{thing_code}. The
 // type is "io.lintel." followed by the message type and, when there is one,
 // "." and the name; so the message type travels in the type rather than in an
-// extension. Time is RFC 3339 in UTC. The extension attributes are sequence
+// extension. Time is RFC 3339 in UTC; an event from another producer may
+// leave it out, as CloudEvents 1.0 allows, and is then given the time it is
+// decoded ([DecodeOptions].Now). The extension attributes are sequence
 // (the CloudEvents sequence extension: Seq as 20 zero-padded decimal digits,
 // so that it orders lexicographically; absent when 0), bootid and
 // correlationid (absent when zero) and schemaversion ("major.minor").
@@ -79,9 +81,11 @@
 // strings); decoding such an event yields a JSON payload, which
 // [DecodePayload] decodes just as well: the payload types of this package use
 // the same keys in msgpack and JSON, and carry IDs as canonical strings and
-// times as msgpack timestamps for that reason. A JSON payload is embedded in
-// data as is (JSON null included), a UTF-8 text/* payload is a JSON string in
-// data, and any other payload is base64 in data_base64. JSON → Envelope →
+// times as msgpack timestamps for that reason ([DecodePayload] returns every
+// time in UTC, whatever the local zone or the offset in the JSON). A JSON
+// payload is embedded in data as is (JSON null included), a UTF-8 text/*
+// payload is a JSON string in data, and any other payload is base64 in
+// data_base64. JSON → Envelope →
 // JSON keeps every attribute above, except that msgpack in data_base64 (which
 // this package never writes) comes back as JSON data; other attributes, such
 // as subject and dataschema, are ignored.
@@ -93,7 +97,8 @@
 // JetStream deduplication), [HeaderContentType] and [HeaderSchemaVersion].
 // [FromMsg] and [DecodeMsg] choose the codec from the content type header
 // (msgpack when absent) and check that the envelope belongs on the subject it
-// arrived on.
+// arrived on; [FromJetStream] and [DecodeJetStream] do the same for a
+// jetstream.Msg (any [JetStreamMsg]).
 //
 // # Versions and bad input
 //

@@ -2,6 +2,7 @@ package message_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -10,6 +11,7 @@ import (
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/testing/natstest"
 	"github.com/lintel-io/lintel/topic"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // exampleStamper returns a Stamper with a fixed clock and seeded randomness,
@@ -163,4 +165,64 @@ func ExampleFromMsg() {
 	// Output:
 	// acme.hq.reader.door-1.evt application/msgpack 1.0
 	// door.held_open true true
+}
+
+// Messages from a JetStream consumer decode with FromJetStream (or
+// DecodeJetStream), without building a nats.Msg first.
+func ExampleFromJetStream() {
+	srv, err := natstest.NewServer(nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer srv.Close()
+	nc, err := srv.Connect()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "EVENTS", Subjects: []string{"acme.hq.*.*.evt"}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	env := message.Envelope{Type: topic.Event, Name: message.NameDoorForcedOpen}
+	exampleStamper().Stamp(&env)
+	msg, err := env.ToMsg(nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if _, err := js.PublishMsg(ctx, msg); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	in, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	got, err := message.FromJetStream(in)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(in.Subject(), got.Name, got.ID == env.ID)
+	// Output:
+	// acme.hq.reader.door-1.evt door.forced_open true
 }

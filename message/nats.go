@@ -74,11 +74,48 @@ func FromMsg(m *nats.Msg) (*Envelope, error) {
 // Errors are [*DecodeError] values: those of the codec, or with Format
 // FormatNATS wrapping [ErrUnsupportedContentType], [ErrUnsupportedVersion],
 // [ErrInvalidValue] (a malformed version header) or [ErrSubjectMismatch].
+//
+// For a message received through the jetstream package, use
+// [DecodeJetStream].
 func DecodeMsg(m *nats.Msg, e *Envelope, opts *DecodeOptions) error {
+	return decodeNATS(m.Subject, m.Header, m.Data, e, opts)
+}
+
+// JetStreamMsg is what [DecodeJetStream] reads of a received message: its
+// subject, headers and data. The jetstream.Msg that consumers, Fetch and
+// Next deliver has these methods (it satisfies the interface as is), and
+// so may any other type. A *nats.Msg has them as fields: decode it with
+// [DecodeMsg].
+type JetStreamMsg interface {
+	Subject() string
+	Headers() nats.Header
+	Data() []byte
+}
+
+// FromJetStream decodes the envelope in m with the default options; see
+// [DecodeJetStream].
+func FromJetStream(m JetStreamMsg) (*Envelope, error) {
+	e := new(Envelope)
+	if err := DecodeJetStream(m, e, nil); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// DecodeJetStream decodes the envelope in m, typically a jetstream.Msg,
+// into e, with opts (nil means the defaults). It does exactly what
+// [DecodeMsg] does for a *nats.Msg with the same subject, headers and data,
+// and returns the same errors.
+func DecodeJetStream(m JetStreamMsg, e *Envelope, opts *DecodeOptions) error {
+	return decodeNATS(m.Subject(), m.Headers(), m.Data(), e, opts)
+}
+
+// decodeNATS is DecodeMsg for a message's parts.
+func decodeNATS(subject string, h nats.Header, data []byte, e *Envelope, opts *DecodeOptions) error {
 	if opts == nil {
 		opts = &DecodeOptions{}
 	}
-	if hv := header(m.Header, HeaderSchemaVersion); hv != "" {
+	if hv := header(h, HeaderSchemaVersion); hv != "" {
 		v, err := ParseVersion(hv)
 		if err != nil {
 			return &DecodeError{Format: FormatNATS, Field: HeaderSchemaVersion, Err: err}
@@ -88,21 +125,21 @@ func DecodeMsg(m *nats.Msg, e *Envelope, opts *DecodeOptions) error {
 		}
 	}
 	var err error
-	switch ct := header(m.Header, HeaderContentType); {
+	switch ct := header(h, HeaderContentType); {
 	case ct == "" || isMsgpackType(ct):
-		err = MsgpackCodec{Options: *opts}.Unmarshal(m.Data, e)
+		err = MsgpackCodec{Options: *opts}.Unmarshal(data, e)
 	case strings.EqualFold(mediaType(ct), ContentTypeCloudEventsJSON):
-		err = CloudEventsCodec{Options: *opts}.Unmarshal(m.Data, e)
+		err = CloudEventsCodec{Options: *opts}.Unmarshal(data, e)
 	default:
 		return &DecodeError{Format: FormatNATS, Field: HeaderContentType, Err: fmt.Errorf("%w: %q", ErrUnsupportedContentType, ct)}
 	}
 	if err != nil {
 		return err
 	}
-	if !opts.SkipSubjectCheck && m.Subject != "" && !strings.HasPrefix(m.Subject, inboxPrefix) {
+	if !opts.SkipSubjectCheck && subject != "" && !strings.HasPrefix(subject, inboxPrefix) {
 		var buf [5*topic.MaxTokenLen + 4]byte
-		if want := topic.AppendSubject(buf[:0], e.Subject()); string(want) != m.Subject {
-			return &DecodeError{Format: FormatNATS, Field: FieldSubject, Err: fmt.Errorf("%w: message on %q, envelope is for %q", ErrSubjectMismatch, m.Subject, want)}
+		if want := topic.AppendSubject(buf[:0], e.Subject()); string(want) != subject {
+			return &DecodeError{Format: FormatNATS, Field: FieldSubject, Err: fmt.Errorf("%w: message on %q, envelope is for %q", ErrSubjectMismatch, subject, want)}
 		}
 	}
 	return nil

@@ -243,3 +243,85 @@ func TestDecodeMsgErrors(t *testing.T) {
 		})
 	}
 }
+
+// A jetstream.Msg is a JetStreamMsg as it is.
+var _ message.JetStreamMsg = jetstream.Msg(nil)
+
+// TestDecodeJetStream decodes messages a JetStream consumer delivers, in
+// both codecs, and shows that the subject check applies as in DecodeMsg.
+func TestDecodeJetStream(t *testing.T) {
+	nc := connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "EVENTS", Subjects: []string{"acme.*.*.*.evt"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	e := accessEvent(t)
+	ce := accessEvent(t)
+	ce.ContentType, ce.Payload = message.ContentTypeJSON, []byte(`{"granted":true}`)
+	plain, err := e.ToMsg(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cloud, err := ce.ToMsg(message.CloudEventsCodec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cloud.Header.Del(message.HeaderMsgID) // not a duplicate of plain
+	forged, err := e.ToMsg(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged.Subject = "acme.hq.reader.door-2.evt" // door-1's envelope on door-2's subject
+	forged.Header.Del(message.HeaderMsgID)
+	for _, m := range []*nats.Msg{plain, cloud, forged} {
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(3, jetstream.FetchMaxWait(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []jetstream.Msg
+	for m := range batch.Messages() {
+		got = append(got, m)
+	}
+	if err := batch.Error(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("fetched %d messages, want 3", len(got))
+	}
+
+	env, err := message.FromJetStream(got[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkEqual(t, env, e)
+	var cenv message.Envelope
+	if err := message.DecodeJetStream(got[1], &cenv, nil); err != nil {
+		t.Fatal(err)
+	}
+	checkEqual(t, &cenv, ce)
+
+	var de *message.DecodeError
+	if _, err := message.FromJetStream(got[2]); !errors.As(err, &de) || !errors.Is(err, message.ErrSubjectMismatch) || de.Field != message.FieldSubject {
+		t.Errorf("FromJetStream(forged) = %v, want a *DecodeError for %q wrapping ErrSubjectMismatch", err, message.FieldSubject)
+	}
+	var skipped message.Envelope
+	if err := message.DecodeJetStream(got[2], &skipped, &message.DecodeOptions{SkipSubjectCheck: true}); err != nil {
+		t.Errorf("DecodeJetStream(forged, SkipSubjectCheck) = %v", err)
+	}
+}

@@ -9,12 +9,11 @@ import (
 	"github.com/lintel-io/lintel/authz"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // DecodeEnvelope is the default [DecodeFunc]. It decodes the message with
-// [message.DecodeMsg]: the codec is chosen by the Content-Type header
+// [message.DecodeJetStream]: the codec is chosen by the Content-Type header
 // (msgpack when absent, or CloudEvents JSON), a Lintel-Schema-Version
 // header with an unknown major version is refused before decoding, and the
 // subject must be the envelope's own. Commands written by central on
@@ -24,7 +23,7 @@ import (
 // form is stored as NULL. The envelope column always holds the message
 // data untouched, in whichever encoding it came.
 //
-// Errors are the [*message.DecodeError] of DecodeMsg (wrapping, for
+// Errors are the [*message.DecodeError] of DecodeJetStream (wrapping, for
 // example, [message.ErrSubjectMismatch] or [message.ErrUnsupportedVersion]),
 // or an error for a sequence number beyond int64; the ingest dead-letters
 // the message with the error as the reason.
@@ -44,7 +43,6 @@ const arenaChunk = 64 << 10
 // allocates each exactly.
 type envelopeDecoder struct {
 	chunk  int
-	m      nats.Msg
 	env    message.Envelope
 	t      transcoder
 	arena  []byte    // the free tail holds the next payloads
@@ -53,23 +51,22 @@ type envelopeDecoder struct {
 
 func (d *envelopeDecoder) decode(msg jetstream.Msg) (Event, error) {
 	d.env = message.Envelope{}
-	d.m = nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()}
-	env, m := &d.env, &d.m
+	env, subject := &d.env, msg.Subject()
 	var opts message.DecodeOptions
 	var cmdThing topic.Thing
-	if strings.HasPrefix(m.Subject, authz.InternalPrefix+".") {
-		th, err := authz.ParseCommandSubject(m.Subject)
+	if strings.HasPrefix(subject, authz.InternalPrefix+".") {
+		th, err := authz.ParseCommandSubject(subject)
 		if err != nil {
 			return Event{}, fmt.Errorf("%w: %w", message.ErrSubjectMismatch, err)
 		}
 		cmdThing, opts.SkipSubjectCheck = th, true
 	}
-	if err := message.DecodeMsg(m, env, &opts); err != nil {
+	if err := message.DecodeJetStream(msg, env, &opts); err != nil {
 		return Event{}, err
 	}
 	if opts.SkipSubjectCheck && (env.Source != cmdThing || env.Type != topic.Command) {
 		return Event{}, fmt.Errorf("%w: message on %q, envelope is a %s of %s",
-			message.ErrSubjectMismatch, m.Subject, env.Type, env.Source)
+			message.ErrSubjectMismatch, subject, env.Type, env.Source)
 	}
 	if env.Seq > math.MaxInt64 {
 		return Event{}, fmt.Errorf("storage: sequence %d out of range", env.Seq)

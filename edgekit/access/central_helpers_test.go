@@ -94,7 +94,7 @@ func (s *site) alarms(edge string) []cenAlarm {
 			s.tb.Fatalf("alarm %d of %d: %v", len(out)+1, n, err)
 		}
 		var e message.Envelope
-		if err := message.DecodeMsg(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}, &e, nil); err != nil {
+		if err := message.DecodeJetStream(m, &e, nil); err != nil {
 			s.tb.Fatal(err)
 		}
 		out = append(out, cenAlarm{env: e, sourced: m.Headers().Get("Nats-Stream-Source") != ""})

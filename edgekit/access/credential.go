@@ -217,8 +217,8 @@ func tokenListProblem(field string, part topic.Part, names []string) (string, st
 }
 
 // ParseCredential decodes the bucket value of the credential with the given
-// id and validates it with [Credential.Validate]; the result has ID set and
-// Revision zero.
+// id and validates it with [Credential.Validate]; the result has ID set,
+// Revision zero and its times in UTC.
 //
 // Decoding is strict: data must be one JSON object with keys spelt exactly
 // as in [Credential]'s JSON form. An unknown key is a [*FieldError] wrapping
@@ -585,10 +585,13 @@ func (d *strictDecoder) value(v reflect.Value, path string) *jsonProblem {
 		if p != nil {
 			return p
 		}
-		// The parser encoding/json uses for a time.Time.
-		if err := v.Addr().Interface().(*time.Time).UnmarshalText(b); err != nil {
+		// The parser encoding/json uses for a time.Time; the instant is
+		// kept in UTC, whatever offset it was written with.
+		t := v.Addr().Interface().(*time.Time)
+		if err := t.UnmarshalText(b); err != nil {
 			return &jsonProblem{field: path, reason: fmt.Sprintf("%q is not an RFC 3339 time", b), err: ErrInvalid}
 		}
+		*t = t.UTC()
 		return nil
 	case v.Kind() == reflect.String:
 		if d.peek() != '"' {
