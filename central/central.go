@@ -181,7 +181,7 @@ func (c *Central) start(ctx context.Context, opts *server.Options) error {
 		c.store = storage.New(c.cfg.Database, storage.Config{Logger: c.log})
 		c.log.Info("database ready", "flavor", res.Flavor)
 	} else {
-		c.log.Warn("no database configured: history is kept in JetStream only, within the event stream's limits")
+		c.log.Info("no database configured: history is kept in JetStream only, within the event stream's limits")
 	}
 	for _, o := range c.inv.Orgs {
 		if err := c.startOrg(ctx, o.Code); err != nil {

@@ -161,6 +161,11 @@ func TestIngestDerived(t *testing.T) {
 	assert.Equal(t, uint64(events), st.Ingested)
 	assert.Equal(t, uint64(events-2), st.Duplicates)
 	assert.Equal(t, uint64(2+2+1+4+6), st.Derived)
+	// Counted as read, duplicates included: the first three acks were
+	// delivered twice, the orphan once.
+	assert.Equal(t, map[storage.CommandStatus]uint64{storage.CommandAccepted: 2, storage.CommandCompleted: 3, storage.CommandFailed: 2}, st.Acks)
+	assert.Equal(t, uint64(7), st.ByType[topic.Ack])
+	assert.Equal(t, uint64(1), st.ByType[topic.Telemetry])
 	assert.Zero(t, st.DerivedSkipped)
 	assert.Zero(t, st.DeadLettered)
 	check := func() {

@@ -73,6 +73,9 @@ type InsertResult struct {
 	// Derived counts the rows this call added to the derived tables
 	// (commands, command acks, liveness events, access decisions).
 	Derived int
+	// Acks counts the command acks of the events by status, stored or
+	// duplicates.
+	Acks map[CommandStatus]int
 	// Skipped lists events that were stored (or were duplicates) without
 	// the derived row their kind calls for, because their payload does not
 	// make one or the database refused it. Their reasons wrap no sentinel;
@@ -193,6 +196,14 @@ func (s *Store) insertEvents(ctx context.Context, events []Event, hook txHook) (
 	derived, skipped := s.derive(events)
 	committed, err = s.insertBisect(ctx, events, derived, 0, &res, hook)
 	if err == nil {
+		for _, r := range derived {
+			if r.ack != nil {
+				if res.Acks == nil {
+					res.Acks = make(map[CommandStatus]int)
+				}
+				res.Acks[r.ack.Status]++
+			}
+		}
 		res.Skipped = append(res.Skipped, skipped...)
 		slices.SortFunc(res.Skipped, func(a, b Skipped) int { return a.Index - b.Index })
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -152,6 +154,11 @@ type IngestStats struct {
 	// Derived counts rows added to the derived tables (commands, command
 	// acks, liveness events, access decisions).
 	Derived uint64
+	// ByType counts the events of committed batches by message type, and
+	// Acks their command acks by status (both including events already
+	// stored).
+	ByType map[topic.MessageType]uint64
+	Acks   map[CommandStatus]uint64
 	// DerivedSkipped counts events stored without the derived row their
 	// kind calls for (each is logged with its reason).
 	DerivedSkipped uint64
@@ -192,8 +199,12 @@ type Ingest struct {
 
 	ingested, duplicates, deadLettered, batches, retries atomic.Uint64
 	derived, derivedSkipped, refused, gaps, gapMessages  atomic.Uint64
-	position, read                                       atomic.Uint64
-	active, streamMissing, started                       atomic.Bool
+
+	kindsMu                        sync.Mutex
+	byType                         map[topic.MessageType]uint64 // events of committed batches, by message type
+	acks                           map[CommandStatus]uint64     // command acks of committed batches, by status
+	position, read                 atomic.Uint64
+	active, streamMissing, started atomic.Bool
 
 	mu      sync.Mutex
 	lastErr error // the condition being retried, nil when healthy
@@ -251,6 +262,18 @@ func NewIngest(store *Store, js jetstream.JetStream, cfg IngestConfig) (*Ingest,
 	return &Ingest{store: store, js: js, cfg: cfg, log: log, key: ingestLockKey(cfg.Stream, cfg.Durable)}, nil
 }
 
+func (in *Ingest) kindCounts() map[topic.MessageType]uint64 {
+	in.kindsMu.Lock()
+	defer in.kindsMu.Unlock()
+	return maps.Clone(in.byType)
+}
+
+func (in *Ingest) ackCounts() map[CommandStatus]uint64 {
+	in.kindsMu.Lock()
+	defer in.kindsMu.Unlock()
+	return maps.Clone(in.acks)
+}
+
 // Stats returns a snapshot of the ingest's counters and state.
 func (in *Ingest) Stats() IngestStats {
 	st := IngestStats{
@@ -261,6 +284,8 @@ func (in *Ingest) Stats() IngestStats {
 		Retries:      in.retries.Load(),
 
 		Derived:        in.derived.Load(),
+		ByType:         in.kindCounts(),
+		Acks:           in.ackCounts(),
 		DerivedSkipped: in.derivedSkipped.Load(),
 		Refused:        in.refused.Load(),
 		Gaps:           in.gaps.Load(),
@@ -881,9 +906,26 @@ func (in *Ingest) commit(ctx context.Context, b batch, committed uint64) error {
 	in.duplicates.Add(uint64(res.Duplicates))
 	in.derived.Add(uint64(res.Derived))
 	in.derivedSkipped.Add(uint64(len(res.Skipped)))
+	in.countKinds(events, res.Acks)
 	in.batches.Add(1)
 	in.position.Store(b.last)
 	return nil
+}
+
+// countKinds adds a committed batch's events to the counts by message type
+// and its acks to the counts by status.
+func (in *Ingest) countKinds(events []Event, acks map[CommandStatus]int) {
+	in.kindsMu.Lock()
+	defer in.kindsMu.Unlock()
+	if in.byType == nil {
+		in.byType, in.acks = make(map[topic.MessageType]uint64), make(map[CommandStatus]uint64)
+	}
+	for i := range events {
+		in.byType[events[i].MessageType]++
+	}
+	for st, n := range acks {
+		in.acks[st] += uint64(n)
+	}
 }
 
 // advance runs hook on its own, retrying while the database fails.

@@ -89,6 +89,10 @@ func run(args []string, stderr io.Writer) int {
 		}
 		defer pool.Close()
 	}
+	if cfg.Database == nil {
+		log.Warn("no database: history is kept in central's event stream only, within these limits",
+			"max_age", time.Duration(cfg.History.MaxAge).String(), "max_bytes", cfg.History.MaxBytes)
+	}
 	host, port := config.SplitHostPort(cfg.Listen)
 	leafHost, leafPort := config.SplitHostPort(cfg.LeafListen)
 	render := authz.RenderOptions{

@@ -429,6 +429,26 @@ func TestBinaries(t *testing.T) {
 		return err == nil && n == 1
 	})
 
+	// The metrics say so too.
+	for _, m := range []struct{ addr, want string }{
+		{s.cadmin, `lintel_command_acks_total{org="acme",status="completed"} 1`},
+		{s.cadmin, `lintel_ingest_messages_total{org="acme",type="evt"}`},
+		{s.cadmin, `lintel_central_edges_linked 1`},
+		{s.eadmin, `lintel_edge_messages_total{type="evt"}`},
+		{s.eadmin, `lintel_edge_link_up 1`},
+		{s.eadmin, `lintel_edge_commands_delivered_total 1`},
+	} {
+		waitFor(t, m.want+" in the metrics", func() bool {
+			r, err := http.Get("http://" + m.addr + "/metrics")
+			if err != nil {
+				return false
+			}
+			defer r.Body.Close()
+			b, err := io.ReadAll(r.Body)
+			return err == nil && strings.Contains(string(b), m.want)
+		})
+	}
+
 	// The link cut: the edge keeps what the device publishes.
 	proxy.Cut()
 	waitFor(t, "the link to drop", func() bool { return !linked() })

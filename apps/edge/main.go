@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/nats-io/nkeys"
 	"github.com/prometheus/client_golang/prometheus"
@@ -112,10 +113,23 @@ func run(args []string, stderr io.Writer) int {
 			stops[i]()
 		}
 	}
+	reg := prometheus.NewRegistry()
+	decisions := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "lintel_access_decision_seconds", Help: "Time from an access request's arrival to its answer, by outcome.",
+		Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1},
+	}, []string{"outcome"})
+	reg.MustRegister(decisions)
 	var svc *access.Service
 	if *cfg.Access {
 		if svc, err = access.StartService(ctx, node, access.ServiceConfig{
 			HashKey: in.hashKey, AuditKey: in.auditKey, Inventory: in.inv, Logger: log,
+			ObserveDecision: func(granted bool, d time.Duration) {
+				outcome := "denied"
+				if granted {
+					outcome = "granted"
+				}
+				decisions.WithLabelValues(outcome).Observe(d.Seconds())
+			},
 		}); err != nil {
 			log.Error("access service did not start", "err", err)
 			stopAll()
@@ -134,8 +148,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	var adm *admin.Server
 	if cfg.Admin != "off" {
-		reg := prometheus.NewRegistry()
-		registerMetrics(reg, node, svc)
+		registerMetrics(reg, node, svc, log)
 		ready := func(ctx context.Context) (any, error) {
 			st, err := node.Status(ctx)
 			if err != nil {

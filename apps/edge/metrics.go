@@ -2,18 +2,23 @@ package main
 
 import (
 	"context"
+	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lintel-io/lintel/edgekit"
 	"github.com/lintel-io/lintel/edgekit/access"
+	"github.com/lintel-io/lintel/topic"
 )
 
 // registerMetrics registers the edge's metrics, read from the node's
 // status at most once a second, and the access service's decisions.
-func registerMetrics(reg *prometheus.Registry, node *edgekit.Node, svc *access.Service) {
+func registerMetrics(reg *prometheus.Registry, node *edgekit.Node, svc *access.Service, log *slog.Logger) {
 	var mu sync.Mutex
 	var last time.Time
 	var st edgekit.NodeStatus
@@ -61,6 +66,22 @@ func registerMetrics(reg *prometheus.Registry, node *edgekit.Node, svc *access.S
 		}))
 	if svc != nil {
 		reg.MustRegister(&decisionCollector{svc: svc})
+	}
+	// Messages on the edge's subjects by type: what devices send (evt,
+	// state, ack, tlm, req) and what reaches them (cmd, cfg).
+	byType := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lintel_edge_messages_total",
+		Help: "Messages on the edge's device subjects, by message type."}, []string{"type"})
+	reg.MustRegister(byType)
+	n := node.Names()
+	known := topic.MessageTypes()
+	if _, err := node.Conn().Subscribe(n.Org+"."+n.Edge+".>", func(m *nats.Msg) {
+		if i := strings.LastIndexByte(m.Subject, '.'); i >= 0 {
+			if mt := m.Subject[i+1:]; slices.Contains(known, topic.MessageType(mt)) {
+				byType.WithLabelValues(mt).Inc()
+			}
+		}
+	}); err != nil {
+		log.Warn("no message counts by type", "err", err)
 	}
 }
 

@@ -100,6 +100,11 @@ type ServiceConfig struct {
 	// a power loss of the edge then loses; central sees such a loss as a
 	// gap in the audit chain. Off by default.
 	AnswerBeforeStored bool
+	// ObserveDecision, when set, is called after each answered request
+	// with its outcome and the time from the request's arrival to its
+	// answer (for a latency histogram). It runs on the request's
+	// goroutine and must not block.
+	ObserveDecision func(granted bool, latency time.Duration)
 	// MaxInFlight bounds the requests handled at once; [DefaultMaxInFlight]
 	// if zero.
 	MaxInFlight int

@@ -416,6 +416,7 @@ func (s *Service) handle(m *nats.Msg) {
 	if !s.replyAllowed(m) {
 		return
 	}
+	start := time.Now()
 	var req message.Envelope
 	if err := message.DecodeMsg(m, &req, nil); err != nil {
 		s.reject(m, "malformed request: "+err.Error())
@@ -438,14 +439,23 @@ func (s *Service) handle(m *nats.Msg) {
 	rec := s.record(req, &d)
 	if rec == nil || (!s.cfg.AnswerBeforeStored && !s.awaitStored(rec)) {
 		s.answer(m, nil, d) // not recorded: the door fails closed
+		s.observe(false, start)
 		return
 	}
 	s.answer(m, rec.reply, d)
+	s.observe(d.Granted, start)
 	if d.Granted && dr != nil {
 		s.unlock(req.Source, rec.env, dr, d.Door)
 	}
 	if s.cfg.AnswerBeforeStored {
 		s.awaitStored(rec)
+	}
+}
+
+// observe reports an answered request to ServiceConfig.ObserveDecision.
+func (s *Service) observe(granted bool, start time.Time) {
+	if s.cfg.ObserveDecision != nil {
+		s.cfg.ObserveDecision(granted, time.Since(start))
 	}
 }
 

@@ -17,7 +17,15 @@ import (
 // gets an unlock command, and the decision events reach central chained by
 // hash over their exact bytes.
 func TestServiceGrantUnlocksAndChains(t *testing.T) {
-	s := newSite(t, siteOptions{doors: map[string]access.DoorPolicy{"front": {UnlockFor: 7 * time.Second}}})
+	observed := make(chan bool, 8)
+	s := newSite(t, siteOptions{doors: map[string]access.DoorPolicy{"front": {UnlockFor: 7 * time.Second}},
+		service: func(_ *site, c *access.ServiceConfig) {
+			c.ObserveDecision = func(granted bool, latency time.Duration) {
+				if latency > 0 {
+					observed <- granted
+				}
+			}
+		}})
 	rev := s.put(s.card("1001"))
 	s.synced(rev)
 
@@ -34,6 +42,9 @@ func TestServiceGrantUnlocksAndChains(t *testing.T) {
 	d := request(t, reader, "front", "1001")
 	if !d.Granted || d.Reason != "" || d.Door != "front" {
 		t.Fatalf("decision %+v, want a grant at front", d)
+	}
+	if granted := <-observed; !granted {
+		t.Fatal("ObserveDecision saw a denial for the grant")
 	}
 	if d.CredentialSetVersion < rev || d.Offline || d.Fallback || d.SyncedAt.IsZero() {
 		t.Errorf("decision %+v: want version >= %d, online, synced", d, rev)
