@@ -39,7 +39,7 @@ func inventory(edges ...string) *authz.Inventory {
 	return inv
 }
 
-func ctx(t *testing.T) context.Context {
+func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), wait)
 	t.Cleanup(cancel)
 	return c
@@ -64,17 +64,27 @@ type deployment struct {
 	passwords map[string]authz.Secret
 	dir       string
 	orgs      map[string]central.OrgSecrets
+	// commandSeeds are the edges' command key seeds, by edge key id.
+	commandSeeds map[string]authz.Secret
 }
 
-func (d *deployment) generate(t *testing.T, inv *authz.Inventory) {
+func (d *deployment) generate(t testing.TB, inv *authz.Inventory) {
 	t.Helper()
-	res, err := (&authz.Generator{Cost: bcrypt.MinCost}).Generate(ctx(t), inv, d.st)
+	c, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	res, err := (&authz.Generator{Cost: bcrypt.MinCost}).Generate(c, inv, d.st)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.inv, d.st = inv, res.State
 	for u, p := range res.Secrets.Passwords {
 		d.passwords[u] = p
+	}
+	if d.commandSeeds == nil {
+		d.commandSeeds = make(map[string]authz.Secret)
+	}
+	for id, seed := range res.Secrets.CommandSeeds {
+		d.commandSeeds[id] = seed
 	}
 	for id, seed := range res.Secrets.EdgeSeeds {
 		if err := authz.WriteSeedFile(filepath.Join(d.dir, id+".seed"), seed); err != nil {

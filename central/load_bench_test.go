@@ -3,15 +3,12 @@ package central_test
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/lintel-io/lintel/authz"
 	"github.com/lintel-io/lintel/central"
@@ -57,20 +54,7 @@ func BenchmarkLoad(b *testing.B) {
 		}
 	}
 	d := &deployment{passwords: map[string]authz.Secret{}, dir: b.TempDir(), orgs: map[string]central.OrgSecrets{}}
-	res, err := (&authz.Generator{Cost: bcrypt.MinCost}).Generate(context.Background(), inv, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	d.inv, d.st = inv, res.State
-	for u, p := range res.Secrets.Passwords {
-		d.passwords[u] = p
-	}
-	for id, seed := range res.Secrets.EdgeSeeds {
-		if err := authz.WriteSeedFile(filepath.Join(d.dir, id+".seed"), seed); err != nil {
-			b.Fatal(err)
-		}
-	}
-	d.orgs["acme"] = central.OrgSecrets{Service: "central", Password: d.passwords[authz.ServiceUser("acme", "central")], CommandKey: res.Secrets.CommandSeeds["acme"]}
+	d.generate(b, inv)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -91,7 +75,7 @@ func BenchmarkLoad(b *testing.B) {
 			Render: authz.RenderOptions{Host: "127.0.0.1", Port: -1, StoreDir: b.TempDir(), MaxFileStore: 256 << 20,
 				MaxMemoryStore: 16 << 20, HubURLs: []string{"nats-leaf://" + c.LeafAddr()}, ConfigDir: d.dir,
 				SeedFile: authz.EdgeKeyID("acme", e) + ".seed"},
-			CommandKey: res.Secrets.CommandSeeds[authz.EdgeKeyID("acme", e)],
+			CommandKey: d.commandSeeds[authz.EdgeKeyID("acme", e)],
 		})
 		if err != nil {
 			b.Fatalf("edge %s: %v", e, err)
@@ -112,7 +96,7 @@ func BenchmarkLoad(b *testing.B) {
 		for k := range nDevices {
 			th := topic.Thing{Org: "acme", Edge: e, Type: "sensor", Code: e + "s" + strconv.Itoa(k)}
 			dev, err := devicekit.Connect(ctx, devicekit.Config{Thing: th, URLs: []string{nodes[i].ClientURL()},
-				Password: devicekit.Password(d.passwords[authz.DeviceUser(th)].Reveal()),
+				Password:    devicekit.Password(d.passwords[authz.DeviceUser(th)].Reveal()),
 				CommandKeys: d.st.CommandPublicKeys("acme", e)})
 			if err != nil {
 				b.Fatalf("device %s: %v", th, err)

@@ -14,13 +14,10 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -28,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lintel-io/lintel/apps/internal/admin"
+	"github.com/lintel-io/lintel/apps/internal/appmain"
 	"github.com/lintel-io/lintel/apps/internal/config"
 	"github.com/lintel-io/lintel/authz"
 	"github.com/lintel-io/lintel/central"
@@ -36,10 +34,10 @@ import (
 
 // Exit codes.
 const (
-	exitOK      = 0
-	exitFailed  = 1
-	exitUsage   = 2
-	exitNoStart = 3
+	exitOK      = appmain.ExitOK
+	exitFailed  = appmain.ExitFailed
+	exitUsage   = appmain.ExitUsage
+	exitNoStart = appmain.ExitNoStart
 )
 
 func main() {
@@ -47,22 +45,11 @@ func main() {
 }
 
 func run(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("central", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "/usr/local/etc/lintel/central.json", "configuration `file`")
-	check := fs.Bool("check", false, "check the configuration and exit")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: central [-config FILE] [-check]\n\nRuns one node of Lintel's central system.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	path, check, ok := appmain.Flags("central", "Runs one node of Lintel's central system.", "/usr/local/etc/lintel/central.json", args, stderr)
+	if !ok {
 		return exitUsage
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "central: unexpected arguments %q\n", fs.Args())
-		return exitUsage
-	}
-	cfg, err := config.LoadCentral(*path)
+	cfg, err := config.LoadCentral(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "central: %v\n", err)
 		return exitUsage
@@ -72,8 +59,8 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "central: %v\n", err)
 		return exitUsage
 	}
-	if *check {
-		fmt.Fprintf(stderr, "central: configuration %s is valid\n", *path)
+	if check {
+		fmt.Fprintf(stderr, "central: configuration %s is valid\n", path)
 		return exitOK
 	}
 	level := new(slog.LevelVar)
@@ -129,23 +116,9 @@ func run(args []string, stderr io.Writer) int {
 		}
 	}
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	code := exitOK
-loop:
-	for {
-		select {
-		case s := <-sigs:
-			if s != syscall.SIGHUP {
-				log.Info("stopping", "signal", s.String())
-				break loop
-			}
-			reload(c, *path, level, log)
-		case <-c.Done():
-			log.Error("central stopped on its own")
-			code = exitFailed
-			break loop
-		}
+	if appmain.Serve(c.Done(), func() { reload(c, path, level, log) }, log) {
+		code = exitFailed
 	}
 	if adm != nil {
 		adm.Stop()

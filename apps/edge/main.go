@@ -16,19 +16,17 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nkeys"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lintel-io/lintel/apps/internal/admin"
+	"github.com/lintel-io/lintel/apps/internal/appmain"
 	"github.com/lintel-io/lintel/apps/internal/config"
 	"github.com/lintel-io/lintel/authz"
 	"github.com/lintel-io/lintel/edgekit"
@@ -38,10 +36,10 @@ import (
 
 // Exit codes.
 const (
-	exitOK      = 0
-	exitFailed  = 1
-	exitUsage   = 2
-	exitNoStart = 3
+	exitOK      = appmain.ExitOK
+	exitFailed  = appmain.ExitFailed
+	exitUsage   = appmain.ExitUsage
+	exitNoStart = appmain.ExitNoStart
 )
 
 func main() {
@@ -49,22 +47,11 @@ func main() {
 }
 
 func run(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "/usr/local/etc/lintel/edge.json", "configuration `file`")
-	check := fs.Bool("check", false, "check the configuration and exit")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: edge [-config FILE] [-check]\n\nRuns Lintel's edge at one site.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	path, check, ok := appmain.Flags("edge", "Runs Lintel's edge at one site.", "/usr/local/etc/lintel/edge.json", args, stderr)
+	if !ok {
 		return exitUsage
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "edge: unexpected arguments %q\n", fs.Args())
-		return exitUsage
-	}
-	cfg, err := config.LoadEdge(*path)
+	cfg, err := config.LoadEdge(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "edge: %v\n", err)
 		return exitUsage
@@ -74,8 +61,8 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "edge: %v\n", err)
 		return exitUsage
 	}
-	if *check {
-		fmt.Fprintf(stderr, "edge: configuration %s is valid\n", *path)
+	if check {
+		fmt.Fprintf(stderr, "edge: configuration %s is valid\n", path)
 		return exitOK
 	}
 	level := new(slog.LevelVar)
@@ -165,23 +152,9 @@ func run(args []string, stderr io.Writer) int {
 		stops = append(stops, adm.Stop)
 	}
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	code := exitOK
-loop:
-	for {
-		select {
-		case s := <-sigs:
-			if s != syscall.SIGHUP {
-				log.Info("stopping", "signal", s.String())
-				break loop
-			}
-			reload(node, *path, level, log)
-		case <-node.Done():
-			log.Error("edge node stopped on its own")
-			code = exitFailed
-			break loop
-		}
+	if appmain.Serve(node.Done(), func() { reload(node, path, level, log) }, log) {
+		code = exitFailed
 	}
 	stops = stops[1:] // the node last, after what runs on it
 	for i := len(stops) - 1; i >= 0; i-- {

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/lintel-io/lintel/internal/atomicfile"
 )
 
 // Modes of what lintelctl writes: secrets and the state readable by their
@@ -18,50 +20,9 @@ const (
 )
 
 // writeFileAtomic replaces path with data, or leaves it untouched on
-// error: it writes a temporary file in path's directory with mode perm,
-// syncs it, renames it over path and syncs the directory. The temporary
-// file is removed on every error.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	if base == "" {
-		return &fs.PathError{Op: "write", Path: path, Err: errors.New("is a directory")}
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close() // may be closed already
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(perm); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	// The file is in place; failing to sync the directory only weakens
-	// durability across a crash.
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
-	return nil
+// error (see atomicfile.WriteFile).
+func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	return atomicfile.WriteFile(path, data, perm)
 }
 
 // mkdirSecret creates the secret directory dir (mode 0700) and its

@@ -8,7 +8,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
+
+	"github.com/lintel-io/lintel/internal/atomicfile"
 )
 
 // HashKeySize is the size in bytes of a hash key made by [GenerateHashKey],
@@ -38,48 +39,10 @@ func WriteHashKey(path string, key []byte) error {
 		return &fs.PathError{Op: "write hash key", Path: path,
 			Err: fmt.Errorf("%w: key of %d bytes, want at least %d", ErrInvalid, len(key), HashKeySize)}
 	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*") // mode 0600
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	committed := false
-	defer func() {
-		if !committed {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
 	buf := make([]byte, hex.EncodedLen(len(key))+1)
 	hex.Encode(buf, key)
 	buf[len(buf)-1] = '\n'
-	if err := f.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err := f.Write(buf); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	committed = true
-	// Make the rename itself durable; not every system can sync a
-	// directory, and the key is already in place, so this is best effort.
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
-	return nil
+	return atomicfile.WriteFile(path, buf, 0o600)
 }
 
 // ReadHashKey reads a hash key written by [WriteHashKey]: hex digits,
