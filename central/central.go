@@ -250,7 +250,9 @@ func (c *Central) startOrg(ctx context.Context, code string) error {
 		}
 	}
 	// The supervisor starts last: see edgekit.Hub.Supervise.
-	o.sup = o.hub.Supervise(context.Background())
+	if o.sup, err = o.hub.Supervise(ctx); err != nil {
+		return fmt.Errorf("supervisor: %w", err)
+	}
 	return nil
 }
 
@@ -403,6 +405,14 @@ func edgesOf(inv *authz.Inventory, org string) []string {
 func (c *Central) Hub(org string) *edgekit.Hub {
 	if o := c.orgs[org]; o != nil {
 		return o.hub
+	}
+	return nil
+}
+
+// Auditor returns the auditor of org, or nil.
+func (c *Central) Auditor(org string) *access.Auditor {
+	if o := c.orgs[org]; o != nil {
+		return o.auditor
 	}
 	return nil
 }

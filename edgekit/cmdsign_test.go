@@ -1,7 +1,6 @@
 package edgekit_test
 
 import (
-	"context"
 	"errors"
 	"testing"
 	"time"
@@ -30,7 +29,10 @@ func TestSignedCommands(t *testing.T) {
 	if err := hub.Provision(nodeCtx(t), "hq"); err != nil {
 		t.Fatal(err)
 	}
-	sup := hub.Supervise(context.Background())
+	sup, err := hub.Supervise(nodeCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(sup.Stop)
 	node := nodeStart(t, nodeTestConfig(t, env, central.hubURL()))
 	nodeWaitFor(t, "leaf link", node.LinkUp)

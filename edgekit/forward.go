@@ -233,7 +233,7 @@ type SupervisorStats struct {
 }
 
 // Supervisor watches the sources of central's event stream and restarts
-// those that stall. Start one with [Hub.Supervise]; stop it with
+// those that stall. Start one with [Hub.Supervise]; it runs until
 // [Supervisor.Stop].
 type Supervisor struct {
 	h      *Hub
@@ -247,8 +247,13 @@ type Supervisor struct {
 	polls, pollErrors, stalls, kicks, kickErrors, repairs atomic.Uint64
 }
 
-// Supervise starts watching the sources of central's event stream until ctx
-// ends or [Supervisor.Stop] is called, and returns at once.
+// Supervise starts watching the sources of central's event stream: it
+// reads them once (kicking and repairing as every poll does) and returns
+// the running [Supervisor]. ctx bounds that start only; the supervisor then
+// runs until [Supervisor.Stop], whatever becomes of ctx. It returns the
+// error of the first read ([Hub.Sources]), such as one wrapping
+// jetstream.ErrStreamNotFound before [Hub.Provision], or ctx's error;
+// nothing is left running then.
 //
 // Why: nats-server resumes a durable source on its own, but not always
 // fast. A consumer reset sent while the edge is unreachable is awaited for
@@ -277,14 +282,24 @@ type Supervisor struct {
 // The hub's service user cannot see central's system account (leaf connect
 // events) nor the edge's JetStream API (consumer info): the authz
 // permissions confine it to its org, so the source info is the signal.
-func (h *Hub) Supervise(ctx context.Context) *Supervisor {
-	ctx, cancel := context.WithCancel(ctx)
+func (h *Hub) Supervise(ctx context.Context) (*Supervisor, error) {
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Supervisor{h: h, cancel: cancel, done: make(chan struct{})}
-	go s.run(ctx)
-	return s
+	kicks := map[string]*kickState{}
+	if err := s.poll(ctx, runCtx, kicks); err != nil {
+		cancel()
+		s.kickers.Wait()
+		close(s.done)
+		return nil, err
+	}
+	go s.run(runCtx, kicks)
+	return s, nil
 }
 
-// Stop stops the supervisor and waits until it has.
+// Stop stops the supervisor and returns once it has: a kick in progress
+// is cut short (the edge stays registered, and its sources come back with
+// the next [Hub.Provision] or supervisor). Stop is the only way to stop
+// the supervisor, and is idempotent.
 func (s *Supervisor) Stop() {
 	s.cancel()
 	<-s.done
@@ -312,24 +327,27 @@ type kickState struct {
 	gap   time.Duration // wait after the next kick
 }
 
-func (s *Supervisor) run(ctx context.Context) {
+// run polls every PollInterval, after the first poll Supervise made,
+// until ctx (the supervisor's own) ends.
+func (s *Supervisor) run(ctx context.Context, kicks map[string]*kickState) {
 	defer close(s.done)
 	defer s.kickers.Wait()
-	h := s.h
-	t := time.NewTicker(h.cfg.PollInterval)
+	t := time.NewTicker(s.h.cfg.PollInterval)
 	defer t.Stop()
-	kicks := map[string]*kickState{}
 	for {
-		s.poll(ctx, kicks)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		_ = s.poll(ctx, ctx, kicks)
 	}
 }
 
-func (s *Supervisor) poll(ctx context.Context, kicks map[string]*kickState) {
+// poll reads the sources within ctx, adds back missing ones and starts
+// kicks of the stalled ones, which run within runCtx. It returns the error
+// of reading the sources.
+func (s *Supervisor) poll(ctx, runCtx context.Context, kicks map[string]*kickState) error {
 	h := s.h
 	pctx, cancel := context.WithTimeout(ctx, max(h.cfg.PollInterval*4, 2*time.Second))
 	defer cancel()
@@ -340,7 +358,7 @@ func (s *Supervisor) poll(ctx context.Context, kicks map[string]*kickState) {
 			s.pollErrors.Add(1)
 			h.log.Debug("reading sources failed", LogKeyHubErr, err)
 		}
-		return
+		return err
 	}
 	now := h.cfg.Now()
 	missing := false
@@ -400,10 +418,11 @@ func (s *Supervisor) poll(ctx context.Context, kicks map[string]*kickState) {
 		go func() {
 			defer s.kickers.Done()
 			defer s.kicking.Delete(edge)
-			s.kick(ctx, edge, srcs, gaps[edge])
+			s.kick(runCtx, edge, srcs, gaps[edge])
 			s.kicked.Store(edge, h.cfg.Now())
 		}()
 	}
+	return nil
 }
 
 // kick restarts the stalled flows srcs of edge. Kicks of different edges

@@ -38,7 +38,10 @@ func startCmdSite(t *testing.T) *cmdSite {
 	if err := hub.Provision(nodeCtx(t), "hq"); err != nil {
 		t.Fatal(err)
 	}
-	sup := hub.Supervise(context.Background())
+	sup, err := hub.Supervise(nodeCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(sup.Stop)
 	node := nodeStart(t, nodeTestConfig(t, env, central.hubURL()))
 	nodeWaitFor(t, "leaf link", node.LinkUp)

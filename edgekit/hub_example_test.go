@@ -55,7 +55,11 @@ func ExampleHub() {
 		fmt.Println(err)
 		return
 	}
-	sup := hub.Supervise(ctx) // restarts stalled sources
+	sup, err := hub.Supervise(ctx) // restarts stalled sources, until Stop
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer sup.Stop()
 
 	lock := topic.Thing{Org: "acme", Edge: "hq", Type: "lock", Code: "front"}

@@ -142,7 +142,9 @@ func startHubTopo(t testing.TB, o hubTopoOptions) *hubTopo {
 		t.Fatal(err)
 	}
 	if !o.noSupervisor {
-		h.sup = h.hub.Supervise(context.Background())
+		if h.sup, err = h.hub.Supervise(hubCtx(t)); err != nil {
+			t.Fatal(err)
+		}
 		t.Cleanup(h.sup.Stop)
 	}
 	for _, e := range h.edges {

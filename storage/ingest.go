@@ -327,8 +327,9 @@ func (in *Ingest) fail(ctx context.Context, what string, err error) {
 	}
 }
 
-// IngestRun is a started [Ingest]: stop it with [IngestRun.Stop] or
-// [IngestRun.Drain].
+// IngestRun is a started [Ingest], the handle of the running work: stop
+// it with [IngestRun.Stop] or [IngestRun.Drain], wait for it with
+// [IngestRun.Done], and read why it failed with [IngestRun.Err].
 type IngestRun struct {
 	in      *Ingest
 	cancel  context.CancelFunc
@@ -340,10 +341,11 @@ type IngestRun struct {
 }
 
 // Start checks the dead-letter subject and starts the ingest in the
-// background; ctx bounds the check only. The ingest then runs until
-// [IngestRun.Stop] or [IngestRun.Drain]: it stands by until it holds the
-// ingest's lock in the database (one active instance per stream and
-// Durable), then stores the stream from its committed position on. What
+// background; ctx bounds the check only. This is the primary way to run
+// an ingest: it then runs until [IngestRun.Stop] or [IngestRun.Drain],
+// whatever becomes of ctx. It stands by until it holds the ingest's lock
+// in the database (one active instance per stream and Durable), then
+// stores the stream from its committed position on. What
 // can heal is retried with backoff, logged at warning at once and shown
 // in [Ingest.Stats]: the database down, JetStream unavailable, the stream
 // missing (not created yet).
@@ -387,11 +389,13 @@ func (in *Ingest) checkDeadLetter(ctx context.Context) error {
 	}
 }
 
-// Run starts the ingest and runs it until ctx ends, then stops it,
-// handing the batch in hand back. It returns the error of [Ingest.Start],
-// or nil after a healthy run, or the failure it was retrying when ctx
-// ended (for a stream that never appeared, an error wrapping
-// jetstream.ErrStreamNotFound): see [IngestRun.Err].
+// Run is a blocking convenience over [Ingest.Start] for a caller that
+// has nothing else to do: it starts the ingest, runs it until ctx ends,
+// then stops it with [IngestRun.Stop], handing the batch in hand back
+// (Start and [IngestRun.Drain] commit it instead). It returns the error
+// of [Ingest.Start], or nil after a healthy run, or the failure it was
+// retrying when ctx ended (for a stream that never appeared, an error
+// wrapping jetstream.ErrStreamNotFound): see [IngestRun.Err].
 func (in *Ingest) Run(ctx context.Context) error {
 	r, err := in.Start(ctx)
 	if err != nil {

@@ -7,17 +7,18 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/central"
 	"github.com/lintel-io/lintel/devicekit"
 	"github.com/lintel-io/lintel/edgekit"
 	"github.com/lintel-io/lintel/edgekit/access"
 	"github.com/lintel-io/lintel/edgekit/rules"
-	"github.com/lintel-io/lintel/testing/natstest"
+	"github.com/lintel-io/lintel/internal/tcpproxy"
 	"github.com/lintel-io/lintel/topic"
 )
 
@@ -72,11 +73,10 @@ type site struct {
 	// auditKey is the edge's audit key, read from its seed file.
 	auditKey nkeys.KeyPair
 
-	central *natstest.Server
-	proxy   *natstest.Proxy
+	central *central.Central
+	proxy   *tcpproxy.Proxy
 	conn    *nats.Conn         // central's service connection
 	alarms  *nats.Subscription // central's alarms about edge hq
-	hub     *edgekit.Hub
 	manager *access.Manager
 	auditor *access.Auditor
 
@@ -143,29 +143,34 @@ func (s *site) credentials(ctx context.Context, dir string) error {
 	return nil
 }
 
-// startCentral starts central's server, the proxy in front of its leaf
-// port, and the org's hub (edge hq registered), manager and auditor.
+// startCentral starts central (package central: its server, and the org's
+// hub with edge hq provisioned, manager and auditor), the proxy in front of
+// its leaf port, and a service connection for its alarms.
 func (s *site) startCentral(ctx context.Context, dir string) error {
-	opts, err := authz.CentralOptions(s.inv, s.st, authz.RenderOptions{
-		Host: loopback, Port: -1, LeafHost: loopback, LeafPort: -1,
-		StoreDir: filepath.Join(dir, "central"), MaxMemoryStore: 64 << 20, MaxFileStore: 1 << 30,
-		PingInterval: time.Second,
+	user := authz.ServiceUser(org, serviceName)
+	var err error
+	s.central, err = central.Start(ctx, central.Config{
+		Inventory: s.inv, State: s.st, Logger: s.log,
+		Orgs: map[string]central.OrgSecrets{org: {Service: serviceName, Password: s.secrets.Passwords[user],
+			CommandKey: s.secrets.CommandSeeds[org], HashKey: s.key}},
+		Render: authz.RenderOptions{
+			Host: loopback, Port: -1, LeafHost: loopback, LeafPort: -1,
+			StoreDir: filepath.Join(dir, "central"), MaxMemoryStore: 64 << 20, MaxFileStore: 1 << 30,
+			PingInterval: time.Second,
+		},
+		// The edge must reconnect through the proxy, not to central's own address.
+		ServerOptions: func(o *server.Options) { o.LeafNode.NoAdvertise = true },
 	})
 	if err != nil {
-		return fmt.Errorf("central options: %w", err)
-	}
-	opts.NoLog = true
-	opts.LeafNode.NoAdvertise = true // the edge must reconnect through the proxy, not to central's own address
-	if s.central, err = natstest.NewServer(opts); err != nil {
 		return fmt.Errorf("start central: %w", err)
 	}
-	s.onClose(s.central.Close)
-	if s.proxy, err = natstest.NewProxy(s.central.LeafNodeAddr()); err != nil {
+	s.onClose(s.central.Stop)
+	if s.proxy, err = tcpproxy.New(s.central.LeafAddr()); err != nil {
 		return fmt.Errorf("start the link proxy: %w", err)
 	}
 	s.onClose(s.proxy.Close)
+	s.manager, s.auditor = s.central.Manager(org), s.central.Auditor(org)
 
-	user := authz.ServiceUser(org, serviceName)
 	if s.conn, err = nats.Connect(s.central.ClientURL(), nats.Name("demo central"),
 		nats.UserInfo(user, s.password(user)), nats.CustomInboxPrefix(authz.UserInboxPrefix(user))); err != nil {
 		return fmt.Errorf("connect to central: %w", err)
@@ -174,27 +179,6 @@ func (s *site) startCentral(ctx context.Context, dir string) error {
 	if s.alarms, err = s.conn.SubscribeSync(access.AlarmThing(org, edge).Subject(topic.Event).String()); err != nil {
 		return fmt.Errorf("subscribe to central's alarms: %w", err)
 	}
-	js, err := jetstream.New(s.conn)
-	if err != nil {
-		return err
-	}
-	if s.hub, err = edgekit.NewHub(js, edgekit.HubConfig{Org: org, Inventory: s.inv, Logger: s.log, CommandKey: s.secrets.CommandSeeds[org]}); err != nil {
-		return err
-	}
-	if err := s.hub.Provision(ctx, edge); err != nil {
-		return fmt.Errorf("provision the hub: %w", err)
-	}
-	if s.manager, err = access.NewManager(js, s.hub, access.ManagerConfig{HashKey: s.key, Inventory: s.inv, Logger: s.log}); err != nil {
-		return err
-	}
-	if s.auditor, err = access.StartAuditor(ctx, js, access.AuditorConfig{Org: org, Keys: s.st, Poll: 100 * time.Millisecond, Logger: s.log}); err != nil {
-		return fmt.Errorf("start the auditor: %w", err)
-	}
-	s.onClose(s.auditor.Stop)
-	// The supervisor starts last: its restarts of a stalled source update
-	// central's event stream, and nats-server v2.15.2 races (under -race)
-	// when that stream is updated while the auditor creates its consumer.
-	s.onClose(s.hub.Supervise(ctx).Stop)
 	return nil
 }
 

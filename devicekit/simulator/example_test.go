@@ -39,7 +39,7 @@ func ExampleStart() {
 	for sim.Stats().Acked < 20 && ctx.Err() == nil {
 		<-time.After(10 * time.Millisecond)
 	}
-	if err := sim.Stop(); err != nil {
+	if err := sim.Close(); err != nil {
 		fmt.Println(err)
 	}
 	s := sim.Stats()

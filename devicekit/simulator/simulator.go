@@ -9,6 +9,10 @@
 // comes from a seeded random source per device, so that one seed gives the
 // same messages in the same order on every run.
 //
+// The context given to [Start] bounds connecting the devices only; the
+// fleet runs until [Simulator.Stop] (or [Simulator.Close], which also
+// returns the errors of closing the devices).
+//
 //	sim, err := simulator.Start(ctx, simulator.Config{Org: "acme", Edge: "hq", Readers: 2, Locks: 2, Seed: 1, Connect: connect})
 //	...
 //	defer sim.Stop()
@@ -117,8 +121,9 @@ func Things(cfg Config) []topic.Thing {
 	return things
 }
 
-// Simulator is a running fleet of simulated devices. Make one with [Start];
-// its methods are safe for concurrent use.
+// Simulator is a running fleet of simulated devices. Make one with [Start]
+// and stop it with [Simulator.Stop] or [Simulator.Close]; its methods are
+// safe for concurrent use.
 type Simulator struct {
 	cfg     Config
 	log     *slog.Logger
@@ -133,10 +138,12 @@ type Simulator struct {
 	stopErr  error
 }
 
-// Start connects every device of cfg and starts them. It returns an error
-// wrapping the first failed connection (closing the devices already
-// connected), or when cfg has no Connect. The devices run until ctx ends or
-// [Simulator.Stop].
+// Start connects every device of cfg and starts them. ctx bounds the
+// start only (it is passed to Config.Connect): the devices run until
+// [Simulator.Stop] or [Simulator.Close], whatever becomes of ctx. It
+// returns an error wrapping the first failed connection (closing the
+// devices already connected), or when cfg has no Connect or names an
+// invalid thing.
 func Start(ctx context.Context, cfg Config) (*Simulator, error) {
 	if cfg.Connect == nil {
 		return nil, errors.New("simulator: Config.Connect is required")
@@ -190,18 +197,18 @@ func Start(ctx context.Context, cfg Config) (*Simulator, error) {
 		}
 		s.wg.Go(func() { s.run(runCtx, d, b) })
 	}
-	// Stop when the caller's context ends.
-	stopAfter := context.AfterFunc(ctx, func() { _ = s.Stop() })
-	go func() {
-		<-s.done
-		stopAfter()
-	}()
 	return s, nil
 }
 
-// Stop stops every device and closes it (publishing its death), and returns
-// the errors of those closes. It is idempotent.
-func (s *Simulator) Stop() error {
+// Stop stops every device and closes it (publishing its death), and
+// returns once all are closed. It is idempotent; [Simulator.Close] is the
+// same with the errors of those closes.
+func (s *Simulator) Stop() { _ = s.Close() }
+
+// Close is the io.Closer form of [Simulator.Stop]: it stops the simulator
+// as Stop does and returns the errors of closing the devices, joined.
+// Every call returns the same result.
+func (s *Simulator) Close() error {
 	s.stopOnce.Do(func() {
 		s.cancel()
 		s.wg.Wait()

@@ -102,7 +102,7 @@ func TestSimulator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = sim.Stop() })
+	t.Cleanup(sim.Stop)
 	if got := sim.Stats().Devices; got != 8 {
 		t.Fatalf("%d devices, want 8", got)
 	}
@@ -142,13 +142,13 @@ func TestSimulator(t *testing.T) {
 		s := sim.Stats()
 		return s.Acked >= 40 && s.Commands == 4
 	})
-	if err := sim.Stop(); err != nil {
-		t.Fatalf("Stop: %v", err)
+	if err := sim.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
 	}
 	select {
 	case <-sim.Done():
 	default:
-		t.Fatal("Done not closed after Stop")
+		t.Fatal("Done not closed after Close")
 	}
 	s := sim.Stats()
 	t.Logf("stats: %v", s)
@@ -217,7 +217,9 @@ func TestStartFailsCleanly(t *testing.T) {
 	}
 }
 
-func TestStopWhenContextEnds(t *testing.T) {
+// TestStartContextBoundsStartOnly: the context given to Start bounds the
+// start only. The devices go on sending after it ends, and stop with Stop.
+func TestStartContextBoundsStartOnly(t *testing.T) {
 	cfg := simConfig(nil)
 	cfg.Readers, cfg.Locks, cfg.DoorSensors = 0, 0, 0
 	edge := devicetest.StartEdge(t, devicetest.EdgeOptions{Things: simulator.Things(cfg)})
@@ -228,12 +230,30 @@ func TestStopWhenContextEnds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(sim.Stop)
 	waitFor(t, "a reading", func() bool { return sim.Stats().Acked > 0 })
 	cancel()
+	after := sim.Stats().Acked
+	waitFor(t, "readings after the start's context ended", func() bool { return sim.Stats().Acked >= after+4 })
 	select {
 	case <-sim.Done():
-	case <-time.After(testTimeout):
-		t.Fatal("the simulator did not stop when its context ended")
+		t.Fatal("the simulator stopped when the start's context ended")
+	default:
+	}
+
+	sim.Stop()
+	select {
+	case <-sim.Done():
+	default:
+		t.Fatal("Done not closed once Stop returned")
+	}
+	for _, d := range sim.Devices() {
+		if _, err := d.PublishTelemetry(testCtx(t), message.NameSensorReading, message.SensorReading{Metric: "temperature", Value: 20, Unit: "Cel"}); !errors.Is(err, devicekit.ErrClosed) {
+			t.Errorf("%s after Stop: publish error %v, want ErrClosed", d.Thing(), err)
+		}
+	}
+	if err := sim.Close(); err != nil { // idempotent, and Stop met no error
+		t.Errorf("Close after Stop: %v", err)
 	}
 }
 

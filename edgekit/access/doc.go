@@ -54,7 +54,10 @@
 // decision itself, a pure function of the set, the door's [DoorPolicy] and
 // the [Situation] (time, time zone, last confirmed sync). Schedules are read
 // on the site's wall clock, so a schedule keeps its local hours across a
-// daylight saving change (see [Schedule.Allows]).
+// daylight saving change (see [Schedule.Allows]). The context given to
+// [StartService] (and to [StartAuditor] at central) bounds the start
+// only; the service runs until [Service.Stop] and the auditor until
+// [Auditor.Stop].
 //
 // # Staleness and fallback
 //

@@ -340,10 +340,11 @@ type Service struct {
 // state bucket, recovers the head of the audit chain, starts watching the
 // edge's credential mirror and subscribes to its readers' requests. It
 // returns without waiting for the set to load (see [Service.Loaded]); until
-// then doors decide by their fallback mode. It returns an error wrapping
-// [ErrInvalid] for a bad configuration (a door policy, a time zone), or the
-// JetStream or NATS error of a step that failed; nothing is left running
-// then.
+// then doors decide by their fallback mode. ctx bounds the start only
+// (with ServiceConfig.Timeout): the service runs until [Service.Stop], or
+// until its node stops. It returns an error wrapping [ErrInvalid] for a
+// bad configuration (a door policy, a time zone), or the JetStream or NATS
+// error of a step that failed; nothing is left running then.
 func StartService(ctx context.Context, node *edgekit.Node, cfg ServiceConfig) (*Service, error) {
 	if node == nil || node.Conn() == nil || node.ResponderConn() == nil {
 		return nil, fmt.Errorf("%w: node not started", ErrInvalid)

@@ -181,7 +181,10 @@ func (s *site) startCentral() {
 	if err := s.hub.Provision(siteCtx(tb), "hq", "lab"); err != nil {
 		tb.Fatal(err)
 	}
-	sup := s.hub.Supervise(context.Background())
+	sup, err := s.hub.Supervise(siteCtx(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
 	tb.Cleanup(sup.Stop)
 }
 

@@ -104,7 +104,9 @@
 //
 // [Start] runs an [Engine] on the edge service's connection
 // (edgekit.Node.Conn): one subscription to "{org}.{edge}.>", whose
-// messages are decoded and evaluated in order by one goroutine. Commands
+// messages are decoded and evaluated in order by one goroutine. As
+// everywhere in Lintel, the context given to Start bounds the start only;
+// the engine runs until [Engine.Stop] ([Engine.Done] is closed then). Commands
 // and messages that are not envelopes are no inputs; an envelope ID seen
 // recently (a device's retried publish) triggers nothing twice.
 // [RuleSet.Evaluate] is the pure evaluation the engine runs; the engine

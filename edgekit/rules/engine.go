@@ -109,8 +109,8 @@ type Config struct {
 
 // Engine is a running rules engine: it subscribes to everything of its
 // edge, evaluates its [RuleSet] on each message in order, and publishes
-// the actions of the rules that fire. Make one with [Start]; its methods
-// are safe for concurrent use.
+// the actions of the rules that fire. Make one with [Start] and stop it
+// with [Engine.Stop]; its methods are safe for concurrent use.
 type Engine struct {
 	cfg   Config
 	scope Scope
@@ -179,7 +179,9 @@ type output struct {
 // Start starts an engine for cfg's edge with the rules of initial (nil
 // means none): it subscribes to "{Org}.{Edge}.>" on cfg.Conn, with one
 // subscription whose messages are handled in order, and returns once the
-// server has registered it. The engine runs until Stop or until ctx ends.
+// server has registered it. ctx bounds the start only (with
+// Config.Timeout): the engine runs until [Engine.Stop], whatever becomes
+// of ctx.
 //
 // It returns an error wrapping ErrInvalidConfig for a bad cfg, ErrScope
 // when initial is for another edge, or the error of subscribing.
@@ -248,13 +250,6 @@ func Start(ctx context.Context, cfg Config, initial *RuleSet) (*Engine, error) {
 		_ = sub.Unsubscribe()
 		return nil, fmt.Errorf("rules: subscribe %s: %w", edge, err)
 	}
-	go func() {
-		select {
-		case <-ctx.Done():
-			e.Stop()
-		case <-e.done:
-		}
-	}()
 	e.log.Info("rules engine started", LogKeyCount, e.Rules().Len())
 	return e, nil
 }
@@ -329,7 +324,8 @@ func (e *Engine) Reload(data []byte) error {
 
 // Stop stops the engine: it unsubscribes, stops the timers of rules with
 // For, and returns once the firings being published are out (each bounded
-// by Config.Timeout). Stop is idempotent.
+// by Config.Timeout). Stop is the only way to stop the engine, and is
+// idempotent.
 func (e *Engine) Stop() {
 	e.stopOnce.Do(func() {
 		e.mu.Lock()

@@ -230,18 +230,46 @@ func TestStartAndLoadErrors(t *testing.T) {
 	}
 }
 
-func TestStopWhenContextEnds(t *testing.T) {
+// TestStartContextBoundsStartOnly: the context given to Start bounds the
+// start only. The engine goes on firing after it ends, and stops with
+// Stop.
+func TestStartContextBoundsStartOnly(t *testing.T) {
 	b := startBus(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	eng, err := rules.Start(ctx, rules.Config{Org: "acme", Edge: "hq", Conn: b.nc}, nil)
+	out := b.record(t, edgeEvt)
+	rs, err := rules.Parse([]byte(`{"rules": [{"name": "echo", "match": "acme.hq.door_sensor.*.evt", "actions": [{"event": {"name": "echoed"}}]}]}`), scope)
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	eng, err := rules.Start(ctx, rules.Config{Org: "acme", Edge: "hq", Conn: b.nc}, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(eng.Stop)
 	cancel()
+
+	b.event(t, doorD1, "ping")
+	waitFor(t, "the rule to fire after the start's context ended", func() bool { return eng.Stats().Rules["echo"].Fired == 1 })
+	waitFor(t, "its event", func() bool { return slices.Equal(out.names(t), []string{"echoed"}) })
 	select {
 	case <-eng.Done():
-	case <-time.After(wait):
-		t.Fatal("engine still running after its context ended")
+		t.Fatal("the engine stopped when the start's context ended")
+	default:
+	}
+
+	eng.Stop()
+	select {
+	case <-eng.Done():
+	default:
+		t.Fatal("Done not closed once Stop returned")
+	}
+	received := eng.Stats().Received
+	b.event(t, doorD1, "ping")
+	if err := b.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := eng.Stats().Received; got != received {
+		t.Errorf("the stopped engine received %d messages more", got-received)
 	}
 	eng.Stop() // idempotent
 }

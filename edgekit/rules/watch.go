@@ -15,7 +15,9 @@ const ConfigKey = "rules"
 // configuration bucket, until ctx ends or e stops: the value the key
 // holds when Watch starts, and every new one, is put in force with
 // [Engine.Reload]; deleting or purging the key puts an empty rule set in
-// force. A document Reload refuses is reported to onError (nil means the
+// force. Watch is a blocking call, unlike [Start]: it returns only then,
+// so run it in a goroutine and end it with ctx (ending it leaves e
+// running). A document Reload refuses is reported to onError (nil means the
 // engine's logger), wrapped with the key and revision, and e keeps the
 // rules it had. When the key does not exist yet, e keeps its rules until
 // it does.
