@@ -43,7 +43,10 @@ type Client struct {
 	hbDone   chan struct{}
 	kick     chan struct{} // asks for a heartbeat now, after a reconnect
 
-	box *outbox // Config.Outbox, or nil
+	box       *outbox       // Config.Outbox, or nil
+	resending chan struct{} // held by the outbox's re-send in progress
+	boxKick   chan struct{} // asks for a re-send now, after a reconnect
+	boxDone   chan struct{} // closed when the background re-send has ended
 
 	history *history // outcomes of recent commands, kept across handlers
 	perms   permissionErrors
@@ -77,7 +80,9 @@ type Client struct {
 // ([ErrStreamRejected], [ErrPermissionDenied], [ErrInvalidEnvelope]) is
 // logged and set aside; any other failure (such as [ErrNotAcknowledged] or
 // [ErrStreamFull]) fails Connect, the envelopes staying in the outbox for
-// the next attempt.
+// the next attempt. While the client runs, it sends again what is left in
+// the outbox after each reconnection and every cfg.OutboxRetry; see the
+// package documentation.
 //
 // The birth is sent once per boot, that is per Connect. After a lost
 // connection the client reconnects on its own, resends what it buffered
@@ -107,14 +112,16 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		cmdSubj:   t.Subject(topic.Command).String(),
 		kick:      make(chan struct{}, 1),
 		hbDone:    make(chan struct{}),
+		resending: make(chan struct{}, 1),
+		boxKick:   make(chan struct{}, 1),
+		boxDone:   make(chan struct{}),
 		history:   newHistory(cfg.CommandHistory),
 		closeCh:   make(chan struct{}),
 	}
 	c.life, c.cancelLife = context.WithCancel(context.Background())
 
-	var resend []outboxEntry
 	if cfg.Outbox != "" {
-		if c.box, resend, err = openOutbox(cfg.Outbox, t, c.log); err != nil {
+		if c.box, err = openOutbox(cfg.Outbox, t, c.log); err != nil {
 			c.cancelLife()
 			return nil, err
 		}
@@ -154,9 +161,11 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	c.nc = nc
 	c.log.Debug("connected", LogKeyURL, nc.ConnectedUrlRedacted(), LogKeyBootID, cfg.BootID.String())
 
-	if err := c.resend(ctx, resend); err != nil {
-		fail()
-		return nil, err
+	if c.box != nil {
+		if err := c.resendAtConnect(ctx); err != nil {
+			fail()
+			return nil, err
+		}
 	}
 	if err := c.publishBirth(ctx); err != nil {
 		fail()
@@ -169,6 +178,11 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		go c.heartbeats(hbCtx)
 	} else {
 		close(c.hbDone)
+	}
+	if c.box != nil {
+		go c.resendLoop(hbCtx)
+	} else {
+		close(c.boxDone)
 	}
 	return c, nil
 }
@@ -183,10 +197,14 @@ func (c *Client) BootID() message.ID { return c.cfg.BootID }
 // [Device.Publish]. Telemetry is sent without waiting for the stream when
 // Config.TelemetryUnacknowledged is set. With Config.Outbox set, an
 // acknowledged publish is written to the outbox before it is sent; an error
-// writing it is returned, wrapped, and nothing is sent. A publish that ends
-// with [ErrNotAcknowledged] or [ErrClosed] leaves the envelope in the
-// outbox, to be sent again by the next Connect; do not publish its content
-// again as a new envelope.
+// writing it is returned, wrapped, and nothing is sent. Envelopes left in
+// the outbox by earlier publishes are sent first, in order; when one of
+// them cannot be stored yet, e is not sent and the call fails with
+// [ErrNotAcknowledged]. A publish that ends with [ErrNotAcknowledged] or
+// [ErrClosed] leaves the envelope in the outbox, to be sent again, unchanged,
+// by the running client (after a reconnection, every Config.OutboxRetry,
+// before a later publish) or by the next Connect; do not publish its
+// content again as a new envelope.
 func (c *Client) Publish(ctx context.Context, e *message.Envelope) error {
 	if err := c.enter(); err != nil {
 		return err
@@ -305,6 +323,7 @@ func (c *Client) Close() error {
 
 	c.hbCancel()
 	<-c.hbDone
+	<-c.boxDone
 	if h != nil {
 		h.cancel(ErrClosed)
 		waitOrDone(ctx, h.done)
@@ -379,9 +398,11 @@ func (c *Client) onDisconnect(_ *nats.Conn, err error) {
 func (c *Client) onReconnect(nc *nats.Conn) {
 	c.stats.reconnects.Add(1)
 	c.log.Info("reconnected", LogKeyURL, nc.ConnectedUrlRedacted())
-	select {
-	case c.kick <- struct{}{}:
-	default:
+	for _, kick := range []chan struct{}{c.kick, c.boxKick} {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
 	}
 }
 

@@ -36,6 +36,12 @@ const (
 	// DefaultCommandHistory is how many recent command IDs and idempotency
 	// keys a device remembers to recognise repeated commands.
 	DefaultCommandHistory = 1024
+	// DefaultOutboxRetry is how often a device with an outbox sends again,
+	// while connected, the envelopes whose publish ended without an
+	// answer, unless Config.OutboxRetry says otherwise: far below the
+	// edge's duplicate window (2 minutes by default), within which a
+	// repeated envelope is stored once.
+	DefaultOutboxRetry = 5 * time.Second
 )
 
 // Config configures [Connect]. The zero value of every field but Thing, URLs
@@ -107,14 +113,23 @@ type Config struct {
 	// and removed once acknowledged: one pair of fsyncs per publish, which
 	// usually costs more than the publish itself. Connect sends what a
 	// previous run left there again, unchanged (same ID, same bytes) and in
-	// the order it was written, before the birth; see the package
-	// documentation for what that guarantees (exactly once at central only
-	// within the edge's 2-minute duplicate window) and what it does not.
+	// the order it was written, before the birth; while the client runs, an
+	// envelope whose publish ended without an answer is sent again the
+	// same way after a reconnection, every OutboxRetry, and before any
+	// later publish. See the package documentation for what that
+	// guarantees (exactly once at the edge only within its duplicate
+	// window, 2 minutes by default) and what it does not.
 	// Files it cannot read are logged and renamed with a .bad suffix, never
 	// deleted. One client at a time may use a directory: Connect fails with
 	// [ErrOutboxLocked] while another holds it (flock(2), so Linux, macOS
 	// and the BSDs only). Give each device its own directory.
 	Outbox string
+	// OutboxRetry is how often, while connected, the client sends again
+	// the envelopes left in the outbox by publishes that ended without an
+	// answer; it also does so after every reconnection. Zero means
+	// DefaultOutboxRetry. Keep it well below the edge's duplicate window
+	// (edgekit.NodeConfig.DuplicateWindow).
+	OutboxRetry time.Duration
 
 	// ReconnectBufferSize is the size in bytes of the buffer that holds
 	// outgoing messages while the device is disconnected; zero means
@@ -173,7 +188,7 @@ func (c Config) withDefaults() (Config, error) {
 	if len(c.URLs) == 0 {
 		return c, fmt.Errorf("%w: no server URLs", ErrInvalidConfig)
 	}
-	for name, d := range map[string]time.Duration{"AckTimeout": c.AckTimeout, "Timeout": c.Timeout, "CloseTimeout": c.CloseTimeout, "ReconnectWait": c.ReconnectWait} {
+	for name, d := range map[string]time.Duration{"AckTimeout": c.AckTimeout, "Timeout": c.Timeout, "CloseTimeout": c.CloseTimeout, "ReconnectWait": c.ReconnectWait, "OutboxRetry": c.OutboxRetry} {
 		if d < 0 {
 			return c, fmt.Errorf("%w: negative %s %v", ErrInvalidConfig, name, d)
 		}
@@ -224,6 +239,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.CommandHistory == 0 {
 		c.CommandHistory = DefaultCommandHistory
+	}
+	if c.OutboxRetry == 0 {
+		c.OutboxRetry = DefaultOutboxRetry
 	}
 	if c.BootID.IsZero() {
 		c.BootID = c.IDs.New()

@@ -38,30 +38,52 @@
 //
 // # Surviving a restart: the outbox
 //
-// Without more, retrying lasts as long as the process: what was not yet
-// acknowledged when the device crashes or loses power is forgotten, and an
-// application that publishes it again after the restart makes a new
-// envelope, with a new ID, which the edge may store a second time. The
+// Without more, retrying lasts as long as the call: what was not yet
+// acknowledged when the call gives up, or the device crashes or loses
+// power, is forgotten, and an application that publishes it again makes a
+// new envelope, with a new ID, which the edge may store a second time. The
 // optional outbox ([Config.Outbox], a directory) closes that gap. Each
 // acknowledged publish is written there, stamped, and synced before it is
-// sent, and removed once the edge's stream has stored it; the next
-// [Connect] sends what is left again, unchanged and in order, before
-// anything new. So an envelope handed to a Publish* call whose outbox
-// write succeeded reaches the edge at least once across device restarts,
-// unless the edge refuses it for good (the call's error, or Connect's log,
-// says so). It is stored exactly once, and so reaches central once, as long
-// as it is sent again within the edge's duplicate window of 2 minutes after
-// the edge stored it, which in practice means a device back within 2
-// minutes of its crash: the edge drops a repeated envelope ID only within
-// that window. Beyond it, an envelope the edge had stored without the
-// device hearing of it may be stored a second time, with the same ID, and
-// reach central twice. A publish that ends with [ErrNotAcknowledged] or
-// [ErrClosed] leaves its envelope in the outbox for the next Connect: do
-// not publish its content again as a new envelope; other errors mean it
-// was not stored and is not kept. The price is a pair of fsyncs (the file,
-// then the directory) on every acknowledged publish, which usually costs
-// more than the publish itself (BenchmarkPublish measures both). [Stats].OutboxPending and
-// OutboxResent tell what is waiting and what was sent again.
+// sent, and removed once the edge's stream has stored it. One whose
+// publish ends without an answer ([ErrNotAcknowledged], [ErrClosed]) stays
+// there and is sent again, unchanged: by the running client after each
+// reconnection, every [Config.OutboxRetry] and before any later publish,
+// and after a restart by [Connect], before anything new. Do not publish
+// its content again as a new envelope. So an envelope handed to a Publish*
+// call whose outbox write succeeded reaches the edge at least once, across
+// outages and device restarts, unless the edge refuses it for good (set
+// aside as .bad, and logged).
+//
+// The edge stores a repeated envelope once as long as it arrives within
+// the edge's duplicate window after the first copy was stored
+// (edgekit.NodeConfig.DuplicateWindow, 2 minutes by default): the edge
+// forgets IDs older than that. A running device re-sends within seconds
+// of the edge answering again, and a device that restarts within the
+// window is covered too; an envelope that waited longer (a device that
+// stayed away that long after the edge stored it without the device
+// hearing of it) is still sent, since it may never have arrived, and may
+// then be stored twice at the edge, with the same ID; central's database
+// stores an envelope ID once all the same. The outbox is never pruned by
+// age: dropping old envelopes would lose every event of an edge outage
+// longer than the window.
+//
+// Order: a publish sends every envelope left in the outbox before its own
+// (waiting for the re-send in progress, if any), one at a time in the
+// order they were written, and fails with [ErrNotAcknowledged], its own
+// envelope queued behind them, when one of them cannot be stored yet. So a
+// device that publishes one envelope at a time has them stored by the
+// edge, and so reaching central, in the order it published them, re-sends
+// included; a repeat of one the edge already holds leaves it where it was
+// first stored. Calls that overlap have no order between them. What the
+// outbox does not keep (the birth, heartbeats, the death, command acks,
+// unacknowledged telemetry) is not held back by it.
+//
+// The price is a pair of fsyncs (the file, then the directory) on every
+// acknowledged publish, which usually costs more than the publish itself
+// (BenchmarkPublish measures both), and, while envelopes wait in the
+// outbox, one round trip each as they are sent again one at a time.
+// [Stats].OutboxPending and OutboxResent tell what is waiting and what was
+// sent again and stored.
 //
 // # Commands
 //

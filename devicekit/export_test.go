@@ -22,6 +22,7 @@ func Crash(c *Client) {
 	c.mu.Unlock()
 	c.hbCancel()
 	<-c.hbDone
+	<-c.boxDone
 	if h != nil {
 		h.cancel(ErrClosed)
 	}

@@ -60,16 +60,23 @@ type outbox struct {
 	log  *slog.Logger
 
 	mu      sync.Mutex
-	seq     uint64                  // the last seq written or found
-	pending map[message.ID]struct{} // the envelopes in .msg files
+	seq     uint64                       // the last seq written or found
+	pending map[message.ID]*keptEnvelope // the envelopes in .msg files
+	queued  int                          // how many of them are queued
 }
 
-// outboxEntry is an envelope found in the outbox when it was opened.
-type outboxEntry struct {
-	id   message.ID
-	seq  uint64
-	msg  *nats.Msg
-	file string
+// keptEnvelope is an envelope in the outbox: the message exactly as sent
+// (and as its .msg file holds it), in memory so that sending it again
+// needs no read.
+type keptEnvelope struct {
+	id  message.ID
+	seq uint64
+	msg *nats.Msg
+	// queued is set while no call is sending the envelope: found by
+	// openOutbox, or left by a publish whose outcome is unknown. Only the
+	// re-send (Client.resendQueued, one at a time) sends a queued envelope
+	// and takes it out of the outbox.
+	queued bool
 }
 
 // outboxMeta is the metadata line of a .msg file.
@@ -80,31 +87,31 @@ type outboxMeta struct {
 }
 
 // openOutbox creates the directory path if need be, locks it against any
-// other Client, and reads the envelopes of thing it holds, in the order they
-// were written. Files it cannot use are logged and set aside (renamed to
-// .bad), never deleted; they do not stop it. It fails with an error
-// wrapping ErrOutboxLocked when another Client holds the lock.
-func openOutbox(path string, thing topic.Thing, log *slog.Logger) (_ *outbox, _ []outboxEntry, err error) {
+// other Client, and reads the envelopes of thing it holds, queued to be sent
+// again. Files it cannot use are logged and set aside (renamed to .bad),
+// never deleted; they do not stop it. It fails with an error wrapping
+// ErrOutboxLocked when another Client holds the lock.
+func openOutbox(path string, thing topic.Thing, log *slog.Logger) (_ *outbox, err error) {
 	if err := os.MkdirAll(path, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("devicekit: outbox %s: %w", path, err)
+		return nil, fmt.Errorf("devicekit: outbox %s: %w", path, err)
 	}
 	lock, err := os.OpenFile(filepath.Join(path, outboxLockFile), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, nil, fmt.Errorf("devicekit: outbox %s: %w", path, err)
+		return nil, fmt.Errorf("devicekit: outbox %s: %w", path, err)
 	}
 	if err := lockFile(lock); err != nil {
 		lock.Close()
 		if errors.Is(err, errWouldBlock) {
-			return nil, nil, fmt.Errorf("%w: %s", ErrOutboxLocked, path)
+			return nil, fmt.Errorf("%w: %s", ErrOutboxLocked, path)
 		}
-		return nil, nil, fmt.Errorf("devicekit: outbox %s: lock: %w", path, err)
+		return nil, fmt.Errorf("devicekit: outbox %s: lock: %w", path, err)
 	}
 	dir, err := os.Open(path)
 	if err != nil {
 		lock.Close()
-		return nil, nil, fmt.Errorf("devicekit: outbox %s: %w", path, err)
+		return nil, fmt.Errorf("devicekit: outbox %s: %w", path, err)
 	}
-	o := &outbox{path: path, dir: dir, lock: lock, log: log.With("outbox", path), pending: make(map[message.ID]struct{})}
+	o := &outbox{path: path, dir: dir, lock: lock, log: log.With("outbox", path), pending: make(map[message.ID]*keptEnvelope)}
 	defer func() {
 		if err != nil {
 			o.close()
@@ -112,10 +119,9 @@ func openOutbox(path string, thing topic.Thing, log *slog.Logger) (_ *outbox, _ 
 	}()
 	names, err := dir.Readdirnames(-1)
 	if err != nil {
-		return nil, nil, fmt.Errorf("devicekit: outbox %s: %w", path, err)
+		return nil, fmt.Errorf("devicekit: outbox %s: %w", path, err)
 	}
 	slices.Sort(names)
-	var entries []outboxEntry
 	aside := 0
 	for _, name := range names {
 		file := filepath.Join(path, name)
@@ -133,8 +139,9 @@ func openOutbox(path string, thing topic.Thing, log *slog.Logger) (_ *outbox, _ 
 				o.setAside(file, err)
 				continue
 			}
-			entries = append(entries, en)
-			o.pending[en.id] = struct{}{}
+			en.queued = true
+			o.pending[en.id] = en
+			o.queued++
 			o.seq = max(o.seq, en.seq)
 		default:
 			o.log.Warn("outbox: unknown file ignored", logKeyFile, file)
@@ -143,41 +150,38 @@ func openOutbox(path string, thing topic.Thing, log *slog.Logger) (_ *outbox, _ 
 	if aside > 0 {
 		o.log.Warn("outbox: files set aside earlier are still there", "count", aside)
 	}
-	slices.SortFunc(entries, func(a, b outboxEntry) int {
-		return cmp.Or(cmp.Compare(a.seq, b.seq), a.id.Compare(b.id))
-	})
-	return o, entries, nil
+	return o, nil
 }
 
 // readOutboxFile reads and checks the .msg file named file, whose name
 // without the extension is stem.
-func readOutboxFile(file, stem string, thing topic.Thing) (outboxEntry, error) {
+func readOutboxFile(file, stem string, thing topic.Thing) (*keptEnvelope, error) {
 	id, err := message.ParseID(stem)
 	if err != nil {
-		return outboxEntry{}, fmt.Errorf("the name is not an envelope ID: %w", err)
+		return nil, fmt.Errorf("the name is not an envelope ID: %w", err)
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return outboxEntry{}, err
+		return nil, err
 	}
 	seq, msg, err := decodeOutboxFile(b)
 	if err != nil {
-		return outboxEntry{}, err
+		return nil, err
 	}
 	if h := msg.Header.Get(message.HeaderMsgID); h != id.String() {
-		return outboxEntry{}, fmt.Errorf("header %s %q is not the file's envelope ID", message.HeaderMsgID, h)
+		return nil, fmt.Errorf("header %s %q is not the file's envelope ID", message.HeaderMsgID, h)
 	}
 	var e message.Envelope
 	if err := message.DecodeMsg(msg, &e, nil); err != nil {
-		return outboxEntry{}, fmt.Errorf("not a valid envelope: %w", err)
+		return nil, fmt.Errorf("not a valid envelope: %w", err)
 	}
 	switch {
 	case e.ID != id:
-		return outboxEntry{}, fmt.Errorf("the envelope's ID %s is not the file's", e.ID)
+		return nil, fmt.Errorf("the envelope's ID %s is not the file's", e.ID)
 	case e.Source != thing:
-		return outboxEntry{}, fmt.Errorf("the envelope is from %s, not from this device %s", e.Source, thing)
+		return nil, fmt.Errorf("the envelope is from %s, not from this device %s", e.Source, thing)
 	}
-	return outboxEntry{id: id, seq: seq, msg: msg, file: file}, nil
+	return &keptEnvelope{id: id, seq: seq, msg: msg}, nil
 }
 
 // encodeOutboxFile returns the content of the .msg file of msg.
@@ -225,18 +229,20 @@ func decodeOutboxFile(b []byte) (uint64, *nats.Msg, error) {
 
 // put writes msg, the envelope with ID id, to the outbox and syncs the file
 // and the directory, so that the envelope survives a crash from then on.
-func (o *outbox) put(id message.ID, msg *nats.Msg) (err error) {
+// The envelope is the caller's to send, and to remove or queue once it
+// knows the outcome.
+func (o *outbox) put(id message.ID, msg *nats.Msg) (_ *keptEnvelope, err error) {
 	o.mu.Lock()
 	o.seq++
 	seq := o.seq
 	o.mu.Unlock()
 	b, err := encodeOutboxFile(seq, msg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	f, err := os.CreateTemp(o.path, id.String()+".*"+outboxTmpExt)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() {
 		if err != nil {
@@ -245,27 +251,80 @@ func (o *outbox) put(id message.ID, msg *nats.Msg) (err error) {
 		}
 	}()
 	if _, err := f.Write(b); err != nil {
-		return err
+		return nil, err
 	}
 	if err := f.Sync(); err != nil {
-		return err
+		return nil, err
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.Rename(f.Name(), o.file(id)); err != nil {
-		return err
+		return nil, err
 	}
 	if err := o.dir.Sync(); err != nil {
 		// The file is there, whether or not its name is durable yet: it
 		// must not outlive a publish that reports an error.
 		_ = os.Remove(o.file(id))
-		return err
+		return nil, err
 	}
+	k := &keptEnvelope{id: id, seq: seq, msg: msg}
 	o.mu.Lock()
-	o.pending[id] = struct{}{}
+	o.pending[id] = k
 	o.mu.Unlock()
-	return nil
+	return k, nil
+}
+
+// queue hands k, whose publish ended without knowing whether the edge
+// stored it, to the re-send.
+func (o *outbox) queue(k *keptEnvelope) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, ok := o.pending[k.id]; ok && !k.queued {
+		k.queued = true
+		o.queued++
+	}
+}
+
+// queuedBefore reports whether an envelope written before seq is queued.
+func (o *outbox) queuedBefore(seq uint64) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.queued == 0 {
+		return false
+	}
+	for _, k := range o.pending {
+		if k.queued && k.seq < seq {
+			return true
+		}
+	}
+	return false
+}
+
+// queuedLen returns the number of queued envelopes.
+func (o *outbox) queuedLen() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.queued
+}
+
+// queuedUpTo returns the queued envelopes written before seq, in the
+// order they were written.
+func (o *outbox) queuedUpTo(seq uint64) []*keptEnvelope {
+	o.mu.Lock()
+	var ks []*keptEnvelope
+	if o.queued > 0 {
+		for _, k := range o.pending {
+			if k.queued && k.seq < seq {
+				ks = append(ks, k)
+			}
+		}
+	}
+	o.mu.Unlock()
+	slices.SortFunc(ks, func(a, b *keptEnvelope) int {
+		return cmp.Or(cmp.Compare(a.seq, b.seq), a.id.Compare(b.id))
+	})
+	return ks
 }
 
 // remove deletes the envelope with ID id from the outbox. The directory is
@@ -275,18 +334,26 @@ func (o *outbox) remove(id message.ID) {
 	if err := os.Remove(o.file(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		o.log.Error("outbox: cannot remove an acknowledged envelope; it will be sent again", logKeyFile, o.file(id), LogKeyError, err)
 	}
+	o.forget(id)
+}
+
+// forget drops the envelope with ID id from the pending ones.
+func (o *outbox) forget(id message.ID) {
 	o.mu.Lock()
-	delete(o.pending, id)
-	o.mu.Unlock()
+	defer o.mu.Unlock()
+	if k, ok := o.pending[id]; ok {
+		if k.queued {
+			o.queued--
+		}
+		delete(o.pending, id)
+	}
 }
 
 // refused sets the envelope with ID id aside, because the edge refused it
 // for good, so that it does not stop the device at every start.
 func (o *outbox) refused(id message.ID, why error) {
 	o.setAside(o.file(id), why)
-	o.mu.Lock()
-	delete(o.pending, id)
-	o.mu.Unlock()
+	o.forget(id)
 }
 
 // setAside renames file to a free name ending in .bad, logging why.

@@ -63,45 +63,6 @@ func (c *Client) publish(ctx context.Context, e *message.Envelope, keep bool) er
 	return c.publishAcked(ctx, msg, e.ID)
 }
 
-// publishKept writes msg to the outbox, sends it as publishAcked does, and
-// removes it from the outbox unless the outcome is unknown (no
-// acknowledgement, or cut short by Close), when it stays there for the next
-// Connect to send again.
-func (c *Client) publishKept(ctx context.Context, msg *nats.Msg, id message.ID) error {
-	if err := c.box.put(id, msg); err != nil {
-		c.stats.publishErrors.Add(1)
-		return fmt.Errorf("devicekit: publish %s (id %s): not sent: write to the outbox %s: %w", msg.Subject, id, c.box.path, err)
-	}
-	err := c.publishAcked(ctx, msg, id)
-	if err == nil || !(errors.Is(err, ErrNotAcknowledged) || errors.Is(err, ErrClosed)) {
-		c.box.remove(id)
-	}
-	return err
-}
-
-// resend sends again, in order, the envelopes a previous run left in the
-// outbox, each waiting for its acknowledgement. An envelope refused for good
-// is set aside; any other failure stops it.
-func (c *Client) resend(ctx context.Context, entries []outboxEntry) error {
-	if len(entries) == 0 {
-		return nil
-	}
-	c.log.Info("outbox: sending again what the previous run left", "count", len(entries))
-	for i, en := range entries {
-		err := c.publishAcked(ctx, en.msg, en.id)
-		switch {
-		case err == nil:
-			c.box.remove(en.id)
-			c.stats.outboxResent.Add(1)
-		case errors.Is(err, ErrStreamRejected), errors.Is(err, ErrPermissionDenied), errors.Is(err, ErrInvalidEnvelope):
-			c.box.refused(en.id, fmt.Errorf("refused by the edge when sent again: %w", err))
-		default:
-			return fmt.Errorf("devicekit: outbox %s: send again %s (%d of %d): %w", c.box.path, en.file, i+1, len(entries), err)
-		}
-	}
-	return nil
-}
-
 // publishUnacked hands msg to the connection without waiting for anything.
 func (c *Client) publishUnacked(msg *nats.Msg, id message.ID) error {
 	if err := c.nc.PublishMsg(msg); err != nil {

@@ -20,8 +20,10 @@ type Stats struct {
 	// (Config.Outbox) now: written, not yet acknowledged by the edge's
 	// stream. Zero without an outbox.
 	OutboxPending uint64
-	// OutboxResent counts the envelopes a previous run left in the outbox
-	// that Connect sent again and the stream acknowledged.
+	// OutboxResent counts the envelopes sent again from the outbox (left
+	// there by a previous run, or by a publish that ended without an
+	// answer) that the stream acknowledged, whether it stored them then or
+	// already had them.
 	OutboxResent uint64
 }
 

@@ -40,6 +40,13 @@
 //     devicekit.ErrStreamFull, never a silent drop. A full JetStream store
 //     (the disk) answers "insufficient resources", which devicekit reports
 //     as ErrStreamFull too.
+//   - a deduplication window (NodeConfig.DuplicateWindow,
+//     [DefaultDuplicateWindow]): an envelope sent again with the same ID
+//     within it is acknowledged and stored once, across a restart of the
+//     node for what the edge still holds (nats-server rebuilds the window
+//     from the stored messages, not from those already released to
+//     central). A device's outbox (devicekit.Config.Outbox) must send
+//     again within it: its OutboxRetry is far shorter.
 //
 // Each device gets a bounded share of the event stream: at most
 // NodeConfig.EventMaxMsgsPerSubject messages per subject (one device's

@@ -82,6 +82,13 @@ const (
 	// DefaultNodeTimeout bounds the node's own JetStream calls (a death, an
 	// expired ack, a status) and Status when the context has no deadline.
 	DefaultNodeTimeout = 10 * time.Second
+	// DefaultDuplicateWindow is the deduplication window of the edge's
+	// event, telemetry and platform streams unless
+	// NodeConfig.DuplicateWindow says otherwise.
+	DefaultDuplicateWindow = 2 * time.Minute
+	// MaxDuplicateWindow is the longest NodeConfig.DuplicateWindow the node
+	// accepts: nats-server keeps every message ID of the window in memory.
+	MaxDuplicateWindow = 24 * time.Hour
 )
 
 // DefaultFillAlarms are the fill levels of the event stream (or of the
@@ -177,6 +184,17 @@ type NodeConfig struct {
 	// CommandStreamMaxAge is how long the edge's command stream keeps
 	// commands. Zero means [DefaultCommandStreamMaxAge].
 	CommandStreamMaxAge time.Duration
+	// DuplicateWindow is how long the event, telemetry and platform streams
+	// remember the envelope IDs (Nats-Msg-Id) of what they stored: a
+	// message repeated with the same ID within it is acknowledged and not
+	// stored again. A device's outbox (devicekit.Config.Outbox) must send
+	// an envelope again within it to be stored once. The window survives a
+	// restart of the node: nats-server rebuilds it from the stored
+	// messages. Applied to existing streams at start. Zero means
+	// [DefaultDuplicateWindow]; it must be positive and at most
+	// [MaxDuplicateWindow]. Memory grows with the messages stored within
+	// the window.
+	DuplicateWindow time.Duration
 	// FillAlarms are the fill levels, in (0, 1], at which a
 	// [NameStreamFilling] alarm is raised. Nil means [DefaultFillAlarms].
 	FillAlarms []float64
@@ -250,6 +268,9 @@ type NodeConfig struct {
 func (c NodeConfig) withDefaults() NodeConfig {
 	if c.CommandStreamMaxAge == 0 {
 		c.CommandStreamMaxAge = DefaultCommandStreamMaxAge
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = DefaultDuplicateWindow
 	}
 	if c.FillAlarms == nil {
 		c.FillAlarms = DefaultFillAlarms()
@@ -325,14 +346,15 @@ type Node struct {
 
 	cmdKey nkeys.KeyPair // see SignCommand
 
-	startOnce sync.Once
-	stopOnce  sync.Once
-	stopping  chan struct{} // closed by Stop
-	done      chan struct{} // closed when stopped
-	ready     chan struct{} // closed when started
-	startErr  error
-	stopErr   error
-	wg        sync.WaitGroup
+	startOnce    sync.Once
+	stopOnce     sync.Once
+	stopping     chan struct{} // closed by Stop, or by a failed start
+	stoppingOnce sync.Once
+	done         chan struct{} // closed when stopped
+	ready        chan struct{} // closed when started
+	startErr     error
+	stopErr      error
+	wg           sync.WaitGroup
 
 	srv      *server.Server
 	nc       *nats.Conn
@@ -379,6 +401,9 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		if !(f > 0 && f <= 1) {
 			return nil, fmt.Errorf("%w: fill alarm %v outside (0, 1]", ErrInvalidConfig, f)
 		}
+	}
+	if w := cfg.DuplicateWindow; w < 0 || w > MaxDuplicateWindow {
+		return nil, fmt.Errorf("%w: DuplicateWindow %v outside (0, %v] (zero means the default, %v)", ErrInvalidConfig, w, MaxDuplicateWindow, DefaultDuplicateWindow)
 	}
 	cfg = cfg.withDefaults()
 	cmdKey, err := parseCommandKey(cfg.CommandKey)
@@ -487,7 +512,7 @@ func (n *Node) start(ctx context.Context) error {
 		n.startErr = n.startup(ctx)
 		if n.startErr != nil {
 			n.shutdown()
-			n.stopOnce.Do(func() { close(n.stopping) })
+			n.closeStopping()
 			close(n.done)
 			return
 		}
@@ -581,18 +606,23 @@ func (n *Node) loop() {
 // Stop stops the node gracefully: no new command is handed out, the edge
 // service's pending writes are flushed, and the server shuts down, closing
 // the device connections and the link. It returns once everything has
-// stopped, and is idempotent.
+// stopped, and is idempotent. Stop is the way to stop a node started with
+// [Start]; the context given to Start does not stop it.
 func (n *Node) Stop() { _ = n.Close() }
 
-// Close is [Node.Stop], returning the first error met while stopping (a
-// flush or drain that did not complete).
+// Close is the io.Closer form of [Node.Stop]: it stops the node as Stop
+// does and returns the errors met while stopping (a flush that did not
+// complete), joined. Every call returns the same result.
 func (n *Node) Close() error {
 	n.stopOnce.Do(func() {
-		close(n.stopping)
+		n.closeStopping()
+		// A node never started is stopped here (a later start fails with
+		// ErrAlreadyStarted); a start in progress is waited for.
+		n.startOnce.Do(func() { close(n.done) })
 		select {
 		case <-n.ready:
 		default:
-			return // never started, or start failed: start closes done
+			return // never started, or start failed: done is closed
 		}
 		n.wg.Wait()
 		n.stopErr = n.shutdown()
@@ -630,6 +660,9 @@ func (n *Node) shutdown() error {
 	n.auth.Close()
 	return errors.Join(errs...)
 }
+
+// closeStopping closes n.stopping once.
+func (n *Node) closeStopping() { n.stoppingOnce.Do(func() { close(n.stopping) }) }
 
 // Done is closed when the node has stopped (or failed to start).
 func (n *Node) Done() <-chan struct{} { return n.done }

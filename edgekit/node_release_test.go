@@ -1,6 +1,7 @@
 package edgekit_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/edgekit"
 
 	"github.com/lintel-io/lintel/devicekit"
 	"github.com/lintel-io/lintel/message"
@@ -160,4 +162,27 @@ func TestNodeKeepsInterestStream(t *testing.T) {
 		s, err := node.JetStream().Stream(nodeCtx(t), n.EventStream)
 		return err == nil && s.CachedInfo().State.Msgs == 0
 	})
+}
+
+// TestNodeCloseWithoutRun: a node made with NewNode and never run stops at
+// once, and cannot be started afterwards.
+func TestNodeCloseWithoutRun(t *testing.T) {
+	env := newNodeEnv(t, 0)
+	n, err := edgekit.NewNode(nodeTestConfig(t, env, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- n.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("close: %v", err)
+		}
+	case <-nodeCtx(t).Done():
+		t.Fatal("Close of a node never run did not return")
+	}
+	if err := n.Run(nodeCtx(t)); !errors.Is(err, edgekit.ErrAlreadyStarted) {
+		t.Fatalf("Run after Close: %v, want ErrAlreadyStarted", err)
+	}
 }

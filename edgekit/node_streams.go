@@ -9,10 +9,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// eventDuplicateWindow is the event stream's deduplication window: a device
-// repeats an unacknowledged publish with the same envelope ID within it.
-const eventDuplicateWindow = 2 * time.Minute
-
 // nodeEventStreamConfig returns the configuration of the edge's event
 // stream as the node creates it: authz's names and subjects, with the
 // guarantees of [holdUntilStored].
@@ -24,8 +20,8 @@ const eventDuplicateWindow = 2 * time.Minute
 // cannot take the other devices' share. Central's stream, which sources
 // this one, has no such limit: a refused sequence there would stall the
 // whole edge's source.
-func nodeEventStreamConfig(names authz.EdgeNames, maxBytes, perSubject int64, maxMsgSize int32) jetstream.StreamConfig {
-	c := holdUntilStored(names.EventStreamConfig(), "Lintel edge events, held until central has stored them", maxBytes)
+func nodeEventStreamConfig(names authz.EdgeNames, maxBytes, perSubject int64, maxMsgSize int32, window time.Duration) jetstream.StreamConfig {
+	c := holdUntilStored(names.EventStreamConfig(), "Lintel edge events, held until central has stored them", maxBytes, window)
 	if perSubject > 0 {
 		c.MaxMsgsPerSubject = perSubject
 		c.DiscardNewPerSubject = true
@@ -41,8 +37,8 @@ func nodeEventStreamConfig(names authz.EdgeNames, maxBytes, perSubject int64, ma
 // subject transform, and the guarantees of [holdUntilStored]. Only the
 // edge's own services write it (devices may not publish its subjects), so
 // no device can fill it or share its deduplication window.
-func nodePlatformStreamConfig(names authz.EdgeNames, maxBytes int64) jetstream.StreamConfig {
-	return holdUntilStored(names.PlatformStreamConfig(), "Lintel platform records of the edge (audit trail), held until central has stored them", maxBytes)
+func nodePlatformStreamConfig(names authz.EdgeNames, maxBytes int64, window time.Duration) jetstream.StreamConfig {
+	return holdUntilStored(names.PlatformStreamConfig(), "Lintel platform records of the edge (audit trail), held until central has stored them", maxBytes, window)
 }
 
 // nodeTelemetryStreamConfig returns the configuration of the edge's
@@ -52,8 +48,8 @@ func nodePlatformStreamConfig(names authz.EdgeNames, maxBytes int64) jetstream.S
 // Telemetry thus never waits behind, nor delays, the fsync of the event
 // stream, and is kept until central has stored it; only a power loss of the
 // edge may lose the telemetry of its last moments.
-func nodeTelemetryStreamConfig(names authz.EdgeNames, maxBytes int64) jetstream.StreamConfig {
-	return holdUntilStored(names.TelemetryStreamConfig(), "Lintel edge telemetry, held until central has stored it", maxBytes)
+func nodeTelemetryStreamConfig(names authz.EdgeNames, maxBytes int64, window time.Duration) jetstream.StreamConfig {
+	return holdUntilStored(names.TelemetryStreamConfig(), "Lintel edge telemetry, held until central has stored it", maxBytes, window)
 }
 
 // holdUntilStored returns c configured so that only central's storing a
@@ -67,12 +63,19 @@ func nodeTelemetryStreamConfig(names authz.EdgeNames, maxBytes int64) jetstream.
 //     fsync per purge instead of one per message (docs/edge-release.md);
 //   - a size bound with discard-new: a full stream refuses new messages,
 //     and the device gets an error (devicekit.ErrStreamFull), instead of
-//     losing old ones.
+//     losing old ones;
+//   - a deduplication window (NodeConfig.DuplicateWindow): a message
+//     repeated with the same Nats-Msg-Id (a device's envelope ID) within
+//     it is acknowledged as a duplicate and not stored again. nats-server
+//     rebuilds the window's IDs from the stored messages when it restarts,
+//     so a repeat after a restart of the node is dropped as well; an ID
+//     the node has released (central stored it) within the window is
+//     still remembered, as purging does not clear the window.
 //
 // Purging stays allowed, as the release needs it; only the node reaches the
 // edge's JetStream API (devices cannot, and central's leaf user may only
 // reset its sourcing consumers: see authz.LeafPermissions).
-func holdUntilStored(c jetstream.StreamConfig, description string, maxBytes int64) jetstream.StreamConfig {
+func holdUntilStored(c jetstream.StreamConfig, description string, maxBytes int64, window time.Duration) jetstream.StreamConfig {
 	c.Description = description
 	c.Retention = jetstream.LimitsPolicy
 	c.Discard = jetstream.DiscardNew
@@ -81,7 +84,7 @@ func holdUntilStored(c jetstream.StreamConfig, description string, maxBytes int6
 	c.MaxAge = 0
 	c.DenyDelete = true
 	c.DenyPurge = false
-	c.Duplicates = eventDuplicateWindow
+	c.Duplicates = window
 	return c
 }
 
@@ -193,21 +196,21 @@ func (n *Node) telemetryMaxBytes() int64 {
 func (n *Node) provision(ctx context.Context) error {
 	n.maxBytes = n.eventMaxBytes()
 	per, size := n.eventLimits()
-	if err := n.provisionHeld(ctx, nodeEventStreamConfig(n.names, n.maxBytes, per, size), n.names.EventConsumer); err != nil {
+	if err := n.provisionHeld(ctx, nodeEventStreamConfig(n.names, n.maxBytes, per, size, n.cfg.DuplicateWindow), n.names.EventConsumer); err != nil {
 		return fmt.Errorf("event stream %s: %w", n.names.EventStream, err)
 	}
 	if _, err := n.js.CreateOrUpdatePushConsumer(ctx, n.names.EventStream, n.names.EventConsumerConfig()); err != nil {
 		return fmt.Errorf("event consumer %s: %w", n.names.EventConsumer, err)
 	}
 	n.tlmBytes = n.telemetryMaxBytes()
-	if err := n.provisionHeld(ctx, nodeTelemetryStreamConfig(n.names, n.tlmBytes), n.names.TelemetryConsumer); err != nil {
+	if err := n.provisionHeld(ctx, nodeTelemetryStreamConfig(n.names, n.tlmBytes, n.cfg.DuplicateWindow), n.names.TelemetryConsumer); err != nil {
 		return fmt.Errorf("telemetry stream %s: %w", n.names.TelemetryStream, err)
 	}
 	if _, err := n.js.CreateOrUpdatePushConsumer(ctx, n.names.TelemetryStream, n.names.TelemetryConsumerConfig()); err != nil {
 		return fmt.Errorf("telemetry consumer %s: %w", n.names.TelemetryConsumer, err)
 	}
 	n.recBytes = n.platformMaxBytes()
-	if err := n.provisionHeld(ctx, nodePlatformStreamConfig(n.names, n.recBytes), n.names.PlatformConsumer); err != nil {
+	if err := n.provisionHeld(ctx, nodePlatformStreamConfig(n.names, n.recBytes, n.cfg.DuplicateWindow), n.names.PlatformConsumer); err != nil {
 		return fmt.Errorf("platform stream %s: %w", n.names.PlatformStream, err)
 	}
 	if _, err := n.js.CreateOrUpdatePushConsumer(ctx, n.names.PlatformStream, n.names.PlatformConsumerConfig()); err != nil {
