@@ -55,12 +55,13 @@ var (
 	descDead     = prometheus.NewDesc("lintel_ingest_dead_letters_total", "Messages sent to the dead-letter stream.", []string{"org"}, nil)
 	descRefused  = prometheus.NewDesc("lintel_ingest_refused_total", "Messages refused for their origin.", []string{"org"}, nil)
 	descLastSeq  = prometheus.NewDesc("lintel_event_stream_last_seq", "Last sequence of the org's event stream.", []string{"org"}, nil)
+	descBatchAvg = prometheus.NewDesc("lintel_ingest_mean_batch_size", "Messages read per committed batch, on average since start.", []string{"org"}, nil)
 	descByType   = prometheus.NewDesc("lintel_ingest_messages_total", "Messages the ingest committed, by message type.", []string{"org", "type"}, nil)
 	descAcks     = prometheus.NewDesc("lintel_command_acks_total", "Command acks the ingest committed, by status.", []string{"org", "status"}, nil)
 )
 
 func (o *orgCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLag, descIngested, descBatches, descDead, descRefused, descLastSeq, descByType, descAcks} {
+	for _, d := range []*prometheus.Desc{descLag, descIngested, descBatches, descDead, descRefused, descLastSeq, descByType, descAcks, descBatchAvg} {
 		ch <- d
 	}
 }
@@ -74,6 +75,9 @@ func (o *orgCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(s.IngestLag), code)
 		ch <- prometheus.MustNewConstMetric(descIngested, prometheus.CounterValue, float64(s.Ingest.Ingested), code)
 		ch <- prometheus.MustNewConstMetric(descBatches, prometheus.CounterValue, float64(s.Ingest.Batches), code)
+		if s.Ingest.Batches > 0 {
+			ch <- prometheus.MustNewConstMetric(descBatchAvg, prometheus.GaugeValue, float64(s.Ingest.Read)/float64(s.Ingest.Batches), code)
+		}
 		ch <- prometheus.MustNewConstMetric(descDead, prometheus.CounterValue, float64(s.Ingest.DeadLettered), code)
 		ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(s.Ingest.Refused), code)
 		for mt, n := range s.Ingest.ByType {

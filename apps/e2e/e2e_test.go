@@ -232,7 +232,14 @@ type process struct {
 
 func start(t testing.TB, binary string, args ...string) *process {
 	t.Helper()
+	return startEnv(t, nil, binary, args...)
+}
+
+// startEnv is start with the environment env (nil: this process's).
+func startEnv(t testing.TB, env []string, binary string, args ...string) *process {
+	t.Helper()
 	p := &process{cmd: exec.Command(binary, args...), done: make(chan struct{})}
+	p.cmd.Env = env
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -434,6 +441,7 @@ func TestBinaries(t *testing.T) {
 		{s.cadmin, `lintel_command_acks_total{org="acme",status="completed"} 1`},
 		{s.cadmin, `lintel_ingest_messages_total{org="acme",type="evt"}`},
 		{s.cadmin, `lintel_central_edges_linked 1`},
+		{s.cadmin, `lintel_ingest_mean_batch_size{org="acme"}`},
 		{s.eadmin, `lintel_edge_messages_total{type="evt"}`},
 		{s.eadmin, `lintel_edge_link_up 1`},
 		{s.eadmin, `lintel_edge_commands_delivered_total 1`},

@@ -2,12 +2,16 @@ package e2e_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -57,7 +61,7 @@ func TestFaults(t *testing.T) {
 	t.Cleanup(pgProxy.Close)
 	dsn.Host = pgProxy.Addr()
 	var link *natstest.Proxy
-	s := render(t, dsn.String(), inventory(faultDevices), func(leaf string) string {
+	s := render(t, dsn.String(), inventory(faultDevices+1), func(leaf string) string {
 		if link, err = natstest.NewProxy(leaf); err != nil {
 			t.Fatal(err)
 		}
@@ -118,6 +122,11 @@ func TestFaults(t *testing.T) {
 	}
 	probe := connect(reader, "")
 
+	// One more device runs as a process of its own, with an outbox, and is
+	// killed with SIGKILL in each round.
+	child := startFaultDevice(t, s, topic.Thing{Org: "acme", Edge: "hq", Type: "sensor", Code: "s" + strconv.Itoa(faultDevices+1)},
+		st.CommandPublicKeys("acme", "hq"))
+
 	// recovered publishes a probe event and waits until the database has
 	// it, returning how long that took.
 	recovered := func(what string) time.Duration {
@@ -163,6 +172,11 @@ func TestFaults(t *testing.T) {
 		recovered(fmt.Sprintf("round %d: edge SIGKILL", r+1))
 
 		time.Sleep(2 * time.Second)
+		child.kill(t)
+		child.start(t)
+		recovered(fmt.Sprintf("round %d: device process SIGKILL", r+1))
+
+		time.Sleep(2 * time.Second)
 		pgProxy.Cut()
 		time.Sleep(3 * time.Second)
 		pgProxy.Restore()
@@ -171,12 +185,16 @@ func TestFaults(t *testing.T) {
 	time.Sleep(time.Second)
 	stop()
 	wg.Wait()
+	child.stop(t)
 	if os.Getenv("LINTEL_FAULT_LOGS") != "" {
 		t.Logf("central:\n%s\nedge:\n%s", cen.log(), edg.log())
 	}
 
 	mu.Lock()
 	defer mu.Unlock()
+	for id, key := range child.acked(t) {
+		acked[id] = key
+	}
 	t.Logf("%d events acknowledged, %d publishes failed during faults", len(acked), failed)
 	if len(acked) == 0 {
 		t.Fatal("no event acknowledged")
@@ -265,6 +283,130 @@ func TestFaults(t *testing.T) {
 	for id, c := range seen {
 		if c > 1 {
 			t.Fatalf("central's stream holds event %s %d times", id, c)
+		}
+	}
+}
+
+// faultDevice is a device process of the fault suite: the test binary
+// running TestFaultDevice, which logs each acknowledged id and key.
+type faultDevice struct {
+	env  []string
+	dir  string
+	proc *process
+}
+
+// faultDeviceConfig is what the device process is given.
+type faultDeviceConfig struct {
+	Thing       topic.Thing
+	URL         string
+	Password    string
+	CAFile      string
+	CommandKeys []string
+	Dir         string // outbox, key counter and acknowledgement log
+}
+
+func startFaultDevice(t *testing.T, s *site, th topic.Thing, keys []string) *faultDevice {
+	t.Helper()
+	d := &faultDevice{dir: t.TempDir()}
+	b, err := json.Marshal(faultDeviceConfig{Thing: th, URL: "nats://" + s.device, Password: s.password(t, authz.DeviceUser(th)),
+		CAFile: s.ca.CAFile, CommandKeys: keys, Dir: d.dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.env = append(os.Environ(), "LINTEL_FAULT_DEVICE="+string(b))
+	d.start(t)
+	return d
+}
+
+func (d *faultDevice) start(t *testing.T) {
+	t.Helper()
+	d.proc = startEnv(t, d.env, os.Args[0], "-test.run=^TestFaultDevice$", "-test.v")
+	waitFor(t, "the device process to publish", func() bool {
+		return strings.Contains(d.proc.log(), "publishing")
+	})
+}
+
+func (d *faultDevice) kill(t *testing.T) {
+	_ = d.proc.cmd.Process.Kill()
+	<-d.proc.done
+}
+
+func (d *faultDevice) stop(t *testing.T) {
+	if code := d.proc.stop(t); code != 0 {
+		t.Fatalf("device process exit code %d:\n%s", code, d.proc.log())
+	}
+}
+
+// acked reads the device process's acknowledgement log.
+func (d *faultDevice) acked(t *testing.T) map[message.ID]string {
+	b, err := os.ReadFile(filepath.Join(d.dir, "acked"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[message.ID]string)
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 2 {
+			continue // a line cut by the kill
+		}
+		id, err := message.ParseID(f[0])
+		if err != nil {
+			continue
+		}
+		out[id] = f[1]
+	}
+	return out
+}
+
+// TestFaultDevice is the device process of TestFaults: it runs only when
+// started by it. It keeps a counter of its payload keys beside its outbox,
+// written before each publish, so that after a SIGKILL it never sends a
+// key again under a new id, and logs each acknowledged id with its key.
+func TestFaultDevice(t *testing.T) {
+	raw := os.Getenv("LINTEL_FAULT_DEVICE")
+	if raw == "" {
+		t.Skip("run by TestFaults")
+	}
+	var cfg faultDeviceConfig
+	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	d, err := devicekit.Connect(ctx, devicekit.Config{Thing: cfg.Thing, URLs: []string{cfg.URL}, Password: devicekit.Password(cfg.Password),
+		CAFile: cfg.CAFile, CommandKeys: cfg.CommandKeys, HeartbeatInterval: -1, ReconnectWait: 100 * time.Millisecond,
+		Outbox: filepath.Join(cfg.Dir, "outbox"), Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	counter := filepath.Join(cfg.Dir, "next")
+	next := 0
+	if b, err := os.ReadFile(counter); err == nil {
+		next, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	log, err := os.OpenFile(filepath.Join(cfg.Dir, "acked"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	fmt.Fprintln(os.Stderr, "publishing")
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		key := cfg.Thing.Code + "-" + strconv.Itoa(next)
+		next++
+		if err := os.WriteFile(counter, []byte(strconv.Itoa(next)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		id, err := d.PublishEvent(ctx, "door.opened", map[string]string{"key": key})
+		if err == nil {
+			fmt.Fprintf(log, "%s %s\n", id, key)
 		}
 	}
 }
