@@ -566,3 +566,28 @@ func writeSecret(t testing.TB, path, value string) {
 		t.Fatal(err)
 	}
 }
+
+// TestEdgeWithoutCentral: the edge starts, serves its devices and stores
+// their events with central never reachable, and stops cleanly.
+func TestEdgeWithoutCentral(t *testing.T) {
+	s := render(t, "", nil, func(string) string { return "nats-leaf://" + freeAddr(t) })
+	edg := start(t, filepath.Join(s.bin, "edge"), "-config", s.edge)
+	waitFor(t, "edge ready without central", ready(s.eadmin))
+	st, err := authz.LoadState(filepath.Join(s.dir, "edges/acme-hq/state.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := devicekit.Connect(testCtx(t), devicekit.Config{Thing: reader, URLs: []string{"nats://" + s.device},
+		CommandKeys: st.CommandPublicKeys("acme", "hq"), Password: devicekit.Password(s.password(t, authz.DeviceUser(reader))),
+		CAFile: s.ca.CAFile, HeartbeatInterval: -1})
+	if err != nil {
+		t.Fatalf("device: %v", err)
+	}
+	defer d.Close()
+	if _, err := d.PublishEvent(testCtx(t), "door.opened", map[string]string{"door": "front"}); err != nil {
+		t.Fatalf("publish with central unreachable: %v", err)
+	}
+	if code := edg.stop(t); code != 0 {
+		t.Fatalf("edge exit code %d after SIGTERM", code)
+	}
+}
