@@ -148,7 +148,13 @@ func BenchmarkLoad(b *testing.B) {
 	}
 	start, sent0 := time.Now(), acked.Load()
 	var maxBacklog uint64
+	lastLog := start
 	for time.Since(start) < run {
+		if time.Since(lastLog) >= time.Minute {
+			g, h := snapshot()
+			b.Logf("after %v: %d goroutines, live heap %.1f MiB, %d acknowledged", time.Since(start).Round(time.Second), g, float64(h)/(1<<20), acked.Load())
+			lastLog = time.Now()
+		}
 		for _, n := range nodes {
 			sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 			if st, err := n.Status(sctx); err == nil && st.Backlog > maxBacklog {
