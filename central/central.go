@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -310,10 +309,8 @@ func (c *Central) Update(ctx context.Context, inv *authz.Inventory, st *authz.St
 		}
 		edges := edgesOf(inv, code)
 		for _, e := range edges {
-			if !slices.Contains(o.origins.Edges(), e) {
-				if err := o.origins.Add(e); err != nil {
-					return err
-				}
+			if err := o.origins.Add(e); err != nil { // idempotent
+				return err
 			}
 		}
 		if err := o.hub.Provision(ctx, edges...); err != nil {

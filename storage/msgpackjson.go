@@ -183,6 +183,19 @@ func (t *transcoder) next(n int) ([]byte, error) {
 	return b, nil
 }
 
+// uintN reads the next n bytes as a big-endian unsigned integer.
+func (t *transcoder) uintN(n int) (uint64, error) {
+	b, err := t.next(n)
+	if err != nil {
+		return 0, err
+	}
+	var u uint64
+	for _, x := range b {
+		u = u<<8 | uint64(x)
+	}
+	return u, nil
+}
+
 // length reads a big-endian length of n bytes.
 func (t *transcoder) length(n int) (int, error) {
 	b, err := t.next(n)
@@ -258,25 +271,16 @@ func (t *transcoder) value(depth int) error {
 		}
 		t.float(math.Float64frombits(binary.BigEndian.Uint64(b)))
 	case 0xcc, 0xcd, 0xce, 0xcf:
-		n := 1 << (c - 0xcc)
-		b, err := t.next(n)
+		u, err := t.uintN(1 << (c - 0xcc))
 		if err != nil {
 			return err
-		}
-		var u uint64
-		for _, x := range b {
-			u = u<<8 | uint64(x)
 		}
 		t.out = strconv.AppendUint(t.out, u, 10)
 	case 0xd0, 0xd1, 0xd2, 0xd3:
 		n := 1 << (c - 0xd0)
-		b, err := t.next(n)
+		u, err := t.uintN(n)
 		if err != nil {
 			return err
-		}
-		var u uint64
-		for _, x := range b {
-			u = u<<8 | uint64(x)
 		}
 		shift := 64 - 8*n // sign-extend
 		t.out = strconv.AppendInt(t.out, int64(u<<shift)>>shift, 10)

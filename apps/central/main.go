@@ -32,14 +32,6 @@ import (
 	"github.com/lintel-io/lintel/edgekit/access"
 )
 
-// Exit codes.
-const (
-	exitOK      = appmain.ExitOK
-	exitFailed  = appmain.ExitFailed
-	exitUsage   = appmain.ExitUsage
-	exitNoStart = appmain.ExitNoStart
-)
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
@@ -47,21 +39,21 @@ func main() {
 func run(args []string, stderr io.Writer) int {
 	path, check, ok := appmain.Flags("central", "Runs one node of Lintel's central system.", "/usr/local/etc/lintel/central.json", args, stderr)
 	if !ok {
-		return exitUsage
+		return appmain.ExitUsage
 	}
 	cfg, err := config.LoadCentral(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "central: %v\n", err)
-		return exitUsage
+		return appmain.ExitUsage
 	}
 	in, err := loadInputs(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "central: %v\n", err)
-		return exitUsage
+		return appmain.ExitUsage
 	}
 	if check {
 		fmt.Fprintf(stderr, "central: configuration %s is valid\n", path)
-		return exitOK
+		return appmain.ExitOK
 	}
 	level := new(slog.LevelVar)
 	log := cfg.Log.Logger(stderr, level)
@@ -72,7 +64,7 @@ func run(args []string, stderr io.Writer) int {
 	if cfg.Database != nil {
 		if pool, err = pgxpool.New(ctx, cfg.Database.URL()); err != nil {
 			log.Error("database", "err", err)
-			return exitNoStart
+			return appmain.ExitNoStart
 		}
 		defer pool.Close()
 	}
@@ -85,12 +77,8 @@ func run(args []string, stderr io.Writer) int {
 	render := authz.RenderOptions{
 		ServerName: cfg.Name, Host: host, Port: port, LeafHost: leafHost, LeafPort: leafPort, StoreDir: cfg.StoreDir,
 	}
-	if cfg.TLS != nil {
-		render.TLS = &authz.TLSFiles{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, ClientCAFile: cfg.TLS.ClientCAFile}
-	}
-	if cfg.LeafTLS != nil {
-		render.LeafTLS = &authz.TLSFiles{CertFile: cfg.LeafTLS.CertFile, KeyFile: cfg.LeafTLS.KeyFile, ClientCAFile: cfg.LeafTLS.ClientCAFile}
-	}
+	render.TLS = cfg.TLS.Files()
+	render.LeafTLS = cfg.LeafTLS.Files()
 	c, err := central.Start(ctx, central.Config{
 		Inventory: in.inv, State: in.st, Orgs: in.orgs, Render: render, Database: pool, Logger: log,
 		EventStream: func(s *jetstream.StreamConfig) {
@@ -99,7 +87,7 @@ func run(args []string, stderr io.Writer) int {
 	})
 	if err != nil {
 		log.Error("central did not start", "err", err)
-		return exitNoStart
+		return appmain.ExitNoStart
 	}
 	var adm *admin.Server
 	if cfg.Admin != "off" {
@@ -112,20 +100,20 @@ func run(args []string, stderr io.Writer) int {
 		if adm, err = admin.Start(cfg.Admin, ready, reg, log); err != nil {
 			log.Error("admin listener", "err", err)
 			c.Stop()
-			return exitNoStart
+			return appmain.ExitNoStart
 		}
 	}
 
-	code := exitOK
+	code := appmain.ExitOK
 	if appmain.Serve(c.Done(), func() { reload(c, path, level, log) }, log) {
-		code = exitFailed
+		code = appmain.ExitFailed
 	}
 	if adm != nil {
 		adm.Stop()
 	}
 	if err := c.Close(); err != nil {
 		log.Error("stop", "err", err)
-		return exitFailed
+		return appmain.ExitFailed
 	}
 	return code
 }

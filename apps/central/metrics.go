@@ -2,31 +2,17 @@ package main
 
 import (
 	"context"
-	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lintel-io/lintel/apps/internal/admin"
 	"github.com/lintel-io/lintel/central"
 )
 
 // registerMetrics registers central's metrics, read from its status at
 // most once a second.
 func registerMetrics(reg *prometheus.Registry, c *central.Central) {
-	var mu sync.Mutex
-	var last time.Time
-	var st central.Status
-	status := func() central.Status {
-		mu.Lock()
-		defer mu.Unlock()
-		if time.Since(last) > time.Second {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			st = c.Status(ctx)
-			cancel()
-			last = time.Now()
-		}
-		return st
-	}
+	status := admin.Cached(func(ctx context.Context) (central.Status, error) { return c.Status(ctx), nil })
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lintel_central_edges_linked", Help: "Edges linked to this central node."},
 		func() float64 { return float64(status().Leafs) }))
 	varz := func(f func(in, out int64) float64) func() float64 {

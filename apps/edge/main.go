@@ -34,14 +34,6 @@ import (
 	"github.com/lintel-io/lintel/edgekit/rules"
 )
 
-// Exit codes.
-const (
-	exitOK      = appmain.ExitOK
-	exitFailed  = appmain.ExitFailed
-	exitUsage   = appmain.ExitUsage
-	exitNoStart = appmain.ExitNoStart
-)
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
@@ -49,21 +41,21 @@ func main() {
 func run(args []string, stderr io.Writer) int {
 	path, check, ok := appmain.Flags("edge", "Runs Lintel's edge at one site.", "/usr/local/etc/lintel/edge.json", args, stderr)
 	if !ok {
-		return exitUsage
+		return appmain.ExitUsage
 	}
 	cfg, err := config.LoadEdge(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "edge: %v\n", err)
-		return exitUsage
+		return appmain.ExitUsage
 	}
 	in, err := loadInputs(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "edge: %v\n", err)
-		return exitUsage
+		return appmain.ExitUsage
 	}
 	if check {
 		fmt.Fprintf(stderr, "edge: configuration %s is valid\n", path)
-		return exitOK
+		return appmain.ExitOK
 	}
 	level := new(slog.LevelVar)
 	log := cfg.Log.Logger(stderr, level).With("org", cfg.Org, "edge", cfg.Edge)
@@ -73,12 +65,8 @@ func run(args []string, stderr io.Writer) int {
 		ServerName: "lintel-edge-" + cfg.Org + "-" + cfg.Edge, Host: host, Port: port, StoreDir: cfg.StoreDir,
 		HubURLs: cfg.HubURLs, ConfigDir: cfg.Secrets, SeedFile: config.EdgeLeafSeed,
 	}
-	if cfg.TLS != nil {
-		render.TLS = &authz.TLSFiles{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, ClientCAFile: cfg.TLS.ClientCAFile}
-	}
-	if cfg.HubTLS != nil {
-		render.HubTLS = &authz.HubTLS{CAFile: cfg.HubTLS.CAFile, CertFile: cfg.HubTLS.CertFile, KeyFile: cfg.HubTLS.KeyFile}
-	}
+	render.TLS = cfg.TLS.Files()
+	render.HubTLS = cfg.HubTLS.Files()
 	ncfg := edgekit.NodeConfig{
 		Org: cfg.Org, Edge: cfg.Edge, Inventory: in.inv, State: in.st, Render: render,
 		CommandKey: in.commandKey, Logger: log,
@@ -92,7 +80,7 @@ func run(args []string, stderr io.Writer) int {
 	node, err := edgekit.Start(ctx, ncfg)
 	if err != nil {
 		log.Error("edge did not start", "err", err)
-		return exitNoStart
+		return appmain.ExitNoStart
 	}
 	stops := []func(){node.Stop}
 	stopAll := func() {
@@ -120,7 +108,7 @@ func run(args []string, stderr io.Writer) int {
 		}); err != nil {
 			log.Error("access service did not start", "err", err)
 			stopAll()
-			return exitNoStart
+			return appmain.ExitNoStart
 		}
 		stops = append(stops, svc.Stop)
 	}
@@ -129,7 +117,7 @@ func run(args []string, stderr io.Writer) int {
 		if err != nil {
 			log.Error("rules engine did not start", "err", err)
 			stopAll()
-			return exitNoStart
+			return appmain.ExitNoStart
 		}
 		stops = append(stops, stop)
 	}
@@ -147,14 +135,14 @@ func run(args []string, stderr io.Writer) int {
 		if adm, err = admin.Start(cfg.Admin, ready, reg, log); err != nil {
 			log.Error("admin listener", "err", err)
 			stopAll()
-			return exitNoStart
+			return appmain.ExitNoStart
 		}
 		stops = append(stops, adm.Stop)
 	}
 
-	code := exitOK
+	code := appmain.ExitOK
 	if appmain.Serve(node.Done(), func() { reload(node, path, level, log) }, log) {
-		code = exitFailed
+		code = appmain.ExitFailed
 	}
 	stops = stops[1:] // the node last, after what runs on it
 	for i := len(stops) - 1; i >= 0; i-- {
@@ -162,7 +150,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	if err := node.Close(); err != nil {
 		log.Error("stop", "err", err)
-		return exitFailed
+		return appmain.ExitFailed
 	}
 	log.Info("edge stopped")
 	return code

@@ -1,16 +1,14 @@
 package main
 
 import (
-	"context"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lintel-io/lintel/apps/internal/admin"
 	"github.com/lintel-io/lintel/edgekit"
 	"github.com/lintel-io/lintel/edgekit/access"
 	"github.com/lintel-io/lintel/topic"
@@ -19,22 +17,7 @@ import (
 // registerMetrics registers the edge's metrics, read from the node's
 // status at most once a second, and the access service's decisions.
 func registerMetrics(reg *prometheus.Registry, node *edgekit.Node, svc *access.Service, log *slog.Logger) {
-	var mu sync.Mutex
-	var last time.Time
-	var st edgekit.NodeStatus
-	status := func() edgekit.NodeStatus {
-		mu.Lock()
-		defer mu.Unlock()
-		if time.Since(last) > time.Second {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			if s, err := node.Status(ctx); err == nil {
-				st = s
-			}
-			cancel()
-			last = time.Now()
-		}
-		return st
-	}
+	status := admin.Cached(node.Status)
 	gauge := func(name, help string, f func(edgekit.NodeStatus) float64) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(status()) }))
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -75,4 +76,27 @@ func (s *Server) Stop() {
 	defer cancel()
 	_ = s.srv.Shutdown(ctx)
 	<-s.done
+}
+
+// Cached returns a function that calls read at most once a second (with a
+// 2 s deadline) and otherwise returns its last result; a failed read keeps
+// the last good one. Metrics read through it, so that one scrape of many
+// gauges costs one status read.
+func Cached[T any](read func(context.Context) (T, error)) func() T {
+	var mu sync.Mutex
+	var last time.Time
+	var v T
+	return func() T {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(last) > time.Second {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if got, err := read(ctx); err == nil {
+				v = got
+			}
+			cancel()
+			last = time.Now()
+		}
+		return v
+	}
 }

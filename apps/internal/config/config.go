@@ -22,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lintel-io/lintel/authz"
 )
 
 // ErrInvalid reports a configuration that cannot be used; the wrapping
@@ -66,6 +68,14 @@ type TLS struct {
 	ClientCAFile string `json:"client_ca_file,omitempty"`
 }
 
+// Files returns t as authz renders it; nil for nil (plaintext).
+func (t *TLS) Files() *authz.TLSFiles {
+	if t == nil {
+		return nil
+	}
+	return &authz.TLSFiles{CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCAFile: t.ClientCAFile}
+}
+
 // HubTLS is the TLS of an edge's link to central: CAFile pins central's
 // CA; CertFile and KeyFile (both or neither) are the edge's certificate
 // for a central that asks for one.
@@ -73,6 +83,14 @@ type HubTLS struct {
 	CAFile   string `json:"ca_file"`
 	CertFile string `json:"cert_file,omitempty"`
 	KeyFile  string `json:"key_file,omitempty"`
+}
+
+// Files returns h as authz renders it; nil for nil (plaintext).
+func (h *HubTLS) Files() *authz.HubTLS {
+	if h == nil {
+		return nil
+	}
+	return &authz.HubTLS{CAFile: h.CAFile, CertFile: h.CertFile, KeyFile: h.KeyFile}
 }
 
 // Central is the configuration of one central node (apps/central).
