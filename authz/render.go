@@ -100,6 +100,10 @@ type RenderOptions struct {
 	TLS     *TLSFiles
 	LeafTLS *TLSFiles
 	HubTLS  *HubTLS
+
+	// Cluster, for central only, makes the node one of a cluster of
+	// central nodes; nil runs a single node. See [ClusterOptions].
+	Cluster *ClusterOptions
 }
 
 func (o RenderOptions) withDefaults(name string) RenderOptions {
@@ -188,6 +192,13 @@ func RenderCentral(inv *Inventory, st *State, o RenderOptions) ([]byte, error) {
 	w.jetstream(HubDomain, o)
 	w.line("}")
 	w.blank()
+	if o.Cluster != nil {
+		c := o.Cluster.withDefaults()
+		if err := c.check(); err != nil {
+			return nil, err
+		}
+		w.clusterBlock(c)
+	}
 	w.line("leafnodes {")
 	w.kv("host", quote(o.LeafHost))
 	w.kv("port", strconv.Itoa(o.LeafPort))
@@ -363,7 +374,23 @@ func CentralOptions(inv *Inventory, st *State, o RenderOptions) (*server.Options
 	if err := CheckTLSFiles(RenderOptions{TLS: o.TLS, LeafTLS: o.LeafTLS}); err != nil {
 		return nil, err
 	}
-	return parseConfig(text)
+	if o.Cluster != nil && o.Cluster.TLS != nil {
+		if err := CheckTLSFiles(RenderOptions{TLS: o.Cluster.TLS}); err != nil {
+			return nil, fmt.Errorf("cluster routes: %w", err)
+		}
+	}
+	// The text includes the route credentials' file, which an embedded
+	// central does not need: they are set in memory instead.
+	opts, err := parseConfig(dropInclude(text, clusterInclude(o)))
+	if err != nil {
+		return nil, err
+	}
+	if o.Cluster != nil {
+		if err := applyCluster(opts, o.Cluster.withDefaults()); err != nil {
+			return nil, err
+		}
+	}
+	return opts, nil
 }
 
 // EdgeOptions returns the edge's configuration as [server.Options] for an

@@ -19,6 +19,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -77,6 +78,10 @@ type Config struct {
 	// EventStream adjusts each org's event stream when it is created
 	// (retention limits, replicas); see edgekit.HubConfig.EventStream.
 	EventStream func(*jetstream.StreamConfig)
+	// Replicas is how many copies of each of central's streams and buckets
+	// a clustered central keeps (Render.Cluster set): 3 for a cluster of
+	// three nodes. Zero means one. See docs/cluster.md.
+	Replicas int
 	// ServerOptions, when set, adjusts the server options before start.
 	ServerOptions func(*server.Options)
 	// StartTimeout bounds the start; DefaultStartTimeout if zero. Timeout
@@ -86,18 +91,24 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// org is what central runs for one org.
+// org is what central runs for one org. The fields up to run are set by
+// startOrg before ready; sup and auditor, the duties, come and go with
+// the leadership of a clustered central, under mu.
 type org struct {
 	code    string
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	hub     *edgekit.Hub
-	sup     *edgekit.Supervisor
 	manager *access.Manager
-	auditor *access.Auditor
 	origins *authz.SourceTable
 	ingest  *storage.Ingest
 	run     *storage.IngestRun
+	ready   atomic.Bool
+
+	mu      sync.Mutex
+	sup     *edgekit.Supervisor
+	auditor *access.Auditor
+	failing string // the last start or leadership failure, logged once
 }
 
 // Central is a running central node. Its methods are safe for concurrent
@@ -116,6 +127,8 @@ type Central struct {
 
 	stopOnce sync.Once
 	stopErr  error
+	stop     chan struct{} // closed by Close, ends lead
+	wg       sync.WaitGroup
 	done     chan struct{}
 }
 
@@ -150,7 +163,7 @@ func Start(ctx context.Context, cfg Config) (*Central, error) {
 	if cfg.ServerOptions != nil {
 		cfg.ServerOptions(opts)
 	}
-	c := &Central{cfg: cfg, log: cfg.Logger, inv: cfg.Inventory, st: cfg.State, orgs: make(map[string]*org), done: make(chan struct{})}
+	c := &Central{cfg: cfg, log: cfg.Logger, inv: cfg.Inventory, st: cfg.State, orgs: make(map[string]*org), stop: make(chan struct{}), done: make(chan struct{})}
 	ctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
 	defer cancel()
 	if err := c.start(ctx, opts); err != nil {
@@ -182,10 +195,19 @@ func (c *Central) start(ctx context.Context, opts *server.Options) error {
 	} else {
 		c.log.Info("no database configured: history is kept in JetStream only, within the event stream's limits")
 	}
-	for _, o := range c.inv.Orgs {
-		if err := c.startOrg(ctx, o.Code); err != nil {
-			return fmt.Errorf("org %s: %w", o.Code, err)
+	for _, io := range c.inv.Orgs {
+		o := &org{code: io.Code}
+		c.orgs[io.Code] = o
+		if c.clustered() {
+			continue // see lead
 		}
+		if err := c.startOrg(ctx, o, true); err != nil {
+			return fmt.Errorf("org %s: %w", io.Code, err)
+		}
+		o.ready.Store(true)
+	}
+	if c.clustered() {
+		c.wg.Go(c.lead)
 	}
 	c.log.Info("central started", "client_url", srv.ClientURL(), "leaf", c.LeafAddr(), "orgs", len(c.orgs))
 	return nil
@@ -198,61 +220,148 @@ func deadline(ctx context.Context) time.Time {
 	return time.Now().Add(DefaultStartTimeout)
 }
 
-// startOrg starts what central runs for org.
-func (c *Central) startOrg(ctx context.Context, code string) error {
+// startOrg starts what central runs for org. It may be called again after
+// a failure: each step skips what an earlier call set up. With provision
+// it also creates or updates the org's streams, buckets and consumers
+// (see [Central.provision]); a node of a clustered central leaves that to
+// one node and waits for them ([Central.lead]), and leaves the supervisor
+// and the auditor to the node that leads the org's event stream.
+func (c *Central) startOrg(ctx context.Context, o *org, provision bool) error {
+	code := o.code
 	sec := c.cfg.Orgs[code]
-	o := &org{code: code}
-	c.orgs[code] = o
-	user := authz.ServiceUser(code, sec.Service)
-	nc, err := nats.Connect("", nats.InProcessServer(c.srv), nats.Name("lintel central "+code),
-		nats.UserInfo(user, sec.Password.Reveal()), nats.CustomInboxPrefix(authz.UserInboxPrefix(user)),
-		nats.MaxReconnects(-1))
-	if err != nil {
-		return fmt.Errorf("connect as %s: %w", user, err)
-	}
-	o.nc = nc
-	if o.js, err = jetstream.New(nc); err != nil {
+	if err := c.connectOrg(o); err != nil {
 		return err
 	}
-	if o.hub, err = edgekit.NewHub(o.js, edgekit.HubConfig{Org: code, Inventory: c.inv, Logger: c.log,
-		CommandKey: sec.CommandKey, EventStream: c.cfg.EventStream}); err != nil {
-		return err
-	}
-	edges := edgesOf(c.inv, code)
-	if err := o.hub.Provision(ctx, edges...); err != nil {
-		return fmt.Errorf("provision: %w", err)
-	}
-	if o.manager, err = access.NewManager(o.js, o.hub, access.ManagerConfig{HashKey: sec.HashKey, Inventory: c.inv, Logger: c.log}); err != nil {
-		return err
-	}
-	if o.auditor, err = access.StartAuditor(ctx, o.js, access.AuditorConfig{Org: code, Keys: c.st, Logger: c.log}); err != nil {
-		return fmt.Errorf("auditor: %w", err)
-	}
-	if o.origins, err = authz.NewSourceTableFor(c.inv, code); err != nil {
-		return err
-	}
-	if c.store != nil {
-		dl := DeadLetterSubject(code)
-		if _, err := o.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-			Name: DeadLetterStream(code), Description: "Lintel messages the ingest could not store",
-			Subjects: []string{dl}, Storage: jetstream.FileStorage, MaxAge: 90 * 24 * time.Hour,
-		}); err != nil {
-			return fmt.Errorf("dead-letter stream: %w", err)
-		}
-		if o.ingest, err = storage.NewIngest(c.store, o.js, storage.IngestConfig{
-			Stream: o.hub.EventStream(), DeadLetterSubject: dl, Origins: o.origins, Logger: c.log,
-		}); err != nil {
+	var err error
+	if o.hub == nil {
+		if o.hub, err = edgekit.NewHub(o.js, edgekit.HubConfig{Org: code, Inventory: c.inventory(), Logger: c.log,
+			CommandKey: sec.CommandKey, EventStream: c.cfg.EventStream, Replicas: c.cfg.Replicas}); err != nil {
 			return err
+		}
+	}
+	if provision {
+		if err := c.provision(ctx, o); err != nil {
+			return err
+		}
+	}
+	if o.manager == nil {
+		if o.manager, err = access.NewManager(o.js, o.hub, access.ManagerConfig{HashKey: sec.HashKey, Inventory: c.inventory(), Logger: c.log}); err != nil {
+			return err
+		}
+	}
+	if o.origins == nil {
+		if o.origins, err = authz.NewSourceTableFor(c.inventory(), code); err != nil {
+			return err
+		}
+	}
+	if c.store != nil && o.run == nil {
+		if o.ingest == nil {
+			if o.ingest, err = storage.NewIngest(c.store, o.js, storage.IngestConfig{
+				Stream: o.hub.EventStream(), DeadLetterSubject: DeadLetterSubject(code), Origins: o.origins, Logger: c.log,
+			}); err != nil {
+				return err
+			}
 		}
 		if o.run, err = o.ingest.Start(ctx); err != nil {
 			return fmt.Errorf("ingest: %w", err)
 		}
 	}
-	// The supervisor starts last: see edgekit.Hub.Supervise.
-	if o.sup, err = o.hub.Supervise(ctx); err != nil {
-		return fmt.Errorf("supervisor: %w", err)
+	if c.clustered() {
+		return nil
+	}
+	return c.startDuties(ctx, o)
+}
+
+// connectOrg connects o's in-process connection, once.
+func (c *Central) connectOrg(o *org) error {
+	if o.nc != nil {
+		return nil
+	}
+	sec := c.cfg.Orgs[o.code]
+	user := authz.ServiceUser(o.code, sec.Service)
+	nc, err := nats.Connect("", nats.InProcessServer(c.srv), nats.Name("lintel central "+o.code),
+		nats.UserInfo(user, sec.Password.Reveal()), nats.CustomInboxPrefix(authz.UserInboxPrefix(user)),
+		nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("connect as %s: %w", user, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	o.nc, o.js = nc, js
+	return nil
+}
+
+// provision creates or updates o's streams, buckets and consumers: the
+// hub's (every edge of the inventory) and, with a database, the
+// dead-letter stream. It is idempotent.
+func (c *Central) provision(ctx context.Context, o *org) error {
+	if err := o.hub.Provision(ctx, edgesOf(c.inventory(), o.code)...); err != nil {
+		return fmt.Errorf("provision: %w", err)
+	}
+	if c.store == nil {
+		return nil
+	}
+	if _, err := o.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: DeadLetterStream(o.code), Description: "Lintel messages the ingest could not store",
+		Subjects: []string{DeadLetterSubject(o.code)}, Storage: jetstream.FileStorage, MaxAge: 90 * 24 * time.Hour,
+		Replicas: c.cfg.Replicas,
+	}); err != nil {
+		return fmt.Errorf("dead-letter stream: %w", err)
 	}
 	return nil
+}
+
+// startDuties starts the work done once per org: the auditor, and the
+// supervisor, which starts last (see edgekit.Hub.Supervise).
+func (c *Central) startDuties(ctx context.Context, o *org) error {
+	if c.clustered() {
+		// The leader provisions, for edges added while another node led.
+		if err := c.provision(ctx, o); err != nil {
+			return err
+		}
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var err error
+	if o.auditor == nil {
+		if o.auditor, err = access.StartAuditor(ctx, o.js, access.AuditorConfig{Org: o.code, Keys: c.state(), Logger: c.log,
+			Replicas: c.cfg.Replicas}); err != nil {
+			return fmt.Errorf("auditor: %w", err)
+		}
+	}
+	if o.sup == nil {
+		if o.sup, err = o.hub.Supervise(ctx); err != nil {
+			return fmt.Errorf("supervisor: %w", err)
+		}
+	}
+	return nil
+}
+
+// leads reports whether o's duties run on this node.
+func (o *org) leads() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.sup != nil
+}
+
+// stopDuties stops what startDuties started; it reports whether anything
+// was running.
+func (o *org) stopDuties() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	running := o.sup != nil || o.auditor != nil
+	if o.sup != nil {
+		o.sup.Stop()
+		o.sup = nil
+	}
+	if o.auditor != nil {
+		o.auditor.Stop()
+		o.auditor = nil
+	}
+	return running
 }
 
 // allowInProcess lets the central services central runs as connect
@@ -304,6 +413,9 @@ func (c *Central) Update(ctx context.Context, inv *authz.Inventory, st *authz.St
 	c.opts = opts
 	c.inv, c.st = inv, st
 	for code, o := range c.orgs {
+		if !o.ready.Load() {
+			continue // it starts with the inventory set above
+		}
 		if err := o.hub.SetInventory(inv); err != nil {
 			return err
 		}
@@ -312,6 +424,11 @@ func (c *Central) Update(ctx context.Context, inv *authz.Inventory, st *authz.St
 			if err := o.origins.Add(e); err != nil { // idempotent
 				return err
 			}
+		}
+		// On a clustered central the node running the org's duties
+		// provisions (each node reloads; see Central.lead).
+		if c.clustered() && !o.leads() {
+			continue
 		}
 		if err := o.hub.Provision(ctx, edges...); err != nil {
 			return fmt.Errorf("org %s: provision: %w", code, err)
@@ -340,6 +457,8 @@ func (c *Central) Close() error {
 func (c *Central) Done() <-chan struct{} { return c.done }
 
 func (c *Central) shutdown() error {
+	close(c.stop)
+	c.wg.Wait()
 	var errs []error
 	for _, o := range c.orgs {
 		if o.run != nil {
@@ -349,12 +468,7 @@ func (c *Central) shutdown() error {
 				errs = append(errs, fmt.Errorf("org %s: ingest: %w", o.code, err))
 			}
 		}
-		if o.sup != nil {
-			o.sup.Stop()
-		}
-		if o.auditor != nil {
-			o.auditor.Stop()
-		}
+		o.stopDuties()
 		if o.nc != nil {
 			if err := o.nc.Drain(); err != nil {
 				errs = append(errs, err)
@@ -398,17 +512,29 @@ func edgesOf(inv *authz.Inventory, org string) []string {
 	return out
 }
 
-// Hub returns the hub of org, or nil.
+// readyOrg returns org when it is started, or nil.
+func (c *Central) readyOrg(org string) *org {
+	if o := c.orgs[org]; o != nil && o.ready.Load() {
+		return o
+	}
+	return nil
+}
+
+// Hub returns the hub of org, or nil (also while a clustered central has
+// not yet started the org).
 func (c *Central) Hub(org string) *edgekit.Hub {
-	if o := c.orgs[org]; o != nil {
+	if o := c.readyOrg(org); o != nil {
 		return o.hub
 	}
 	return nil
 }
 
-// Auditor returns the auditor of org, or nil.
+// Auditor returns the auditor of org, or nil: on a clustered central only
+// the node that leads the org's event stream runs it.
 func (c *Central) Auditor(org string) *access.Auditor {
-	if o := c.orgs[org]; o != nil {
+	if o := c.readyOrg(org); o != nil {
+		o.mu.Lock()
+		defer o.mu.Unlock()
 		return o.auditor
 	}
 	return nil
@@ -416,7 +542,7 @@ func (c *Central) Auditor(org string) *access.Auditor {
 
 // Manager returns the credential manager of org, or nil.
 func (c *Central) Manager(org string) *access.Manager {
-	if o := c.orgs[org]; o != nil {
+	if o := c.readyOrg(org); o != nil {
 		return o.manager
 	}
 	return nil

@@ -23,6 +23,15 @@ type Status struct {
 
 // OrgStatus is the status of what central runs for one org.
 type OrgStatus struct {
+	// Started reports that the org's hub, manager and ingest run. A
+	// clustered central starts them once JetStream has a quorum, and until
+	// then Error says why not.
+	Started bool
+	Error   string
+	// Leader reports that this node runs the org's auditor and
+	// supervisor: always on a single node, on a clustered central the node
+	// that leads the org's event stream.
+	Leader bool
 	// EventStreamLastSeq is the last sequence of the org's event stream.
 	EventStreamLastSeq uint64
 	// Ingest holds the ingest's counters; nil without a database.
@@ -45,6 +54,9 @@ func (s Status) Ready() error {
 		return fmt.Errorf("database: %s", s.Database)
 	}
 	for code, o := range s.Orgs {
+		if !o.Started {
+			return fmt.Errorf("org %s not started: %s", code, o.Error)
+		}
 		if o.Ingest != nil && o.Ingest.LastError != "" {
 			return fmt.Errorf("org %s: ingest: %s", code, o.Ingest.LastError)
 		}
@@ -69,6 +81,13 @@ func (c *Central) Status(ctx context.Context) Status {
 	}
 	for code, o := range c.orgs {
 		var os OrgStatus
+		o.mu.Lock()
+		os.Leader, os.Error = o.sup != nil, o.failing
+		o.mu.Unlock()
+		if os.Started = o.ready.Load(); !os.Started {
+			st.Orgs[code] = os
+			continue
+		}
 		if s, err := o.js.Stream(ctx, o.hub.EventStream()); err == nil {
 			os.EventStreamLastSeq = s.CachedInfo().State.LastSeq
 		}

@@ -87,6 +87,13 @@ type HubConfig struct {
 	// command stream (retention limits, replicas) before [Hub.Provision]
 	// creates or updates it. It must keep the name and subjects.
 	CommandStream func(*jetstream.StreamConfig)
+	// Replicas is how many copies a clustered central keeps of what the
+	// hub creates: the event stream (when Provision creates it), the
+	// command stream and the edges' credential buckets, with their
+	// consumers. Zero means one; a cluster of three central nodes uses 3
+	// (docs/cluster.md). EventStream and CommandStream see it and may
+	// change it.
+	Replicas int
 
 	// PollInterval is how often [Hub.Supervise] reads the sources;
 	// DefaultPollInterval if zero.
@@ -292,6 +299,7 @@ func (h *Hub) Provision(ctx context.Context, edges ...string) (err error) {
 	ctx, cancel := h.ctx(ctx)
 	defer cancel()
 	cmdCfg, _ := authz.CentralCommandStreamConfig(h.cfg.Org)
+	cmdCfg.Replicas = h.cfg.Replicas
 	if h.cfg.CommandStream != nil {
 		h.cfg.CommandStream(&cmdCfg)
 	}
@@ -303,6 +311,7 @@ func (h *Hub) Provision(ctx context.Context, edges ...string) (err error) {
 	cfg, err := h.eventStreamConfig(ctx)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		cfg, _ = authz.CentralEventStreamConfig(h.cfg.Org)
+		cfg.Replicas = h.cfg.Replicas
 		if h.cfg.EventStream != nil {
 			h.cfg.EventStream(&cfg)
 		}
@@ -428,7 +437,9 @@ func (h *Hub) Edges(ctx context.Context) ([]string, error) {
 // ensureEdgeConsumers creates the edge's credential bucket and the durable
 // consumers on central that the edge sources through.
 func (h *Hub) ensureEdgeConsumers(ctx context.Context, n authz.EdgeNames) error {
-	if _, err := h.js.CreateOrUpdateKeyValue(ctx, n.CredentialBucketConfig()); err != nil {
+	bucket := n.CredentialBucketConfig()
+	bucket.Replicas = h.cfg.Replicas
+	if _, err := h.js.CreateOrUpdateKeyValue(ctx, bucket); err != nil {
 		return fmt.Errorf("edgekit: credential bucket %s: %w", n.CredentialBucket, err)
 	}
 	if _, err := h.js.CreateOrUpdatePushConsumer(ctx, n.CredentialStream, n.CredentialConsumerConfig()); err != nil {

@@ -79,8 +79,13 @@ func run(args []string, stderr io.Writer) int {
 	}
 	render.TLS = cfg.TLS.Files()
 	render.LeafTLS = cfg.LeafTLS.Files()
+	render.Cluster = cfg.Cluster.Options()
+	replicas := 0
+	if cfg.Cluster != nil {
+		replicas = cfg.Cluster.Replicas
+	}
 	c, err := central.Start(ctx, central.Config{
-		Inventory: in.inv, State: in.st, Orgs: in.orgs, Render: render, Database: pool, Logger: log,
+		Inventory: in.inv, State: in.st, Orgs: in.orgs, Render: render, Database: pool, Logger: log, Replicas: replicas,
 		EventStream: func(s *jetstream.StreamConfig) {
 			s.MaxAge, s.MaxBytes = time.Duration(cfg.History.MaxAge), cfg.History.MaxBytes
 		},

@@ -122,11 +122,11 @@ type site struct {
 // password reads user's password as render wrote it.
 func (s *site) password(t testing.TB, user string) string {
 	t.Helper()
-	for _, p := range []string{
-		filepath.Join(s.dir, "devices", "acme-hq", user+".password"),
+	devices, _ := filepath.Glob(filepath.Join(s.dir, "devices", "*", user+".password"))
+	for _, p := range append(devices,
 		filepath.Join(s.dir, "central", "secrets", config.CentralPasswordFile(user)),
 		filepath.Join(s.dir, "services", user+".password"),
-	} {
+	) {
 		if sec, err := config.ReadSecret(p); err == nil {
 			return sec.Reveal()
 		}

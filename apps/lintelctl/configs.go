@@ -53,6 +53,13 @@ func centralConfig() []byte {
   "leaf_tls": {"cert_file": %[7]s, "key_file": %[8]s},
   // Admin HTTP listener (/healthz, /readyz, /metrics); "off" disables it.
   "admin_listen": %[9]s,
+  // To run central as a cluster of three nodes (docs/cluster.md), give each
+  // node its own "name" and store, copy this directory to each, and add:
+  // "cluster": {"listen": "0.0.0.0:6222",
+  //   "routes": ["nats-route://10.42.0.1:6222", "nats-route://10.42.0.2:6222", "nats-route://10.42.0.3:6222"],
+  //   "password_file": "secrets/cluster.password",
+  //   "tls": {"cert_file": "tls/central.crt", "key_file": "tls/central.key", "client_ca_file": "tls/central-ca.crt"}},
+  // and list every node's leaf listener in each edge's "hub_urls".
   // Bounds of central's event stream; 30 days and 10 GiB when left out.
   // Add "database": {"url_file": "..."} to keep history in PostgreSQL.
   "history": {"max_age": "720h"},

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -377,6 +379,18 @@ func planSecrets(inv *authz.Inventory, sec *authz.Secrets, centralUser map[strin
 		if keys[o.Code].write {
 			hashKey(filepath.Join(dir, config.CentralHashKey(o.Code)), keys[o.Code].key)
 		}
+	}
+	// The route password of a clustered central, once: every node gets a
+	// copy of central's directory.
+	clusterPW := filepath.Join(l.centralSecrets(), config.CentralClusterPassword)
+	if ok, err := exists(clusterPW); err != nil {
+		return nil, err
+	} else if !ok {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		password(clusterPW, authz.NewSecret(base64.RawURLEncoding.EncodeToString(b)))
 	}
 	for _, e := range inv.Edges {
 		dir := l.edgeSecrets(e.Org, e.Code)

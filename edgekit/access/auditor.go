@@ -69,6 +69,9 @@ type AuditorConfig struct {
 	// [ChainHead] and "through", e.g. {"seq":42,"hash":"…","through":1234}.
 	// "audit-{org}" if empty. It is created if missing.
 	StateBucket string
+	// Replicas is how many copies a clustered central keeps of the state
+	// bucket when the auditor creates it; zero means one.
+	Replicas int
 	// Timeout bounds the auditor's JetStream calls; [DefaultAuditorTimeout]
 	// if zero.
 	Timeout time.Duration
@@ -311,7 +314,7 @@ func StartAuditor(ctx context.Context, js jetstream.JetStream, cfg AuditorConfig
 	}
 	a.state, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: cfg.StateBucket, Description: "Lintel audit: verified chain head of each edge",
-		Storage: jetstream.FileStorage, History: 1,
+		Storage: jetstream.FileStorage, History: 1, Replicas: cfg.Replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("access: auditor state bucket %s: %w", cfg.StateBucket, err)

@@ -91,7 +91,8 @@ func NewCA(dir string) (*CA, error) {
 		Subject:     pkix.Name{CommonName: "natstest server"},
 		DNSNames:    []string{"localhost"},
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		// Server and client use: a cluster node presents it both ways.
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
 	if err := ca.issue(server, caCert, caKey, ca.ServerCertFile, ca.ServerKeyFile); err != nil {
 		return nil, err

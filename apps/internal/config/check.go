@@ -1,12 +1,15 @@
 package config
 
 import (
+	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lintel-io/lintel/authz"
 )
 
 // Defaults of the apps' listeners and history.
@@ -27,6 +30,10 @@ const (
 	EdgeCommandSeed = "command.seed"
 	EdgeHashKey     = "hash.key"
 )
+
+// CentralClusterPassword names the file of the route password of a
+// clustered central, in central's secrets directory.
+const CentralClusterPassword = "cluster.password"
 
 // CentralPasswordFile, CentralCommandSeed and CentralHashKey name central's
 // secret files for an org (and its central service user).
@@ -67,6 +74,9 @@ func (c *Central) check(file string) error {
 	}
 	c.TLS = checkTLS(p, c.dir, "tls", c.TLS, !c.Plaintext)
 	c.LeafTLS = checkTLS(p, c.dir, "leaf_tls", c.LeafTLS, !c.Plaintext)
+	if cl := c.Cluster; cl != nil {
+		c.checkCluster(p, cl)
+	}
 	if c.Database != nil {
 		d := c.Database
 		if u := os.Getenv("LINTEL_CENTRAL_DATABASE_URL"); u != "" {
@@ -101,6 +111,51 @@ func (c *Central) check(file string) error {
 	}
 	c.Log.check(p)
 	return p.err()
+}
+
+// DefaultClusterListen is the default route listener of a clustered
+// central.
+const DefaultClusterListen = "0.0.0.0:6222"
+
+// checkCluster checks and defaults c's cluster section.
+func (c *Central) checkCluster(p *problems, cl *Cluster) {
+	if cl.Listen == "" {
+		cl.Listen = DefaultClusterListen
+	}
+	checkHostPort(p, "cluster.listen", cl.Listen)
+	if len(cl.Routes) == 0 {
+		p.add("cluster.routes", "required: every node's route URL, such as nats-route://10.42.0.1:6222")
+	}
+	for i, r := range cl.Routes {
+		u, err := url.Parse(r)
+		if err != nil || u.Host == "" || u.Scheme != "nats-route" {
+			p.add(fmt.Sprintf("cluster.routes[%d]", i), "want a URL such as nats-route://10.42.0.1:6222, not %q", r)
+		} else if u.User != nil {
+			p.add(fmt.Sprintf("cluster.routes[%d]", i), "carries credentials: the route password belongs in password_file")
+		}
+	}
+	if v := os.Getenv("LINTEL_CENTRAL_CLUSTER_PASSWORD"); v != "" {
+		cl.password = authz.NewSecret(v)
+	} else if cl.PasswordFile == "" {
+		p.add("cluster.password_file", "required (or LINTEL_CENTRAL_CLUSTER_PASSWORD)")
+	} else {
+		cl.PasswordFile = path(c.dir, cl.PasswordFile)
+		sec, err := ReadSecret(cl.PasswordFile)
+		if err != nil {
+			p.add("cluster.password_file", "%v", err)
+		}
+		cl.password = sec
+	}
+	cl.TLS = checkTLS(p, c.dir, "cluster.tls", cl.TLS, !c.Plaintext)
+	if cl.TLS != nil && cl.TLS.ClientCAFile == "" {
+		p.add("cluster.tls.client_ca_file", "required: the CA the nodes verify each other against")
+	}
+	if cl.Replicas == 0 {
+		cl.Replicas = min(3, max(len(cl.Routes), 1))
+	}
+	if cl.Replicas < 1 || cl.Replicas > 5 {
+		p.add("cluster.replicas", "want 1 to 5, not %d", cl.Replicas)
+	}
 }
 
 // URL returns the database URL, from the file or the environment.

@@ -121,6 +121,9 @@ type Central struct {
 	// Plaintext turns TLS off on every listener, for a deployment whose
 	// links run over an encrypted overlay (Nebula). Default false.
 	Plaintext bool `json:"plaintext,omitempty" env:"PLAINTEXT"`
+	// Cluster, when set, makes this node one of a cluster of central
+	// nodes (docs/cluster.md).
+	Cluster *Cluster `json:"cluster,omitempty"`
 	// Database is where history is stored; without it central keeps
 	// history in JetStream only, within History's limits.
 	Database *Database `json:"database,omitempty"`
@@ -132,6 +135,43 @@ type Central struct {
 	Log   Log    `json:"log"`
 
 	dir string
+}
+
+// Cluster makes a central node one of a cluster of central nodes. Every
+// node lists the same routes and shares the route password; each has its
+// own name (Central.Name) and store.
+type Cluster struct {
+	// Name names the cluster. Default "lintel-central".
+	Name string `json:"name,omitempty"`
+	// Listen is the route listener. Default "0.0.0.0:6222".
+	Listen string `json:"listen,omitempty"`
+	// Routes are every node's route URLs ("nats-route://10.42.0.1:6222"),
+	// this node's included or not. Required.
+	Routes []string `json:"routes"`
+	// PasswordFile holds the route password all nodes share (mode 0600);
+	// LINTEL_CENTRAL_CLUSTER_PASSWORD overrides it.
+	PasswordFile string `json:"password_file,omitempty"`
+	// TLS is the routes' certificate, valid for server and client use,
+	// and the CA both ends verify each other against (client_ca_file,
+	// required). Required unless Plaintext is set.
+	TLS *TLS `json:"tls,omitempty"`
+	// Replicas is how many copies of each stream and bucket central keeps.
+	// Default 3, at most the number of routes.
+	Replicas int `json:"replicas,omitempty"`
+
+	password authz.Secret
+}
+
+// Password returns the route password, from the file or the environment.
+func (c *Cluster) Password() authz.Secret { return c.password }
+
+// Options returns the cluster as authz renders it; nil for nil.
+func (c *Cluster) Options() *authz.ClusterOptions {
+	if c == nil {
+		return nil
+	}
+	host, port := SplitHostPort(c.Listen)
+	return &authz.ClusterOptions{Name: c.Name, Host: host, Port: port, Routes: c.Routes, Password: c.password, TLS: c.TLS.Files()}
 }
 
 // Database is central's PostgreSQL or TimescaleDB.
