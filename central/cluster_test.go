@@ -26,7 +26,7 @@ import (
 
 // freePorts returns n loopback ports free a moment ago: the route and
 // leaf URLs must be known before the nodes start.
-func freePorts(t *testing.T, n int) []int {
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ports []int
 	for range n {
@@ -52,7 +52,7 @@ type cluster struct {
 	nodes  []*central.Central
 }
 
-func newCluster(t *testing.T, d *deployment, pool *pgxpool.Pool) *cluster {
+func newCluster(t testing.TB, d *deployment, pool *pgxpool.Pool) *cluster {
 	ports := freePorts(t, 6)
 	cl := &cluster{d: d, pool: pool, route: ports[:3], leaf: ports[3:], nodes: make([]*central.Central, 3)}
 	for i := range 3 {
@@ -70,7 +70,7 @@ func newCluster(t *testing.T, d *deployment, pool *pgxpool.Pool) *cluster {
 }
 
 // start starts node i.
-func (cl *cluster) start(t *testing.T, i int) {
+func (cl *cluster) start(t testing.TB, i int) {
 	t.Helper()
 	c, err := central.Start(ctx(t), central.Config{
 		Inventory: cl.d.inv, State: cl.d.st, Orgs: cl.d.orgs, Replicas: 3, Database: cl.pool, Logger: testLogger(i),
@@ -310,7 +310,7 @@ func TestClusterStoresOnce(t *testing.T) {
 }
 
 // jsOf returns a JetStream context on c as acme's central service.
-func jsOf(t *testing.T, d *deployment, c *central.Central) jetstream.JetStream {
+func jsOf(t testing.TB, d *deployment, c *central.Central) jetstream.JetStream {
 	t.Helper()
 	user := authz.ServiceUser("acme", "central")
 	nc, err := nats.Connect(c.ClientURL(), nats.UserInfo(user, d.passwords[user].Reveal()),
