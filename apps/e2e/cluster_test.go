@@ -20,6 +20,7 @@ import (
 	"github.com/lintel-io/lintel/authz"
 	"github.com/lintel-io/lintel/devicekit"
 	"github.com/lintel-io/lintel/edgekit"
+	"github.com/lintel-io/lintel/edgekit/access"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/testing/pgtest"
 	"github.com/lintel-io/lintel/topic"
@@ -90,8 +91,8 @@ func renderCluster(t *testing.T, dsn string, inv *authz.Inventory) *clusterSite 
 	return cs
 }
 
-// clusterInventory is org acme with edges hq and lab, each with a lock and
-// sensors s{1..n} (hq) and s{n+1..2n} (lab), and central's service.
+// clusterInventory is org acme with edges hq and lab, each with door
+// front (a reader and a lock) and sensors s{1..n} (hq) and s{n+1..2n} (lab), and central's service.
 func clusterInventory(n int) *authz.Inventory {
 	inv := &authz.Inventory{
 		Orgs:     []authz.Org{{Code: "acme"}},
@@ -101,6 +102,7 @@ func clusterInventory(n int) *authz.Inventory {
 	for _, e := range []string{"hq", "lab"} {
 		inv.Things = append(inv.Things, authz.Thing{Org: "acme", Edge: e, Type: "lock", Code: "l-" + e},
 			authz.Thing{Org: "acme", Edge: e, Type: "reader", Code: "r-" + e})
+		inv.Doors = append(inv.Doors, authz.Door{Org: "acme", Edge: e, Code: "front", Readers: []string{"r-" + e}, Locks: []string{"l-" + e}})
 	}
 	for i := range 2 * n {
 		e := "hq"
@@ -132,11 +134,12 @@ func centralStatus(addr string) (leafs int, ready bool) {
 // central processes with R3 streams, two edges whose leaf remotes list
 // every node, devices with durable outboxes publishing on both edges all
 // along. It kills with SIGKILL the node leading the event stream, then a
-// follower that has an edge linked (that edge fails over), restarting each
+// follower, one with an edge linked if any (that edge fails over), restarting each
 // and waiting until its replica has caught up; then restarts all three
 // nodes one after the other (SIGTERM). After each fault a command sent
-// through a surviving node reaches a lock and a new event reaches the
-// database; at the end every acknowledged event is in the database and
+// through a surviving node reaches a lock, a new event reaches the
+// database, and a card enrolled and another revoked through a surviving
+// node are granted and denied at the edge; at the end every acknowledged event is in the database and
 // central's stream exactly once.
 //
 // It runs with LINTEL_FAULTS=1 (.ci/run sets it).
@@ -234,11 +237,12 @@ func TestFaultsCluster(t *testing.T) {
 	user := authz.ServiceUser("acme", "central")
 	// service returns a JetStream client and a hub as central's service on
 	// node i, as an operator's tool would use them.
-	service := func(i int) (jetstream.JetStream, *edgekit.Hub, func()) {
+	// A node under load may not answer in time: the callers try again.
+	service := func(i int) (jetstream.JetStream, *edgekit.Hub, func(), error) {
 		nc, err := nats.Connect("tls://"+cs.listen[i], nats.UserInfo(user, cs.password(t, user)),
-			nats.CustomInboxPrefix(authz.UserInboxPrefix(user)), nats.RootCAs(cs.ca.CAFile))
+			nats.CustomInboxPrefix(authz.UserInboxPrefix(user)), nats.RootCAs(cs.ca.CAFile), nats.Timeout(5*time.Second))
 		if err != nil {
-			t.Fatal(err)
+			return nil, nil, nil, err
 		}
 		js, err := jetstream.New(nc)
 		if err != nil {
@@ -248,7 +252,11 @@ func TestFaultsCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return js, hub, nc.Close
+		return js, hub, nc.Close, nil
+	}
+	hashKey, err := access.ReadHashKey(filepath.Join(cs.dir, "central/secrets", config.CentralHashKey("acme")))
+	if err != nil {
+		t.Fatal(err)
 	}
 	up := func(i int) bool { return nodes[i] != nil }
 	anyUp := func(except int) int {
@@ -263,7 +271,10 @@ func TestFaultsCluster(t *testing.T) {
 	leader := func() int {
 		at := -1
 		waitFor(t, "the event stream's leader", func() bool {
-			js, _, closeFn := service(anyUp(-1))
+			js, _, closeFn, err := service(anyUp(-1))
+			if err != nil {
+				return false
+			}
 			defer closeFn()
 			c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -284,7 +295,10 @@ func TestFaultsCluster(t *testing.T) {
 	// caughtUp waits until every replica of the event stream is current.
 	caughtUp := func(what string) {
 		waitFor(t, "every replica current after "+what, func() bool {
-			js, _, closeFn := service(anyUp(-1))
+			js, _, closeFn, err := service(anyUp(-1))
+			if err != nil {
+				return false
+			}
 			defer closeFn()
 			c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -303,6 +317,59 @@ func TestFaultsCluster(t *testing.T) {
 			}
 			return true
 		})
+	}
+	// decide presents card at hq's reader until the decision is want.
+	decide := func(what, card string, want bool) {
+		t.Helper()
+		waitFor(t, fmt.Sprintf("card %s %s at hq", card, map[bool]string{true: "granted", false: "denied"}[want]), func() bool {
+			c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			e, err := probes["hq"].Request(c, message.NameAccessRequested,
+				message.AccessRequest{Door: "front", Kind: message.CredentialCard, Credential: message.Credential(card)})
+			if err != nil {
+				return false
+			}
+			dec, err := message.DecodePayload[message.AccessDecision](e)
+			return err == nil && dec.Granted == want
+		})
+	}
+	// credentials enrols card next (when set) and revokes card prev (when
+	// set) through a surviving node, then waits until hq decides so.
+	credentials := func(what, next, prev string) {
+		t.Helper()
+		waitFor(t, "credentials changed after "+what, func() bool {
+			js, hub, closeFn, err := service(anyUp(-1))
+			if err != nil {
+				return false
+			}
+			defer closeFn()
+			m, err := access.NewManager(js, hub, access.ManagerConfig{HashKey: hashKey, Inventory: cs.inv})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if next != "" {
+				id, _ := m.Hash(message.Credential(next))
+				if _, err := m.Put(c, "hq", &access.Credential{ID: id, Holder: next, Kind: message.CredentialCard,
+					State: access.StateActive, Doors: []string{"front"}}); err != nil {
+					return false
+				}
+			}
+			if prev != "" {
+				id, _ := m.Hash(message.Credential(prev))
+				if _, err := m.Revoke(c, id, "fault suite"); err != nil {
+					return false
+				}
+			}
+			return true
+		})
+		if next != "" {
+			decide(what, next, true)
+		}
+		if prev != "" {
+			decide(what, prev, false)
+		}
 	}
 	var cmdN int
 	// recovered sends a command through a surviving node to each lock and
@@ -331,11 +398,14 @@ func TestFaultsCluster(t *testing.T) {
 			cmdN++
 			key := "cmd-" + strconv.Itoa(cmdN)
 			waitFor(t, "a command to l-"+e+" sent after "+what, func() bool {
-				_, hub, closeFn := service(anyUp(-1))
+				_, hub, closeFn, err := service(anyUp(-1))
+				if err != nil {
+					return false
+				}
 				defer closeFn()
 				c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
-				_, err := hub.SendCommand(c, topic.Thing{Org: "acme", Edge: e, Type: "lock", Code: "l-" + e},
+				_, err = hub.SendCommand(c, topic.Thing{Org: "acme", Edge: e, Type: "lock", Code: "l-" + e},
 					message.Command{Action: "unlock", Deadline: time.Now().Add(time.Minute), IdempotencyKey: key}, "fault suite")
 				return err == nil
 			})
@@ -349,6 +419,7 @@ func TestFaultsCluster(t *testing.T) {
 		return last
 	}
 	recovered("start", time.Now())
+	credentials("start", "card-1", "")
 	kill := func(i int) time.Time {
 		_ = nodes[i].cmd.Process.Kill()
 		t0 := time.Now()
@@ -362,25 +433,27 @@ func TestFaultsCluster(t *testing.T) {
 	l := leader()
 	t0 := kill(l)
 	recovered(fmt.Sprintf("SIGKILL of central-%d, the event stream's leader", l), t0)
+	credentials("the leader's SIGKILL", "card-2", "card-1")
 	startNode(l)
 	waitFor(t, "the killed leader ready again", ready(cs.admin[l]))
 	caughtUp("the leader's restart")
 
-	// 2: SIGKILL of a follower with an edge linked.
+	// 2: SIGKILL of a follower, one with an edge linked when there is one
+	// (the rolling restart below moves every edge's link in any case).
 	time.Sleep(2 * time.Second)
 	l = leader()
-	f := -1
-	waitFor(t, "a follower with an edge linked", func() bool {
-		for i := range 3 {
-			if n, _ := centralStatus(cs.admin[i]); i != l && n > 0 {
-				f = i
-				return true
-			}
+	f, linked := -1, 0
+	for i := range 3 {
+		if i == l {
+			continue
 		}
-		return false
-	})
+		if n, _ := centralStatus(cs.admin[i]); f < 0 || n > linked {
+			f, linked = i, n
+		}
+	}
 	t0 = kill(f)
-	recovered(fmt.Sprintf("SIGKILL of central-%d, a follower with an edge linked", f), t0)
+	recovered(fmt.Sprintf("SIGKILL of central-%d, a follower with %d edges linked", f, linked), t0)
+	credentials("the follower's SIGKILL", "card-3", "card-2")
 	startNode(f)
 	waitFor(t, "the killed follower ready again", ready(cs.admin[f]))
 	caughtUp("the follower's restart")
@@ -397,6 +470,7 @@ func TestFaultsCluster(t *testing.T) {
 		caughtUp(fmt.Sprintf("central-%d's restart", i))
 	}
 	recovered("the rolling restart", time.Now())
+	credentials("the rolling restart", "", "card-3")
 
 	time.Sleep(time.Second)
 	stop()
@@ -424,7 +498,13 @@ func TestFaultsCluster(t *testing.T) {
 	if dupIDs != 0 || dupKeys != 0 {
 		t.Fatalf("duplicates in the database: %d ids, %d payload keys", dupIDs, dupKeys)
 	}
-	js, _, closeFn := service(0)
+	var js jetstream.JetStream
+	var closeFn func()
+	waitFor(t, "a connection to central-0", func() bool {
+		var err error
+		js, _, closeFn, err = service(0)
+		return err == nil
+	})
 	defer closeFn()
 	cons, err := js.OrderedConsumer(testCtx(t), "events-acme", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"acme.*.sensor.*.evt"}})
 	if err != nil {
