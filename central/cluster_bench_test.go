@@ -184,4 +184,3 @@ func intake(b *testing.B, nodes, n int) (streamRate, dbRate float64) {
 		nodes, tFirst.Round(time.Millisecond), n, tStream.Round(time.Millisecond), tFirstDB.Round(time.Millisecond), tDB.Round(time.Millisecond))
 	return float64(n) / (tStream - tFirst).Seconds(), float64(n) / (tDB - tFirstDB).Seconds()
 }
-

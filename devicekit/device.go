@@ -8,8 +8,8 @@ import (
 )
 
 // Device is the device side of Lintel: what a card reader, a lock or a sensor
-// does with its edge. [*Client] implements it over NATS; the HTTP client of
-// the HTTP-to-NATS gateway implements it too, and both pass the conformance
+// does with its edge. [*Client] implements it over NATS; [*HTTPDevice], the
+// client of the HTTP-to-NATS gateway, implements it too, and both pass the conformance
 // suite in package devicetest, which is the executable form of this contract.
 //
 // Every method is safe for concurrent use. Methods that block take a context

@@ -2,8 +2,9 @@
 // a door sensor or an environment sensor does with its edge.
 //
 // [Device] is the contract, implemented over NATS by [*Client] (made with
-// [Connect]) and over HTTP by the gateway's client; package devicetest holds
-// the conformance suite both must pass, and package simulator runs fleets of
+// [Connect]) and over HTTP by [*HTTPDevice] (made with [ConnectHTTP]), which
+// speaks to the edge through package gateway; package devicetest holds the
+// conformance suite both must pass, and package simulator runs fleets of
 // simulated devices for tests, benchmarks and demos.
 //
 // # Connecting

@@ -154,13 +154,10 @@ func (e *Envelope) UnmarshalJSON(data []byte) error {
 	return decodeCloudEvent(data, e, nil)
 }
 
-// ceAttrs holds the members of a CloudEvents JSON object.
-type ceAttrs map[string]json.RawMessage
-
 // str returns the string attribute name and whether it is present; null
 // counts as absent. Non-strings fail with ErrWrongType.
-func (m ceAttrs) str(name string) (string, bool, error) {
-	raw, ok := m[name]
+func (m *ceAttrs) str(name string) (string, bool, error) {
+	raw, ok := m.get(name)
 	if !ok || string(raw) == "null" {
 		return "", false, nil
 	}
@@ -178,7 +175,7 @@ func (m ceAttrs) str(name string) (string, bool, error) {
 }
 
 // required is str for a required attribute.
-func (m ceAttrs) required(name string) (string, error) {
+func (m *ceAttrs) required(name string) (string, error) {
 	s, ok, err := m.str(name)
 	if err == nil && !ok {
 		err = &DecodeError{Format: FormatCloudEvents, Field: name, Err: ErrMissingField}
@@ -199,20 +196,11 @@ func decodeCloudEvent(data []byte, e *Envelope, opts *DecodeOptions) error {
 	if len(data) > maxSize {
 		return decodeErr(format, "", ErrTooLarge, fmt.Sprintf("%d bytes, at most %d allowed", len(data), maxSize))
 	}
-	var m ceAttrs
-	if err := json.Unmarshal(data, &m); err != nil {
-		var se *json.SyntaxError
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &se) && strings.Contains(se.Error(), "unexpected end of JSON input"):
-			return decodeErr(format, "", ErrTruncated, err.Error())
-		case errors.As(err, &te):
-			return decodeErr(format, "", ErrWrongType, "got "+te.Value+", want object")
+	m := new(ceAttrs)
+	if !parseCEObject(data, m) {
+		if err := decodeCEObjectSlow(data, m); err != nil {
+			return err
 		}
-		return decodeErr(format, "", ErrMalformed, err.Error())
-	}
-	if m == nil {
-		return decodeErr(format, "", ErrWrongType, "got null, want object")
 	}
 
 	// Versions first: a version this package does not know may have changed
@@ -314,7 +302,7 @@ func decodeCloudEvent(data []byte, e *Envelope, opts *DecodeOptions) error {
 
 // decodeCloudEventData sets e's ContentType and Payload from datacontenttype,
 // data and data_base64.
-func decodeCloudEventData(m ceAttrs, e *Envelope, maxDepth int) error {
+func decodeCloudEventData(m *ceAttrs, e *Envelope, maxDepth int) error {
 	const format = FormatCloudEvents
 	ct, _, err := m.str(ceDataContentType)
 	if err != nil {
@@ -323,7 +311,7 @@ func decodeCloudEventData(m ceAttrs, e *Envelope, maxDepth int) error {
 	if err := validateContentType(ct); err != nil {
 		return &DecodeError{Format: format, Field: FieldContentType, Err: err}
 	}
-	data, hasData := m[ceData] // null is a JSON payload here, not absence
+	data, hasData := m.get(ceData) // null is a JSON payload here, not absence
 	b64, hasB64, err := m.str(ceDataBase64)
 	if err != nil {
 		return err
@@ -349,7 +337,7 @@ func decodeCloudEventData(m ceAttrs, e *Envelope, maxDepth int) error {
 		if jsonDepth(data) > maxDepth {
 			return &DecodeError{Format: format, Field: FieldPayload, Err: errTooDeep}
 		}
-		e.Payload = data // json.RawMessage holds a copy of the input
+		e.Payload = bytes.Clone(data) // the decoded envelope owns its payload
 	case hasData:
 		s, _, err := m.str(ceData)
 		if err != nil || string(data) == "null" {
@@ -369,6 +357,29 @@ func decodeCloudEventData(m ceAttrs, e *Envelope, maxDepth int) error {
 			return ceInvalid(FieldPayload, "%d bytes after the msgpack value", len(e.Payload)-r.off)
 		}
 	}
+	return nil
+}
+
+// decodeCEObjectSlow fills m from data with encoding/json, which gives the
+// precise error for input the fast scanner does not take.
+func decodeCEObjectSlow(data []byte, m *ceAttrs) error {
+	const format = FormatCloudEvents
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se) && strings.Contains(se.Error(), "unexpected end of JSON input"):
+			return decodeErr(format, "", ErrTruncated, err.Error())
+		case errors.As(err, &te):
+			return decodeErr(format, "", ErrWrongType, "got "+te.Value+", want object")
+		}
+		return decodeErr(format, "", ErrMalformed, err.Error())
+	}
+	if raw == nil {
+		return decodeErr(format, "", ErrWrongType, "got null, want object")
+	}
+	ceAttrsFromMap(raw, m)
 	return nil
 }
 

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/edgekit"
+	"github.com/lintel-io/lintel/gateway"
+	"github.com/lintel-io/lintel/message"
+	"github.com/lintel-io/lintel/topic"
+	"golang.org/x/crypto/bcrypt"
+)
+
+const wait = 60 * time.Second
+
+var reader = topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "r1"}
+
+// site writes an inventory and a state for edge acme.hq, starts the edge
+// node, and returns the directory, the reader's password and the node.
+func site(t *testing.T) (string, string, *edgekit.Node) {
+	t.Helper()
+	inv := &authz.Inventory{
+		Orgs:     []authz.Org{{Code: "acme"}},
+		Edges:    []authz.Edge{{Org: "acme", Code: "hq"}},
+		Things:   []authz.Thing{{Org: "acme", Edge: "hq", Type: "reader", Code: "r1"}},
+		Services: []authz.Service{{Name: "ingest", Kind: authz.ServiceCentral, Org: "acme"}},
+	}
+	res, err := (&authz.Generator{Cost: bcrypt.MinCost}).Generate(context.Background(), inv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	b, err := json.Marshal(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "inventory.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := authz.SaveState(filepath.Join(dir, "state.json"), res.State); err != nil {
+		t.Fatal(err)
+	}
+	if err := authz.WriteSeedFile(filepath.Join(dir, "leaf.seed"), res.Secrets.EdgeSeeds[authz.EdgeKeyID("acme", "hq")]); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	node, err := edgekit.Start(ctx, edgekit.NodeConfig{
+		Org: "acme", Edge: "hq", Inventory: inv, State: res.State,
+		Render: authz.RenderOptions{Host: "127.0.0.1", Port: -1, StoreDir: t.TempDir(), MaxFileStore: 64 << 20,
+			HubURLs: []string{"nats-leaf://127.0.0.1:1"}, ConfigDir: dir, SeedFile: "leaf.seed"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(node.Stop)
+	return dir, res.Secrets.Passwords[authz.DeviceUser(reader)].Reveal(), node
+}
+
+func writeConfig(t *testing.T, dir, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, "gateway.json")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestCheck checks a good and a broken configuration with -check.
+func TestCheck(t *testing.T) {
+	dir, _, node := site(t)
+	good := writeConfig(t, dir, `{
+  // the edge of this site
+  "org": "acme", "edge": "hq", "inventory": "inventory.json", "state": "state.json",
+  "edge_urls": ["`+node.ClientURL()+`"], "listen": "127.0.0.1:0", "admin_listen": "off"
+}`)
+	var stderr bytes.Buffer
+	if code := run([]string{"-config", good, "-check"}, &stderr); code != 0 {
+		t.Fatalf("-check of a good configuration: exit %d: %s", code, stderr.String())
+	}
+	for name, body := range map[string]string{
+		"unknown key":   `{"org": "acme", "edge": "hq", "inventory": "inventory.json", "state": "state.json", "edge_urls": ["nats://127.0.0.1:4222"], "lisen": "x"}`,
+		"no edge_urls":  `{"org": "acme", "edge": "hq", "inventory": "inventory.json", "state": "state.json"}`,
+		"bad proxy":     `{"org": "acme", "edge": "hq", "inventory": "inventory.json", "state": "state.json", "edge_urls": ["nats://127.0.0.1:4222"], "trusted_proxies": ["10.0.0.1"]}`,
+		"bad edge URL":  `{"org": "acme", "edge": "hq", "inventory": "inventory.json", "state": "state.json", "edge_urls": ["http://x"]}`,
+		"missing files": `{"org": "acme", "edge": "hq", "inventory": "nope.json", "state": "state.json", "edge_urls": ["nats://127.0.0.1:4222"]}`,
+	} {
+		stderr.Reset()
+		p := writeConfig(t, t.TempDir(), body)
+		if name != "missing files" && name != "unknown key" {
+			for _, f := range []string{"inventory.json", "state.json"} {
+				b, _ := os.ReadFile(filepath.Join(dir, f))
+				_ = os.WriteFile(filepath.Join(filepath.Dir(p), f), b, 0o600)
+			}
+		}
+		if code := run([]string{"-config", p, "-check"}, &stderr); code != 2 {
+			t.Errorf("%s: exit %d, want 2: %s", name, code, stderr.String())
+		}
+	}
+}
+
+// TestBinary builds the gateway, runs it as a process in front of an edge
+// node, posts an event through it, reads /readyz, and stops it with
+// SIGTERM: exit code 0.
+func TestBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir, pass, node := site(t)
+	bin := filepath.Join(t.TempDir(), "gateway")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/lintel-io/lintel/apps/gateway").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	cfg := writeConfig(t, dir, `{"org": "acme", "edge": "hq", "inventory": "inventory.json", "state": "state.json",
+  "edge_urls": ["`+node.ClientURL()+`"], "listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0"}`)
+	cmd := exec.Command(bin, "-config", cfg)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	lines := make(chan map[string]any, 64)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				lines <- m
+			}
+		}
+		close(lines)
+		exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	var listen, admin string
+	timeout := time.After(wait)
+	for listen == "" {
+		select {
+		case m, ok := <-lines:
+			if !ok {
+				t.Fatalf("gateway exited: %v", <-exited)
+			}
+			if m["msg"] == "gateway started" {
+				listen, admin = m["listen"].(string), m["admin"].(string)
+			}
+		case <-timeout:
+			t.Fatal("gateway did not start")
+		}
+	}
+	go func() {
+		for range lines { // keep draining
+		}
+	}()
+
+	var ids message.IDGenerator
+	e := &message.Envelope{ID: ids.New(), Time: time.Now().UTC(), Source: reader, Type: topic.Event, Name: "door.opened"}
+	body, err := e.AppendCloudEvent(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", "http://"+listen+gateway.PathEvents, bytes.NewReader(body))
+	req.Header.Set("Content-Type", message.ContentTypeCloudEventsJSON)
+	req.SetBasicAuth(authz.DeviceUser(reader), pass)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("post: %d", res.StatusCode)
+	}
+	res, err = http.Get("http://" + admin + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ready bytes.Buffer
+	_, _ = ready.ReadFrom(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(ready.String(), "Stored") {
+		t.Fatalf("/readyz: %d %s", res.StatusCode, ready.String())
+	}
+	res, err = http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var metrics bytes.Buffer
+	_, _ = metrics.ReadFrom(res.Body)
+	res.Body.Close()
+	if !strings.Contains(metrics.String(), "lintel_gateway_stored_total 1") {
+		t.Errorf("/metrics lacks the stored event:\n%s", metrics.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("gateway did not stop on SIGTERM")
+	}
+}
