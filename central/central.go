@@ -462,8 +462,15 @@ func (c *Central) shutdown() error {
 	var errs []error
 	for _, o := range c.orgs {
 		if o.run != nil {
-			o.run.Drain()
-			<-o.run.Done()
+			// The batch in hand is committed if the database lets it within
+			// the timeout; otherwise it is handed back.
+			go o.run.Drain()
+			select {
+			case <-o.run.Done():
+			case <-time.After(c.cfg.Timeout):
+				c.log.Warn("the ingest did not drain in time; stopping it", "org", o.code)
+				o.run.Stop()
+			}
 			if err := o.run.Err(); err != nil && !errors.Is(err, context.Canceled) {
 				errs = append(errs, fmt.Errorf("org %s: ingest: %w", o.code, err))
 			}

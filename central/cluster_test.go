@@ -179,7 +179,7 @@ func TestClusterStoresOnce(t *testing.T) {
 
 	// Both readers publish until the end; every acknowledged id is kept.
 	var mu sync.Mutex
-	acked := map[message.ID]bool{}
+	acked := map[message.ID]string{} // by id, the edge
 	pubCtx, stopPub := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, th := range []topic.Thing{hqReader, labReader} {
@@ -196,7 +196,7 @@ func TestClusterStoresOnce(t *testing.T) {
 				cancel()
 				if err == nil {
 					mu.Lock()
-					acked[id] = true
+					acked[id] = th.Edge
 					mu.Unlock()
 				}
 				time.Sleep(10 * time.Millisecond)
@@ -294,11 +294,47 @@ func TestClusterStoresOnce(t *testing.T) {
 	for id := range acked {
 		ids = append(ids, id.String())
 	}
-	waitFor(t, "every acknowledged event in the database", func() bool {
+	stored := func() int {
 		var n int
-		err := pool.QueryRow(ctx(t), "SELECT count(DISTINCT id) FROM lintel.events WHERE id = ANY($1::uuid[])", ids).Scan(&n)
-		return err == nil && n == len(ids)
-	})
+		_ = pool.QueryRow(context.Background(), "SELECT count(DISTINCT id) FROM lintel.events WHERE id = ANY($1::uuid[])", ids).Scan(&n)
+		return n
+	}
+	deadline := time.Now().Add(2 * time.Minute) // two nodes, under load
+	for stored() < len(ids) {
+		if time.Now().After(deadline) {
+			for i, c := range cl.nodes {
+				if c != nil {
+					o := c.Status(context.Background()).Orgs["acme"]
+					t.Logf("central-%d: stream last seq %d, ingest %+v", i, o.EventStreamLastSeq, o.Ingest)
+				}
+			}
+			for e, n := range edges {
+				st, err := n.Status(context.Background())
+				t.Logf("edge %s: %+v (%v), stats %+v", e, st, err, n.Stats())
+			}
+			for i, c := range cl.nodes {
+				if c == nil {
+					continue
+				}
+				if str, err := jsOf(t, d, c).Stream(context.Background(), "events-acme"); err == nil {
+					for _, si := range str.CachedInfo().Sources {
+						t.Logf("central-%d: source %s: lag %d, active %v, error %v", i, si.Name, si.Lag, si.Active, si.Error)
+					}
+				}
+			}
+			var missing []string
+			rows, _ := pool.Query(context.Background(), "SELECT unnest($1::uuid[]) EXCEPT SELECT id FROM lintel.events", ids)
+			for rows.Next() {
+				var id string
+				_ = rows.Scan(&id)
+				pid, _ := message.ParseID(id)
+				missing = append(missing, id+" ("+acked[pid]+")")
+			}
+			rows.Close()
+			t.Fatalf("%d of %d acknowledged events in the database; missing %v", stored(), len(ids), missing)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	var dups int
 	if err := pool.QueryRow(ctx(t), "SELECT count(*) FROM (SELECT id FROM lintel.events GROUP BY id HAVING count(*) > 1) d").Scan(&dups); err != nil {
 		t.Fatal(err)

@@ -419,7 +419,9 @@ func (r *IngestRun) Stop() {
 
 // Drain stops pulling from the stream, commits what was pulled, and
 // returns when the ingest has stopped. While the database is down it
-// waits for it; call Stop (from another goroutine) to give up.
+// waits for it; call Stop (from another goroutine) to give up. An ingest
+// that has pulled nothing yet (standing by, or retrying an unreachable
+// stream) stops at once.
 func (r *IngestRun) Drain() {
 	r.drained.Do(func() { close(r.drain) })
 	<-r.done
@@ -607,12 +609,38 @@ func (in *Ingest) runActive(ctx context.Context, lock *heldLock, drain <-chan st
 		in.maintainLoop(actx)
 	}()
 
-	pos, err := in.openPosition(actx)
+	// Until the first pull, a drain has nothing to commit: it ends the
+	// retries of the set-up (JetStream without a quorum, say) at once.
+	sctx, scancel := context.WithCancel(actx)
+	go func() {
+		select {
+		case <-drain:
+			scancel()
+		case <-sctx.Done():
+		}
+	}()
+	isDrained := func() bool {
+		select {
+		case <-drain:
+			return true
+		default:
+			return false
+		}
+	}
+	pos, err := in.openPosition(sctx)
 	if err != nil {
+		scancel()
+		if isDrained() && actx.Err() == nil {
+			return true, nil
+		}
 		return false, err
 	}
-	cons, err := in.consumer(actx, pos)
+	cons, err := in.consumer(sctx, pos)
+	scancel()
 	if err != nil {
+		if isDrained() && actx.Err() == nil {
+			return true, nil
+		}
 		return false, err
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(2 * in.cfg.BatchSize))

@@ -494,3 +494,36 @@ func TestIngestDrain(t *testing.T) {
 	assert.Equal(t, uint64(30), pos.Seq)
 	assertExactly(t, s.Pool(), ids)
 }
+
+// TestIngestDrainWhileStreamMissing drains an ingest that is waiting out a
+// long backoff for a stream that does not exist: with nothing pulled,
+// Drain returns at once instead of waiting for the stream (a clustered
+// central stopping without a JetStream quorum is in that state).
+func TestIngestDrainWhileStreamMissing(t *testing.T) {
+	t.Parallel()
+	s := newStore(t, storage.Config{})
+	n := newNATS(t)
+	in, err := storage.NewIngest(s, n.js, storage.IngestConfig{Stream: "NEVER", DeadLetterSubject: deadLetterSubj,
+		Origins: storage.AnyOrigin, MinBackoff: time.Hour, MaxBackoff: time.Hour})
+	require.NoError(t, err)
+	r, err := in.Start(testContext(t))
+	require.NoError(t, err)
+	eventually(t, "missing stream reported", func() error {
+		if !in.Stats().StreamMissing {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	done := make(chan struct{})
+	go func() {
+		r.Drain()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-testContext(t).Done():
+		r.Stop()
+		t.Fatal("Drain waited out the backoff of a stream that does not exist")
+	}
+	require.ErrorIs(t, r.Err(), jetstream.ErrStreamNotFound)
+}
