@@ -136,8 +136,10 @@ func jsLocal(domain string) []string {
 //     ([EdgeNames].CredentialInfo), direct gets of its entries
 //     (CredentialGet) and the reset of its own mirror's consumer
 //     (CredentialReset), with which a rebuilt mirror asks central for what
-//     it lacks; the leaf permissions allow the same and nothing of another
-//     edge ([LeafPermissions]);
+//     it lacks; and direct gets of its own marks in the org's release
+//     bucket ([EdgeNames].ReleaseGet), with answers to
+//     "_lintel.{org}.{edge}.fwd.release.>"; the leaf permissions allow the
+//     same and nothing of another edge ([LeafPermissions]);
 //   - its own inbox, and the connect and disconnect events of its org's
 //     clients, "$SYS.ACCOUNT.{org}.CONNECT" and ".DISCONNECT", which the
 //     edge configuration imports from the system account for liveness.
@@ -145,11 +147,12 @@ func EdgeServicePermissions(org, edge string) Permissions {
 	own := org + "." + edge + ".>"
 	n, _ := NamesFor(org, edge)
 	pub := append([]string{own, "_INBOX." + org + "." + edge + ".*.*.>", n.PlatformPrefix + ".*.*.*",
-		n.CredentialInfo, n.CredentialGet + ".>", n.CredentialReset}, jsLocal(edge)...)
+		n.CredentialInfo, n.CredentialGet + ".>", n.CredentialReset, n.ReleaseGet("*")}, jsLocal(edge)...)
 	sub := []string{
 		own,
 		UserInboxPrefix(EdgeServiceUser(org, edge)) + ".>",
 		n.SyncReplyPrefix + ".*",
+		n.ReleaseReplyPrefix() + ".>",
 		connectEvent(org),
 		disconnectEvent(org),
 	}
@@ -311,6 +314,7 @@ func LeafPermissions(org, edge string) (Permissions, error) {
 		APIPrefix(HubDomain) + ".CONSUMER.RESET." + n.CentralCommandStream + "." + n.CommandConsumer,
 		n.CredentialInfo,
 		n.CredentialGet + ".>",
+		n.ReleaseGet("*"),
 	}
 	pub = append(pub, flowControl(HubDomain, n.CredentialStream, n.CredentialConsumer)...)
 	pub = append(pub, flowControl(HubDomain, n.CentralCommandStream, n.CommandConsumer)...)
@@ -319,6 +323,7 @@ func LeafPermissions(org, edge string) (Permissions, error) {
 		n.CredentialDeliver,
 		n.CommandDeliver,
 		n.SyncReplyPrefix + ".*",
+		n.ReleaseReplyPrefix() + ".>",
 		apiReply(HubDomain, n.CredentialStream, n.CredentialConsumer),
 		apiReply(HubDomain, n.CentralCommandStream, n.CommandConsumer),
 		APIPrefix(n.Domain) + ".CONSUMER.RESET." + n.EventStream + "." + n.EventConsumer,

@@ -243,6 +243,7 @@ type Supervisor struct {
 	kicking sync.Map       // edge → struct{}: a kick of the edge in progress
 	kicked  sync.Map       // edge → time.Time: when its last kick ended
 	kickers sync.WaitGroup // the kicks in progress
+	tracker sync.WaitGroup // the release tracker
 
 	polls, pollErrors, stalls, kicks, kickErrors, repairs atomic.Uint64
 }
@@ -254,6 +255,12 @@ type Supervisor struct {
 // error of the first read ([Hub.Sources]), such as one wrapping
 // jetstream.ErrStreamNotFound before [Hub.Provision], or ctx's error;
 // nothing is left running then.
+//
+// The supervisor also runs the release tracker, which reads central's
+// event stream and keeps in the org's release bucket
+// ([authz.ReleaseBucket]) how far central holds each edge's streams
+// without a gap; an edge releases nothing beyond that, and sends again
+// what central never stored (docs/edge-release.md).
 //
 // Why: nats-server resumes a durable source on its own, but not always
 // fast. A consumer reset sent while the edge is unreachable is awaited for
@@ -292,6 +299,7 @@ func (h *Hub) Supervise(ctx context.Context) (*Supervisor, error) {
 		close(s.done)
 		return nil, err
 	}
+	s.tracker.Go(func() { s.h.track(runCtx) })
 	go s.run(runCtx, kicks)
 	return s, nil
 }
@@ -331,6 +339,7 @@ type kickState struct {
 // until ctx (the supervisor's own) ends.
 func (s *Supervisor) run(ctx context.Context, kicks map[string]*kickState) {
 	defer close(s.done)
+	defer s.tracker.Wait()
 	defer s.kickers.Wait()
 	t := time.NewTicker(s.h.cfg.PollInterval)
 	defer t.Stop()

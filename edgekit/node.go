@@ -359,6 +359,7 @@ type Node struct {
 	srv      *server.Server
 	nc       *nats.Conn
 	rc       *nats.Conn // the responder: see ResponderConn
+	relc     *nats.Conn // reads central's release marks (node_release.go)
 	js       jetstream.JetStream
 	maxBytes int64 // event stream MaxBytes as created (-1: none)
 	tlmBytes int64 // telemetry stream MaxBytes as created (-1: none)
@@ -381,7 +382,7 @@ type nodeCounters struct {
 	commandsDelivered, commandsExpired, commandsDuplicate         atomic.Uint64
 	commandsRejected, commandsQueued                              atomic.Uint64
 	statusPublished, alarmsRaised, alarmsCleared, publishFailures atomic.Uint64
-	releases                                                      atomic.Uint64
+	releases, repairs                                             atomic.Uint64
 }
 
 // NewNode checks cfg and renders the edge's server options (reading the
@@ -560,6 +561,18 @@ func (n *Node) startup(ctx context.Context) error {
 		return fmt.Errorf("%w: edge service connection: %w", ErrNotReady, err)
 	}
 	n.nc = nc
+	// The release connection: its inbox is where central's answers to the
+	// release-mark reads may come back across the leaf link.
+	if n.relc, err = nats.Connect("",
+		nats.InProcessServer(srv),
+		nats.UserInfo(n.gate.user, n.gate.token),
+		nats.CustomInboxPrefix(n.names.ReleaseReplyPrefix()),
+		nats.Name("lintel edge release "+authz.EdgeKeyID(n.cfg.Org, n.cfg.Edge)),
+		nats.MaxReconnects(-1),
+		nats.NoCallbacksAfterClientClose(),
+	); err != nil {
+		return fmt.Errorf("%w: edge release connection: %w", ErrNotReady, err)
+	}
 	if n.rc, err = n.connectResponder(); err != nil {
 		return fmt.Errorf("%w: edge responder connection: %w", ErrNotReady, err)
 	}
@@ -646,6 +659,9 @@ func (n *Node) shutdown() error {
 			errs = append(errs, fmt.Errorf("edgekit: flush: %w", err))
 		}
 		n.nc.Close()
+	}
+	if n.relc != nil {
+		n.relc.Close()
 	}
 	if n.rc != nil {
 		if err := n.rc.FlushTimeout(n.cfg.Timeout); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {

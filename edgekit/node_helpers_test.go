@@ -145,6 +145,12 @@ func nodeStartCentral(tb testing.TB, env *nodeEnv) *nodeCentral {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	// Central's release tracker: the edge releases only what it marks.
+	hub, err := edgekit.NewHub(js, edgekit.HubConfig{Org: "acme", Inventory: env.inv})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(hub.TrackReleases().Stop)
 	return &nodeCentral{srv: srv, proxy: proxy, js: js, nc: nc, cmdKey: cmdKey}
 }
 

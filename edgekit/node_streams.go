@@ -196,21 +196,21 @@ func (n *Node) telemetryMaxBytes() int64 {
 func (n *Node) provision(ctx context.Context) error {
 	n.maxBytes = n.eventMaxBytes()
 	per, size := n.eventLimits()
-	if err := n.provisionHeld(ctx, nodeEventStreamConfig(n.names, n.maxBytes, per, size, n.cfg.DuplicateWindow), n.names.EventConsumer); err != nil {
+	if err := n.provisionHeld(ctx, nodeEventStreamConfig(n.names, n.maxBytes, per, size, n.cfg.DuplicateWindow), n.names.EventConsumer, authz.FlowEvents); err != nil {
 		return fmt.Errorf("event stream %s: %w", n.names.EventStream, err)
 	}
 	if _, err := n.js.CreateOrUpdatePushConsumer(ctx, n.names.EventStream, n.names.EventConsumerConfig()); err != nil {
 		return fmt.Errorf("event consumer %s: %w", n.names.EventConsumer, err)
 	}
 	n.tlmBytes = n.telemetryMaxBytes()
-	if err := n.provisionHeld(ctx, nodeTelemetryStreamConfig(n.names, n.tlmBytes, n.cfg.DuplicateWindow), n.names.TelemetryConsumer); err != nil {
+	if err := n.provisionHeld(ctx, nodeTelemetryStreamConfig(n.names, n.tlmBytes, n.cfg.DuplicateWindow), n.names.TelemetryConsumer, authz.FlowTelemetry); err != nil {
 		return fmt.Errorf("telemetry stream %s: %w", n.names.TelemetryStream, err)
 	}
 	if _, err := n.js.CreateOrUpdatePushConsumer(ctx, n.names.TelemetryStream, n.names.TelemetryConsumerConfig()); err != nil {
 		return fmt.Errorf("telemetry consumer %s: %w", n.names.TelemetryConsumer, err)
 	}
 	n.recBytes = n.platformMaxBytes()
-	if err := n.provisionHeld(ctx, nodePlatformStreamConfig(n.names, n.recBytes, n.cfg.DuplicateWindow), n.names.PlatformConsumer); err != nil {
+	if err := n.provisionHeld(ctx, nodePlatformStreamConfig(n.names, n.recBytes, n.cfg.DuplicateWindow), n.names.PlatformConsumer, authz.FlowPlatform); err != nil {
 		return fmt.Errorf("platform stream %s: %w", n.names.PlatformStream, err)
 	}
 	if _, err := n.js.CreateOrUpdatePushConsumer(ctx, n.names.PlatformStream, n.names.PlatformConsumerConfig()); err != nil {

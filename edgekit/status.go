@@ -270,6 +270,9 @@ type NodeStats struct {
 	PublishFailures   uint64 // the node's own messages the event stream refused
 	RateLimited       uint64 // device connections closed for exceeding their publish rate
 	Releases          uint64 // purges that released what central had stored from the edge's streams
+	// Repairs counts messages the node sent again because central held a
+	// gap it would not source again (docs/edge-release.md).
+	Repairs uint64
 }
 
 // Stats returns a snapshot of the node's counters.
@@ -289,5 +292,6 @@ func (n *Node) Stats() NodeStats {
 		PublishFailures:   c.publishFailures.Load(),
 		RateLimited:       n.rate.limitedCount(),
 		Releases:          c.releases.Load(),
+		Repairs:           c.repairs.Load(),
 	}
 }

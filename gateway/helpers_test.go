@@ -145,6 +145,12 @@ func startCentral(tb testing.TB, e *env) *central {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	// Central's release tracker: the edge releases only what it marks.
+	hub, err := edgekit.NewHub(js, edgekit.HubConfig{Org: "acme", Inventory: e.inv})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(hub.TrackReleases().Stop)
 	return &central{srv: srv, js: js, cmdKey: cmdKey}
 }
 

@@ -1,0 +1,92 @@
+package authz
+
+import (
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Flows of an edge, as the release marks name them: the edge's held
+// streams that central sources.
+const (
+	FlowEvents    = "events"
+	FlowTelemetry = "telemetry"
+	FlowPlatform  = "platform"
+)
+
+// HeaderRepairOf marks a message an edge published again into its platform
+// stream because central never stored the original: "{flow} {sequence}",
+// the original's flow and sequence in the edge's stream of that flow.
+const HeaderRepairOf = "Lintel-Repair-Of"
+
+// ReleaseBucket names org's release bucket on central: for each edge and
+// flow ([EdgeNames.ReleaseKey]), how far central's event stream holds the
+// edge's stream of that flow without a gap ([ReleaseMark]). The edge
+// releases nothing beyond it (docs/edge-release.md).
+func ReleaseBucket(org string) string { return "release-" + org }
+
+// ReleaseBucketConfig returns the configuration of org's release bucket.
+func ReleaseBucketConfig(org string) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      ReleaseBucket(org),
+		Description: "Lintel: how far central holds each edge's streams without a gap",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+	}
+}
+
+// ReleaseKey returns the key of the edge's mark of flow in
+// [ReleaseBucket]: "{edge}.{flow}".
+func (n EdgeNames) ReleaseKey(flow string) string { return n.Edge + "." + flow }
+
+// ReleaseGet returns the JetStream direct-get subject through which the
+// edge reads its mark of flow at central, the only keys of the release
+// bucket it may read ([LeafPermissions]).
+func (n EdgeNames) ReleaseGet(flow string) string {
+	b := ReleaseBucket(n.Org)
+	return APIPrefix(HubDomain) + ".DIRECT.GET.KV_" + b + ".$KV." + b + "." + n.ReleaseKey(flow)
+}
+
+// ReleaseReplyPrefix is the edge's namespace for the answers to
+// [EdgeNames.ReleaseGet] (central → edge).
+func (n EdgeNames) ReleaseReplyPrefix() string { return n.DeliverPrefix + ".release" }
+
+// FlowOf returns the flow of the edge's sourced stream named name (the
+// first token of a [HeaderStreamSource] header, [SourceName]).
+func (n EdgeNames) FlowOf(name string) (string, bool) {
+	for i, src := range n.Sources() {
+		if SourceName(src) == name {
+			return []string{FlowEvents, FlowTelemetry, FlowPlatform}[i], true
+		}
+	}
+	return "", false
+}
+
+// ParseRepairOf parses a [HeaderRepairOf] value.
+func ParseRepairOf(v string) (flow string, seq uint64, ok bool) {
+	f, s, found := strings.Cut(v, " ")
+	if !found {
+		return "", 0, false
+	}
+	var n uint64
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return "", 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return f, n, n > 0 && (f == FlowEvents || f == FlowTelemetry || f == FlowPlatform)
+}
+
+// ReleaseMark is what central holds of one flow of an edge, as its release
+// bucket keeps it (JSON): every sequence up to Stored, and, when Next is
+// not zero, Next and some sequences after it, so that Stored+1 up to
+// Next-1 is a gap. At is when the tracker last wrote it, by central's
+// clock; the tracker writes every mark again every few seconds, so that an
+// edge can tell a gap that lasts from a tracker that stopped.
+type ReleaseMark struct {
+	Stored uint64    `json:"stored"`
+	Next   uint64    `json:"next,omitempty"`
+	At     time.Time `json:"at"`
+}
