@@ -377,6 +377,8 @@ func TestLeafLinkEnforcedByCentral(t *testing.T) {
 		{"Subscription", "$JS.hq.API.CONSUMER.RESET." + nhq.TelemetryStream + "." + nhq.TelemetryConsumer, "central resetting its telemetry consumer"},
 		{"Subscription", "$JS.FC." + nhq.TelemetryStream + "." + nhq.TelemetryConsumer + ".x", "flow control of its telemetry"},
 		{"Publish", "$JS.hub.API.CONSUMER.RESET." + nhq.CredentialStream + "." + nhq.CredentialConsumer, "resetting its mirror's consumer"},
+		{"Publish", nhq.ReleaseGet(authz.FlowEvents), "reading its own release mark"},
+		{"Subscription", nhq.ReleaseReplyPrefix() + ".x.y", "answers to its release-mark reads"},
 	}
 	for _, a := range allowed {
 		t.Run("allowed: "+a.what, func(t *testing.T) {
@@ -418,6 +420,13 @@ func TestLeafLinkEnforcedByCentral(t *testing.T) {
 		{"Publish", "acme.wh.reader.r9.cmd"},
 		{"Publish", authz.CommandSubject(mkThing("acme", "hq", "reader", "r1"))},
 		{"Publish", "$JS.hub.API.CONSUMER.CREATE." + nhq.CredentialStream},
+		// Its release marks only: not another edge's, not the tracker's
+		// state, not writes.
+		{"Publish", nwh.ReleaseGet(authz.FlowEvents)},
+		{"Publish", "$JS.hub.API.DIRECT.GET.KV_" + authz.ReleaseBucket("acme") + ".$KV." + authz.ReleaseBucket("acme") + "._tracker"},
+		{"Publish", "$KV." + authz.ReleaseBucket("acme") + ".hq.events"},
+		{"Publish", "$JS.hub.API.STREAM.PURGE.KV_" + authz.ReleaseBucket("acme")},
+		{"Subscription", nwh.ReleaseReplyPrefix() + ".x.y"},
 		{"Publish", "$JS.hub.API.CONSUMER.RESET." + nwh.CredentialStream + "." + nwh.CredentialConsumer},
 		{"Publish", "$JS.hub.API.STREAM.INFO." + nwh.CredentialStream},
 		{"Publish", "$JS.hub.API.DIRECT.GET." + nwh.CredentialStream + ".$KV." + nwh.CredentialBucket + ".cred.x"},
