@@ -2,6 +2,7 @@ package central_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"runtime"
 	"strconv"
@@ -68,8 +69,31 @@ func BenchmarkLoad(b *testing.B) {
 	}
 	defer c.Stop()
 
+	// Edges and devices start side by side (a few at a time): one after
+	// the other, 10,000 device logins alone take many minutes.
 	nodes := make([]*edgekit.Node, nEdges)
-	for i, e := range edges {
+	devs := make([]*devicekit.Client, nEdges*nDevices)
+	parallel := func(n, width int, f func(i int) error) {
+		sem := make(chan struct{}, width)
+		errs := make(chan error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				if err := f(i); err != nil {
+					errs <- err
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+	parallel(nEdges, 4, func(i int) error {
+		e := edges[i]
 		n, err := edgekit.Start(ctx, edgekit.NodeConfig{
 			Org: "acme", Edge: e, Inventory: d.inv, State: d.st,
 			Render: authz.RenderOptions{Host: "127.0.0.1", Port: -1, StoreDir: b.TempDir(), MaxFileStore: 256 << 20,
@@ -78,10 +102,13 @@ func BenchmarkLoad(b *testing.B) {
 			CommandKey: d.commandSeeds[authz.EdgeKeyID("acme", e)],
 		})
 		if err != nil {
-			b.Fatalf("edge %s: %v", e, err)
+			return fmt.Errorf("edge %s: %w", e, err)
 		}
-		defer n.Stop()
 		nodes[i] = n
+		return nil
+	})
+	for _, n := range nodes {
+		defer n.Stop()
 	}
 	for _, n := range nodes {
 		for !n.LinkUp() {
@@ -91,20 +118,24 @@ func BenchmarkLoad(b *testing.B) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	var devs []*devicekit.Client
-	for i, e := range edges {
-		for k := range nDevices {
-			th := topic.Thing{Org: "acme", Edge: e, Type: "sensor", Code: e + "s" + strconv.Itoa(k)}
-			dev, err := devicekit.Connect(ctx, devicekit.Config{Thing: th, URLs: []string{nodes[i].ClientURL()},
-				Password:    devicekit.Password(d.passwords[authz.DeviceUser(th)].Reveal()),
-				CommandKeys: d.st.CommandPublicKeys("acme", e)})
-			if err != nil {
-				b.Fatalf("device %s: %v", th, err)
-			}
-			defer dev.Close()
-			devs = append(devs, dev)
+	connectStart := time.Now()
+	parallel(len(devs), 32, func(j int) error {
+		i, k := j/nDevices, j%nDevices
+		e := edges[i]
+		th := topic.Thing{Org: "acme", Edge: e, Type: "sensor", Code: e + "s" + strconv.Itoa(k)}
+		dev, err := devicekit.Connect(ctx, devicekit.Config{Thing: th, URLs: []string{nodes[i].ClientURL()},
+			Password:    devicekit.Password(d.passwords[authz.DeviceUser(th)].Reveal()),
+			CommandKeys: d.st.CommandPublicKeys("acme", e)})
+		if err != nil {
+			return fmt.Errorf("device %s: %w", th, err)
 		}
+		devs[j] = dev
+		return nil
+	})
+	for _, dev := range devs {
+		defer dev.Close()
 	}
+	b.Logf("%d edges linked, %d devices connected in %v", nEdges, len(devs), time.Since(connectStart).Round(time.Second))
 
 	// Publish; sample links and backlogs.
 	runCtx, stop := context.WithCancel(context.Background())

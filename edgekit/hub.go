@@ -646,7 +646,7 @@ func (h *Hub) SendCommand(ctx context.Context, thing topic.Thing, cmd message.Co
 
 // PutCredential stores value under key in edge's credential bucket, which
 // the edge mirrors, and returns the entry's revision. The encoding of keys
-// and values is the caller's (issue 6). It returns the error of
+// and values is the caller's (edgekit/access defines Lintel's). It returns the error of
 // [authz.NamesFor] for a bad edge code or the JetStream error, such as
 // jetstream.ErrBucketNotFound for an edge that is not registered.
 func (h *Hub) PutCredential(ctx context.Context, edge, key string, value []byte) (uint64, error) {

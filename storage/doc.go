@@ -207,11 +207,12 @@
 //
 // # Replayed events
 //
-// An event is marked replayed when the message carries the
-// [IngestConfig.ReplayedHeader] header (edges set it when they forward
-// their buffer after an outage) or when it arrived more than
-// [IngestConfig.ReplayedAfter] after its device time; [IngestConfig.Replayed]
-// replaces the rule.
+// An event is marked replayed when it arrived more than
+// [IngestConfig.ReplayedAfter] after its device time (the time central's
+// stream stored it against the envelope's), or when the message carries
+// the [IngestConfig.ReplayedHeader] header, which a producer publishing
+// directly into central's stream may set (sourcing from an edge cannot add
+// a header); [IngestConfig.Replayed] replaces the rule.
 //
 // # Forged acknowledgements
 //

@@ -118,9 +118,10 @@ type IngestConfig struct {
 	// with [DecodeEnvelope].
 	Decode DecodeFunc
 	// Replayed decides whether an event reached central late; nil means:
-	// the message has the ReplayedHeader header (set by the edge when it
-	// forwards its buffer after an outage), or it was received more than
-	// ReplayedAfter after its device time.
+	// the message has the ReplayedHeader header (which a producer
+	// publishing into the stream directly may set; sourcing from an edge
+	// cannot add one), or it was received more than ReplayedAfter after its
+	// device time.
 	Replayed func(msg jetstream.Msg, e *Event) bool
 	// ReplayedHeader is DefaultReplayedHeader if empty.
 	ReplayedHeader string
