@@ -23,8 +23,8 @@ import (
 // never pruned: Retired keeps them, so that records signed before a
 // rotation still verify for as long as they are kept.
 type AuditKey struct {
-	PublicKey string    `json:"public_key"` // the current key, "U…"
-	Created   time.Time `json:"created"`
+	PublicKey string    `json:"public_key"`       // the current key, "U…"
+	Created   time.Time `json:"created"`          // when the edge's first audit key was generated (UTC)
 	Rotated   time.Time `json:"rotated,omitzero"` // zero until the first rotation
 	// Retired are the edge's earlier audit keys, newest first.
 	Retired []RetiredAuditKey `json:"retired,omitempty"`
@@ -32,8 +32,8 @@ type AuditKey struct {
 
 // RetiredAuditKey is an audit key that a rotation replaced.
 type RetiredAuditKey struct {
-	PublicKey string    `json:"public_key"`
-	Until     time.Time `json:"until"` // when it was replaced
+	PublicKey string    `json:"public_key"` // the replaced key, "U…"
+	Until     time.Time `json:"until"`      // when it was replaced
 }
 
 // PublicKeys returns every public key of k: the current one first, then the

@@ -52,7 +52,7 @@ type EdgeAuthConfig struct {
 	// refills by one every FailureRefill. Zero means
 	// [DefaultFailureBurst] and [DefaultFailureRefill].
 	FailureBurst  int
-	FailureRefill time.Duration
+	FailureRefill time.Duration // see FailureBurst; zero means [DefaultFailureRefill]
 	// FailureCacheTTL is how long a user and password that failed are
 	// refused again without a check. Zero means [DefaultFailureCacheTTL].
 	FailureCacheTTL time.Duration

@@ -33,7 +33,7 @@ type ClusterOptions struct {
 	// Host and Port are the route listener; Port 0 means
 	// [DefaultRoutePort], -1 a random port.
 	Host string
-	Port int
+	Port int // see Host
 	// Routes are the other nodes' route URLs ("nats-route://10.42.0.2:6222"),
 	// without credentials; a node may list itself too, as nats-server
 	// ignores a route to itself. At least one.

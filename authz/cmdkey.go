@@ -22,7 +22,7 @@ import (
 // edge key.
 type CommandKey struct {
 	PublicKey string    `json:"public_key"` // "U…"
-	Created   time.Time `json:"created"`
+	Created   time.Time `json:"created"`    // when the key was generated (UTC)
 }
 
 // CommandPublicKeys returns the public command keys a device of edge at org

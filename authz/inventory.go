@@ -71,11 +71,11 @@ package authz
 // listed; see [Inventory.Identities]. Removing an entry revokes its
 // identity at the next [Generator.Generate].
 type Inventory struct {
-	Orgs     []Org     `json:"orgs"`
-	Edges    []Edge    `json:"edges"`
-	Things   []Thing   `json:"things"`
-	Doors    []Door    `json:"doors,omitempty"`
-	Services []Service `json:"services,omitempty"`
+	Orgs     []Org     `json:"orgs"`               // the organisations
+	Edges    []Edge    `json:"edges"`              // the sites, each of one org
+	Things   []Thing   `json:"things"`             // the devices, each at one edge
+	Doors    []Door    `json:"doors,omitempty"`    // the access points, each at one edge
+	Services []Service `json:"services,omitempty"` // the non-device identities
 }
 
 // Org is an organisation: one NATS account on central and on each of its edges.
@@ -86,7 +86,7 @@ type Org struct {
 
 // Edge is a site with its own edge node.
 type Edge struct {
-	Org      string `json:"org"`
+	Org      string `json:"org"`                // code of the org the edge belongs to
 	Code     string `json:"code"`               // subject token, unique within the inventory (it names the edge's JetStream domain)
 	Name     string `json:"name,omitempty"`     // display name
 	TimeZone string `json:"timezone,omitempty"` // IANA zone of the site, for access schedules; default UTC
@@ -94,8 +94,8 @@ type Edge struct {
 
 // Thing is a device registered at one edge.
 type Thing struct {
-	Org  string `json:"org"`
-	Edge string `json:"edge"`
+	Org  string `json:"org"`            // code of the thing's org
+	Edge string `json:"edge"`           // code of the edge it is registered at, an edge of Org
 	Type string `json:"type"`           // e.g. "reader", "lock", "door_sensor", "sensor"
 	Code string `json:"code"`           // unique within its edge
 	Name string `json:"name,omitempty"` // display name
@@ -110,13 +110,13 @@ type Thing struct {
 // to it and the locks and sensors that act on it. Readers, Locks and Sensors
 // name things of the same edge by code.
 type Door struct {
-	Org     string   `json:"org"`
-	Edge    string   `json:"edge"`
-	Code    string   `json:"code"` // unique within its edge
-	Name    string   `json:"name,omitempty"`
-	Readers []string `json:"readers,omitempty"`
-	Locks   []string `json:"locks,omitempty"`
-	Sensors []string `json:"sensors,omitempty"`
+	Org     string   `json:"org"`               // code of the door's org
+	Edge    string   `json:"edge"`              // code of its edge, an edge of Org
+	Code    string   `json:"code"`              // unique within its edge
+	Name    string   `json:"name,omitempty"`    // display name
+	Readers []string `json:"readers,omitempty"` // codes of the readers that request access to the door
+	Locks   []string `json:"locks,omitempty"`   // codes of the locks on the door
+	Sensors []string `json:"sensors,omitempty"` // codes of the sensors on the door
 }
 
 // ServiceKind says what a service identity does, and so which permissions it gets.
@@ -136,8 +136,8 @@ const (
 // Service is a non-device identity. Every edge also gets an edge service
 // identity implicitly; it need not be listed.
 type Service struct {
-	Name string      `json:"name"` // unique within its org; subject token rules apply
-	Kind ServiceKind `json:"kind"`
-	Org  string      `json:"org"`
+	Name string      `json:"name"`           // unique within its org; subject token rules apply
+	Kind ServiceKind `json:"kind"`           // what it does, and so its permissions
+	Org  string      `json:"org"`            // code of the org it is scoped to
 	Edge string      `json:"edge,omitempty"` // for an edge-scoped gateway
 }

@@ -77,6 +77,8 @@ type OriginError struct {
 	Reason  string // what is wrong, e.g. "sourced from edge hq, not acme.lab"
 }
 
+// Error returns "authz: origin of {Subject} (source {Source}): {Reason}",
+// with "central (not sourced)" for an empty Source.
 func (e *OriginError) Error() string {
 	src := e.Source
 	if src == "" {

@@ -37,8 +37,8 @@ func (o Op) String() string {
 // Allow is nil, which permits everything) and no Deny entry does. Entries
 // may use the wildcards "*" and ">".
 type SubjectRules struct {
-	Allow []string
-	Deny  []string
+	Allow []string // subjects permitted; nil permits every subject
+	Deny  []string // subjects refused, even when Allow matches them
 }
 
 // Permissions are the subject permissions of one identity: the Lintel form
@@ -52,8 +52,8 @@ type SubjectRules struct {
 // was sent), and never bare ">", "$JS.>", "$KV.>" or "$SYS.>" in a device's
 // or gateway's lists.
 type Permissions struct {
-	Publish   SubjectRules
-	Subscribe SubjectRules
+	Publish   SubjectRules // what the identity may publish to
+	Subscribe SubjectRules // what it may subscribe to
 }
 
 // Server returns p as nats-server permissions for a user.

@@ -60,7 +60,7 @@ type RenderOptions struct {
 	// MaxMemoryStore and MaxFileStore cap JetStream's memory and file
 	// storage in bytes; zero lets nats-server size them from the host.
 	MaxMemoryStore int64
-	MaxFileStore   int64
+	MaxFileStore   int64 // see MaxMemoryStore
 	// PingInterval is how often the server pings its connections, the leaf
 	// link included; two missed pings close a connection. Default
 	// [DefaultPingInterval], much shorter than nats-server's two minutes, so
@@ -80,7 +80,7 @@ type RenderOptions struct {
 	// it must hold the seed as configuration, as [WriteLeafSeedConf] writes
 	// it; [EdgeOptions] also reads a bare seed, as [WriteSeedFile] writes it.
 	ConfigDir string
-	SeedFile  string
+	SeedFile  string // see ConfigDir
 
 	// TLS, when set, turns on TLS on the client listener, central's and an
 	// edge's (an embedded edge's MQTT listener presents the same
@@ -98,8 +98,8 @@ type RenderOptions struct {
 	// should do the same. [RenderCentral] and [RenderEdge] do not read the
 	// files; [CentralOptions], [EdgeOptions] and [CheckTLSFiles] do.
 	TLS     *TLSFiles
-	LeafTLS *TLSFiles
-	HubTLS  *HubTLS
+	LeafTLS *TLSFiles // central only; see TLS
+	HubTLS  *HubTLS   // an edge only; see TLS
 
 	// Cluster, for central only, makes the node one of a cluster of
 	// central nodes; nil runs a single node. See [ClusterOptions].

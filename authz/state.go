@@ -28,24 +28,24 @@ type State struct {
 
 // PasswordCredential is one identity's password, as bcrypt hashes only.
 type PasswordCredential struct {
-	Hash    string    `json:"hash"` // bcrypt hash of the current password
-	Created time.Time `json:"created"`
+	Hash    string    `json:"hash"`             // bcrypt hash of the current password
+	Created time.Time `json:"created"`          // when the first password was created (UTC)
 	Rotated time.Time `json:"rotated,omitzero"` // zero until the first rotation
 	// PreviousHash is the hash of the password before the last rotation; it
 	// keeps working until PreviousUntil, the end of the overlap window.
 	PreviousHash  string    `json:"previous_hash,omitempty"`
-	PreviousUntil time.Time `json:"previous_until,omitzero"`
+	PreviousUntil time.Time `json:"previous_until,omitzero"` // see PreviousHash
 }
 
 // EdgeKey is an edge's leaf-node NKey: only the public key is kept here; the
 // seed is handed to the edge once, in a file of mode 0600.
 type EdgeKey struct {
-	PublicKey string    `json:"public_key"` // user NKey, "U..."
-	Created   time.Time `json:"created"`
-	Rotated   time.Time `json:"rotated,omitzero"`
+	PublicKey string    `json:"public_key"`       // user NKey, "U..."
+	Created   time.Time `json:"created"`          // when the first key was created (UTC)
+	Rotated   time.Time `json:"rotated,omitzero"` // zero until the first rotation
 	// PreviousPublicKey is the key before the last rotation; it keeps
 	// working until PreviousUntil, the end of the overlap window, for
 	// servers that admit it (see [EdgeKey.PublicKeys]).
 	PreviousPublicKey string    `json:"previous_public_key,omitempty"`
-	PreviousUntil     time.Time `json:"previous_until,omitzero"`
+	PreviousUntil     time.Time `json:"previous_until,omitzero"` // see PreviousPublicKey
 }

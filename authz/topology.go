@@ -115,7 +115,7 @@ type EdgeNames struct {
 	// prefix it captures, "_lintel.{org}.{edge}.rec", which no device may
 	// publish.
 	PlatformStream   string
-	PlatformPrefix   string
+	PlatformPrefix   string // see PlatformStream
 	PlatformConsumer string // durable on PlatformStream that CentralEventStream sources through
 	PlatformDeliver  string // deliver subject of PlatformConsumer (edge → central)
 

@@ -86,7 +86,7 @@ func ParseRepairOf(v string) (flow string, seq uint64, ok bool) {
 // clock; the tracker writes every mark again every few seconds, so that an
 // edge can tell a gap that lasts from a tracker that stopped.
 type ReleaseMark struct {
-	Stored uint64    `json:"stored"`
-	Next   uint64    `json:"next,omitempty"`
-	At     time.Time `json:"at"`
+	Stored uint64    `json:"stored"`         // central holds every sequence up to this one
+	Next   uint64    `json:"next,omitempty"` // first sequence held after the gap; 0 when there is none
+	At     time.Time `json:"at"`             // when the tracker last wrote the mark, by central's clock
 }

@@ -53,7 +53,7 @@ type OrgSecrets struct {
 	// authz.ServiceCentral) whose identity central's components use, and
 	// Password is its password.
 	Service  string
-	Password authz.Secret
+	Password authz.Secret // see Service
 	// CommandKey is the org's command key seed, which signs commands.
 	CommandKey authz.Secret
 	// HashKey is the org's credential hash key (access.ReadHashKey).
@@ -65,7 +65,7 @@ type Config struct {
 	// Inventory and State are the deployment's inventory and credential
 	// state. Required.
 	Inventory *authz.Inventory
-	State     *authz.State
+	State     *authz.State // see Inventory
 	// Render are the server's listeners, store, TLS and name.
 	Render authz.RenderOptions
 	// Orgs holds each org's secrets by org code; every org of the

@@ -27,7 +27,7 @@ type OrgStatus struct {
 	// clustered central starts them once JetStream has a quorum, and until
 	// then Error says why not.
 	Started bool
-	Error   string
+	Error   string // the last failure to start the org or to run as its leader; "" when none
 	// Leader reports that this node runs the org's auditor and
 	// supervisor: always on a single node, on a clustered central the node
 	// that leads the org's event stream.

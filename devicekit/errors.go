@@ -84,8 +84,8 @@ type PublishError struct {
 	// the message: the stream name, the JetStream error code (err_code) and
 	// the server's text, such as "maximum messages exceeded".
 	Stream      string
-	Code        int
-	Description string
+	Code        int    // see Stream
+	Description string // see Stream
 
 	Err   error // sentinel
 	Cause error // underlying error, or nil

@@ -52,24 +52,41 @@ type HTTPConfig struct {
 	// command handling.
 	Client *http.Client
 
-	BootID          message.ID
+	// BootID identifies this boot; zero means a new ID for every
+	// ConnectHTTP.
+	BootID message.ID
+	// Model and Firmware describe the device in its birth message.
 	Model, Firmware string
-	Logger          *slog.Logger
-	Now             func() time.Time
-	IDs             *message.IDGenerator
+	// Logger receives the device's log records; nil discards them.
+	Logger *slog.Logger
+	// Now is the device's clock; nil means time.Now.
+	Now func() time.Time
+	// IDs makes envelope and boot IDs; nil means a generator of the
+	// device's own, reading Now.
+	IDs *message.IDGenerator
 
+	// HeartbeatInterval is how often the device publishes a heartbeat;
+	// zero means [DefaultHeartbeatInterval]. Unlike [Config], a negative
+	// value is refused.
 	HeartbeatInterval time.Duration
 	// AttemptTimeout bounds one attempt of a publish. Zero means
 	// [DefaultHTTPAttemptTimeout].
 	AttemptTimeout time.Duration
-	Timeout        time.Duration
-	CloseTimeout   time.Duration
+	// Timeout bounds every call whose context has no deadline, ConnectHTTP
+	// included; zero means [DefaultTimeout].
+	Timeout time.Duration
+	// CloseTimeout bounds Close; zero means [DefaultCloseTimeout].
+	CloseTimeout time.Duration
 	// RetryWait is the first pause before sending a publish again that
 	// the gateway did not confirm; pauses double up to a second. Zero
 	// means 50ms.
 	RetryWait time.Duration
 
-	CommandKeys    []string
+	// CommandKeys are the public keys ("U…" NKeys) whose signed commands
+	// the device acts on, as in [Config]. Required by HandleCommands.
+	CommandKeys []string
+	// CommandHistory is how many recent command IDs and idempotency keys
+	// the device remembers; zero means [DefaultCommandHistory].
 	CommandHistory int
 }
 

@@ -47,7 +47,7 @@ type SourceStatus struct {
 	// Flow is [FlowEvents], [FlowTelemetry] or [FlowPlatform], and Stream the edge's stream
 	// the source reads.
 	Flow   string
-	Stream string
+	Stream string // see Flow
 	// Lag is how many messages the edge's stream held beyond the last one
 	// central received, as of that message. It is not updated while no
 	// message arrives, so it says nothing about a backlog that built up

@@ -39,7 +39,7 @@ const commandLookBack = time.Minute
 type CommandOutcome struct {
 	// ID is the command's envelope ID, and Thing the thing it was sent to.
 	ID    message.ID
-	Thing topic.Thing
+	Thing topic.Thing // see ID
 	// Status is the status of the first final ack central received
 	// (completed, failed, rejected or expired), or accepted when an ack
 	// accepted the command and none has ended it yet; empty while no ack

@@ -136,7 +136,7 @@ type NodeConfig struct {
 	// permissions are generated (package authz). Use [Node.UpdateCredentials]
 	// to apply new ones without a restart.
 	Inventory *authz.Inventory
-	State     *authz.State
+	State     *authz.State // see Inventory
 	// Render holds the deployment details authz needs: HubURLs (central's
 	// leaf-node URLs), ConfigDir and SeedFile (the edge's NKey seed),
 	// StoreDir, the client listener (Host, Port: -1 for a random port),
@@ -231,8 +231,8 @@ type NodeConfig struct {
 	// turns the limit off. The rate is read at every CheckInterval, so a
 	// device may exceed its burst by what it publishes within one interval.
 	DeviceRate   float64
-	DeviceBurst  float64
-	DeviceBanFor time.Duration
+	DeviceBurst  float64       // see DeviceRate
+	DeviceBanFor time.Duration // see DeviceRate
 
 	// MQTT enables nats-server's MQTT listener for devices that speak only
 	// MQTT; see [MQTTConfig].

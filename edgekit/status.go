@@ -31,8 +31,8 @@ type NodeStatus struct {
 	// StreamMsgs and StreamBytes are the event stream's size, and
 	// StreamMaxBytes its bound (-1 for none but the store).
 	StreamMsgs     uint64 `msgpack:"stream_msgs" json:"stream_msgs"`
-	StreamBytes    uint64 `msgpack:"stream_bytes" json:"stream_bytes"`
-	StreamMaxBytes int64  `msgpack:"stream_max_bytes" json:"stream_max_bytes"`
+	StreamBytes    uint64 `msgpack:"stream_bytes" json:"stream_bytes"`         // see StreamMsgs
+	StreamMaxBytes int64  `msgpack:"stream_max_bytes" json:"stream_max_bytes"` // see StreamMsgs
 	// TelemetryBacklog, TelemetryMsgs, TelemetryBytes and
 	// TelemetryMaxBytes are the same for the telemetry stream, which holds
 	// the devices' telemetry apart from the event stream, and TelemetryFill
@@ -40,14 +40,14 @@ type NodeStatus struct {
 	// telemetry only; it raises no fill alarm, which is about the event
 	// stream and the store (StoreBytes counts the telemetry stream too).
 	TelemetryBacklog  uint64  `msgpack:"telemetry_backlog" json:"telemetry_backlog"`
-	TelemetryMsgs     uint64  `msgpack:"telemetry_msgs" json:"telemetry_msgs"`
-	TelemetryBytes    uint64  `msgpack:"telemetry_bytes" json:"telemetry_bytes"`
-	TelemetryMaxBytes int64   `msgpack:"telemetry_max_bytes" json:"telemetry_max_bytes"`
-	TelemetryFill     float64 `msgpack:"telemetry_fill" json:"telemetry_fill"`
+	TelemetryMsgs     uint64  `msgpack:"telemetry_msgs" json:"telemetry_msgs"`           // see TelemetryBacklog
+	TelemetryBytes    uint64  `msgpack:"telemetry_bytes" json:"telemetry_bytes"`         // see TelemetryBacklog
+	TelemetryMaxBytes int64   `msgpack:"telemetry_max_bytes" json:"telemetry_max_bytes"` // see TelemetryBacklog
+	TelemetryFill     float64 `msgpack:"telemetry_fill" json:"telemetry_fill"`           // see TelemetryBacklog
 	// StoreBytes is the JetStream file storage the org's account uses on
 	// the edge, and StoreMaxBytes the server's limit.
 	StoreBytes    uint64 `msgpack:"store_bytes" json:"store_bytes"`
-	StoreMaxBytes int64  `msgpack:"store_max_bytes" json:"store_max_bytes"`
+	StoreMaxBytes int64  `msgpack:"store_max_bytes" json:"store_max_bytes"` // see StoreBytes
 	// Fill is the larger of StreamBytes/StreamMaxBytes and
 	// StoreBytes/StoreMaxBytes, from 0 to 1.
 	Fill float64 `msgpack:"fill" json:"fill"`
@@ -57,8 +57,8 @@ type NodeStatus struct {
 	// DevicesOnline and DevicesStale count the devices by liveness;
 	// DevicesOffline is the rest of the edge's devices in the inventory.
 	DevicesOnline  int `msgpack:"devices_online" json:"devices_online"`
-	DevicesStale   int `msgpack:"devices_stale" json:"devices_stale"`
-	DevicesOffline int `msgpack:"devices_offline" json:"devices_offline"`
+	DevicesStale   int `msgpack:"devices_stale" json:"devices_stale"`     // see DevicesOnline
+	DevicesOffline int `msgpack:"devices_offline" json:"devices_offline"` // see DevicesOnline
 	// CommandsPending counts the commands waiting for their device.
 	CommandsPending int `msgpack:"commands_pending" json:"commands_pending"`
 	// Started is when the node started.
@@ -73,13 +73,13 @@ type NodeStatus struct {
 // still room for the alarm itself; once the stream is full, devices are
 // refused (devicekit.ErrStreamFull) and [NodeStatus].Fill says 1.
 type StreamAlarm struct {
-	Stream    string  `msgpack:"stream" json:"stream"`
+	Stream    string  `msgpack:"stream" json:"stream"`       // the edge's event stream
 	Threshold float64 `msgpack:"threshold" json:"threshold"` // the threshold crossed; 0 when recovered
-	Fill      float64 `msgpack:"fill" json:"fill"`
-	Bytes     uint64  `msgpack:"bytes" json:"bytes"`
-	MaxBytes  int64   `msgpack:"max_bytes" json:"max_bytes"`
-	Backlog   uint64  `msgpack:"backlog" json:"backlog"`
-	LinkUp    bool    `msgpack:"link_up" json:"link_up"`
+	Fill      float64 `msgpack:"fill" json:"fill"`           // [NodeStatus].Fill: the larger of the stream's and the store's fill, 0 to 1
+	Bytes     uint64  `msgpack:"bytes" json:"bytes"`         // the event stream's size ([NodeStatus].StreamBytes)
+	MaxBytes  int64   `msgpack:"max_bytes" json:"max_bytes"` // its bound, -1 for none but the store ([NodeStatus].StreamMaxBytes)
+	Backlog   uint64  `msgpack:"backlog" json:"backlog"`     // messages central has not stored yet ([NodeStatus].Backlog)
+	LinkUp    bool    `msgpack:"link_up" json:"link_up"`     // whether the leaf link to central was up
 }
 
 // statusReporter publishes the edge's status and fill alarms.

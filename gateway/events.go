@@ -33,19 +33,19 @@ const (
 // sequence that hold it, and whether the stream already held it (a retry
 // within the stream's deduplication window).
 type Stored struct {
-	ID        string `json:"id"`
-	Stream    string `json:"stream"`
-	Seq       uint64 `json:"seq"`
-	Duplicate bool   `json:"duplicate,omitempty"`
+	ID        string `json:"id"`                  // the envelope's id
+	Stream    string `json:"stream"`              // the stream that holds it
+	Seq       uint64 `json:"seq"`                 // its sequence in Stream
+	Duplicate bool   `json:"duplicate,omitempty"` // the stream already held it
 }
 
 // BatchResult is the status of one event of a batch: Status is 200 with
 // Stored set, or an error status with Problem set.
 type BatchResult struct {
-	ID      string   `json:"id,omitempty"`
-	Status  int      `json:"status"`
-	Stored  *Stored  `json:"stored,omitempty"`
-	Problem *Problem `json:"problem,omitempty"`
+	ID      string   `json:"id,omitempty"`      // the event's id, when known
+	Status  int      `json:"status"`            // an HTTP status code
+	Stored  *Stored  `json:"stored,omitempty"`  // set when Status is 200
+	Problem *Problem `json:"problem,omitempty"` // set for an error status
 }
 
 // storableTypes are the message types the events endpoint stores; requests

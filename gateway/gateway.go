@@ -72,7 +72,7 @@ type Config struct {
 	// once, refilled at Rate per second (429 beyond). Defaults
 	// [DefaultRate] and [DefaultBurst]; a negative Rate turns the limit off.
 	Rate  float64
-	Burst int
+	Burst int // see Rate
 	// IdleTimeout is how long a device's NATS connection is kept after its
 	// last request. Default [DefaultIdleTimeout].
 	IdleTimeout time.Duration

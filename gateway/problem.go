@@ -22,10 +22,10 @@ const ProblemTypePrefix = "https://lintel.io/problems/"
 // response of the gateway. Field and ID, when set, name what is wrong: the
 // envelope attribute (such as "source" or "time") and the event.
 type Problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail,omitempty"`
+	Type   string `json:"type"`             // [ProblemTypePrefix] followed by the problem's slug
+	Title  string `json:"title"`            // a short summary, such as "subject not allowed"
+	Status int    `json:"status"`           // the HTTP status code
+	Detail string `json:"detail,omitempty"` // what is wrong in this case
 	// Field is the CloudEvents attribute or HTTP header at fault, if any.
 	Field string `json:"field,omitempty"`
 	// Subject is the NATS subject a refused message would have used.

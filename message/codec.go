@@ -90,7 +90,7 @@ type Codec interface {
 // however the map is ordered, with unknown keys skipped. The zero value uses
 // the default options.
 type MsgpackCodec struct {
-	Options DecodeOptions
+	Options DecodeOptions // Unmarshal's limits (MaxSize, MaxDepth); the zero value means the defaults
 }
 
 // ContentType returns [ContentTypeMsgpack].
@@ -120,7 +120,7 @@ func (c MsgpackCodec) Unmarshal(data []byte, e *Envelope) error {
 // the mapping of envelope fields to attributes. The zero value uses the
 // default options.
 type CloudEventsCodec struct {
-	Options DecodeOptions
+	Options DecodeOptions // Unmarshal's limits (MaxSize, MaxDepth) and clock (Now); the zero value means the defaults
 }
 
 // ContentType returns [ContentTypeCloudEventsJSON].

@@ -24,18 +24,18 @@ import (
 // reach this table from the ingest.
 type AccessDecision struct {
 	ID     uuid.UUID // the envelope id
-	Time   time.Time
-	Org    string
-	Edge   string
-	Door   string
-	Reader string // the thing code of the reader (or controller) that reported it
+	Time   time.Time // when it was decided: the time its event is stored under ([Event].Time)
+	Org    string    // code of the org
+	Edge   string    // code of the edge that decided
+	Door   string    // code of the door, as the payload names it
+	Reader string    // the thing code of the reader (or controller) that reported it
 	// CredentialHash identifies the credential without revealing it; see
 	// [HashCredential]. Empty when the edge reported no credential.
 	CredentialHash string
 	// Holder refers to the credential's holder, when the edge knew it;
 	// empty otherwise.
 	Holder  string
-	Granted bool
+	Granted bool   // whether access was granted
 	Reason  string // why access was denied, a message.DenyReason such as "revoked"; empty when granted
 	// CredentialSetVersion is the version of the credential set the edge
 	// decided with; 0 when unknown.
@@ -49,7 +49,7 @@ type AccessDecision struct {
 	// AuditSeq is the decision's number in the edge's audit chain, from 1;
 	// 0 when unknown.
 	AuditSeq   int64
-	ReceivedAt time.Time
+	ReceivedAt time.Time // when central received the event
 }
 
 // HashCredential returns the lower-case hex HMAC-SHA256 of a credential (a
@@ -76,8 +76,12 @@ func (s *Store) RecordAccessDecision(ctx context.Context, d AccessDecision) erro
 
 // AccessQuery selects access decisions. Empty fields match anything.
 type AccessQuery struct {
+	// Org, Edge and Door select the decisions of one org, edge or door,
+	// by code.
 	Org, Edge, Door string
-	CredentialHash  string
+	// CredentialHash selects the decisions about one credential; see
+	// [HashCredential].
+	CredentialHash string
 	// Holder selects the decisions about one holder. The column has no
 	// index of its own: combine it with Org, Edge, Door or CredentialHash
 	// on large tables.
@@ -93,13 +97,13 @@ type AccessQuery struct {
 	Descending bool
 	// Limit and Cursor page as in [EventQuery].
 	Limit  int
-	Cursor string
+	Cursor string // see Limit
 }
 
 // AccessPage is one page of access decisions.
 type AccessPage struct {
-	Decisions []AccessDecision
-	Next      string // cursor of the next page, or "" after the last one
+	Decisions []AccessDecision // the page's decisions, in the query's order
+	Next      string           // cursor of the next page, or "" after the last one
 }
 
 // AccessDecisions returns the access decisions matching q, ordered by

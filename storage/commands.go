@@ -32,14 +32,14 @@ func (s CommandStatus) Final() bool { return s != CommandPending && s != Command
 // Command is one command and how it ended: who asked what of which thing,
 // when, by when, and the outcome reported by its acks.
 type Command struct {
-	ID            uuid.UUID
-	Thing         topic.Thing
+	ID            uuid.UUID       // the command's envelope id
+	Thing         topic.Thing     // the thing it was sent to
 	Action        string          // e.g. "unlock"
 	Params        json.RawMessage // the command's parameters as JSON; nil for none
 	RequestedBy   string          // the user or service that asked
-	RequestedAt   time.Time
-	Deadline      time.Time // zero for none
-	CorrelationID string
+	RequestedAt   time.Time       // when it was sent; the ingest uses its event's stored time ([Event].Time)
+	Deadline      time.Time       // zero for none
+	CorrelationID string          // the command envelope's correlation id; "" for none
 
 	// Set from the acks; ignored by RecordCommand.
 	Status  CommandStatus
@@ -49,12 +49,12 @@ type Command struct {
 
 // CommandAck is one acknowledgement of a command.
 type CommandAck struct {
-	ID         uuid.UUID // the ack's envelope id
-	CommandID  uuid.UUID
-	Time       time.Time // when the thing acknowledged
-	Status     CommandStatus
-	Error      string
-	ReceivedAt time.Time
+	ID         uuid.UUID     // the ack's envelope id
+	CommandID  uuid.UUID     // the id of the command acknowledged
+	Time       time.Time     // when the thing acknowledged
+	Status     CommandStatus // the status the ack reports, such as [CommandCompleted]
+	Error      string        // the ack's error, if any
+	ReceivedAt time.Time     // when central received the ack; zero means now for [Store.RecordAck]
 }
 
 // RecordCommand records a command, as central does when it sends one;
@@ -77,22 +77,24 @@ func (s *Store) RecordAck(ctx context.Context, a CommandAck) error {
 
 // CommandQuery selects commands for the audit trail. Empty fields match anything.
 type CommandQuery struct {
+	// Org, Edge, ThingType and ThingCode select the thing the commands
+	// were sent to.
 	Org, Edge, ThingType, ThingCode string
-	RequestedBy                     string
-	Action                          string
+	RequestedBy                     string // the user or service that asked
+	Action                          string // e.g. "unlock"
 	// From and To bound RequestedAt to [From, To).
 	From, To time.Time
 	// Descending returns the newest commands first.
 	Descending bool
 	// Limit and Cursor page as in [EventQuery].
 	Limit  int
-	Cursor string
+	Cursor string // see Limit
 }
 
 // CommandPage is one page of commands.
 type CommandPage struct {
-	Commands []Command
-	Next     string // cursor of the next page, or "" after the last one
+	Commands []Command // the page's commands, in the query's order
+	Next     string    // cursor of the next page, or "" after the last one
 }
 
 // Commands returns the command audit trail: the commands matching q with

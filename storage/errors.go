@@ -37,6 +37,7 @@ type MigrationError struct {
 	Err     error  // what PostgreSQL said
 }
 
+// Error returns "storage: migration {Version} ({File}): {Err}".
 func (e *MigrationError) Error() string {
 	return fmt.Sprintf("storage: migration %d (%s): %v", e.Version, e.File, e.Err)
 }

@@ -34,15 +34,15 @@ type Event struct {
 	ReceivedAt time.Time
 	// Thing and MessageType come from the subject.
 	Thing       topic.Thing
-	MessageType topic.MessageType
+	MessageType topic.MessageType // see Thing
 	// Name is the event's name, such as "access.granted" or "temperature".
 	Name string
 	// BootID and Seq identify the device's boot and the message's place in
 	// it; CorrelationID is the id of the message this one answers, such as
 	// the command of an ack. Zero ids are stored as NULL.
 	BootID        uuid.UUID
-	Seq           int64
-	CorrelationID uuid.UUID
+	Seq           int64     // see BootID
+	CorrelationID uuid.UUID // see BootID
 	// Replayed marks events that reached central late, for example
 	// forwarded from an edge's buffer after an outage.
 	Replayed bool

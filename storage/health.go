@@ -13,7 +13,7 @@ import (
 // Lintel's TimescaleDB jobs and of the last maintenance pass. Apps export
 // it as metrics and base readiness on [Health.Err].
 type Health struct {
-	Flavor  Flavor
+	Flavor  Flavor // the schema's flavor
 	License string // timescaledb.license, or "" without TimescaleDB
 	// Jobs are the TimescaleDB scheduler's jobs on Lintel's relations
 	// (and procedures in schema lintel), in id order. TimescaleDB's own
@@ -27,7 +27,7 @@ type Health struct {
 
 // Job is one TimescaleDB scheduler job and its latest outcome.
 type Job struct {
-	ID        int
+	ID        int    // TimescaleDB's job id
 	Name      string // application_name, e.g. "Columnstore Policy [1000]"
 	Proc      string // procedure, e.g. "policy_compression"
 	Relation  string // the hypertable or continuous aggregate, e.g. "lintel.events"
@@ -37,7 +37,10 @@ type Job struct {
 	// LastRun and LastSuccess are when the latest run started and the
 	// latest successful run finished; zero when none.
 	LastRun, LastSuccess time.Time
-	Runs, Failures       int64
+	// Runs and Failures count the job's runs and failed runs, as
+	// TimescaleDB's job_stats has them (total_runs, total_failures); zero
+	// before the first run.
+	Runs, Failures int64
 	// LastError is the latest recorded error ("SQLSTATE: message"), ""
 	// when none.
 	LastError string

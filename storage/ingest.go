@@ -159,7 +159,7 @@ type IngestStats struct {
 	// Acks their command acks by status (both including events already
 	// stored).
 	ByType map[topic.MessageType]uint64
-	Acks   map[CommandStatus]uint64
+	Acks   map[CommandStatus]uint64 // see ByType
 	// DerivedSkipped counts events stored without the derived row their
 	// kind calls for (each is logged with its reason).
 	DerivedSkipped uint64

@@ -22,21 +22,21 @@ const (
 
 // LivenessEvent is one birth, heartbeat or death of a thing.
 type LivenessEvent struct {
-	ID         uuid.UUID // the envelope id
-	Thing      topic.Thing
-	Kind       LivenessKind
-	BootID     string
-	Time       time.Time
-	ReceivedAt time.Time
+	ID         uuid.UUID    // the envelope id
+	Thing      topic.Thing  // the thing born, alive or gone
+	Kind       LivenessKind // birth, heartbeat or death
+	BootID     string       // the boot the message names (its payload's, else its envelope's); "" for none
+	Time       time.Time    // when it happened: the time its event is stored under ([Event].Time)
+	ReceivedAt time.Time    // when central received it; zero means now for [Store.RecordLiveness]
 }
 
 // ThingLiveness is a thing's current liveness.
 type ThingLiveness struct {
-	Thing      topic.Thing
-	BootID     string    // the boot of the latest message that named one
-	BornAt     time.Time // latest birth; zero if none seen
-	LastSeenAt time.Time // latest message of any kind
-	DiedAt     time.Time // latest death; zero if none seen
+	Thing      topic.Thing // the thing
+	BootID     string      // the boot of the latest message that named one
+	BornAt     time.Time   // latest birth; zero if none seen
+	LastSeenAt time.Time   // latest message of any kind
+	DiedAt     time.Time   // latest death; zero if none seen
 	// Online is true unless the latest message was a death.
 	Online bool
 }

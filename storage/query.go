@@ -22,9 +22,11 @@ const (
 
 // EventQuery selects events. Empty fields match anything.
 type EventQuery struct {
+	// Org, Edge, ThingType and ThingCode select the thing, MessageType
+	// and Name the kind of event (Name such as "temperature").
 	Org, Edge, ThingType, ThingCode string
-	MessageType                     topic.MessageType
-	Name                            string
+	MessageType                     topic.MessageType // see Org
+	Name                            string            // see Org
 	// From and To bound Time to [From, To); zero means unbounded.
 	From, To time.Time
 	// Descending returns the newest events first.
@@ -38,7 +40,7 @@ type EventQuery struct {
 
 // EventPage is one page of events.
 type EventPage struct {
-	Events []Event
+	Events []Event // the page's events, in the query's order
 	// Next is the cursor of the following page, or "" after the last one.
 	Next string
 }
@@ -90,10 +92,11 @@ func (s *Store) Events(ctx context.Context, q EventQuery) (EventPage, error) {
 // LatestQuery selects the things whose latest event [Store.Latest] returns.
 // Empty fields match anything.
 type LatestQuery struct {
+	// Org, Edge, ThingType and ThingCode select the things.
 	Org, Edge, ThingType, ThingCode string
 	// MessageType defaults to topic.State.
 	MessageType topic.MessageType
-	Name        string
+	Name        string // the event name, such as "temperature"
 	// Since bounds how far back to look, which keeps the query to recent
 	// partitions; zero looks at all history.
 	Since time.Time
@@ -130,9 +133,11 @@ func (s *Store) Latest(ctx context.Context, q LatestQuery) ([]Event, error) {
 // AggregateQuery selects events for [Store.Aggregate]. Empty fields match
 // anything; From and To are required.
 type AggregateQuery struct {
+	// Org, Edge, ThingType and ThingCode select the things, MessageType
+	// and Name the kind of event (Name such as "temperature").
 	Org, Edge, ThingType, ThingCode string
-	MessageType                     topic.MessageType
-	Name                            string
+	MessageType                     topic.MessageType // see Org
+	Name                            string            // see Org
 	// From and To bound the buckets' start to [From, To).
 	From, To time.Time
 	// Bucket is the bucket width; zero means one hour. Buckets are aligned
@@ -143,10 +148,10 @@ type AggregateQuery struct {
 // Bucket is the aggregate of one thing's events with one message type and
 // name over one time bucket.
 type Bucket struct {
-	Start       time.Time
-	Thing       topic.Thing
-	MessageType topic.MessageType
-	Name        string
+	Start       time.Time         // the start of the time bucket
+	Thing       topic.Thing       // the thing whose events it sums up
+	MessageType topic.MessageType // their message type
+	Name        string            // their name
 	// Events counts the events; Readings those with a numeric value.
 	Events, Readings int64
 	// Min, Avg and Max summarise the values; nil without readings.

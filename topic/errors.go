@@ -55,6 +55,7 @@ type Error struct {
 	Err    error  // sentinel: ErrEmpty, ErrTooLong, ErrInvalidChar, ...
 }
 
+// Error returns "topic: {Part} {quoted Value}: {Reason}".
 func (e *Error) Error() string {
 	return fmt.Sprintf("topic: %s %q: %s", e.Part, e.Value, e.Reason)
 }

@@ -83,7 +83,7 @@ func (t Thing) Filter() (Filter, error) {
 // fill the fields and call [Subject.Validate].
 type Subject struct {
 	Thing
-	MessageType MessageType
+	MessageType MessageType // the last token, such as [Event] ("evt")
 }
 
 // New returns the subject with the given parts after validating them with

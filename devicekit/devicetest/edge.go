@@ -43,7 +43,7 @@ type EdgeOptions struct {
 	// MaxMsgs and MaxBytes limit the stream, with the discard-new policy,
 	// so that a full stream refuses new messages; zero means no limit.
 	MaxMsgs  int64
-	MaxBytes int64
+	MaxBytes int64 // see MaxMsgs
 	// Server, when set, modifies the server's options after the defaults
 	// are applied (users included) and before the server starts.
 	Server func(*server.Options)

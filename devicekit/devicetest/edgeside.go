@@ -173,10 +173,10 @@ func Statuses(acks []message.Ack) []message.AckStatus {
 
 // StoredMsg is a message stored in a stream.
 type StoredMsg struct {
-	Seq      uint64 // the stream sequence
-	Subject  string
-	Header   nats.Header
-	Envelope *message.Envelope
+	Seq      uint64            // the stream sequence
+	Subject  string            // the subject it was stored on
+	Header   nats.Header       // its NATS headers
+	Envelope *message.Envelope // its data, decoded
 }
 
 // Stored returns the messages stored in stream on subjects matching filter

@@ -42,11 +42,11 @@ type ChainAlarm struct {
 	// ExpectedSeq and ExpectedPrev are the link central expected next
 	// (its verified head's [ChainHead.Next]); zero for forged.
 	ExpectedSeq  uint64 `msgpack:"expected_seq,omitempty" json:"expected_seq,omitempty"`
-	ExpectedPrev string `msgpack:"expected_prev,omitempty" json:"expected_prev,omitempty"`
+	ExpectedPrev string `msgpack:"expected_prev,omitempty" json:"expected_prev,omitempty"` // see ExpectedSeq
 	// GotSeq and GotPrev are the AuditSeq and AuditPrev the event carried;
 	// zero for forged.
 	GotSeq  uint64 `msgpack:"got_seq,omitempty" json:"got_seq,omitempty"`
-	GotPrev string `msgpack:"got_prev,omitempty" json:"got_prev,omitempty"`
+	GotPrev string `msgpack:"got_prev,omitempty" json:"got_prev,omitempty"` // see GotSeq
 	// Event is the ID of the offending event (zero if it could not be
 	// decoded).
 	Event message.ID `msgpack:"event" json:"event"`
@@ -66,14 +66,14 @@ type RevokedGrantAlarm struct {
 	// Decision is the ID of the decision event, DecisionTime its time by
 	// the edge's clock.
 	Decision     message.ID `msgpack:"decision" json:"decision"`
-	DecisionTime time.Time  `msgpack:"decision_time" json:"decision_time"`
+	DecisionTime time.Time  `msgpack:"decision_time" json:"decision_time"` // see Decision
 	// Door is the door opened, Reader the code of the reader that asked.
 	Door   string `msgpack:"door" json:"door"`
-	Reader string `msgpack:"reader" json:"reader"`
+	Reader string `msgpack:"reader" json:"reader"` // see Door
 	// Credential is the credential's keyed hash; Holder its holder as
 	// central records it.
 	Credential string `msgpack:"credential" json:"credential"`
-	Holder     string `msgpack:"holder,omitempty" json:"holder,omitempty"`
+	Holder     string `msgpack:"holder,omitempty" json:"holder,omitempty"` // see Credential
 	// Offline reports a decision made without a confirmed sync with
 	// central (see [message.AccessDecision]).
 	Offline bool `msgpack:"offline,omitempty" json:"offline,omitempty"`
@@ -81,7 +81,7 @@ type RevokedGrantAlarm struct {
 	// with; RevokedVersion the revision of the revocation in the edge's
 	// bucket, which is later.
 	DecisionVersion uint64 `msgpack:"decision_version" json:"decision_version"`
-	RevokedVersion  uint64 `msgpack:"revoked_version" json:"revoked_version"`
+	RevokedVersion  uint64 `msgpack:"revoked_version" json:"revoked_version"` // see DecisionVersion
 	// RevokedAt is when central stored the revocation, by central's clock.
 	RevokedAt time.Time `msgpack:"revoked_at" json:"revoked_at"`
 	// Reason is the revocation's reason.

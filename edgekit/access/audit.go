@@ -21,8 +21,8 @@ func EventHash(data []byte) string {
 // last decision event and the [EventHash] of its bytes. The zero value is
 // the head of an empty chain.
 type ChainHead struct {
-	Seq  uint64 `json:"seq"`
-	Hash string `json:"hash"`
+	Seq  uint64 `json:"seq"`  // AuditSeq of the last decision event; 0 for an empty chain
+	Hash string `json:"hash"` // [EventHash] of that event's bytes; "" for an empty chain
 }
 
 // Next returns the AuditSeq and AuditPrev the next decision event must
@@ -77,13 +77,13 @@ const (
 //   - modified: ExpectedSeq == GotSeq and ExpectedPrev != GotPrev;
 //   - reordered and fork: GotSeq is below ExpectedSeq.
 type ChainBreak struct {
-	Kind         BreakKind
-	Edge         string
-	ExpectedSeq  uint64
-	GotSeq       uint64
-	ExpectedPrev string
-	GotPrev      string
-	EventID      message.ID
+	Kind         BreakKind  // what is wrong
+	Edge         string     // the edge whose chain it is, as given to [NewChainVerifier]
+	ExpectedSeq  uint64     // the AuditSeq expected next
+	GotSeq       uint64     // the AuditSeq the event carried
+	ExpectedPrev string     // the AuditPrev expected next
+	GotPrev      string     // the AuditPrev the event carried
+	EventID      message.ID // the ID of the offending event
 }
 
 // String describes b in one line for logs, e.g.

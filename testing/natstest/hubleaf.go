@@ -100,7 +100,7 @@ type HubLeaf struct {
 
 	// HubDomain and LeafDomain are the JetStream domains in use.
 	HubDomain  string
-	LeafDomain string
+	LeafDomain string // see HubDomain
 
 	// LeafSeed is the leaf's nkey user seed (a secret, "SU...").
 	LeafSeed string
