@@ -44,16 +44,26 @@ var (
 	descBatchAvg = prometheus.NewDesc("lintel_ingest_mean_batch_size", "Messages read per committed batch, on average since start.", []string{"org"}, nil)
 	descByType   = prometheus.NewDesc("lintel_ingest_messages_total", "Messages the ingest committed, by message type.", []string{"org", "type"}, nil)
 	descAcks     = prometheus.NewDesc("lintel_command_acks_total", "Command acks the ingest committed, by status.", []string{"org", "status"}, nil)
+	descStarted  = prometheus.NewDesc("lintel_org_started", "1 when this node runs the org's hub, manager and ingest.", []string{"org"}, nil)
+	descLeader   = prometheus.NewDesc("lintel_org_leader", "1 when this node runs the org's auditor, supervisor and release tracker (the event stream's leader on a clustered central).", []string{"org"}, nil)
 )
 
 func (o *orgCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLag, descIngested, descBatches, descDead, descRefused, descLastSeq, descByType, descAcks, descBatchAvg} {
+	for _, d := range []*prometheus.Desc{descLag, descIngested, descBatches, descDead, descRefused, descLastSeq, descByType, descAcks, descBatchAvg, descStarted, descLeader} {
 		ch <- d
 	}
 }
 
 func (o *orgCollector) Collect(ch chan<- prometheus.Metric) {
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
 	for code, s := range o.status().Orgs {
+		ch <- prometheus.MustNewConstMetric(descStarted, prometheus.GaugeValue, b(s.Started), code)
+		ch <- prometheus.MustNewConstMetric(descLeader, prometheus.GaugeValue, b(s.Leader), code)
 		ch <- prometheus.MustNewConstMetric(descLastSeq, prometheus.GaugeValue, float64(s.EventStreamLastSeq), code)
 		if s.Ingest == nil {
 			continue

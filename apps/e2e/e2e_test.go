@@ -442,6 +442,8 @@ func TestBinaries(t *testing.T) {
 		{s.cadmin, `lintel_ingest_messages_total{org="acme",type="evt"}`},
 		{s.cadmin, `lintel_central_edges_linked 1`},
 		{s.cadmin, `lintel_ingest_mean_batch_size{org="acme"}`},
+		{s.cadmin, `lintel_org_leader{org="acme"} 1`},
+		{s.eadmin, `lintel_edge_repairs_total 0`},
 		{s.eadmin, `lintel_edge_messages_total{type="evt"}`},
 		{s.eadmin, `lintel_edge_link_up 1`},
 		{s.eadmin, `lintel_edge_commands_delivered_total 1`},

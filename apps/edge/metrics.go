@@ -38,6 +38,7 @@ func registerMetrics(reg *prometheus.Registry, node *edgekit.Node, svc *access.S
 	counter("lintel_edge_commands_expired_total", "Commands whose deadline passed first.", func(s edgekit.NodeStats) uint64 { return s.CommandsExpired })
 	counter("lintel_edge_commands_rejected_total", "Commands the edge could not deliver.", func(s edgekit.NodeStats) uint64 { return s.CommandsRejected })
 	counter("lintel_edge_releases_total", "Purges releasing what central stored.", func(s edgekit.NodeStats) uint64 { return s.Releases })
+	counter("lintel_edge_repairs_total", "Messages sent to central again because central's stream held a gap sourcing would not fill.", func(s edgekit.NodeStats) uint64 { return s.Repairs })
 	counter("lintel_edge_rate_limited_total", "Device connections closed for their publish rate.", func(s edgekit.NodeStats) uint64 { return s.RateLimited })
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lintel_edge_messages_in_total", Help: "Messages received by the edge's server."},
 		func() float64 {
