@@ -1,13 +1,21 @@
 package central_test
 
 import (
+	"bufio"
+	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,8 +35,9 @@ func envInt(name string, def int) int {
 }
 
 // BenchmarkLoad runs LINTEL_LOAD_EDGES edges (default 100) of
-// LINTEL_LOAD_DEVICES devices each (default 100) against one central, all
-// in this process, the devices publishing one event every
+// LINTEL_LOAD_DEVICES devices each (default 100) against one central,
+// central and the edges in this process and the devices in a process of
+// their own (TestLoadDevices), the devices publishing one event every
 // LINTEL_LOAD_EVERY seconds each (default 10: 1,000 events/s in all) for
 // LINTEL_LOAD_SECONDS (default 120). It reports the goroutines and the live
 // heap after a GC once everything is connected and warm, and again at the
@@ -72,7 +81,6 @@ func BenchmarkLoad(b *testing.B) {
 	// Edges and devices start side by side (a few at a time): one after
 	// the other, 10,000 device logins alone take many minutes.
 	nodes := make([]*edgekit.Node, nEdges)
-	devs := make([]*devicekit.Client, nEdges*nDevices)
 	parallel := func(n, width int, f func(i int) error) {
 		sem := make(chan struct{}, width)
 		errs := make(chan error, n)
@@ -118,53 +126,67 @@ func BenchmarkLoad(b *testing.B) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	connectStart := time.Now()
-	parallel(len(devs), 32, func(j int) error {
-		i, k := j/nDevices, j%nDevices
-		e := edges[i]
-		th := topic.Thing{Org: "acme", Edge: e, Type: "sensor", Code: e + "s" + strconv.Itoa(k)}
-		dev, err := devicekit.Connect(ctx, devicekit.Config{Thing: th, URLs: []string{nodes[i].ClientURL()},
-			Password:    devicekit.Password(d.passwords[authz.DeviceUser(th)].Reveal()),
-			CommandKeys: d.st.CommandPublicKeys("acme", e)})
-		if err != nil {
-			return fmt.Errorf("device %s: %w", th, err)
+	// The devices run in a process of their own (this test binary, as
+	// TestLoadDevices): 10,000 devices in this one would need 20,000
+	// sockets here, both ends of each connection.
+	var specs []loadDevice
+	for i, e := range edges {
+		for k := range nDevices {
+			th := topic.Thing{Org: "acme", Edge: e, Type: "sensor", Code: e + "s" + strconv.Itoa(k)}
+			specs = append(specs, loadDevice{Thing: th, URL: nodes[i].ClientURL(),
+				Password: d.passwords[authz.DeviceUser(th)].Reveal(), CommandKeys: d.st.CommandPublicKeys("acme", e)})
 		}
-		devs[j] = dev
-		return nil
-	})
-	for _, dev := range devs {
-		defer dev.Close()
 	}
-	b.Logf("%d edges linked, %d devices connected in %v", nEdges, len(devs), time.Since(connectStart).Round(time.Second))
-
-	// Publish; sample links and backlogs.
-	runCtx, stop := context.WithCancel(context.Background())
+	spec, err := json.Marshal(loadDevices{Devices: specs, Every: every})
+	if err != nil {
+		b.Fatal(err)
+	}
+	specFile := filepath.Join(b.TempDir(), "devices.json")
+	if err := os.WriteFile(specFile, spec, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	child := exec.Command(os.Args[0], "-test.run=^TestLoadDevices$", "-test.v", "-test.timeout=0")
+	child.Env = append(os.Environ(), "LINTEL_LOAD_DEVICES_FILE="+specFile)
+	child.Stderr = os.Stderr
+	out, err := child.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		b.Fatal(err)
+	}
 	var acked, failed atomic.Int64
-	var wg sync.WaitGroup
-	for i, dev := range devs {
-		wg.Go(func() {
-			// Spread the devices over the period.
-			select {
-			case <-time.After(every * time.Duration(i) / time.Duration(len(devs))):
-			case <-runCtx.Done():
-				return
+	connected := make(chan string, 1)
+	childDone := make(chan struct{})
+	go func() {
+		defer close(childDone)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var a, f int64
+			line := sc.Text()
+			if _, err := fmt.Sscanf(line, "acked %d failed %d", &a, &f); err == nil {
+				acked.Store(a)
+				failed.Store(f)
+			} else if strings.HasPrefix(line, "connected") {
+				connected <- line
 			}
-			t := time.NewTicker(every)
-			defer t.Stop()
-			for {
-				if _, err := dev.PublishEvent(runCtx, "door.opened", map[string]string{"door": "front"}); err == nil {
-					acked.Add(1)
-				} else if runCtx.Err() == nil {
-					failed.Add(1)
-				}
-				select {
-				case <-runCtx.Done():
-					return
-				case <-t.C:
-				}
-			}
-		})
+		}
+	}()
+	select {
+	case line := <-connected:
+		b.Logf("%d edges linked; the device process: %s", nEdges, line)
+	case <-childDone:
+		b.Fatal("the device process ended before its devices connected")
+	case <-ctx.Done():
+		b.Fatal("the devices did not connect in time")
 	}
+	stop := func() {
+		_ = child.Process.Signal(syscall.SIGTERM)
+		<-childDone
+		_ = child.Wait()
+	}
+	defer stop()
+
 	snapshot := func() (int, uint64) {
 		runtime.GC()
 		var ms runtime.MemStats
@@ -198,7 +220,6 @@ func BenchmarkLoad(b *testing.B) {
 	rate := float64(acked.Load()-sent0) / time.Since(start).Seconds()
 	g1, h1 := snapshot()
 	stop()
-	wg.Wait()
 	drops := 0
 	for i, n := range nodes {
 		if n.LinkEpoch() != epochs[i] {
@@ -216,5 +237,106 @@ func BenchmarkLoad(b *testing.B) {
 	b.ReportMetric(float64(drops), "link-drops")
 	if drops > 0 {
 		b.Errorf("%d edges' links dropped under load", drops)
+	}
+}
+
+// loadDevice and loadDevices are what BenchmarkLoad gives its device
+// process.
+type loadDevice struct {
+	Thing       topic.Thing
+	URL         string
+	Password    string
+	CommandKeys []string
+}
+
+type loadDevices struct {
+	Devices []loadDevice
+	Every   time.Duration
+}
+
+// TestLoadDevices is BenchmarkLoad's device process; it runs only when
+// started by it. It connects every device (32 at a time), says
+// "connected", then publishes one event per device every Every, spread
+// over the period, and prints "acked N failed M" every second until
+// SIGTERM.
+func TestLoadDevices(t *testing.T) {
+	file := os.Getenv("LINTEL_LOAD_DEVICES_FILE")
+	if file == "" {
+		t.Skip("run by BenchmarkLoad")
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec loadDevices
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	devs := make([]*devicekit.Client, len(spec.Devices))
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	t0 := time.Now()
+	for i, s := range spec.Devices {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			defer cancel()
+			dev, err := devicekit.Connect(cctx, devicekit.Config{Thing: s.Thing, URLs: []string{s.URL},
+				Password: devicekit.Password(s.Password), CommandKeys: s.CommandKeys})
+			if err != nil {
+				mu.Lock()
+				firstErr = cmp.Or(firstErr, fmt.Errorf("device %s: %w", s.Thing, err))
+				mu.Unlock()
+				return
+			}
+			devs[i] = dev
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		t.Fatal(firstErr)
+	}
+	fmt.Printf("connected %d devices in %v\n", len(devs), time.Since(t0).Round(time.Second))
+	var acked, failed atomic.Int64
+	for i, dev := range devs {
+		defer dev.Close()
+		wg.Go(func() {
+			select {
+			case <-time.After(spec.Every * time.Duration(i) / time.Duration(len(devs))):
+			case <-ctx.Done():
+				return
+			}
+			tick := time.NewTicker(spec.Every)
+			defer tick.Stop()
+			for {
+				if _, err := dev.PublishEvent(ctx, "door.opened", map[string]string{"door": "front"}); err == nil {
+					acked.Add(1)
+				} else if ctx.Err() == nil {
+					failed.Add(1)
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+			}
+		})
+	}
+	report := time.NewTicker(time.Second)
+	defer report.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			fmt.Printf("acked %d failed %d\n", acked.Load(), failed.Load())
+			return
+		case <-report.C:
+			fmt.Printf("acked %d failed %d\n", acked.Load(), failed.Load())
+		}
 	}
 }

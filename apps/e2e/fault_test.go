@@ -32,7 +32,8 @@ const faultDevices = 10
 // TestFaults is the fault suite: central and an edge as processes, the
 // link and the database each behind a TCP proxy, devices publishing with
 // durable outboxes all along, while the suite cuts the link, kills central
-// and the edge with SIGKILL and restarts them, and cuts the database.
+// and the edge with SIGKILL and restarts them (the edge also while it
+// forwards the backlog of a cut), and cuts the database.
 // After each fault it measures how long a new event takes to reach the
 // database. At the end it counts in four places: the devices' acknowledged
 // ids, the database's rows by id and by payload key, and central's stream:
@@ -170,6 +171,14 @@ func TestFaults(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		restart(&edg, "edge", s.edge, s.eadmin)
 		recovered(fmt.Sprintf("round %d: edge SIGKILL", r+1))
+
+		// The edge killed while it forwards the backlog of a cut.
+		time.Sleep(time.Second)
+		link.Cut()
+		time.Sleep(3 * time.Second)
+		link.Restore()
+		restart(&edg, "edge", s.edge, s.eadmin)
+		recovered(fmt.Sprintf("round %d: edge SIGKILL while catching up after a 3 s cut", r+1))
 
 		time.Sleep(2 * time.Second)
 		child.kill(t)
