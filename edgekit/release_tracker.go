@@ -109,6 +109,10 @@ type tracker struct {
 	sources map[string]string            // source name → release key
 	dirty   bool
 	lastAll time.Time // when every mark was last written
+	// cons reads central's stream; consNext is the sequence it delivers
+	// next.
+	cons     jetstream.Consumer
+	consNext uint64
 }
 
 // ReleaseTracker reads central's event stream and keeps, in the org's
@@ -239,15 +243,24 @@ func (t *tracker) round(ctx context.Context) error {
 		t.st.Pos = first - 1 // removed by the stream's limits: nothing to learn there
 	}
 	if last > t.st.Pos {
-		cons, err := str.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-			DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: t.st.Pos + 1, HeadersOnly: true,
-		})
-		if err != nil {
-			return err
-		}
-		for t.st.Pos < last {
-			batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(time.Second))
+		// One ordered consumer serves round after round; it is made again
+		// only after a failure, or when the stream's limits removed what it
+		// would read next.
+		if t.cons == nil || t.consNext != t.st.Pos+1 {
+			cons, err := str.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+				DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: t.st.Pos + 1, HeadersOnly: true,
+				InactiveThreshold: time.Minute,
+			})
 			if err != nil {
+				return err
+			}
+			t.cons = cons
+		}
+		defer func() { t.consNext = t.st.Pos + 1 }()
+		for t.st.Pos < last {
+			batch, err := t.cons.Fetch(1000, jetstream.FetchMaxWait(time.Second))
+			if err != nil {
+				t.cons = nil
 				return err
 			}
 			got := 0
@@ -256,6 +269,7 @@ func (t *tracker) round(ctx context.Context) error {
 				t.read(m)
 			}
 			if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+				t.cons = nil
 				return err
 			}
 			if got == 0 {

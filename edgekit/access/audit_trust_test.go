@@ -378,7 +378,13 @@ func TestRecordNotStoredFailsClosed(t *testing.T) {
 	if refused == nil || granted == 0 {
 		t.Fatalf("%d grants and no refusal: the platform stream never filled", granted)
 	}
-	st := s.svc.Stats()
+	// The last grant's unlock is sent after its answer, so the reader may
+	// have its refusal before the service counts that unlock.
+	var st access.ServiceStats
+	waitFor(t, "the unlock of every grant counted", func() bool {
+		st = s.svc.Stats()
+		return st.Unlocks >= uint64(granted)
+	})
 	if st.AuditFailures != 1 || st.Unlocks != uint64(granted) || st.AuditLost != 0 {
 		t.Fatalf("service %+v after %d grants and a refusal (%v): want 1 audit failure and %d unlocks", st, granted, refused, granted)
 	}
