@@ -475,7 +475,18 @@ func (c *Central) shutdown() error {
 				errs = append(errs, fmt.Errorf("org %s: ingest: %w", o.code, err))
 			}
 		}
-		o.stopDuties()
+		// A duty stuck in a JetStream call (no quorum left, say) is cut
+		// short by closing the connection under it.
+		stopped := make(chan struct{})
+		go func() {
+			o.stopDuties()
+			close(stopped)
+		}()
+		select {
+		case <-stopped:
+		case <-time.After(c.cfg.Timeout):
+			c.log.Warn("the auditor or supervisor did not stop in time; closing their connection", "org", o.code)
+		}
 		if o.nc != nil {
 			if err := o.nc.Drain(); err != nil {
 				errs = append(errs, err)

@@ -250,6 +250,10 @@ func (t *tracker) round(ctx context.Context) error {
 			cons, err := str.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 				DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: t.st.Pos + 1, HeadersOnly: true,
 				InactiveThreshold: time.Minute,
+				// Unbounded, a reset without a JetStream quorum would hold
+				// a fetch, and so Stop, forever; a failed one is retried
+				// with a new consumer at the next round.
+				MaxResetAttempts: 3,
 			})
 			if err != nil {
 				return err
