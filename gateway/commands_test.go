@@ -308,7 +308,7 @@ func TestCommandsSSE(t *testing.T) {
 // TestCommandBetweenPolls sends a command while the device has no poll
 // open, just after one ended: the device is still present (the
 // subscription lingers), so the edge hands the command over at once, and
-// the device's next poll returns it without waiting.
+// the device's next poll returns it.
 func TestCommandBetweenPolls(t *testing.T) {
 	e := newEnv(t)
 	c := startCentral(t, e)
@@ -320,7 +320,10 @@ func TestCommandBetweenPolls(t *testing.T) {
 	}
 	cmd := sendCommand(t, c, l1, message.Command{Action: "unlock", Deadline: time.Now().Add(time.Hour)})
 	waitFor(t, "the edge to hand the command over", func() bool { return n.Stats().CommandsDelivered == 1 })
-	res := do(t, e, "GET", g.url+gateway.PathCommands+"?wait=0s", l1, "", nil, nil)
+	// The edge has handed the command to the lingering subscription; it may
+	// still be on its way to the gateway, so the poll may wait for it (it
+	// returns as soon as it is there).
+	res := do(t, e, "GET", g.url+gateway.PathCommands+"?wait=30s", l1, "", nil, nil)
 	var got []json.RawMessage
 	if res.status != 200 || json.Unmarshal(res.body, &got) != nil || len(got) != 1 || parseCommand(t, got[0]).env.ID != cmd.ID {
 		t.Fatalf("next poll: %d %s", res.status, res.body)

@@ -530,7 +530,7 @@ func TestServiceReplacedEdge(t *testing.T) {
 	const n = 300
 	rev := s.loadCards(n)
 	s.deliveredTo(rev)
-	s.reloadCentral(s.st, calmPing)
+	s.restartCentral(s.st, calmPing)
 	s.nodeCfg.Render.PingInterval = calmPing
 	s.node = s.startNode() // the new store
 	s.svcCfg = access.ServiceConfig{HashKey: s.key, AuditKey: s.auditKey, Inventory: s.inv, SyncInterval: 100 * time.Millisecond}

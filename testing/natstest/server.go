@@ -296,6 +296,40 @@ func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
 func (s *Server) Restart() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.restart()
+}
+
+// RestartWith is [Server.Restart] with new options, such as rotated
+// credentials: the server comes back on the same host, ports and JetStream
+// store directory whatever opts says of them, and later restarts use opts
+// too. opts is copied, never modified.
+//
+// It is the way to change a test server's configuration while JetStream
+// traffic flows: nats-server's ReloadOptions (v2.15.2) replaces the
+// server's options while JetStream goroutines read them unsynchronized
+// (direct gets, replies through service imports: nats-io/nats-server#8499),
+// which the race detector reports.
+func (s *Server) RestartWith(opts *server.Options) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	o, cur := cloneOptions(opts), s.opts
+	o.Host, o.Port, o.StoreDir = cur.Host, cur.Port, cur.StoreDir
+	o.LeafNode.Host, o.LeafNode.Port = cur.LeafNode.Host, cur.LeafNode.Port
+	o.Websocket.Host, o.Websocket.Port = cur.Websocket.Host, cur.Websocket.Port
+	o.MQTT.Host, o.MQTT.Port = cur.MQTT.Host, cur.MQTT.Port
+	o.HTTPHost, o.HTTPPort, o.HTTPSPort = cur.HTTPHost, cur.HTTPPort, cur.HTTPSPort
+	o.Cluster.Host, o.Cluster.Port = cur.Cluster.Host, cur.Cluster.Port
+	o.Gateway.Host, o.Gateway.Port = cur.Gateway.Host, cur.Gateway.Port
+	o.ProfPort = cur.ProfPort
+	s.opts = o
+	return s.restart()
+}
+
+// restart is Restart with s.mu held.
+func (s *Server) restart() error {
 	if s.closed {
 		return ErrClosed
 	}

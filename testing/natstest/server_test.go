@@ -253,3 +253,51 @@ func TestNewServerClose(t *testing.T) {
 		t.Errorf("store dir left behind: stat error %v", err)
 	}
 }
+
+// TestRestartWithNewCredentials: RestartWith brings the server back with
+// the new options on the same port and store, whatever the new options say
+// of them: the old password is refused, the new one accepted, and the
+// stream is still there.
+func TestRestartWithNewCredentials(t *testing.T) {
+	t.Parallel()
+	opts := natstest.DefaultOptions()
+	opts.Username, opts.Password = "op", "old"
+	srv := natstest.Run(t, opts)
+	ctx := testContext(t)
+
+	nc, err := srv.Connect(nats.UserInfo("op", "old"))
+	noErr(t, err, "connect with the old password")
+	js, err := jetstream.New(nc)
+	noErr(t, err, "jetstream")
+	_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: "KEPT", Subjects: []string{"kept.>"}})
+	noErr(t, err, "create stream")
+	_, err = js.Publish(ctx, "kept.one", []byte("1"))
+	noErr(t, err, "publish")
+	nc.Close()
+
+	url := srv.ClientURL()
+	next := natstest.DefaultOptions() // a random port and no store: kept as they were
+	next.Username, next.Password = "op", "new"
+	noErr(t, srv.RestartWith(next), "restart with new options")
+	if srv.ClientURL() != url {
+		t.Errorf("client URL %s, was %s", srv.ClientURL(), url)
+	}
+	if _, err := srv.Connect(nats.UserInfo("op", "old"), nats.MaxReconnects(0)); !errors.Is(err, nats.ErrAuthorization) {
+		t.Errorf("old password after RestartWith: %v, want %v", err, nats.ErrAuthorization)
+	}
+	nc, err = srv.Connect(nats.UserInfo("op", "new"))
+	noErr(t, err, "connect with the new password")
+	defer nc.Close()
+	js, err = jetstream.New(nc)
+	noErr(t, err, "jetstream")
+	st, err := js.Stream(ctx, "KEPT")
+	noErr(t, err, "stream after RestartWith")
+	if info, err := st.Info(ctx); err != nil || info.State.Msgs != 1 {
+		t.Errorf("stream after RestartWith: %+v, %v; want 1 message", info, err)
+	}
+
+	srv.Close()
+	if err := srv.RestartWith(next); !errors.Is(err, natstest.ErrClosed) {
+		t.Errorf("RestartWith after Close: %v, want ErrClosed", err)
+	}
+}
