@@ -1,16 +1,24 @@
 // Command lintelctl is the operator's tool for a Lintel deployment: it
-// writes a starter inventory, renders the inventory into credentials and
-// the files central and the edges read, and backs up what cannot be
-// recreated.
+// writes and checks the inventory, renders it into credentials and the
+// files central and the edges read, rotates and backs up what cannot be
+// recreated; and, against a running deployment as an operator named by a
+// context file, it tails the org's messages, shows each edge's status,
+// sends commands, manages door credentials, rules and audit, queries the
+// history and runs simulated devices.
 //
 // Usage:
 //
 //	lintelctl init --out deploy/inventory.json
 //	lintelctl render --inventory deploy/inventory.json --out deploy/out
 //	lintelctl backup --state deploy/state.json --secrets deploy/out --out backup.tar.gz
+//	export LINTEL_CONTEXT=ops.context.json
+//	lintelctl status
+//	lintelctl tail 'hq.reader.*.evt'
+//	lintelctl command send hq.lock.l1 unlock --wait
 //
-// Exit codes: 0 success, 1 error, 2 usage error. The layout render writes
-// is described in docs/deployment.md.
+// Exit codes: 0 success, 1 error, 2 usage error. The commands, the context
+// file and the exit codes are described in docs/lintelctl.md, the layout
+// render writes in docs/deployment.md.
 package main
 
 import (

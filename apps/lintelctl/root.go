@@ -50,12 +50,19 @@ func (a *app) execute(ctx context.Context, args []string) error {
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "lintelctl",
-		Short: "Operate a Lintel deployment: inventory, credentials, backups",
+		Short: "Operate a Lintel deployment: inventory, credentials, live view, history",
 		Long: `lintelctl is the operator's tool for a Lintel deployment.
 
 It writes a starter inventory (init), turns the inventory into credentials
 and into the files central and every edge read (render), and archives the
 state and the secrets (backup).
+
+Against a running deployment, as an operator (a service of kind "operator"
+in the inventory) named by a context file (--context, or $LINTEL_CONTEXT;
+the demo writes one), it shows the org's messages live (tail), each edge's
+link, backlog and credential sync (status), sends commands (command send),
+manages door credentials (cred) and queries the history (query). Every
+command that prints data takes --output json.
 
 The state file (state.json beside the inventory, by default) and the secret
 directories render writes are the deployment's crown jewels: without them
@@ -64,14 +71,19 @@ every device and edge has to be re-keyed. Back them up after every render.
 Exit codes: 0 success, 1 error, 2 usage error.`,
 		Example: `  lintelctl init --out deploy/inventory.json
   lintelctl render --inventory deploy/inventory.json --out deploy/out
-  lintelctl backup --state deploy/state.json --secrets deploy/out --out backup.tar.gz`,
+  lintelctl backup --state deploy/state.json --secrets deploy/out --out backup.tar.gz
+  export LINTEL_CONTEXT=deploy/ops.context.json
+  lintelctl status
+  lintelctl tail 'hq.reader.*.evt'
+  lintelctl command send hq.lock.l1 unlock --wait`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
-	root.AddCommand(a.initCommand(), a.renderCommand(), a.backupCommand())
+	root.AddCommand(a.initCommand(), a.renderCommand(), a.backupCommand(),
+		a.tailCommand(), a.statusCommand(), a.commandCommand(), a.credCommand(), a.rulesCommand(), a.auditCommand(), a.queryCommand(), a.simCommand())
 	root.InitDefaultCompletionCmd()
 	for _, c := range root.Commands() {
 		if c.Name() != "completion" {

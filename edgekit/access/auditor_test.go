@@ -82,6 +82,25 @@ func TestAuditorIntactChain(t *testing.T) {
 	if as := s.alarms("hq"); len(as) != 0 {
 		t.Fatalf("%d alarms in central's stream for an intact chain", len(as))
 	}
+	r := s.auditReport(func(r *access.AuditReport) bool { return r.Head.Seq == n+1 })
+	if !r.Intact() || len(r.RevokedGrants) != 0 || r.Through == 0 || r.Head.Hash == "" {
+		t.Fatalf("audit report %+v, want an intact chain of %d", r, n+1)
+	}
+}
+
+// auditReport reads hq's audit report until done accepts it.
+func (s *site) auditReport(done func(*access.AuditReport) bool) *access.AuditReport {
+	s.tb.Helper()
+	var r *access.AuditReport
+	s.waitFor("the audit report", func() bool {
+		var err error
+		r, err = access.ReadAuditReport(siteCtx(s.tb), s.cjs, s.hub.EventStream(), "", "acme", "hq")
+		if err != nil {
+			s.tb.Fatal(err)
+		}
+		return done(r)
+	})
+	return r
 }
 
 func TestAuditorGap(t *testing.T) {
@@ -113,6 +132,13 @@ func TestAuditorGap(t *testing.T) {
 	}
 	if p := chainAlarm(t, as[0]); p.Kind != access.BreakGap || p.ExpectedSeq != 4 || p.GotSeq != 5 || p.Event != eventID(t, msgs[4]) {
 		t.Fatalf("alarm %+v, want a gap expecting 4 at 5", p)
+	}
+	r := s.auditReport(func(r *access.AuditReport) bool { return len(r.Breaks) > 0 })
+	if r.Intact() || len(r.Breaks) != 1 || r.Breaks[0].Alarm.Kind != access.BreakGap || r.Breaks[0].Alarm.GotSeq != 5 || r.Breaks[0].Time.IsZero() {
+		t.Fatalf("audit report %+v, want the gap", r)
+	}
+	if _, err := access.ReadAuditReport(siteCtx(t), s.cjs, s.hub.EventStream(), "", "acme", "no such edge"); err == nil {
+		t.Error("ReadAuditReport of a bad edge code: no error")
 	}
 }
 
@@ -251,6 +277,10 @@ func TestAuditorRevokedGrant(t *testing.T) {
 		p.Decision != offID || rg[0].env.CorrelationID != offID || p.DecisionVersion != v1 || p.RevokedVersion != revs["hq"] ||
 		p.Reason != "stolen" || p.RevokedAt.IsZero() || p.RevokedAt.After(p.DecisionTime) {
 		t.Fatalf("revoked grant alarm %+v", p)
+	}
+	r := s.auditReport(func(r *access.AuditReport) bool { return len(r.RevokedGrants) > 0 && r.Head.Seq == 3 })
+	if !r.Intact() || len(r.RevokedGrants) != 1 || r.RevokedGrants[0].Alarm.Decision != offID {
+		t.Fatalf("audit report %+v, want an intact chain with the revoked grant", r)
 	}
 }
 

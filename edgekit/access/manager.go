@@ -1,10 +1,12 @@
 package access
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -748,6 +750,27 @@ func (m *Manager) PutRules(ctx context.Context, edge string, doc []byte) (uint64
 	return m.putRaw(ctx, edge, KeyRules, doc)
 }
 
+// Rules returns the edge's rules document as stored under [KeyRules], with
+// its revision. It returns an error wrapping [ErrNotFound] when the edge
+// has none, or the errors of [Manager.Put].
+func (m *Manager) Rules(ctx context.Context, edge string) ([]byte, uint64, error) {
+	ctx, cancel := m.ctx(ctx)
+	defer cancel()
+	kv, _, err := m.bucket(ctx, edge)
+	if err != nil {
+		return nil, 0, err
+	}
+	e, err := kv.Get(ctx, KeyRules)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, fmt.Errorf("%w: no rules document at edge %s", ErrNotFound, edge)
+	}
+	if err != nil {
+		m.forget(edge)
+		return nil, 0, fmt.Errorf("access: edge %s: get %s: %w", edge, KeyRules, err)
+	}
+	return e.Value(), e.Revision(), nil
+}
+
 // putRaw stores value under key in edge's bucket.
 func (m *Manager) putRaw(ctx context.Context, edge, key string, value []byte) (uint64, error) {
 	ctx, cancel := m.ctx(ctx)
@@ -763,6 +786,45 @@ func (m *Manager) putRaw(ctx context.Context, edge, key string, value []byte) (u
 	}
 	m.log.Debug("put", edgekit.LogKeyEdge, edge, "key", key, LogKeyVersion, rev)
 	return rev, nil
+}
+
+// List returns every credential the edge's bucket holds, revoked and
+// suspended ones included, each with its Revision, sorted by Holder, then
+// ID. It returns the [*FieldError] of [ParseCredential] for a stored value
+// that does not parse, naming its id, or the errors of [Manager.Put].
+func (m *Manager) List(ctx context.Context, edge string) ([]*Credential, error) {
+	ctx, cancel := m.ctx(ctx)
+	defer cancel()
+	kv, _, err := m.bucket(ctx, edge)
+	if err != nil {
+		return nil, err
+	}
+	w, err := kv.WatchFiltered(ctx, []string{KeyPrefixCredential + ">"}, jetstream.IgnoreDeletes())
+	if err != nil {
+		m.forget(edge)
+		return nil, fmt.Errorf("access: edge %s: list credentials: %w", edge, err)
+	}
+	defer func() { _ = w.Stop() }()
+	var out []*Credential
+	for {
+		select {
+		case e := <-w.Updates():
+			if e == nil { // the initial values are all delivered
+				slices.SortFunc(out, func(a, b *Credential) int {
+					return cmp.Or(strings.Compare(a.Holder, b.Holder), strings.Compare(a.ID, b.ID))
+				})
+				return out, nil
+			}
+			c, err := ParseCredential(strings.TrimPrefix(e.Key(), KeyPrefixCredential), e.Value())
+			if err != nil {
+				return nil, fmt.Errorf("access: edge %s: %w", edge, err)
+			}
+			c.Revision = e.Revision()
+			out = append(out, c)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("access: edge %s: list credentials: %w", edge, ctx.Err())
+		}
+	}
 }
 
 // Version returns the edge's credential set version at central: the last

@@ -88,6 +88,25 @@ func TestManagerPutGet(t *testing.T) {
 	if _, err := m.Get(ctx, "nowhere", id); !errors.Is(err, jetstream.ErrBucketNotFound) {
 		t.Fatalf("Get at an unregistered edge: %v, want ErrBucketNotFound", err)
 	}
+	bob := &access.Credential{ID: s.id("0099"), Holder: "bob", Kind: message.CredentialPIN, State: access.StateRevoked, Reason: "left"}
+	if _, err := m.Put(ctx, "hq", bob); err != nil {
+		t.Fatal(err)
+	}
+	// List: the credentials only (not the group or schedule), revoked
+	// ones too, by holder.
+	list, err := m.List(ctx, "hq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].ID != id || list[0].Revision != rev || list[1].ID != bob.ID || list[1].State != access.StateRevoked {
+		t.Fatalf("List: %d credentials %+v", len(list), list)
+	}
+	if list, err := m.List(ctx, "lab"); err != nil || len(list) != 0 {
+		t.Fatalf("List of an empty bucket: %v, %v", list, err)
+	}
+	if _, err := m.List(ctx, "nowhere"); !errors.Is(err, jetstream.ErrBucketNotFound) {
+		t.Fatalf("List at an unregistered edge: %v, want ErrBucketNotFound", err)
+	}
 	rules := []byte(`{"rules": []}`)
 	rrev, err := m.PutRules(ctx, "hq", rules)
 	if err != nil {
@@ -95,6 +114,12 @@ func TestManagerPutGet(t *testing.T) {
 	}
 	if e := s.bucketEntry("hq", access.KeyRules); e.Revision() != rrev || string(e.Value()) != string(rules) {
 		t.Fatalf("rules entry %d %q", e.Revision(), e.Value())
+	}
+	if doc, r, err := m.Rules(ctx, "hq"); err != nil || r != rrev || string(doc) != string(rules) {
+		t.Fatalf("Rules: %q %d %v", doc, r, err)
+	}
+	if _, _, err := m.Rules(ctx, "lab"); !errors.Is(err, access.ErrNotFound) {
+		t.Fatalf("Rules of an edge without: %v, want ErrNotFound", err)
 	}
 
 	noKey, err := access.NewManager(s.cjs, s.hub, access.ManagerConfig{})

@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -150,4 +151,64 @@ func FuzzDecode(f *testing.F) {
 			t.Fatal("empty error")
 		}
 	})
+}
+
+func TestLoadContext(t *testing.T) {
+	dir := t.TempDir()
+	for f, mode := range map[string]os.FileMode{"ops.password": 0o600, "open.password": 0o644} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("pw\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := &Context{Servers: []string{"nats://127.0.0.1:4222"}, Org: "acme", User: "_svc.acme.ops", PasswordFile: "ops.password"}
+	path := filepath.Join(dir, "ctx.json")
+	if err := WriteContext(path, good); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("context file mode: %v %v", fi.Mode(), err)
+	}
+	c, err := LoadContext(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pw, err := c.Password(); err != nil || pw.Reveal() != "pw" {
+		t.Fatalf("password relative to the file: %q %v", pw.Reveal(), err)
+	}
+	for what, f := range map[string]func() error{
+		"command_seed_file": func() error { _, err := c.CommandKey(); return err },
+		"hash_key_file":     func() error { _, err := c.HashKey(); return err },
+		"inventory_file":    func() error { _, err := c.Inventory(); return err },
+	} {
+		if err := f(); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), what+" is not set") {
+			t.Errorf("%s missing: %v", what, err)
+		}
+	}
+
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"servers": ["127.0.0.1:4222"], "password_file": "nope", "hash_key_file": "nope.key", "extra": 1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadContext(bad); err == nil || !strings.Contains(err.Error(), "extra") {
+		t.Fatalf("unknown field: %v", err)
+	}
+	if err := os.WriteFile(bad, []byte(`{"servers": ["127.0.0.1:4222"], "password_file": "nope", "hash_key_file": "nope.key"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = LoadContext(bad)
+	for _, want := range []string{"servers[0]", "org", "user", "password_file", "hash_key_file", "bad.json"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("LoadContext of a broken context: %v; want %q named", err, want)
+		}
+	}
+	open := *good
+	open.PasswordFile = "open.password"
+	if err := WriteContext(path, &open); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := LoadContext(path); err != nil {
+		t.Fatal(err)
+	} else if _, err := c.Password(); err == nil || !strings.Contains(err.Error(), "0600") {
+		t.Fatalf("a world-readable password: %v", err)
+	}
 }
