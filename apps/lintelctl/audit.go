@@ -40,7 +40,8 @@ failures: they are what an offline edge may do), 1 when it is broken.`,
 		RunE:    a.runE(func(cmd *cobra.Command, args []string) error { return a.auditVerify(cmd.Context(), &o, args[0]) }),
 	}
 	addLiveFlags(verify, &o)
-	cmd := &cobra.Command{Use: "audit", Short: "The edges' audit chains, as central verified them"}
+	cmd := &cobra.Command{Use: "audit", Short: "The edges' audit chains, as central verified them",
+		Example: "  lintelctl audit verify hq"}
 	cmd.AddCommand(verify)
 	return cmd
 }

@@ -57,8 +57,9 @@ type commandOptions struct {
 
 func (a *app) commandCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "command",
-		Short: "Send commands to things, through central and their edge",
+		Use:     "command",
+		Short:   "Send commands to things, through central and their edge",
+		Example: "  lintelctl command send hq.lock.l1 unlock --wait",
 	}
 	var o commandOptions
 	send := &cobra.Command{

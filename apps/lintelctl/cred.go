@@ -130,6 +130,9 @@ and decides from, online or not.
 A card number or PIN never leaves this machine: lintelctl hashes it with
 the org's hash key (the context's hash_key_file) and central and the edges
 only ever see the hash, the credential's ID.`,
+		Example: `  lintelctl cred add hq --holder alice --card 0012345678 --door front
+  lintelctl cred suspend --card 0012345678 --reason 'reported lost'
+  lintelctl cred list hq`,
 	}
 	var add credAddOptions
 	addCmd := &cobra.Command{

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
 // result is the outcome of one in-process run of lintelctl.
@@ -62,9 +65,22 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 }
 
 func TestHelpHasExamples(t *testing.T) {
-	for _, cmd := range [][]string{
-		{}, {"init"}, {"render"}, {"backup"}, {"completion"}, {"completion", "bash"}, {"completion", "zsh"},
-	} {
+	// Every command of the tree, groups included.
+	var all [][]string
+	var walk func(c *cobra.Command, path []string)
+	walk = func(c *cobra.Command, path []string) {
+		all = append(all, path)
+		for _, sub := range c.Commands() {
+			if sub.Name() != "help" {
+				walk(sub, append(slices.Clone(path), sub.Name()))
+			}
+		}
+	}
+	walk((&app{}).rootCommand(), []string{})
+	if len(all) < 30 {
+		t.Fatalf("only %d commands found", len(all))
+	}
+	for _, cmd := range all {
 		t.Run(strings.Join(append([]string{"lintelctl"}, cmd...), " "), func(t *testing.T) {
 			r := mustRun(t, append(cmd, "--help")...)
 			if !strings.Contains(r.stdout, "Examples:\n  ") {

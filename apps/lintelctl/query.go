@@ -91,6 +91,9 @@ as "next" with --output json): pass it as --cursor with the same filters.
 
 Time range: --since (such as 1h) or --from and --to (RFC 3339); the
 default is the last 24 hours.`,
+		Example: `  lintelctl query events --thing hq.reader.r1 --since 1h
+  lintelctl query decisions --edge hq --desc
+  lintelctl query commands --thing hq.lock.l1 -o json`,
 	}
 	kinds := []struct {
 		use, short, example string

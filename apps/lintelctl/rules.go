@@ -29,6 +29,9 @@ rules engine loads it from its mirror, online or not. validate checks a
 document for an edge without storing it; put checks it, then stores it. A
 document that does not validate is never stored: the error names the rule
 and field at fault.`,
+		Example: `  lintelctl rules validate hq rules/hq.json
+  lintelctl rules put hq rules/hq.json
+  lintelctl rules get hq`,
 	}
 	var put, validate, get liveFlags
 	putCmd := &cobra.Command{
@@ -163,7 +166,8 @@ func (a *app) groupCommand() *cobra.Command {
 	addLiveFlags(put, &o)
 	put.Flags().StringSliceVar(&doors, "door", nil, "a door of the group (repeatable, or comma-separated)")
 	_ = put.MarkFlagRequired("door")
-	cmd := &cobra.Command{Use: "group", Short: "Door groups: named sets of doors credentials can refer to"}
+	cmd := &cobra.Command{Use: "group", Short: "Door groups: named sets of doors credentials can refer to",
+		Example: "  lintelctl cred group put hq staff --door front,back"}
 	cmd.AddCommand(put)
 	return cmd
 }
@@ -194,7 +198,8 @@ intervals as JSON, in the edge's local time:
 		}),
 	}
 	addLiveFlags(put, &o)
-	cmd := &cobra.Command{Use: "schedule", Short: "Weekly schedules that say when credentials may be used"}
+	cmd := &cobra.Command{Use: "schedule", Short: "Weekly schedules that say when credentials may be used",
+		Example: "  lintelctl cred schedule put hq office office.json"}
 	cmd.AddCommand(put)
 	return cmd
 }
