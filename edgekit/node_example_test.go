@@ -78,8 +78,11 @@ func ExampleStart() {
 		return
 	}
 	fmt.Println("link up:", st.LinkUp)
-	fmt.Println("waiting for central:", st.Backlog >= 2) // the birth and the event, at least
+	// The event stream holds the birth and the event until central has
+	// them. (Backlog counts them too, from central's consumer, whose
+	// count may trail the stream by a moment.)
+	fmt.Println("held for central:", st.StreamMsgs >= 2)
 	// Output:
 	// link up: false
-	// waiting for central: true
+	// held for central: true
 }
