@@ -11,16 +11,17 @@ import (
 )
 
 // TestMain fails the tests when the demo leaves any goroutine of Lintel's
-// packages running after run returns.
+// packages, or of its own (frames of package main), running after run
+// returns.
 func TestMain(m *testing.M) {
-	os.Exit(leaktest.Main(m, "github.com/lintel-io/lintel/"))
+	os.Exit(leaktest.Main(m, "github.com/lintel-io/lintel/", "\nmain."))
 }
 
-func TestRun(t *testing.T) {
+func TestRunOnce(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp) // to see that the demo removes its directories
 	var stdout, stderr bytes.Buffer
-	if err := run(context.Background(), nil, &stdout, &stderr); err != nil {
+	if err := run(context.Background(), []string{"-once"}, &stdout, &stderr); err != nil {
 		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
 	}
 	text := stdout.String()
@@ -48,17 +49,44 @@ func TestRun(t *testing.T) {
 	if stderr.Len() > 0 {
 		t.Logf("stderr:\n%s", stderr.String())
 	}
-	left, err := os.ReadDir(tmp)
+	noneLeft(t, tmp)
+}
+
+func TestRunRejectsArguments(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string // in the error
+	}{
+		{"argument", []string{"extra"}, "unexpected arguments"},
+		{"unknown flag", []string{"-bogus"}, "-bogus"},
+		{"live flag with once", []string{"-once", "-speed", "2"}, "-speed"},
+		{"speed zero", []string{"-speed", "0"}, "-speed"},
+		{"speed negative", []string{"-speed", "-1"}, "-speed"},
+		{"negative cycle", []string{"-cycle", "-1s"}, "-cycle"},
+		{"no outage", []string{"-outage", "0s"}, "-outage"},
+		{"bad duration", []string{"-outage", "soon"}, "-outage"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := run(context.Background(), tc.args, &bytes.Buffer{}, &bytes.Buffer{})
+			if err == nil {
+				t.Fatalf("run accepted %q", tc.args)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("run(%q) = %v, want an error naming %q", tc.args, err, tc.want)
+			}
+		})
+	}
+}
+
+// noneLeft fails t if dir is not empty.
+func noneLeft(t *testing.T, dir string) {
+	t.Helper()
+	left, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range left {
 		t.Errorf("left behind in the temporary directory: %s", e.Name())
-	}
-}
-
-func TestRunRejectsArguments(t *testing.T) {
-	if err := run(context.Background(), []string{"extra"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
-		t.Fatal("run accepted an argument")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
@@ -44,8 +45,9 @@ var (
 	sounder = topic.Thing{Org: org, Edge: edge, Type: "sounder", Code: "s1"}
 )
 
-// inventory is the deployment as package authz reads it.
-func inventory() *authz.Inventory {
+// inventory is the deployment as package authz reads it; live adds what
+// only the live mode runs (see [liveInventory]).
+func inventory(live bool) *authz.Inventory {
 	inv := &authz.Inventory{
 		Orgs:     []authz.Org{{Code: org, Name: "Acme Corporation"}},
 		Edges:    []authz.Edge{{Org: org, Code: edge, Name: "Headquarters"}},
@@ -56,14 +58,21 @@ func inventory() *authz.Inventory {
 	for _, t := range []topic.Thing{reader, lock, contact, sounder} {
 		inv.Things = append(inv.Things, authz.Thing{Org: t.Org, Edge: t.Edge, Type: t.Type, Code: t.Code})
 	}
+	if live {
+		liveInventory(inv)
+	}
 	return inv
 }
 
-// site is everything the demo runs, in-process: central (an embedded
-// nats-server with the org's hub, credential manager and auditor) and
-// edge hq (a node linked to central through a proxy that can cut the
-// link, with its access service, its rules engine and four devices).
+// site is what both modes of the demo run, in-process: central (an
+// embedded nats-server with the org's hub, credential manager and
+// auditor) and edge hq (a node linked to central through a proxy that can
+// cut the link, with its access service, its rules engine and four
+// devices). The live mode adds its things to the inventory, MQTT on the
+// edge and a database for central (siteOptions), and runs more beside it
+// (live).
 type site struct {
+	opts    siteOptions
 	log     *slog.Logger
 	fail    context.CancelCauseFunc // ends the demo when a background task fails
 	inv     *authz.Inventory
@@ -90,10 +99,17 @@ type site struct {
 	closers []func() // run in reverse order by close
 }
 
+// siteOptions are what the live mode adds to the site: its things in the
+// inventory, MQTT on the edge, and central's history database.
+type siteOptions struct {
+	live     bool
+	database *pgxpool.Pool // nil: history in JetStream only
+}
+
 // startSite starts the site, keeping its stores under dir. Background
 // failures cancel ctx through fail. On error nothing is left running.
-func startSite(ctx context.Context, fail context.CancelCauseFunc, dir string, log *slog.Logger) (*site, error) {
-	s := &site{log: log, fail: fail, unlocks: make(chan devicekit.Command, 8), sounds: make(chan devicekit.Command, 8)}
+func startSite(ctx context.Context, fail context.CancelCauseFunc, dir string, log *slog.Logger, opts siteOptions) (*site, error) {
+	s := &site{opts: opts, log: log, fail: fail, unlocks: make(chan devicekit.Command, 8), sounds: make(chan devicekit.Command, 8)}
 	for _, start := range []func(context.Context, string) error{s.credentials, s.startCentral, s.startEdge, s.startDevices} {
 		if err := start(ctx, dir); err != nil {
 			s.close()
@@ -118,7 +134,7 @@ func (s *site) password(user string) string { return s.secrets.Passwords[user].R
 // credentials generates every identity's credential, the edge's leaf seed
 // file and the org's hash key.
 func (s *site) credentials(ctx context.Context, dir string) error {
-	s.inv = inventory()
+	s.inv = inventory(s.opts.live)
 	// bcrypt.MinCost keeps the demo's start-up fast; a real deployment
 	// keeps the default cost (authz.DefaultCost).
 	res, err := (&authz.Generator{Cost: bcrypt.MinCost}).Generate(ctx, s.inv, nil)
@@ -150,7 +166,7 @@ func (s *site) startCentral(ctx context.Context, dir string) error {
 	user := authz.ServiceUser(org, serviceName)
 	var err error
 	s.central, err = central.Start(ctx, central.Config{
-		Inventory: s.inv, State: s.st, Logger: s.log,
+		Inventory: s.inv, State: s.st, Logger: s.log, Database: s.opts.database,
 		Orgs: map[string]central.OrgSecrets{org: {Service: serviceName, Password: s.secrets.Passwords[user],
 			CommandKey: s.secrets.CommandSeeds[org], HashKey: s.key}},
 		Render: authz.RenderOptions{
@@ -194,6 +210,8 @@ func (s *site) startEdge(ctx context.Context, dir string) error {
 			PingInterval: time.Second, HubURLs: []string{"nats-leaf://" + s.proxy.Addr()},
 			ConfigDir: dir, SeedFile: seedFile,
 		},
+		// The live mode's MQTT device logs in here (see mqttDevice).
+		MQTT:                  edgekit.MQTTConfig{Enabled: s.opts.live, Port: -1},
 		LeafReconnectInterval: 100 * time.Millisecond,
 		CheckInterval:         50 * time.Millisecond,
 		CommandKey:            s.secrets.CommandSeeds[authz.EdgeKeyID(org, edge)],
@@ -242,7 +260,8 @@ func (s *site) startEdge(ctx context.Context, dir string) error {
 }
 
 // startDevices connects the four devices; the lock and the sounder hand
-// the commands they receive to s.unlocks and s.sounds.
+// the commands they receive to s.unlocks and s.sounds (in the live mode,
+// where nobody reads s.unlocks, the lock just carries its commands out).
 func (s *site) startDevices(ctx context.Context, _ string) error {
 	var err error
 	if s.reader, err = s.connect(ctx, reader); err != nil {
@@ -251,7 +270,11 @@ func (s *site) startDevices(ctx context.Context, _ string) error {
 	if s.contact, err = s.connect(ctx, contact); err != nil {
 		return err
 	}
-	if err := s.handle(ctx, lock, s.unlocks); err != nil {
+	unlocks := s.unlocks
+	if s.opts.live {
+		unlocks = nil
+	}
+	if err := s.handle(ctx, lock, unlocks); err != nil {
 		return err
 	}
 	return s.handle(ctx, sounder, s.sounds)
@@ -271,13 +294,17 @@ func (s *site) connect(ctx context.Context, t topic.Thing) (*devicekit.Client, e
 	return d, nil
 }
 
-// handle connects device t and passes every command it receives to out.
+// handle connects device t and passes every command it receives to out;
+// with out nil it completes them without passing them on.
 func (s *site) handle(ctx context.Context, t topic.Thing, out chan<- devicekit.Command) error {
 	d, err := s.connect(ctx, t)
 	if err != nil {
 		return err
 	}
 	_, err = d.HandleCommands(ctx, devicekit.HandlerFunc(func(ctx context.Context, c devicekit.Command) error {
+		if out == nil {
+			return nil
+		}
 		select {
 		case out <- c:
 			return nil
@@ -297,9 +324,14 @@ const waitTimeout = 30 * time.Second
 
 // waitFor polls cond until it holds, for at most waitTimeout.
 func waitFor(ctx context.Context, what string, cond func() bool) error {
+	return waitEvery(ctx, what, 10*time.Millisecond, cond)
+}
+
+// waitEvery is waitFor polling every d.
+func waitEvery(ctx context.Context, what string, d time.Duration, cond func() bool) error {
 	ctx, cancel := context.WithTimeout(ctx, waitTimeout)
 	defer cancel()
-	tick := time.NewTicker(10 * time.Millisecond)
+	tick := time.NewTicker(d)
 	defer tick.Stop()
 	for !cond() {
 		select {

@@ -194,24 +194,11 @@ func (a *app) render(ctx context.Context, o renderOptions) (*renderReport, error
 		Created: nonNil(res.Created), Rotated: nonNil(res.Rotated), Removed: nonNil(res.Removed),
 		Secrets: []string{}, Files: []string{}, Warnings: []string{},
 	}
-	// Secrets first, then the state: a crash in between leaves a state
-	// without the new identities, and the next render issues them again.
-	// The other way round, it would leave identities whose secrets are lost.
-	secrets, err := planSecrets(inv, res.Secrets, centralUser, keys, l)
+	// Secrets first, then the state (see writeSecretsThenState).
+	written, err := writeSecretsThenState(inv, res.Secrets, res.State, centralUser, keys, l, o.state)
+	rep.Secrets = append(rep.Secrets, written...)
 	if err != nil {
 		return nil, err
-	}
-	for _, s := range secrets {
-		if err := mkdirSecret(filepath.Dir(s.path)); err != nil {
-			return nil, err
-		}
-		if err := s.write(s.path); err != nil {
-			return nil, err
-		}
-		rep.Secrets = append(rep.Secrets, l.rel(s.path))
-	}
-	if err := authz.SaveState(o.state, res.State); err != nil {
-		return nil, fmt.Errorf("state: %w", err)
 	}
 	rep.Files = append(rep.Files, o.state)
 	if err := a.writeCopies(inv, data, res.State, l, rep); err != nil {
@@ -337,6 +324,32 @@ func hashKeys(inv *authz.Inventory, l layout) (map[string]*orgKey, error) {
 		}
 	}
 	return keys, nil
+}
+
+// writeSecretsThenState writes the secret files of sec, then the state st
+// to statePath, and returns the secret files written, relative to l.
+// Secrets come first: a crash in between leaves the previous state, under
+// which the new secrets are unused and the next run issues them again; the
+// other way round it would leave identities whose secrets are lost.
+func writeSecretsThenState(inv *authz.Inventory, sec *authz.Secrets, st *authz.State, centralUser map[string]string, keys map[string]*orgKey, l layout, statePath string) ([]string, error) {
+	secrets, err := planSecrets(inv, sec, centralUser, keys, l)
+	if err != nil {
+		return nil, err
+	}
+	var written []string
+	for _, s := range secrets {
+		if err := mkdirSecret(filepath.Dir(s.path)); err != nil {
+			return written, err
+		}
+		if err := s.write(s.path); err != nil {
+			return written, err
+		}
+		written = append(written, l.rel(s.path))
+	}
+	if err := authz.SaveState(statePath, st); err != nil {
+		return written, fmt.Errorf("state: %w", err)
+	}
+	return written, nil
 }
 
 // planSecrets lists the secret files to write: every secret the generator
