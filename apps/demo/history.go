@@ -156,10 +156,19 @@ func (h *history) close() {
 		h.pool.Close()
 	}
 	if h.claim != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
-		defer cancel()
-		_ = h.claim.Close(ctx)
+		release(h.claim)
 	}
+}
+
+// release releases the claim c holds and closes it. The lock is released
+// explicitly: the server would release it only once the connection's
+// backend has exited, after Close returns, and a demo started right
+// after would find the database busy.
+func release(c *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
+	defer cancel()
+	_, _ = c.Exec(ctx, "SELECT pg_advisory_unlock($1, $2)", int32(demoLockClass), int32(demoLockID))
+	_ = c.Close(ctx)
 }
 
 // describe says where history is kept, the URL's password redacted.

@@ -65,7 +65,7 @@ func TestDatabase(t *testing.T) {
 	if _, err := claim(ctx, dsn); !errors.Is(err, errDatabaseBusy) {
 		t.Errorf("second claim while the first holds: %v, want errDatabaseBusy", err)
 	}
-	_ = first.Close(ctx)
+	release(first)
 
 	// An earlier run's ingest position is forgotten; another stream's
 	// is not.

@@ -172,7 +172,6 @@ func (s *site) startCentral(ctx context.Context, dir string) error {
 		Render: authz.RenderOptions{
 			Host: loopback, Port: -1, LeafHost: loopback, LeafPort: -1,
 			StoreDir: filepath.Join(dir, "central"), MaxMemoryStore: 64 << 20, MaxFileStore: 1 << 30,
-			PingInterval: time.Second,
 		},
 		// The edge must reconnect through the proxy, not to central's own address.
 		ServerOptions: func(o *server.Options) { o.LeafNode.NoAdvertise = true },
@@ -207,7 +206,7 @@ func (s *site) startEdge(ctx context.Context, dir string) error {
 		Org: org, Edge: edge, Inventory: s.inv, State: s.st,
 		Render: authz.RenderOptions{
 			Host: loopback, Port: -1, StoreDir: filepath.Join(dir, "edge"), MaxFileStore: 1 << 30,
-			PingInterval: time.Second, HubURLs: []string{"nats-leaf://" + s.proxy.Addr()},
+			HubURLs:   []string{"nats-leaf://" + s.proxy.Addr()},
 			ConfigDir: dir, SeedFile: seedFile,
 		},
 		// The live mode's MQTT device logs in here (see mqttDevice).
