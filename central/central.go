@@ -565,3 +565,24 @@ func (c *Central) Manager(org string) *access.Manager {
 	}
 	return nil
 }
+
+// JetStream returns the JetStream context of org's in-process connection,
+// which acts as the org's central service (the identity of
+// [OrgSecrets].Service), or nil while the org is not started. Services
+// built on central, such as its HTTP API, use it for their own streams and
+// buckets; it must not be used to act for a client on subjects the client
+// names.
+func (c *Central) JetStream(org string) jetstream.JetStream {
+	if o := c.readyOrg(org); o != nil {
+		return o.js
+	}
+	return nil
+}
+
+// Inventory returns the inventory central runs with: the one of [Start],
+// or of the last [Central.Update].
+func (c *Central) Inventory() *authz.Inventory { return c.inventory() }
+
+// Store returns the history store in the configured database, or nil
+// without a database (history in JetStream only).
+func (c *Central) Store() *storage.Store { return c.store }

@@ -4,9 +4,11 @@
 //	central -config /usr/local/etc/lintel/central.json
 //	central -config central.json -check
 //
-// It logs JSON to stderr. SIGTERM or SIGINT stops it cleanly (the ingest
-// commits what it read); SIGHUP reloads the inventory, the credential
-// state and the log level without dropping linked edges. Exit codes: 0
+// With an "api" section it also serves central's HTTP API and console
+// (package central/api, docs/api.md). It logs JSON to stderr. SIGTERM or
+// SIGINT stops it cleanly (the ingest commits what it read); SIGHUP
+// reloads the inventory, the credential state and the log level without
+// dropping linked edges. Exit codes: 0
 // after a clean stop or a passed -check, 1 when stopping failed or central
 // failed while running, 2 for bad usage or configuration, 3 when central
 // could not start.
@@ -109,9 +111,24 @@ func run(args []string, stderr io.Writer) int {
 		}
 	}
 
+	var web *apiServer
+	if cfg.API != nil {
+		if web, err = startAPI(ctx, cfg.API, replicas, c, log); err != nil {
+			log.Error("API", "err", err)
+			if adm != nil {
+				adm.Stop()
+			}
+			c.Stop()
+			return appmain.ExitNoStart
+		}
+	}
+
 	code := appmain.ExitOK
 	if appmain.Serve(c.Done(), func() { reload(c, path, level, log) }, log) {
 		code = appmain.ExitFailed
+	}
+	if web != nil {
+		web.stop()
 	}
 	if adm != nil {
 		adm.Stop()

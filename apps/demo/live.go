@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/central/api"
 	"github.com/lintel-io/lintel/devicekit/simulator"
 	"github.com/lintel-io/lintel/message"
 )
@@ -61,6 +62,9 @@ type live struct {
 	obs        *observer
 	sim        *simulator.Simulator
 	gatewayURL string
+	dir        string // the demo's temporary directory
+	apiURL     string // central's API and console
+	apiToken   string // an admin token of the API
 }
 
 // runLive starts the site and everything of the live mode under dir,
@@ -79,8 +83,8 @@ func runLive(ctx context.Context, fail context.CancelCauseFunc, o liveOptions, d
 	}
 	defer s.close()
 
-	l := &live{site: s, opts: o, out: out, hist: hist}
-	for _, start := range []func(context.Context) error{l.enrolBadges, l.putRules, l.startObserver, l.startSimulator, l.startKiosk, l.startRoofSensor} {
+	l := &live{site: s, opts: o, out: out, hist: hist, dir: dir}
+	for _, start := range []func(context.Context) error{l.enrolBadges, l.putRules, l.startObserver, l.startSimulator, l.startKiosk, l.startRoofSensor, l.startAPI} {
 		if err := start(ctx); err != nil {
 			return err
 		}
@@ -177,6 +181,12 @@ func (l *live) banner(took time.Duration, contextPath string) {
 			min(firstIncident, l.opts.cycle), l.opts.cycle, door, l.opts.outage)
 	}
 	p.plain("Up in %.1fs.", took.Seconds())
+	p.plain("")
+	p.plain("Central's console and API (log in to the console with the token; API clients send it as a bearer token):")
+	p.plain("  console    %s%s", l.apiURL, api.ConsolePath)
+	p.plain("  API        %s/api/v1/ (OpenAPI: %s/api/v1/openapi.json)", l.apiURL, l.apiURL)
+	p.plain("  token      %s", l.apiToken)
+	p.plain("  curl -H 'Authorization: Bearer %s' %s/api/v1/edges", l.apiToken, l.apiURL)
 	p.plain("")
 	p.plain("lintelctl's live commands use this context, as operator %s:", operatorUser)
 	p.plain("  export LINTEL_CONTEXT=%s", contextPath)

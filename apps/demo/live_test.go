@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/lintel-io/lintel/apps/internal/config"
 	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/central/api"
 	"github.com/lintel-io/lintel/devicekit/simulator"
 	"github.com/lintel-io/lintel/edgekit/access"
 	"github.com/lintel-io/lintel/message"
@@ -179,6 +183,8 @@ func TestLive(t *testing.T) {
 		t.Errorf("nats CLI line %q: not the operator's", line)
 	}
 
+	checkAPI(t, r)
+
 	msgs := make(chan *nats.Msg, 4096)
 	sub, err := nc.ChanSubscribe(org+".>", msgs)
 	if err != nil {
@@ -287,6 +293,52 @@ func TestLiveHistory(t *testing.T) {
 		}
 	}
 	r.stop()
+}
+
+// checkAPI reads the API's URL and token from the banner and sees the
+// API answer with edge hq (401 without the token), and the console served.
+func checkAPI(t *testing.T, r *liveRun) {
+	t.Helper()
+	const consoleLine, tokenLine = "  console    ", "  token      "
+	console := strings.TrimPrefix(r.waitOutput(consoleLine), consoleLine)
+	token := strings.TrimPrefix(r.waitOutput(tokenLine), tokenLine)
+	base, ok := strings.CutSuffix(console, api.ConsolePath)
+	if !ok {
+		t.Fatalf("console URL %q does not end in %s", console, api.ConsolePath)
+	}
+	get := func(url, token string) (int, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, body
+	}
+	if code, _ := get(base+"/api/v1/edges", ""); code != http.StatusUnauthorized {
+		t.Errorf("the API without a token: %d, want 401", code)
+	}
+	code, body := get(base+"/api/v1/edges", token)
+	var edges []struct {
+		Edge string `json:"edge"`
+	}
+	if err := json.Unmarshal(body, &edges); code != http.StatusOK || err != nil || len(edges) != 1 || edges[0].Edge != edge {
+		t.Errorf("GET /api/v1/edges with the printed token: %d %s (%v), want edge %s", code, body, err, edge)
+	}
+	if code, body := get(console, ""); code != http.StatusOK || !strings.Contains(string(body), "<html") {
+		t.Errorf("console: %d, %.200s", code, body)
+	}
 }
 
 func mapKeys[K comparable, V any](m map[K]V) []K {

@@ -11,9 +11,9 @@
 // -cycle, a forced door and a cut of the link for -outage, with the edge's
 // catch-up. Central keeps history in PostgreSQL (-database,
 // $LINTEL_DATABASE_URL, or a database lintel_demo on 127.0.0.1:5432 if one
-// answers), else in JetStream only. Once up, it prints a lintelctl context
-// for an operator (export LINTEL_CONTEXT=...) and a nats CLI command to
-// watch the traffic.
+// answers), else in JetStream only. Once up, it prints the URL of central's
+// console and API with an admin token, a lintelctl context for an operator
+// (export LINTEL_CONTEXT=...) and a nats CLI command to watch the traffic.
 //
 // With -once it runs a scripted story instead and exits:
 //

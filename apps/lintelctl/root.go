@@ -82,7 +82,7 @@ Exit codes: 0 success, 1 error, 2 usage error.`,
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
-	root.AddCommand(a.initCommand(), a.validateCommand(), a.addCommand(), a.removeCommand(), a.renderCommand(), a.rotateCommand(), a.backupCommand(),
+	root.AddCommand(a.initCommand(), a.validateCommand(), a.addCommand(), a.removeCommand(), a.renderCommand(), a.rotateCommand(), a.backupCommand(), a.nebulaCommand(),
 		a.tailCommand(), a.statusCommand(), a.commandCommand(), a.credCommand(), a.rulesCommand(), a.auditCommand(), a.queryCommand(), a.simCommand())
 	root.InitDefaultCompletionCmd()
 	for _, c := range root.Commands() {

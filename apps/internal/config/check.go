@@ -109,6 +109,9 @@ func (c *Central) check(file string) error {
 	if c.History.MaxAge < 0 || c.History.MaxBytes < 0 {
 		p.add("history", "negative limit")
 	}
+	if c.API != nil {
+		c.checkAPI(p, c.API)
+	}
 	c.Log.check(p)
 	return p.err()
 }

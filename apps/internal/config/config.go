@@ -132,7 +132,9 @@ type Central struct {
 	// Admin is the admin HTTP listener (/healthz, /readyz, /metrics).
 	// Default "127.0.0.1:9470"; "off" disables it.
 	Admin string `json:"admin_listen,omitempty" env:"ADMIN_LISTEN"`
-	Log   Log    `json:"log"`
+	// API, when set, serves central's HTTP API (see API).
+	API *API `json:"api,omitempty"`
+	Log Log  `json:"log"`
 
 	dir string
 }

@@ -1,0 +1,228 @@
+// Lintel console: reads and changes through /api/v1 with the session
+// cookie; changes carry the CSRF token. Everything is rendered with
+// textContent: nothing from the server is parsed as HTML.
+"use strict";
+
+const API = "/api/v1";
+const role = document.body.dataset.role;
+const canOperate = role === "operator" || role === "admin";
+
+function csrf() {
+  for (const c of document.cookie.split("; ")) {
+    const [k, v] = c.split("=");
+    if (k === "lintel_csrf") return decodeURIComponent(v);
+  }
+  return "";
+}
+
+async function api(method, path, body) {
+  const opts = { method, credentials: "same-origin", headers: {} };
+  if (method !== "GET") opts.headers["X-CSRF-Token"] = csrf();
+  if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  const r = await fetch(API + path, opts);
+  const text = await r.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!r.ok) {
+    const msg = data && data.detail ? data.detail : r.status + " " + r.statusText;
+    throw new Error(data && data.field ? data.field + ": " + msg : msg);
+  }
+  return data;
+}
+
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  if (cls) e.className = cls;
+  return e;
+}
+
+function row(tbody, cells) {
+  const tr = el("tr");
+  for (const c of cells) {
+    const td = el("td");
+    if (c instanceof Node) td.append(c); else td.textContent = c === undefined || c === null ? "-" : String(c);
+    tr.append(td);
+  }
+  tbody.append(tr);
+  return tr;
+}
+
+function ago(t) {
+  if (!t) return "-";
+  const s = Math.round((Date.now() - Date.parse(t)) / 1000);
+  if (s < 60) return s + " s ago";
+  if (s < 3600) return Math.round(s / 60) + " min ago";
+  return Math.round(s / 3600) + " h ago";
+}
+
+function status(id, text, error) {
+  const p = document.getElementById(id);
+  p.textContent = text;
+  p.classList.toggle("error", !!error);
+}
+
+async function loadEdges() {
+  const tbody = document.querySelector("#edges tbody");
+  const edges = await api("GET", "/edges");
+  const audits = await Promise.all(edges.map(e => api("GET", "/edges/" + encodeURIComponent(e.edge) + "/audit").catch(() => null)));
+  tbody.replaceChildren();
+  edges.forEach((e, i) => {
+    const tr = row(tbody, [e.edge, el("span", e.link, e.link), e.backlog, e.credential_version, e.credentials_received,
+      ago(e.credentials_synced_at), audits[i] ? (audits[i].intact ? "intact" : "BROKEN") : "-"]);
+    tr.dataset.edge = e.edge;
+  });
+  const sel = document.getElementById("cred-edge-select");
+  if (sel.options.length === 0) {
+    for (const e of edges) sel.append(new Option(e.edge, e.edge));
+    loadCredentials();
+  }
+}
+
+async function command(thing, action, out) {
+  out.textContent = action + ": sending…";
+  try {
+    const r = await api("POST", "/commands?wait=15s", { thing, action });
+    out.textContent = action + ": " + r.status + (r.error ? " (" + r.error + ")" : "");
+  } catch (err) {
+    out.textContent = action + ": " + err.message;
+  }
+  loadDoors();
+}
+
+async function loadDoors() {
+  const tbody = document.querySelector("#doors tbody");
+  const doors = await api("GET", "/doors");
+  const last = {};
+  for (const tr of tbody.querySelectorAll("tr")) last[tr.dataset.door] = tr.lastChild.textContent;
+  tbody.replaceChildren();
+  for (const d of doors) {
+    const key = d.edge + "." + d.code;
+    let state = "unknown";
+    if (d.state) state = (d.state.locked ? "locked" : "unlocked") + ", " + (d.state.open ? "open" : "closed");
+    const actions = el("span");
+    const out = el("span", last[key] || "");
+    if (canOperate && d.locks && d.locks.length) {
+      for (const action of ["unlock", "lock"]) {
+        const b = el("button", action[0].toUpperCase() + action.slice(1));
+        b.type = "button";
+        b.dataset.action = action;
+        b.addEventListener("click", () => command(d.locks[0], action, out));
+        actions.append(b, " ");
+      }
+    }
+    const tr = row(tbody, [d.name || d.code, d.edge, state, actions, out]);
+    tr.dataset.door = key;
+  }
+}
+
+function live() {
+  const tbody = document.querySelector("#live tbody");
+  const src = new EventSource(API + "/events/stream");
+  src.addEventListener("open", () => status("live-status", "live"));
+  src.addEventListener("error", () => status("live-status", "reconnecting…", true));
+  src.addEventListener("event", m => {
+    const e = JSON.parse(m.data);
+    const tr = el("tr");
+    for (const c of [new Date(e.time).toLocaleTimeString(), e.thing, e.type, e.name || "-"]) tr.append(el("td", c));
+    tbody.prepend(tr);
+    while (tbody.children.length > 50) tbody.lastChild.remove();
+  });
+}
+
+async function loadAccess(ev) {
+  if (ev) ev.preventDefault();
+  const f = new FormData(document.getElementById("access-filter"));
+  const q = new URLSearchParams({ desc: "true", limit: "50" });
+  for (const k of ["edge", "door", "granted", "since"]) if (f.get(k)) q.set(k, f.get(k));
+  const tbody = document.querySelector("#access tbody");
+  try {
+    const page = await api("GET", "/decisions?" + q);
+    tbody.replaceChildren();
+    for (const d of page.items) {
+      row(tbody, [new Date(d.time).toLocaleString(), d.edge, d.door, d.holder, d.granted ? "granted" : "denied: " + d.reason, d.offline ? "yes" : ""]);
+    }
+    status("access-status", page.items.length + " decisions");
+  } catch (err) {
+    status("access-status", err.message, true);
+  }
+}
+
+async function loadCredentials() {
+  const edge = document.getElementById("cred-edge-select").value;
+  if (!edge) return;
+  const tbody = document.querySelector("#credentials tbody");
+  const list = await api("GET", "/edges/" + encodeURIComponent(edge) + "/credentials");
+  tbody.replaceChildren();
+  for (const c of list) {
+    const actions = el("span");
+    if (canOperate && c.state !== "revoked") {
+      const steps = c.state === "active" ? ["suspend", "revoke"] : ["reinstate", "revoke"];
+      for (const step of steps) {
+        const b = el("button", step);
+        b.type = "button";
+        b.dataset.action = step;
+        b.addEventListener("click", async () => {
+          try {
+            const body = step === "reinstate" ? undefined : { reason: step + " from the console" };
+            await api("POST", "/credentials/" + c.id + "/" + step, body);
+            status("cred-status", c.holder + ": " + step + " done");
+          } catch (err) {
+            status("cred-status", err.message, true);
+          }
+          loadCredentials();
+        });
+        actions.append(b, " ");
+      }
+    }
+    const tr = row(tbody, [c.holder, c.id.slice(0, 12) + "…", c.state + (c.reason ? " (" + c.reason + ")" : ""), (c.doors || []).join(", "), actions]);
+    tr.dataset.id = c.id;
+  }
+}
+
+async function addCredential(ev) {
+  ev.preventDefault();
+  const form = ev.target;
+  const f = new FormData(form);
+  const edge = document.getElementById("cred-edge-select").value;
+  const doors = String(f.get("doors") || "").split(",").map(s => s.trim()).filter(Boolean);
+  try {
+    const c = await api("POST", "/edges/" + encodeURIComponent(edge) + "/credentials", { holder: f.get("holder"), card: f.get("card"), doors });
+    status("cred-status", "added " + c.holder + " as " + c.id.slice(0, 12) + "…");
+    form.reset();
+  } catch (err) {
+    status("cred-status", err.message, true);
+  }
+  loadCredentials();
+}
+
+function every(ms, f) {
+  const run = () => f().catch(err => console.warn(err));
+  run();
+  setInterval(run, ms);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const logout = document.getElementById("logout");
+  if (logout) logout.addEventListener("click", async () => { await api("POST", "/auth/logout"); location.reload(); });
+  const tokenForm = document.getElementById("token-login");
+  if (tokenForm) tokenForm.addEventListener("submit", async ev => {
+    ev.preventDefault();
+    try {
+      await api("POST", "/auth/token", { token: new FormData(tokenForm).get("token") });
+      location.reload();
+    } catch (err) {
+      status("login-status", err.message, true);
+    }
+  });
+  if (!role) return;
+  every(5000, loadEdges);
+  every(5000, loadDoors);
+  live();
+  document.getElementById("access-filter").addEventListener("submit", loadAccess);
+  loadAccess();
+  document.getElementById("cred-edge-select").addEventListener("change", loadCredentials);
+  document.getElementById("cred-add").addEventListener("submit", addCredential);
+});

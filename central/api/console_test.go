@@ -1,0 +1,181 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/lintel-io/lintel/central/api"
+	"github.com/lintel-io/lintel/devicekit"
+	"github.com/lintel-io/lintel/message"
+	"github.com/lintel-io/lintel/testing/oidctest"
+)
+
+// chromium returns the path of a Chromium to drive, skipping the test
+// where there is none (outside CI: CI must have one).
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "headless-shell"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("no Chromium on the PATH: the console's browser test needs one (apt-get install chromium)")
+	}
+	t.Skip("no Chromium on the PATH")
+	return ""
+}
+
+// TestConsoleInBrowser drives the console in headless Chromium: the OIDC
+// login, the edges, a door unlocked with its ack shown, a live event, a
+// credential added and suspended without its card number reaching the
+// page, the access log, and no script error or CSP violation throughout.
+// A fetch without the CSRF token is refused in the browser too.
+func TestConsoleInBrowser(t *testing.T) {
+	exe := chromium(t)
+	f := newFixture(t, fixtureOptions{edge: true})
+	f.prov.SetUser(oidctest.User{Subject: "carol", Email: "carol@example.com", Roles: []string{"operator"}})
+
+	lk := f.device(t, lock)
+	sub, err := lk.HandleCommands(ctx(t), devicekit.HandlerFunc(func(ctx context.Context, cmd devicekit.Command) error {
+		_, err := lk.PublishState(ctx, message.NameDoorState, message.DoorState{Door: "front", Locked: cmd.Action != "unlock"})
+		return err
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+	rd := f.device(t, reader)
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
+		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-dev-shm-usage", true))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelA()
+	bctx, cancelB := chromedp.NewContext(actx)
+	defer cancelB()
+	bctx, cancelT := context.WithTimeout(bctx, 90*time.Second)
+	defer cancelT()
+
+	var mu sync.Mutex
+	var problems []string
+	messages := chromedp.Console(bctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if (m.IsException() || m.Type == "error") && !strings.Contains(m.Text, "status of 403") {
+				mu.Lock()
+				problems = append(problems, m.String()+" at "+m.URL)
+				mu.Unlock()
+			}
+		}
+	}()
+	poll := func(what, expr string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			if _, err := chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(wait))(ctx, tg); err != nil {
+				return fmt.Errorf("waiting for %s: %w", what, err)
+			}
+			return nil
+		})
+	}
+	const card = "5550001112223334"
+	err = chromedp.Do(bctx,
+		chromedp.Navigate(f.web.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#login-link")),
+		chromedp.Click(chromedp.CSS("#login-link")),
+		chromedp.WaitVisible(chromedp.CSS("#whoami")),
+		poll("hq up in the edges table", `(() => { const r = document.querySelector('#edges tr[data-edge="hq"]'); return !!r && r.children[1].textContent === "up"; })()`),
+		poll("the unlock button", `!!document.querySelector('#doors tr[data-door="hq.front"] button[data-action="unlock"]')`),
+		chromedp.Click(chromedp.CSS(`#doors tr[data-door="hq.front"] button[data-action="unlock"]`)),
+		poll("the unlock's ack", `document.querySelector('#doors tr[data-door="hq.front"]').lastChild.textContent === "unlock: completed"`),
+		poll("the door unlocked", `document.querySelector('#doors tr[data-door="hq.front"]').children[2].textContent.startsWith("unlocked")`),
+		poll("the live stream open", `document.getElementById("live-status").textContent === "live"`),
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := rd.PublishEvent(ctx, "console.check", map[string]int{"n": 1})
+			return err
+		}),
+		poll("the live event", `document.querySelector("#live tbody").textContent.includes("console.check")`),
+		poll("the credential edge list", `document.getElementById("cred-edge-select").options.length === 2`),
+		chromedp.SetValue(chromedp.CSS(`#cred-add input[name="holder"]`), "dave"),
+		chromedp.SetValue(chromedp.CSS(`#cred-add input[name="card"]`), card),
+		chromedp.SetValue(chromedp.CSS(`#cred-add input[name="doors"]`), "front"),
+		chromedp.Click(chromedp.CSS(`#cred-add button[type="submit"]`)),
+		poll("dave's credential listed", `[...document.querySelectorAll("#credentials tbody tr")].some(r => r.children[0].textContent === "dave" && r.children[2].textContent === "active")`),
+		chromedp.Click(chromedp.CSS(`#credentials tbody tr button[data-action="suspend"]`)),
+		poll("dave's credential suspended", `[...document.querySelectorAll("#credentials tbody tr")].some(r => r.children[0].textContent === "dave" && r.children[2].textContent.startsWith("suspended"))`),
+		poll("the access log loaded", `document.getElementById("access-status").textContent.endsWith("decisions")`),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	who, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS("#whoami")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	html, err := chromedp.Run(bctx, chromedp.OuterHTML(chromedp.CSS("html")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	csrfStatus, err := chromedp.Run(bctx, chromedp.Evaluate[int](`fetch("/api/v1/edges/hq/groups/x", {method: "PUT", credentials: "same-origin", body: '{"doors": []}'}).then(r => r.status)`,
+		chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(who, "carol@example.com") || !strings.Contains(who, "operator") {
+		t.Fatalf("whoami %q", who)
+	}
+	if strings.Contains(html, card) {
+		t.Fatal("the page holds the card number")
+	}
+	if csrfStatus != http.StatusForbidden {
+		t.Fatalf("a cookie-authenticated PUT without the CSRF token: %d, want 403", csrfStatus)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(problems) > 0 {
+		t.Fatalf("the browser reported problems: %q", problems)
+	}
+	// The actions went through the API as carol, and are in the log.
+	log := f.auditLog(t)
+	for _, a := range []string{"sendCommand", "createCredential", "suspendCredential"} {
+		found := false
+		for _, e := range log {
+			found = found || (e.Action == a && e.Via == "session" && strings.HasPrefix(e.Who, "carol"))
+		}
+		if !found {
+			t.Errorf("no audit record of %s by carol's session", a)
+		}
+	}
+}
+
+// TestConsolePageHeaders: the console is served with a strict CSP and no
+// inline script; without a session it offers the login only.
+func TestConsolePageHeaders(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	res := f.do(t, "GET", api.ConsolePath, "", nil)
+	csp := res.header.Get("Content-Security-Policy")
+	if res.status != http.StatusOK || !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe") ||
+		!strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Fatalf("console: %d CSP %q", res.status, csp)
+	}
+	body := string(res.body)
+	if strings.Contains(body, "<script>") || strings.Contains(body, " on") && strings.Contains(body, "onclick") || strings.Contains(body, "style=") {
+		t.Fatal("inline script or style in the page")
+	}
+	if !strings.Contains(body, `id="login-link"`) || strings.Contains(body, `id="edges"`) {
+		t.Fatalf("without a session the page must offer the login only: %s", body)
+	}
+	if res := f.do(t, "GET", "/", "", nil); res.status != http.StatusFound || res.header.Get("Location") != api.ConsolePath {
+		t.Fatalf("/: %d %v", res.status, res.header)
+	}
+}

@@ -1,0 +1,104 @@
+package api_test
+
+import (
+	"context"
+	"net/url"
+	"slices"
+	"testing"
+
+	"github.com/lintel-io/lintel/central/api"
+	"github.com/lintel-io/lintel/devicekit"
+	"github.com/lintel-io/lintel/testing/pgtest"
+)
+
+// TestAPIOnPostgres: with a database, the same routes answer from
+// PostgreSQL: events paged both ways, the things' liveness, and a
+// command's acks.
+func TestAPIOnPostgres(t *testing.T) {
+	f := newFixture(t, fixtureOptions{db: pgtest.New(t), edge: true})
+	if f.c.Store() == nil {
+		t.Fatal("central has no store")
+	}
+	dev := f.device(t, reader)
+	var ids []string
+	for i := range 3 {
+		id, err := dev.PublishEvent(ctx(t), "pg.event", map[string]int{"n": i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id.String())
+	}
+	v := f.prov.Token(t, "vera", "viewer")
+	read := func(desc bool) []string {
+		var got []string
+		cursor := ""
+		for range 10 {
+			u := api.PathPrefix + "/events?thing=hq.reader.r1&name=pg.event&since=1h&limit=2"
+			if desc {
+				u += "&desc=true"
+			}
+			if cursor != "" {
+				u += "&cursor=" + url.QueryEscape(cursor)
+			}
+			var p struct {
+				Items []api.EventItem `json:"items"`
+				Next  string          `json:"next"`
+			}
+			f.do(t, "GET", u, v, nil).decode(t, &p)
+			for _, e := range p.Items {
+				got = append(got, e.ID)
+			}
+			if cursor = p.Next; cursor == "" {
+				break
+			}
+		}
+		return got
+	}
+	waitFor(t, "the events in the database", func() bool { return len(read(false)) == len(ids) })
+	if got := read(false); !slices.Equal(got, ids) {
+		t.Fatalf("ascending: %v, want %v", got, ids)
+	}
+	rev := slices.Clone(ids)
+	slices.Reverse(rev)
+	if got := read(true); !slices.Equal(got, rev) {
+		t.Fatalf("descending: %v, want %v", got, rev)
+	}
+	if res := f.do(t, "GET", api.PathPrefix+"/events?cursor=garbage", v, nil); res.status != 400 || res.problem(t).Field != "cursor" {
+		t.Fatalf("bad cursor: %d %s", res.status, res.body)
+	}
+	var things []api.ThingStatus
+	waitFor(t, "the reader online from the database", func() bool {
+		f.do(t, "GET", api.PathPrefix+"/things?edge=hq", v, nil).decode(t, &things)
+		i := slices.IndexFunc(things, func(x api.ThingStatus) bool { return x.Thing == "hq.reader.r1" })
+		return i >= 0 && things[i].State == "online"
+	})
+
+	t.Run("Decisions", func(t *testing.T) { testDecisions(t, f) })
+
+	lk := f.device(t, lock)
+	sub, err := lk.HandleCommands(ctx(t), devicekit.HandlerFunc(func(context.Context, devicekit.Command) error { return nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+	var rep api.CommandReport
+	f.do(t, "POST", api.PathPrefix+"/commands?wait=20s", f.prov.Token(t, "olivia", "operator"),
+		map[string]any{"thing": "hq.lock.l1", "action": "unlock"}).decode(t, &rep)
+	if rep.Status != "completed" {
+		t.Fatalf("command: %+v", rep)
+	}
+	waitFor(t, "the command's acks in the database", func() bool {
+		var st api.CommandReport
+		f.do(t, "GET", api.PathPrefix+"/commands/"+rep.ID+"?thing=hq.lock.l1", v, nil).decode(t, &st)
+		return len(st.Acks) >= 1 && slices.ContainsFunc(st.Acks, func(a api.AckItem) bool { return a.Status == "completed" })
+	})
+	waitFor(t, "the command in the database's list", func() bool {
+		var list struct {
+			Items []api.CommandItem `json:"items"`
+		}
+		f.do(t, "GET", api.PathPrefix+"/commands?edge=hq", v, nil).decode(t, &list)
+		return slices.ContainsFunc(list.Items, func(c api.CommandItem) bool {
+			return c.ID == rep.ID && c.Status == "completed" && c.RequestedBy == "olivia"
+		})
+	})
+}
