@@ -59,8 +59,10 @@ type EdgeAuthConfig struct {
 	// DisableThrottle turns the failure throttling and the failure cache
 	// off, for comparison and tests.
 	DisableThrottle bool
-	// Logger receives rejected logins (debug) and forced disconnects
-	// (info). Nil discards.
+	// Logger receives rejected logins (debug), throttled logins and
+	// passwords [EdgeAuthenticator.VerifyPassword] refuses (warnings
+	// marked with [LogKeySecurity], at most one a second of each) and
+	// forced disconnects (info). Nil discards.
 	Logger *slog.Logger
 }
 
@@ -137,6 +139,7 @@ type EdgeAuthenticator struct {
 	org, edge string
 	now       func() time.Time
 	log       *slog.Logger
+	events    *eventLimiter // security events of floods, at most one a second
 	noCache   bool
 	macKey    []byte
 	sem       chan struct{} // bcrypt turns; nil for no bound
@@ -197,6 +200,7 @@ func NewEdgeAuthenticator(inv *Inventory, st *State, org, edge string, cfg EdgeA
 		edge:    edge,
 		now:     cfg.Now,
 		log:     cfg.Logger,
+		events:  newEventLimiter(time.Second),
 		noCache: cfg.DisableCache,
 		macKey:  make([]byte, 32),
 		cache:   make(map[[sha256.Size]byte]cacheEntry),
@@ -251,7 +255,7 @@ func (a *EdgeAuthenticator) Attach(srv *server.Server) { a.srv.Store(srv) }
 // reload). It accepts a client connection whose user and password match
 // the table, and registers it with the user's account and permissions.
 func (a *EdgeAuthenticator) Check(c server.ClientAuthentication) bool {
-	ok, reason := a.check(c)
+	ok, reason, throttled := a.check(c)
 	if ok {
 		a.accepted.Add(1)
 		return true
@@ -261,38 +265,47 @@ func (a *EdgeAuthenticator) Check(c server.ClientAuthentication) bool {
 	if o := c.GetOpts(); o != nil {
 		user = o.Username
 	}
+	if throttled {
+		// nats-server logs the refused login itself (a login_failed
+		// security event); this says why no password was checked.
+		a.events.log(a.log, slog.LevelWarn, SecurityLoginThrottled, "authz: login throttled",
+			logKeyUser, user, logKeySource, sourceOf(c.RemoteAddress()), logKeyReason, reason)
+		return false
+	}
 	a.log.Debug("authz: login rejected", logKeyUser, user, logKeyReason, reason)
 	return false
 }
 
-func (a *EdgeAuthenticator) check(c server.ClientAuthentication) (bool, string) {
+// check judges a login: whether it is accepted, why not, and whether the
+// failure throttling refused it.
+func (a *EdgeAuthenticator) check(c server.ClientAuthentication) (ok bool, reason string, throttled bool) {
 	srv := a.srv.Load()
 	if srv == nil {
-		return false, ErrNotAttached.Error()
+		return false, ErrNotAttached.Error(), false
 	}
 	if c.Kind() != server.CLIENT {
-		return false, "not a client connection"
+		return false, "not a client connection", false
 	}
 	o := c.GetOpts()
 	if o == nil || o.Username == "" || o.Password == "" {
-		return false, "no user and password"
+		return false, "no user and password", false
 	}
 	t := a.table.Load()
 	u := t.users[o.Username]
 	if u == nil {
-		return false, "unknown user"
+		return false, "unknown user", false
 	}
 	if ok, why := checkMQTT(c, u); !ok {
-		return false, why
+		return false, why, false
 	}
 	now := a.now()
 	hash, err := a.verify(u, o.Password, now, sourceOf(c.RemoteAddress()))
 	if err != nil {
-		return false, err.Error()
+		return false, err.Error(), isThrottled(err)
 	}
 	acc, err := srv.LookupAccount(u.account)
 	if err != nil {
-		return false, "account: " + err.Error()
+		return false, "account: " + err.Error(), false
 	}
 	reg := &server.User{Username: u.name, Account: acc, Permissions: u.server}
 	if hash != u.hash {
@@ -307,10 +320,10 @@ func (a *EdgeAuthenticator) check(c server.ClientAuthentication) (bool, string) 
 	// the new table.
 	if t2 := a.table.Load(); t2 != t {
 		if u2 := t2.users[u.name]; u2 != u && (u2 == nil || !u2.accepts(hash, a.now()) || !reflect.DeepEqual(u2.perms, u.perms)) {
-			return false, "credentials changed during login"
+			return false, "credentials changed during login", false
 		}
 	}
-	return true, ""
+	return true, "", false
 }
 
 // Reasons verify gives for a refused login.

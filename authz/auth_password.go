@@ -3,6 +3,7 @@ package authz
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 )
 
@@ -48,8 +49,12 @@ func (a *EdgeAuthenticator) VerifyPassword(user, password string, src net.Addr) 
 		case errors.Is(err, errBusy):
 			return Permissions{}, fmt.Errorf("%w: %w", ErrLoginBusy, err)
 		case errors.Is(err, errWrongPassword):
+			a.events.log(a.log, slog.LevelWarn, SecurityLoginFailed, "authz: login refused",
+				logKeyUser, user, logKeySource, sourceOf(src), logKeyReason, err.Error())
 			return Permissions{}, fmt.Errorf("%w: user %q: %w", ErrLoginRefused, user, err)
 		default:
+			a.events.log(a.log, slog.LevelWarn, SecurityLoginThrottled, "authz: login throttled",
+				logKeyUser, user, logKeySource, sourceOf(src), logKeyReason, err.Error())
 			return Permissions{}, fmt.Errorf("%w: user %q: %w", ErrLoginThrottled, user, err)
 		}
 	}

@@ -34,6 +34,11 @@ var (
 	errThrottledAddr = errors.New("too many failed logins from the source address")
 )
 
+// isThrottled reports whether err is the throttle's refusal.
+func isThrottled(err error) bool {
+	return errors.Is(err, errRecentFailure) || errors.Is(err, errThrottledUser) || errors.Is(err, errThrottledAddr)
+}
+
 // throttle limits what failed logins cost: each user name and each source
 // address has a bucket of password checks that failures drain (DefaultFailureBurst,
 // refilled one per DefaultFailureRefill), and a user and password that just

@@ -144,7 +144,8 @@ type NodeConfig struct {
 	// two minutes, so that a dead link is noticed within seconds).
 	Render authz.RenderOptions
 	// Auth configures the [authz.EdgeAuthenticator] that authenticates
-	// devices.
+	// devices. A nil Auth.Logger means Logger: throttled logins are the
+	// node's security events.
 	Auth authz.EdgeAuthConfig
 
 	// SyncInterval is how often JetStream fsyncs its files. Zero means
@@ -414,6 +415,10 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	opts, err := authz.EdgeOptions(cfg.Inventory, cfg.State, cfg.Org, cfg.Edge, cfg.Render)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Auth.Logger == nil {
+		// Refused and throttled logins are the node's security events.
+		cfg.Auth.Logger = cfg.Logger
 	}
 	auth, err := authz.NewEdgeAuthenticator(cfg.Inventory, cfg.State, cfg.Org, cfg.Edge, cfg.Auth)
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/lintel-io/lintel/authz"
 )
 
 // nodeServerLog adapts a *slog.Logger to nats-server's logger.
@@ -15,7 +17,13 @@ var _ server.Logger = nodeServerLog{}
 
 func (s nodeServerLog) log(level slog.Level, format string, v []any) {
 	if s.l.Enabled(context.Background(), level) {
-		s.l.Log(context.Background(), level, fmt.Sprintf(format, v...))
+		line := fmt.Sprintf(format, v...)
+		// Refused logins and permission violations are security events.
+		if ev, user := authz.ServerLogSecurityEvent(line); ev != "" {
+			s.l.Log(context.Background(), level, line, authz.LogKeySecurity, ev, "user", user)
+			return
+		}
+		s.l.Log(context.Background(), level, line)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/lintel-io/lintel/apps/internal/admin"
 	"github.com/lintel-io/lintel/central"
+	"github.com/lintel-io/lintel/edgekit"
 )
 
 // registerMetrics registers central's metrics, read from its status at
@@ -29,6 +30,63 @@ func registerMetrics(reg *prometheus.Registry, c *central.Central) {
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lintel_central_messages_out_total", Help: "Messages sent by the server."},
 		varz(func(_, out int64) float64 { return float64(out) })))
 	reg.MustRegister(&orgCollector{status: status})
+	reg.MustRegister(&edgeCollector{central: c, sources: admin.Cached(func(ctx context.Context) (map[string][]edgekit.SourceStatus, error) {
+		return readSources(ctx, c, status()), nil
+	})})
+}
+
+// readSources returns the sources of each started org's event stream.
+func readSources(ctx context.Context, c *central.Central, st central.Status) map[string][]edgekit.SourceStatus {
+	out := make(map[string][]edgekit.SourceStatus, len(st.Orgs))
+	for code := range st.Orgs {
+		hub := c.Hub(code)
+		if hub == nil {
+			continue
+		}
+		if src, err := hub.Sources(ctx); err == nil {
+			out[code] = src
+		}
+	}
+	return out
+}
+
+// edgeCollector exports, per edge, what central's sourcing of it reports,
+// and each org's audit alarms (on the node that runs the auditor).
+type edgeCollector struct {
+	central *central.Central
+	sources func() map[string][]edgekit.SourceStatus
+}
+
+var (
+	descSourceActive = prometheus.NewDesc("lintel_central_source_active_seconds",
+		"Seconds since central last heard from the edge's flow (a message or the sourcing heartbeat); -1 when not since the source (re)started.",
+		[]string{"org", "edge", "flow"}, nil)
+	descSourceLag = prometheus.NewDesc("lintel_central_source_lag_messages",
+		"Messages the edge's stream held beyond the last one central received, as of that message.", []string{"org", "edge", "flow"}, nil)
+	descAuditAlarms = prometheus.NewDesc("lintel_audit_alarms_total",
+		"Alarms the org's auditor raised: broken audit chains, grants of revoked credentials, forged or refused records.", []string{"org"}, nil)
+)
+
+func (e *edgeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descSourceActive
+	ch <- descSourceLag
+	ch <- descAuditAlarms
+}
+
+func (e *edgeCollector) Collect(ch chan<- prometheus.Metric) {
+	for code, src := range e.sources() {
+		for _, s := range src {
+			active := -1.0
+			if !s.Missing && s.Active >= 0 {
+				active = s.Active.Seconds()
+			}
+			ch <- prometheus.MustNewConstMetric(descSourceActive, prometheus.GaugeValue, active, code, s.Edge, s.Flow)
+			ch <- prometheus.MustNewConstMetric(descSourceLag, prometheus.GaugeValue, float64(s.Lag), code, s.Edge, s.Flow)
+		}
+		if a := e.central.Auditor(code); a != nil {
+			ch <- prometheus.MustNewConstMetric(descAuditAlarms, prometheus.CounterValue, float64(a.Stats().Alarms), code)
+		}
+	}
 }
 
 // orgCollector exports each org's ingest figures.

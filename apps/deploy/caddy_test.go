@@ -8,13 +8,16 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,14 +60,52 @@ func caddyEnv(t *testing.T, ca *natstest.CA, site, upstream string) []string {
 	)
 }
 
-// TestCaddyfileValid runs `caddy validate` on the Caddyfile.
+// centralEnv returns the environment of the Caddyfile's central site.
+func centralEnv(t *testing.T, ca *natstest.CA, site, upstream string) []string {
+	home := t.TempDir()
+	env := append(os.Environ(),
+		"HOME="+home, "XDG_DATA_HOME="+home, "XDG_CONFIG_HOME="+home,
+		"LINTEL_CADDY_SITE=central", "LINTEL_CENTRAL_SITE="+site,
+		"LINTEL_TLS_CERT="+ca.ServerCertFile, "LINTEL_TLS_KEY="+ca.ServerKeyFile,
+	)
+	if upstream != "" {
+		env = append(env, "LINTEL_CENTRAL_UPSTREAM="+upstream)
+	}
+	return env
+}
+
+// TestCaddyfileValid runs `caddy validate` on the Caddyfile, for each of
+// its sites, and finds the site chosen: the gateway by default.
 func TestCaddyfileValid(t *testing.T) {
 	bin := caddy(t)
 	ca := natstest.TempCA(t)
+	for _, c := range []struct {
+		name string
+		env  []string
+		want string // in the adapted JSON
+	}{
+		{"gateway", caddyEnv(t, ca, "https://localhost:8443", "127.0.0.1:8480"), `"127.0.0.1:8480"`},
+		{"central", centralEnv(t, ca, "https://localhost:8444", ""), `"127.0.0.1:8080"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cmd := exec.Command(bin, "validate", "--adapter", "caddyfile", "--config", "Caddyfile")
+			cmd.Env = c.env
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("caddy validate: %v\n%s", err, out)
+			}
+			cmd = exec.Command(bin, "adapt", "--adapter", "caddyfile", "--config", "Caddyfile")
+			cmd.Env = c.env
+			out, err := cmd.Output()
+			if err != nil || !strings.Contains(string(out), c.want) {
+				t.Fatalf("caddy adapt: %v; no upstream %s in\n%s", err, c.want, out)
+			}
+		})
+	}
+	// A site that does not exist is refused, and named.
 	cmd := exec.Command(bin, "validate", "--adapter", "caddyfile", "--config", "Caddyfile")
-	cmd.Env = caddyEnv(t, ca, "https://localhost:8443", "127.0.0.1:8480")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("caddy validate: %v\n%s", err, out)
+	cmd.Env = append(centralEnv(t, ca, "https://localhost:8444", ""), "LINTEL_CADDY_SITE=centrl")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "centrl") {
+		t.Fatalf("caddy validate of an unknown site: %v\n%s", err, out)
 	}
 }
 
@@ -212,5 +253,142 @@ func TestEventThroughCaddy(t *testing.T) {
 	line, err := bufio.NewReader(resp.Body).ReadString('\n')
 	if resp.StatusCode != 200 || !strings.HasPrefix(line, ":") {
 		t.Fatalf("command stream through caddy: %d %q %v", resp.StatusCode, line, err)
+	}
+}
+
+// runCaddy runs caddy with the Caddyfile and env until the test ends.
+func runCaddy(t *testing.T, bin string, env []string) {
+	t.Helper()
+	cmd := exec.Command(bin, "run", "--adapter", "caddyfile", "--config", "Caddyfile")
+	cmd.Env = env
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("caddy:\n%s", logs.String())
+		}
+	})
+}
+
+// syncBuffer is a bytes.Buffer safe for the writes of a process's output
+// and a test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestCentralThroughCaddy runs a real Caddy with the Caddyfile's central
+// site in front of an upstream that stands for central's API and console
+// listener: requests for /api/* and / reach it over TLS with the client's
+// address as Caddy saw it (a forged X-Forwarded-For is not passed on), and
+// every response carries the security headers, the upstream's Server
+// header and weaker framing policy replaced; a Content-Security-Policy of
+// the upstream's own is kept.
+func TestCentralThroughCaddy(t *testing.T) {
+	const consoleCSP = "default-src 'self'; frame-ancestors 'none'"
+	bin := caddy(t)
+	type seen struct{ path, xff, proto string }
+	got := make(chan seen, 4)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- seen{r.URL.Path, r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Forwarded-Proto")}
+		w.Header().Set("Server", "lintel-central/1")
+		w.Header().Set("X-Frame-Options", "SAMEORIGIN")
+		if strings.HasPrefix(r.URL.Path, "/console/") {
+			w.Header().Set("Content-Security-Policy", consoleCSP)
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "upstream "+r.URL.Path)
+	}))
+	t.Cleanup(up.Close)
+
+	upstream := func(t *testing.T) seen {
+		t.Helper()
+		select {
+		case s := <-got:
+			return s
+		case <-time.After(wait):
+			t.Fatal("the request never reached the upstream")
+			return seen{}
+		}
+	}
+
+	ca := natstest.TempCA(t)
+	port := strconv.Itoa(freePort(t))
+	runCaddy(t, bin, centralEnv(t, ca, "https://localhost:"+port, up.Listener.Addr().String()))
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.CertPool(), MinVersion: tls.VersionTLS12}}}
+	defer client.CloseIdleConnections()
+
+	get := func(path string) (*http.Response, string, error) {
+		req, _ := http.NewRequest("GET", "https://localhost:"+port+path, nil)
+		req.Header.Set("X-Forwarded-For", "203.0.113.66")
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp, string(b), err
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		if _, _, err := get("/healthz-probe"); err == nil {
+			upstream(t)
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("caddy never answered: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // caddy is starting
+	}
+
+	for _, c := range []struct{ path, cache, csp string }{
+		{"/api/v1/things", "no-store", "frame-ancestors 'none'"},
+		{"/", "", "frame-ancestors 'none'"},
+		{"/console/doors", "", consoleCSP},
+	} {
+		t.Run(c.path, func(t *testing.T) {
+			resp, body, err := get(c.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusOK || body != "upstream "+c.path {
+				t.Fatalf("%s: %d %q", c.path, resp.StatusCode, body)
+			}
+			s := upstream(t)
+			if s.path != c.path || s.xff != "127.0.0.1" || s.proto != "https" {
+				t.Fatalf("the upstream saw %+v; want path %s from 127.0.0.1 over https", s, c.path)
+			}
+			for h, want := range map[string]string{
+				"Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+				"X-Content-Type-Options":    "nosniff",
+				"Referrer-Policy":           "no-referrer",
+				"X-Frame-Options":           "DENY",
+				"Content-Security-Policy":   c.csp,
+				"Server":                    "",
+				"Cache-Control":             c.cache,
+			} {
+				if v := resp.Header.Values(h); strings.Join(v, ",") != want {
+					t.Errorf("%s: %q, want %q", h, v, want)
+				}
+			}
+		})
 	}
 }

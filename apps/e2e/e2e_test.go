@@ -275,6 +275,7 @@ func startEnv(t testing.TB, env []string, binary string, args ...string) *proces
 		if t.Failed() {
 			t.Logf("%s stderr:\n%s", filepath.Base(binary), p.log())
 		}
+		checkNoSecrets(t, binary, args, p.log())
 	})
 	return p
 }

@@ -50,6 +50,17 @@ func registerMetrics(reg *prometheus.Registry, node *edgekit.Node, svc *access.S
 		}))
 	if svc != nil {
 		reg.MustRegister(&decisionCollector{svc: svc})
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lintel_access_credentials_synced_timestamp_seconds",
+			Help: "Unix time of the credential set's last confirmed sync with central; 0 when never."},
+			func() float64 {
+				if t := svc.SyncedAt(); !t.IsZero() {
+					return float64(t.UnixNano()) / 1e9
+				}
+				return 0
+			}))
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lintel_access_credentials_version",
+			Help: "Version of the edge's credential set: the last revision of its bucket applied."},
+			func() float64 { return float64(svc.Version()) }))
 	}
 	// Messages on the edge's subjects by type: what devices send (evt,
 	// state, ack, tlm, req) and what reaches them (cmd, cfg).

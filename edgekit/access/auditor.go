@@ -525,7 +525,7 @@ func (a *Auditor) process(ctx context.Context, ev *auditMsg) (bool, error) {
 	}
 	if brk != nil {
 		alarm := brk.Alarm()
-		a.log.Warn("audit chain broken", edgekit.LogKeyEdge, edge, "break", brk.String())
+		a.log.Warn("audit chain broken", LogKeySecurity, authz.SecurityAuditAlarm, edgekit.LogKeyEdge, edge, "break", brk.String())
 		if err := a.publish(ctx, edge, NameAuditChainBroken, env.ID, "chain:"+string(brk.Kind)+":"+env.ID.String(), alarm); err != nil {
 			e.v.undo(undo)
 			return false, err
@@ -583,7 +583,7 @@ func (a *Auditor) checkGrant(ctx context.Context, edge string, env *message.Enve
 		DecisionVersion: d.CredentialSetVersion, RevokedVersion: entry.Revision(),
 		RevokedAt: entry.Created().UTC(), Reason: c.Reason,
 	}
-	a.log.Warn("audit: revoked credential granted", edgekit.LogKeyEdge, edge, LogKeyCredential, d.Credential,
+	a.log.Warn("audit: revoked credential granted", LogKeySecurity, authz.SecurityAuditAlarm, edgekit.LogKeyEdge, edge, LogKeyCredential, d.Credential,
 		LogKeyDoor, d.Door, "offline", d.Offline, message.LogKeyMsgID, env.ID.String())
 	if err := a.publish(ctx, edge, NameRevokedGrant, env.ID, "revoked:"+env.ID.String(), alarm); err != nil {
 		return err

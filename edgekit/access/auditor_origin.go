@@ -48,7 +48,7 @@ func (a *Auditor) checkOrigin(ctx context.Context, subj topic.Subject, ev *audit
 	if env.ID.IsZero() {
 		dedup = "forged:seq:" + strconv.FormatUint(ev.streamSeq, 10)
 	}
-	a.log.Warn("audit: event refused by origin", message.LogKeySubject, ev.subject, logKeySource, origin.Source,
+	a.log.Warn("audit: event refused by origin", LogKeySecurity, authz.SecurityAuditAlarm, message.LogKeySubject, ev.subject, logKeySource, origin.Source,
 		logKeyOrigin, origin.Edge, edgekit.LogKeyEdge, subj.Edge, logKeyReason, reason)
 	alarm := ChainAlarm{Kind: BreakForged, Event: env.ID, Subject: ev.subject}
 	if err := a.publish(ctx, edge, NameAuditChainBroken, env.ID, dedup, alarm); err != nil {
