@@ -3,7 +3,9 @@ package e2e_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"os/signal"
@@ -15,11 +17,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/lintel-io/lintel/authz"
 	"github.com/lintel-io/lintel/devicekit"
+	"github.com/lintel-io/lintel/internal/atomicfile"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/testing/natstest"
 	"github.com/lintel-io/lintel/testing/pgtest"
@@ -231,7 +235,13 @@ func TestFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if dupIDs != 0 || dupKeys != 0 {
-		t.Fatalf("duplicates in the database: %d ids, %d payload keys", dupIDs, dupKeys)
+		var sample []string
+		rows, err := db.Pool.Query(testCtx(t), `SELECT payload->>'key' FROM lintel.events WHERE name = 'door.opened'
+			GROUP BY payload->>'key' HAVING count(*) > 1 ORDER BY 1 LIMIT 10`)
+		if err == nil {
+			sample, _ = pgx.CollectRows(rows, pgx.RowTo[string])
+		}
+		t.Fatalf("duplicates in the database: %d ids, %d payload keys (such as %q)", dupIDs, dupKeys, sample)
 	}
 	// Rows beyond the acknowledged ones are publishes stored whose
 	// acknowledgement was lost in a fault, each stored once.
@@ -415,7 +425,12 @@ func TestFaultDevice(t *testing.T) {
 	counter := filepath.Join(cfg.Dir, "next")
 	next := 0
 	if b, err := os.ReadFile(counter); err == nil {
-		next, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		// Written atomically: a kill leaves the old number or the new.
+		if next, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+			t.Fatalf("counter %s: %v", counter, err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
 	}
 	log, err := os.OpenFile(filepath.Join(cfg.Dir, "acked"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -433,7 +448,10 @@ func TestFaultDevice(t *testing.T) {
 		}
 		key := cfg.Thing.Code + "-" + strconv.Itoa(next)
 		next++
-		if err := os.WriteFile(counter, []byte(strconv.Itoa(next)), 0o600); err != nil {
+		// Atomically: os.WriteFile truncates first, and a kill between the
+		// truncation and the write would leave an empty counter, from which
+		// the next process would send keys again from 0 under new ids.
+		if err := atomicfile.WriteFile(counter, []byte(strconv.Itoa(next)), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		id, err := d.PublishEvent(ctx, "door.opened", map[string]string{"key": key})
