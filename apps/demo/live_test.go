@@ -183,7 +183,7 @@ func TestLive(t *testing.T) {
 		t.Errorf("nats CLI line %q: not the operator's", line)
 	}
 
-	checkAPI(t, r)
+	token := checkAPI(t, r)
 
 	msgs := make(chan *nats.Msg, 4096)
 	sub, err := nc.ChanSubscribe(org+".>", msgs)
@@ -229,6 +229,14 @@ func TestLive(t *testing.T) {
 	r.stop()
 	if out := r.stdout.String(); strings.Contains(out, aliceCard) || strings.Contains(out, unknownCard) {
 		t.Errorf("the transcript shows a card number:\n%s", out)
+	}
+	// The banner prints the operator's password and the API token for the
+	// user; the log (stderr) has neither, nor a card number.
+	for what, secret := range map[string]string{"the operator's password": pw.Reveal(), "the API token": token,
+		"a card number": aliceCard, "an unknown card's number": unknownCard} {
+		if strings.Contains(r.stderr.String(), secret) {
+			t.Errorf("the demo logged %s", what)
+		}
 	}
 }
 
@@ -297,11 +305,11 @@ func TestLiveHistory(t *testing.T) {
 
 // checkAPI reads the API's URL and token from the banner and sees the
 // API answer with edge hq (401 without the token), and the console served.
-func checkAPI(t *testing.T, r *liveRun) {
+func checkAPI(t *testing.T, r *liveRun) (token string) {
 	t.Helper()
 	const consoleLine, tokenLine = "  console    ", "  token      "
 	console := strings.TrimPrefix(r.waitOutput(consoleLine), consoleLine)
-	token := strings.TrimPrefix(r.waitOutput(tokenLine), tokenLine)
+	token = strings.TrimPrefix(r.waitOutput(tokenLine), tokenLine)
 	base, ok := strings.CutSuffix(console, api.ConsolePath)
 	if !ok {
 		t.Fatalf("console URL %q does not end in %s", console, api.ConsolePath)
@@ -339,6 +347,7 @@ func checkAPI(t *testing.T, r *liveRun) {
 	if code, body := get(console, ""); code != http.StatusOK || !strings.Contains(string(body), "<html") {
 		t.Errorf("console: %d, %.200s", code, body)
 	}
+	return token
 }
 
 func mapKeys[K comparable, V any](m map[K]V) []K {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -134,9 +135,15 @@ func TestBinary(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	lines := make(chan map[string]any, 64)
+	var logMu sync.Mutex
+	var logged strings.Builder // every line, for the secrets check
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			logMu.Lock()
+			logged.Write(sc.Bytes())
+			logged.WriteByte('\n')
+			logMu.Unlock()
 			var m map[string]any
 			if json.Unmarshal(sc.Bytes(), &m) == nil {
 				lines <- m
@@ -183,6 +190,19 @@ func TestBinary(t *testing.T) {
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("post: %d", res.StatusCode)
 	}
+	// A login with a wrong password, which the gateway logs as a security
+	// event: neither password may appear in the log.
+	wrong := "not-" + pass
+	req, _ = http.NewRequest("POST", "http://"+listen+gateway.PathEvents, bytes.NewReader(body))
+	req.Header.Set("Content-Type", message.ContentTypeCloudEventsJSON)
+	req.SetBasicAuth(authz.DeviceUser(reader), wrong)
+	if res, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("post with a wrong password: %d, want 401", res.StatusCode)
+	}
 	res, err = http.Get("http://" + admin + "/readyz")
 	if err != nil {
 		t.Fatal(err)
@@ -213,5 +233,16 @@ func TestBinary(t *testing.T) {
 		}
 	case <-time.After(wait):
 		t.Fatal("gateway did not stop on SIGTERM")
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	log := logged.String()
+	if !strings.Contains(log, `"`+authz.LogKeySecurity+`":"`+authz.SecurityLoginFailed+`"`) {
+		t.Errorf("the refused login is not logged as a security event:\n%s", log)
+	}
+	for what, secret := range map[string]string{"the device's password": pass, "the wrong password": wrong} {
+		if strings.Contains(log, secret) {
+			t.Errorf("the gateway logged %s", what)
+		}
 	}
 }
