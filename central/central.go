@@ -7,8 +7,10 @@
 //
 // Start it with [Start] and stop it with [Central.Stop] or [Central.Close];
 // [Central.Update] applies a changed inventory or credential state without
-// dropping the edges already linked. apps/central wires a configuration
-// file to it; docs/central.md explains the composition.
+// dropping the edges already linked. [ReadEdgeStatus] reads how each edge
+// stands at central (link, status report, credential sync), locally or
+// over a client connection. apps/central wires a configuration file to it;
+// docs/central.md explains the composition.
 package central
 
 import (

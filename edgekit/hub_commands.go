@@ -213,6 +213,10 @@ func (h *Hub) scanCommand(ctx context.Context, thing topic.Thing, id message.ID,
 		return nil
 	}
 	recSubject := CommandRecordThing(thing.Org, thing.Edge).Subject(topic.Event).String()
+	// The records are per edge: one is of id only if it names thing's
+	// command subject, else a command of another thing of the same edge
+	// would count as sent to thing.
+	cmdSubject := thing.Subject(topic.Command).String()
 	for {
 		m, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
@@ -232,7 +236,7 @@ func (h *Hub) scanCommand(ctx context.Context, thing topic.Thing, id message.ID,
 			// central's record.
 			if m.Headers().Get(authz.HeaderStreamSource) == "" && message.DecodeJetStream(m, &e, nil) == nil && e.Name == message.NameCommandSent {
 				rec, err := message.DecodePayload[message.CommandSent](&e)
-				hit = err == nil && rec.CommandID == id
+				hit = err == nil && rec.CommandID == id && rec.Subject == cmdSubject
 			}
 		} else if message.DecodeJetStream(m, &e, nil) == nil && e.Type == topic.Ack {
 			// The ack subject is the thing's own: only its device and its

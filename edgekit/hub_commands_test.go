@@ -89,6 +89,13 @@ func TestHubCommandOutcomes(t *testing.T) {
 				t.Fatalf("%s: %+v, %v; want completed", name, got, err)
 			}
 		}
+		// Asked with another thing, of the same edge or not, the command
+		// is unknown: central's record names the thing it was sent to.
+		for _, other := range []topic.Thing{nodeR1, {Org: "acme", Edge: "lab", Type: "lock", Code: "l1"}} {
+			if got, err := s.hub.CommandStatus(nodeCtx(t), other, res.ID()); !errors.Is(err, edgekit.ErrUnknownCommand) {
+				t.Fatalf("CommandStatus of %s's command with thing %s: %+v, %v; want ErrUnknownCommand", nodeL1, other, got, err)
+			}
+		}
 		rec2 := centralRecord(t, s.central.js, s.hub, nodeL1, res.ID())
 		if rec2.Command.Action != "unlock" || rec2.Command.RequestedBy != "operator:alice" || rec2.Subject != nodeL1.Subject(topic.Command).String() {
 			t.Fatalf("central's record of the command: %+v", rec2)

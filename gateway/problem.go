@@ -1,18 +1,18 @@
 package gateway
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/lintel-io/lintel/internal/problem"
 	"github.com/lintel-io/lintel/message"
 )
 
 // ContentTypeProblem is the media type of the gateway's error responses,
 // RFC 9457 problem details.
-const ContentTypeProblem = "application/problem+json"
+const ContentTypeProblem = problem.ContentType
 
 // ProblemTypePrefix begins the type URI of every problem the gateway
 // answers with; the rest is the problem's slug, such as "subject-not-allowed".
@@ -84,14 +84,11 @@ func malformed(err error, id string) *Problem {
 // writeProblem writes p as the response.
 func writeProblem(w http.ResponseWriter, p *Problem) {
 	h := w.Header()
-	h.Set("Content-Type", ContentTypeProblem)
-	h.Set("Cache-Control", "no-store")
 	if p.retryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(int((p.retryAfter+time.Second-1)/time.Second)))
 	}
 	if p.Status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", `Basic realm="lintel", charset="UTF-8"`)
 	}
-	w.WriteHeader(p.Status)
-	_ = json.NewEncoder(w).Encode(p)
+	problem.Write(w, p.Status, p)
 }

@@ -7,22 +7,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-)
 
-// tool returns the path of an external tool; without it the test is
-// skipped, or fails when LINTEL_REQUIRE_TOOLS=1. pkg is the Debian package
-// that has it.
-func tool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("LINTEL_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("%s not found and LINTEL_REQUIRE_TOOLS=1: %v (apt-get install %s)", name, err, pkg)
-		}
-		t.Skipf("%s not found (apt-get install %s; LINTEL_REQUIRE_TOOLS=1 makes this a failure): %v", name, pkg, err)
-	}
-	return p
-}
+	"github.com/lintel-io/lintel/testing/tooltest"
+)
 
 // ansibleCmd returns a command running bin in dir (the playbook's
 // directory), with Ansible's and ansible-lint's own files in a temporary
@@ -44,7 +31,7 @@ func ansibleCmd(t *testing.T, dir, bin string, args ...string) *exec.Cmd {
 // TestAnsibleSyntax runs ansible-playbook --syntax-check on the playbook
 // with the example inventory.
 func TestAnsibleSyntax(t *testing.T) {
-	bin := tool(t, "ansible-playbook", "ansible")
+	bin := tooltest.Path(t, "ansible-playbook", "ansible")
 	dir, err := filepath.Abs("ansible")
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +45,7 @@ func TestAnsibleSyntax(t *testing.T) {
 // playbook and its roles, and on a copy with a task that breaks its rules,
 // which it must refuse.
 func TestAnsibleLint(t *testing.T) {
-	bin := tool(t, "ansible-lint", "ansible-lint")
+	bin := tooltest.Path(t, "ansible-lint", "ansible-lint")
 	dir, err := filepath.Abs("ansible")
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +79,7 @@ func TestAnsibleLint(t *testing.T) {
 // and the overlay's files. A second run changes nothing, and no secret it
 // wrote appears in Ansible's output.
 func TestAnsibleRender(t *testing.T) {
-	bin := tool(t, "ansible-playbook", "ansible")
+	bin := tooltest.Path(t, "ansible-playbook", "ansible")
 	dir, err := filepath.Abs("ansible")
 	if err != nil {
 		t.Fatal(err)
@@ -142,8 +129,8 @@ func TestAnsibleRender(t *testing.T) {
 // configuration and key; a second run changes nothing, and one with
 // nebula_rotate=true installs a new certificate for the same host.
 func TestAnsibleNebula(t *testing.T) {
-	bin := tool(t, "ansible-playbook", "ansible")
-	tool(t, "nebula-cert", "nebula")
+	bin := tooltest.Path(t, "ansible-playbook", "ansible")
+	tooltest.Path(t, "nebula-cert", "nebula")
 	dir, err := filepath.Abs("ansible")
 	if err != nil {
 		t.Fatal(err)

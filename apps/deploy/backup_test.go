@@ -15,17 +15,20 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/lintel-io/lintel/testing/natstest"
 	"github.com/lintel-io/lintel/testing/pgtest"
+	"github.com/lintel-io/lintel/testing/tooltest"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 const (
 	backupScript  = "backup/lintel-backup.sh"
 	restoreScript = "backup/lintel-restore.sh"
+	backupLib     = "backup/lintel-backup-lib.sh" // sourced by both
 )
 
-// TestBackupScriptsShellcheck checks the backup and restore scripts.
+// TestBackupScriptsShellcheck checks the backup and restore scripts, and
+// what they source (backup/.shellcheckrc lets shellcheck follow it).
 func TestBackupScriptsShellcheck(t *testing.T) {
-	opsShellcheck(t, backupScript, restoreScript)
+	opsShellcheck(t, backupScript, restoreScript, backupLib)
 }
 
 // script runs a backup script with env added to the environment.
@@ -147,7 +150,7 @@ func TestRestoreDrill(t *testing.T) {
 		{"createdb", "postgresql-client"}, {"dropdb", "postgresql-client"}, {"tar", "tar"}, {"sha256sum", "coreutils"},
 		{"rsync", "rsync"},
 	} {
-		opsTool(t, tool.name, tool.pkg)
+		tooltest.Path(t, tool.name, tool.pkg)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -26,26 +26,13 @@ import (
 	"github.com/lintel-io/lintel/gateway"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/testing/natstest"
+	"github.com/lintel-io/lintel/testing/tooltest"
 	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nats.go"
 	"golang.org/x/crypto/bcrypt"
 )
 
 const wait = 30 * time.Second
-
-// caddy returns the path of the caddy binary; without one the test is
-// skipped, or fails when LINTEL_REQUIRE_TOOLS=1.
-func caddy(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("caddy")
-	if err != nil {
-		if os.Getenv("LINTEL_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("caddy not found and LINTEL_REQUIRE_TOOLS=1: %v (apt-get install caddy)", err)
-		}
-		t.Skipf("caddy not found (apt-get install caddy; LINTEL_REQUIRE_TOOLS=1 makes this a failure): %v", err)
-	}
-	return p
-}
 
 // caddyEnv returns the environment the Caddyfile reads, with Caddy's own
 // files in a temporary home.
@@ -77,7 +64,7 @@ func centralEnv(t *testing.T, ca *natstest.CA, site, upstream string) []string {
 // TestCaddyfileValid runs `caddy validate` on the Caddyfile, for each of
 // its sites, and finds the site chosen: the gateway by default.
 func TestCaddyfileValid(t *testing.T) {
-	bin := caddy(t)
+	bin := tooltest.Path(t, "caddy", "caddy")
 	ca := natstest.TempCA(t)
 	for _, c := range []struct {
 		name string
@@ -125,7 +112,7 @@ func freePort(t *testing.T) int {
 // the event stored in the edge's stream; a command stream through it
 // opens. A client sending its own X-Lintel-Client-Cert gets no further.
 func TestEventThroughCaddy(t *testing.T) {
-	bin := caddy(t)
+	bin := tooltest.Path(t, "caddy", "caddy")
 	thing := topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "r1"}
 	inv := &authz.Inventory{
 		Orgs:     []authz.Org{{Code: "acme"}},
@@ -305,7 +292,7 @@ func (s *syncBuffer) String() string {
 // the upstream's own is kept.
 func TestCentralThroughCaddy(t *testing.T) {
 	const consoleCSP = "default-src 'self'; frame-ancestors 'none'"
-	bin := caddy(t)
+	bin := tooltest.Path(t, "caddy", "caddy")
 	type seen struct{ path, xff, proto string }
 	got := make(chan seen, 4)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/lintel-io/lintel/testing/tooltest"
 )
 
 // opsApps are the apps the service files run, by binary name.
@@ -64,7 +66,7 @@ func TestServiceFiles(t *testing.T) {
 // ones the app accepts, and -check refuses a missing configuration with
 // the app's usage exit code (2, which the unit does not restart on).
 func testSystemdUnits(t *testing.T, bin string) {
-	analyze := opsTool(t, "systemd-analyze", "systemd")
+	analyze := tooltest.Path(t, "systemd-analyze", "systemd")
 	dir := t.TempDir()
 	for _, app := range opsApps {
 		t.Run(app, func(t *testing.T) {

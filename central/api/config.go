@@ -5,8 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -58,49 +59,56 @@ func (s *Server) bucketEntries(ctx context.Context, edge, prefix string) (map[st
 	return out, nil
 }
 
-func (s *Server) listGroups(c *call) (any, error) {
-	edge := c.r.PathValue("edge")
-	if err := s.edge(edge); err != nil {
-		return nil, err
-	}
-	ctx, cancel := s.call(c.r.Context())
-	defer cancel()
-	entries, err := s.bucketEntries(ctx, edge, access.KeyPrefixGroup)
-	if err != nil {
-		return nil, err
-	}
-	out := []GroupItem{}
-	for name, v := range entries {
-		g, err := access.ParseDoorGroup(name, v)
-		if err != nil {
-			return nil, fmt.Errorf("stored group %s: %w", name, err)
-		}
-		out = append(out, GroupItem{Name: name, Doors: g.Doors})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+// namedKind is a kind of named object in an edge's credential bucket that
+// the API lists and defines one by one: door groups and schedules. T is
+// the object as package access reads it, I as the API shows it.
+type namedKind[T, I any] struct {
+	name   string                                    // "group", "schedule"
+	prefix string                                    // the prefix of its keys in the bucket
+	parse  func(name string, data []byte) (T, error) // access.ParseDoorGroup, ...
+	// put stores it at the edge and returns the revision.
+	put  func(m *access.Manager, ctx context.Context, edge string, v T) (uint64, error)
+	item func(name string, v T) I // as the API shows it
 }
 
-func (s *Server) listSchedules(c *call) (any, error) {
+var (
+	groupKind = namedKind[*access.DoorGroup, GroupItem]{
+		name: "group", prefix: access.KeyPrefixGroup, parse: access.ParseDoorGroup, put: (*access.Manager).PutGroup,
+		item: func(name string, g *access.DoorGroup) GroupItem { return GroupItem{Name: name, Doors: g.Doors} },
+	}
+	scheduleKind = namedKind[*access.Schedule, ScheduleItem]{
+		name: "schedule", prefix: access.KeyPrefixSchedule, parse: access.ParseSchedule, put: (*access.Manager).PutSchedule,
+		item: func(name string, sc *access.Schedule) ScheduleItem {
+			return ScheduleItem{Name: name, Intervals: sc.Intervals}
+		},
+	}
+)
+
+func (s *Server) listGroups(c *call) (any, error)    { return listNamed(s, c, groupKind) }
+func (s *Server) listSchedules(c *call) (any, error) { return listNamed(s, c, scheduleKind) }
+func (s *Server) putGroup(c *call) (any, error)      { return putNamed(s, c, groupKind) }
+func (s *Server) putSchedule(c *call) (any, error)   { return putNamed(s, c, scheduleKind) }
+
+// listNamed answers with the objects of kind k at the {edge}, by name.
+func listNamed[T, I any](s *Server, c *call, k namedKind[T, I]) (any, error) {
 	edge := c.r.PathValue("edge")
 	if err := s.edge(edge); err != nil {
 		return nil, err
 	}
 	ctx, cancel := s.call(c.r.Context())
 	defer cancel()
-	entries, err := s.bucketEntries(ctx, edge, access.KeyPrefixSchedule)
+	entries, err := s.bucketEntries(ctx, edge, k.prefix)
 	if err != nil {
 		return nil, err
 	}
-	out := []ScheduleItem{}
-	for name, v := range entries {
-		sc, err := access.ParseSchedule(name, v)
+	out := []I{}
+	for _, name := range slices.Sorted(maps.Keys(entries)) {
+		v, err := k.parse(name, entries[name])
 		if err != nil {
-			return nil, fmt.Errorf("stored schedule %s: %w", name, err)
+			return nil, fmt.Errorf("stored %s %s: %w", k.name, name, err)
 		}
-		out = append(out, ScheduleItem{Name: name, Intervals: sc.Intervals})
+		out = append(out, k.item(name, v))
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 
@@ -128,19 +136,21 @@ func (s *Server) previous(ctx context.Context, edge, key string) json.RawMessage
 	return e.Value()
 }
 
-func (s *Server) putGroup(c *call) (any, error) {
+// putNamed stores the body as the object of kind k named {name} at the
+// {edge}.
+func putNamed[T, I any](s *Server, c *call, k namedKind[T, I]) (any, error) {
 	edge, name := c.r.PathValue("edge"), c.r.PathValue("name")
 	if err := s.edge(edge); err != nil {
 		return nil, err
 	}
 	if err := topic.ValidateToken(topic.PartThingCode, name); err != nil {
-		return nil, invalid("name", "group name %q: %v", name, err)
+		return nil, invalid("name", "%s name %q: %v", k.name, name, err)
 	}
 	body, err := c.readBody()
 	if err != nil {
 		return nil, err
 	}
-	g, err := access.ParseDoorGroup(name, body)
+	v, err := k.parse(name, body)
 	if err != nil {
 		return nil, err
 	}
@@ -150,43 +160,12 @@ func (s *Server) putGroup(c *call) (any, error) {
 	}
 	ctx, cancel := s.call(c.r.Context())
 	defer cancel()
-	before := s.previous(ctx, edge, access.GroupKey(name))
-	rev, err := m.PutGroup(ctx, edge, g)
+	before := s.previous(ctx, edge, k.prefix+name)
+	rev, err := k.put(m, ctx, edge, v)
 	if err != nil {
 		return nil, err
 	}
-	c.change = &change{object: "edge " + edge + " group " + name, before: before, after: GroupItem{Name: name, Doors: g.Doors}}
-	return namedChange{Edge: edge, Name: name, Revision: rev}, nil
-}
-
-func (s *Server) putSchedule(c *call) (any, error) {
-	edge, name := c.r.PathValue("edge"), c.r.PathValue("name")
-	if err := s.edge(edge); err != nil {
-		return nil, err
-	}
-	if err := topic.ValidateToken(topic.PartThingCode, name); err != nil {
-		return nil, invalid("name", "schedule name %q: %v", name, err)
-	}
-	body, err := c.readBody()
-	if err != nil {
-		return nil, err
-	}
-	sc, err := access.ParseSchedule(name, body)
-	if err != nil {
-		return nil, err
-	}
-	m, err := s.manager()
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := s.call(c.r.Context())
-	defer cancel()
-	before := s.previous(ctx, edge, access.ScheduleKey(name))
-	rev, err := m.PutSchedule(ctx, edge, sc)
-	if err != nil {
-		return nil, err
-	}
-	c.change = &change{object: "edge " + edge + " schedule " + name, before: before, after: ScheduleItem{Name: name, Intervals: sc.Intervals}}
+	c.change = &change{object: "edge " + edge + " " + k.name + " " + name, before: before, after: k.item(name, v)}
 	return namedChange{Edge: edge, Name: name, Revision: rev}, nil
 }
 

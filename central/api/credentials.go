@@ -1,7 +1,9 @@
 package api
 
 import (
+	"context"
 	"errors"
+	"iter"
 	"maps"
 	"net/http"
 	"slices"
@@ -261,29 +263,10 @@ func (s *Server) changeState(c *call, state access.CredentialState) (any, error)
 	}
 	ctx, cancel := s.call(c.r.Context())
 	defer cancel()
-	before := map[string]*CredentialItem{}
-	for _, e := range s.edges() {
-		if cr, err := m.Get(ctx, e, id); err == nil {
-			before[e] = credentialItem(e, cr)
-		}
-	}
-	var revs map[string]uint64
-	switch state {
-	case access.StateSuspended:
-		revs, err = m.Suspend(ctx, id, b.Reason)
-	case access.StateRevoked:
-		revs, err = m.Revoke(ctx, id, b.Reason)
-	default:
-		revs, err = m.Reinstate(ctx, id)
-	}
+	before := heldAt(ctx, m, id, slices.Values(s.edges()))
+	revs, err := m.SetState(ctx, id, state, b.Reason)
 	if len(revs) > 0 {
-		after := map[string]*CredentialItem{}
-		for _, e := range slices.Sorted(maps.Keys(revs)) {
-			if cr, gerr := m.Get(ctx, e, id); gerr == nil {
-				after[e] = credentialItem(e, cr)
-			}
-		}
-		c.change = &change{object: "credential " + id, before: before, after: after}
+		c.change = &change{object: "credential " + id, before: before, after: heldAt(ctx, m, id, maps.Keys(revs))}
 	}
 	if err != nil {
 		if len(revs) > 0 {
@@ -293,4 +276,16 @@ func (s *Server) changeState(c *call, state access.CredentialState) (any, error)
 		return nil, err
 	}
 	return stateChange{ID: id, State: string(state), Revisions: revs}, nil
+}
+
+// heldAt returns credential id as each of edges holds it, by edge, leaving
+// out the edges where it cannot be read.
+func heldAt(ctx context.Context, m *access.Manager, id string, edges iter.Seq[string]) map[string]*CredentialItem {
+	out := map[string]*CredentialItem{}
+	for e := range edges {
+		if cr, err := m.Get(ctx, e, id); err == nil {
+			out[e] = credentialItem(e, cr)
+		}
+	}
+	return out
 }

@@ -26,19 +26,13 @@ type DoorItem struct {
 }
 
 func (s *Server) listDoors(c *call) (any, error) {
-	edge := c.r.URL.Query().Get("edge")
-	if edge != "" {
-		if err := s.edge(edge); err != nil {
-			return nil, err
-		}
-	}
-	hub, err := s.hub()
+	edge, err := s.edgeFilter(c)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := s.call(c.r.Context())
 	defer cancel()
-	str, err := s.js.Stream(ctx, hub.EventStream())
+	str, err := s.eventStream(ctx)
 	if err != nil {
 		return nil, err
 	}

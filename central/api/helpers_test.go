@@ -87,6 +87,10 @@ type fixture struct {
 	// admin is the bootstrap API token.
 	admin     string
 	tokenFile string
+	// hashKey is the org's credential hash key; auditSeeds the edges'
+	// audit keys, for an access service (startAccess).
+	hashKey    []byte
+	auditSeeds map[string]authz.Secret
 }
 
 type fixtureOptions struct {
@@ -103,7 +107,7 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.inv, f.st = inventory(), res.State
+	f.inv, f.st, f.auditSeeds = inventory(), res.State, res.Secrets.AuditSeeds
 	for u, p := range res.Secrets.Passwords {
 		f.passwords[u] = p
 	}
@@ -116,6 +120,7 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.hashKey = key
 	orgs := map[string]central.OrgSecrets{"acme": {Service: "central", Password: f.passwords[authz.ServiceUser("acme", "central")],
 		CommandKey: res.Secrets.CommandSeeds["acme"], HashKey: key}}
 	f.c, err = central.Start(ctx(t), central.Config{
@@ -180,6 +185,28 @@ func (f *fixture) startEdge(t testing.TB, edge string) *edgekit.Node {
 	}
 	t.Cleanup(n.Stop)
 	return n
+}
+
+// startAccess starts the access service of edge hq (the fixture's node)
+// with its real audit key, and waits for its first sync with central.
+func (f *fixture) startAccess(t testing.TB) *access.Service {
+	t.Helper()
+	seed := filepath.Join(f.dir, "hq-audit.seed")
+	if err := authz.WriteSeedFile(seed, f.auditSeeds[authz.EdgeKeyID("acme", "hq")]); err != nil {
+		t.Fatal(err)
+	}
+	kp, err := access.ReadAuditKey(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := access.StartService(ctx(t), f.node, access.ServiceConfig{HashKey: f.hashKey, AuditKey: kp, Inventory: f.inv,
+		SyncInterval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Stop)
+	waitFor(t, "hq's access service synced", func() bool { return svc.Loaded() && !svc.SyncedAt().IsZero() })
+	return svc
 }
 
 // device connects th to the fixture's edge.

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/lintel-io/lintel/internal/problem"
 )
 
 // ContentTypeProblem is the media type of the API's error responses, RFC
 // 9457 problem details.
-const ContentTypeProblem = "application/problem+json"
+const ContentTypeProblem = problem.ContentType
 
 // ProblemTypePrefix begins the type URI of every problem the API answers
 // with; the rest is the problem's slug, such as "invalid-request".
@@ -81,14 +83,10 @@ func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, err error)
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		p = problemf(http.StatusInternalServerError, slugInternal, "", "the request failed; central's log has the cause")
 	}
-	h := w.Header()
-	h.Set("Content-Type", ContentTypeProblem)
-	h.Set("Cache-Control", "no-store")
 	if p.Status == http.StatusUnauthorized {
-		h.Set("WWW-Authenticate", `Bearer realm="lintel"`)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="lintel"`)
 	}
-	w.WriteHeader(p.Status)
-	_ = json.NewEncoder(w).Encode(p)
+	problem.Write(w, p.Status, p)
 }
 
 // writeJSON writes v as a JSON response with status.

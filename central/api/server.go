@@ -83,6 +83,7 @@ type Server struct {
 	failures  map[string]*rate.Limiter // failed logins by client address
 	closeOnce sync.Once
 	closed    chan struct{} // closed by Close: ends the live event streams
+	live      liveHub       // the live event streams' shared consumer
 	// sessionKey signs the console's session and login cookies; a new one
 	// at each start, so a restart logs everyone out.
 	sessionKey []byte
@@ -183,6 +184,16 @@ func (s *Server) hub() (*edgekit.Hub, error) {
 	return nil, problemf(http.StatusServiceUnavailable, slugUnavailable, "", "org %s is not started on central", s.org)
 }
 
+// eventStream returns the org's event stream at central, or the 503
+// problem of [Server.hub].
+func (s *Server) eventStream(ctx context.Context) (jetstream.Stream, error) {
+	hub, err := s.hub()
+	if err != nil {
+		return nil, err
+	}
+	return s.js.Stream(ctx, hub.EventStream())
+}
+
 // manager returns the org's credential manager, or a 503 problem.
 func (s *Server) manager() (*access.Manager, error) {
 	if m := s.central.Manager(s.org); m != nil {
@@ -213,6 +224,16 @@ func (s *Server) edge(edge string) error {
 		return problemf(http.StatusNotFound, slugNotFound, "edge", "edge %q is not an edge of org %s", edge, s.org)
 	}
 	return nil
+}
+
+// edgeFilter returns the request's optional query parameter edge, checked
+// as [Server.edge] checks it; "" stands for every edge.
+func (s *Server) edgeFilter(c *call) (string, error) {
+	edge := c.r.URL.Query().Get("edge")
+	if edge == "" {
+		return "", nil
+	}
+	return edge, s.edge(edge)
 }
 
 // things returns the org's things in the inventory, of edge only when it

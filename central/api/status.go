@@ -8,41 +8,23 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/lintel-io/lintel/authz"
-	"github.com/lintel-io/lintel/edgekit"
+	"github.com/lintel-io/lintel/central"
 	"github.com/lintel-io/lintel/edgekit/access"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
 )
 
-// linkHeardWithin is how recently central must have heard from an edge's
-// event flow (its messages, or the idle heartbeat sent every second while
-// sourcing runs) for the link to count as up.
-const linkHeardWithin = 10 * time.Second
-
-// EdgeStatus is one edge as the API reports it.
+// EdgeStatus is one edge as the API reports it: what central holds about
+// it ([central.EdgeStatus]), with the backlog and the credential sync's age
+// spelled out.
 type EdgeStatus struct {
-	Edge string `json:"edge"` // the edge code
-	// Link is "up" when central heard from the edge's event flow within
-	// the last 10 s, else "down"; LastHeard is when it last did.
-	Link      string    `json:"link"`
-	LastHeard time.Time `json:"last_heard,omitzero"` // when central last heard from its event flow
+	central.EdgeStatus
 	// Backlog is what the edge holds that central has not stored, as of
-	// its last status report at StatusAt; Status is that report (nil when
-	// central holds none).
-	Backlog  *uint64             `json:"backlog,omitempty"`
-	Status   *edgekit.NodeStatus `json:"status,omitempty"`   // its status
-	StatusAt time.Time           `json:"status_at,omitzero"` // when the edge published Status
-	// CredentialVersion is the edge's credential set version at central,
-	// CredentialsReceived the version the edge has confirmed receiving,
-	// CredentialsSyncedAt when it last confirmed, and SyncAgeSeconds how
-	// long ago that was.
-	CredentialVersion   uint64    `json:"credential_version"`
-	CredentialsReceived uint64    `json:"credentials_received"`           // see CredentialVersion
-	CredentialsSyncedAt time.Time `json:"credentials_synced_at,omitzero"` // see CredentialVersion
-	SyncAgeSeconds      *float64  `json:"sync_age_seconds,omitempty"`     // see CredentialVersion
-	// Errors lists what could not be read about the edge.
-	Errors []string `json:"errors,omitempty"`
+	// its last status report at StatusAt (nil when central holds none).
+	Backlog *uint64 `json:"backlog,omitempty"`
+	// SyncAgeSeconds is how long ago the edge last confirmed receiving
+	// its credentials (CredentialsSyncedAt); nil when it never has.
+	SyncAgeSeconds *float64 `json:"sync_age_seconds,omitempty"`
 }
 
 func (s *Server) listEdges(c *call) (any, error) {
@@ -74,85 +56,20 @@ func (s *Server) edgeStatus(ctx context.Context, edges []string) ([]EdgeStatus, 
 	if err != nil {
 		return nil, err
 	}
+	sts := central.ReadEdgeStatus(ctx, s.js, hub, mgr, edges)
 	now := time.Now()
-	heard := map[string]time.Time{}
-	sources, srcErr := hub.Sources(ctx)
-	for _, src := range sources {
-		if src.Flow == edgekit.FlowEvents && !src.Missing && src.Active >= 0 {
-			heard[src.Edge] = now.Add(-src.Active)
+	out := make([]EdgeStatus, len(sts))
+	for i, st := range sts {
+		out[i].EdgeStatus = st
+		if st.Status != nil {
+			out[i].Backlog = &st.Status.Backlog
 		}
-	}
-	events, evErr := s.js.Stream(ctx, hub.EventStream())
-	out := make([]EdgeStatus, 0, len(edges))
-	for _, e := range edges {
-		st := EdgeStatus{Edge: e, Link: "down", LastHeard: heard[e]}
-		if srcErr != nil {
-			st.Errors = append(st.Errors, "sources: "+srcErr.Error())
-		} else if t := heard[e]; !t.IsZero() && now.Sub(t) <= linkHeardWithin {
-			st.Link = "up"
-		}
-		if evErr != nil {
-			st.Errors = append(st.Errors, "event stream: "+evErr.Error())
-		} else if err := lastStatus(ctx, events, s.org, e, &st); err != nil {
-			st.Errors = append(st.Errors, "status: "+err.Error())
-		}
-		if v, err := mgr.Version(ctx, e); err != nil {
-			st.Errors = append(st.Errors, "credential version: "+err.Error())
-		} else {
-			st.CredentialVersion = v
-		}
-		if err := credentialsReceived(ctx, s.js, s.org, e, &st); err != nil {
-			st.Errors = append(st.Errors, "credential sync: "+err.Error())
-		} else if !st.CredentialsSyncedAt.IsZero() {
+		if !st.CredentialsSyncedAt.IsZero() {
 			age := now.Sub(st.CredentialsSyncedAt).Seconds()
-			st.SyncAgeSeconds = &age
+			out[i].SyncAgeSeconds = &age
 		}
-		out = append(out, st)
 	}
 	return out, nil
-}
-
-// lastStatus reads the edge's last status report from central's event
-// stream into st; none is not an error.
-func lastStatus(ctx context.Context, events jetstream.Stream, org, edge string, st *EdgeStatus) error {
-	self := topic.Thing{Org: org, Edge: edge, Type: topic.ThingTypeEdge, Code: edge}
-	raw, err := events.GetLastMsgForSubject(ctx, self.Subject(topic.State).String())
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	e, err := message.FromMsg(&nats.Msg{Subject: raw.Subject, Header: raw.Header, Data: raw.Data})
-	if err != nil {
-		return err
-	}
-	ns, err := message.DecodePayload[edgekit.NodeStatus](e)
-	if err != nil {
-		return err
-	}
-	st.Status, st.StatusAt, st.Backlog = &ns, e.Time, &ns.Backlog
-	return nil
-}
-
-// credentialsReceived reads, from central's consumer through which the
-// edge mirrors its credential bucket, the revision the edge has confirmed
-// receiving and when.
-func credentialsReceived(ctx context.Context, js jetstream.JetStream, org, edge string, st *EdgeStatus) error {
-	n, err := authz.NamesFor(org, edge)
-	if err != nil {
-		return err
-	}
-	c, err := js.PushConsumer(ctx, n.CredentialStream, n.CredentialConsumer)
-	if err != nil {
-		return err
-	}
-	info := c.CachedInfo()
-	st.CredentialsReceived = info.AckFloor.Stream
-	if info.AckFloor.Last != nil {
-		st.CredentialsSyncedAt = *info.AckFloor.Last
-	}
-	return nil
 }
 
 // ThingStatus is a thing of the inventory and its liveness.
@@ -169,11 +86,9 @@ type ThingStatus struct {
 }
 
 func (s *Server) listThings(c *call) (any, error) {
-	edge := c.r.URL.Query().Get("edge")
-	if edge != "" {
-		if err := s.edge(edge); err != nil {
-			return nil, err
-		}
+	edge, err := s.edgeFilter(c)
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := s.call(c.r.Context())
 	defer cancel()
@@ -193,11 +108,7 @@ func (s *Server) listThings(c *call) (any, error) {
 			known[l.Thing] = live{online: l.Online, lastSeen: l.LastSeenAt}
 		}
 	} else {
-		hub, err := s.hub()
-		if err != nil {
-			return nil, err
-		}
-		str, err := s.js.Stream(ctx, hub.EventStream())
+		str, err := s.eventStream(ctx)
 		if err != nil {
 			return nil, err
 		}

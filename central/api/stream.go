@@ -1,9 +1,11 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -12,14 +14,135 @@ import (
 	"github.com/lintel-io/lintel/topic"
 )
 
-// streamHeartbeat is how often the live event stream sends a comment to
-// keep proxies from closing an idle connection.
-const streamHeartbeat = 15 * time.Second
+// Live event stream.
+const (
+	// streamHeartbeat is how often the live event stream sends a comment
+	// to keep proxies from closing an idle connection.
+	streamHeartbeat = 15 * time.Second
+	// streamBuffer is how many events a live stream may fall behind; a
+	// client slower than that is disconnected (EventSource reconnects).
+	streamBuffer = 4096
+	// streamBatch is how many queued events a stream writes between
+	// flushes.
+	streamBatch = 64
+)
+
+// liveEvent is an event of the live stream, encoded once for every
+// listener: its subject and stream sequence, and its EventItem as JSON.
+type liveEvent struct {
+	subject string
+	seq     uint64
+	data    []byte
+}
+
+// liveListener is one live stream's share of the fan-out.
+type liveListener struct {
+	match  func(subject string) bool
+	events chan liveEvent
+	// behind is closed when the listener fell streamBuffer events behind
+	// and was dropped.
+	behind chan struct{}
+}
+
+// liveHub fans central's live events out to the stream handlers: while
+// any listens, one ordered consumer reads the org's subjects of central's
+// event stream from new messages on, and each event is decoded and
+// encoded once, whatever the number of listeners (each of which had its
+// own consumer, decoding and encoding every event again, before). The
+// zero value is ready; it lives in [Server].
+type liveHub struct {
+	mu        sync.Mutex
+	listeners map[*liveListener]struct{}
+	cc        jetstream.ConsumeContext // nil while nobody listens
+}
+
+// listen adds a listener of the subjects filter matches, starting the
+// consumer for the first one, and returns it with the function that
+// removes it (stopping the consumer after the last). ctx bounds the
+// consumer's creation only.
+func (s *Server) listen(ctx context.Context, filter string) (*liveListener, func(), error) {
+	h := &s.live
+	l := &liveListener{match: filterMatcher(filter), events: make(chan liveEvent, streamBuffer), behind: make(chan struct{})}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cc == nil {
+		hub, err := s.hub()
+		if err != nil {
+			return nil, nil, err
+		}
+		cons, err := s.js.OrderedConsumer(ctx, hub.EventStream(), jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{subjectFilter(topic.Thing{Org: s.org}, "")}, DeliverPolicy: jetstream.DeliverNewPolicy})
+		if err != nil {
+			return nil, nil, err
+		}
+		if h.cc, err = cons.Consume(s.fanOut); err != nil {
+			h.cc = nil
+			return nil, nil, err
+		}
+		h.listeners = map[*liveListener]struct{}{}
+	}
+	h.listeners[l] = struct{}{}
+	return l, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		delete(h.listeners, l)
+		if len(h.listeners) == 0 && h.cc != nil {
+			h.cc.Stop()
+			h.cc = nil
+		}
+	}, nil
+}
+
+// fanOut hands message m of the live consumer to every listener whose
+// filter matches it, dropping a listener whose buffer is full.
+func (s *Server) fanOut(m jetstream.Msg) {
+	h := &s.live
+	var ev *liveEvent
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for l := range h.listeners {
+		if !l.match(m.Subject()) {
+			continue
+		}
+		if ev == nil {
+			if ev = s.liveEventOf(m); ev == nil {
+				return
+			}
+		}
+		select {
+		case l.events <- *ev:
+		default:
+			delete(h.listeners, l)
+			close(l.behind)
+		}
+	}
+}
+
+// liveEventOf encodes m as an EventItem, or returns nil for a message
+// that does not decode.
+func (s *Server) liveEventOf(m jetstream.Msg) *liveEvent {
+	md, err := m.Metadata()
+	if err != nil {
+		return nil
+	}
+	e, err := message.FromJetStream(m)
+	if err != nil {
+		return nil
+	}
+	it := eventItem(&jetstream.RawStreamMsg{Subject: m.Subject(), Sequence: md.Sequence.Stream, Header: m.Headers(),
+		Data: m.Data(), Time: md.Timestamp}, e)
+	b, err := json.Marshal(it)
+	if err != nil {
+		return nil
+	}
+	return &liveEvent{subject: m.Subject(), seq: md.Sequence.Stream, data: b}
+}
 
 // streamEvents serves live events as server-sent events: each new message
 // of central's event stream (filtered by edge and thing) as an "event"
-// whose data is an EventItem. It reads with an ordered consumer from new
-// messages on, which ends with the request.
+// whose data is an EventItem. The events come from the server's one live
+// consumer (liveHub), from the request on; a client that falls
+// streamBuffer events behind is disconnected.
 func (s *Server) streamEvents(c *call) (any, error) {
 	q := c.r.URL.Query()
 	th := topic.Thing{Org: s.org}
@@ -40,21 +163,12 @@ func (s *Server) streamEvents(c *call) (any, error) {
 	if !ok {
 		return nil, fmt.Errorf("the response cannot stream")
 	}
-	hub, err := s.hub()
-	if err != nil {
-		return nil, err
-	}
 	ctx := c.r.Context()
-	cons, err := s.js.OrderedConsumer(ctx, hub.EventStream(), jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subjectFilter(th, "")}, DeliverPolicy: jetstream.DeliverNewPolicy})
+	l, leave, err := s.listen(ctx, subjectFilter(th, ""))
 	if err != nil {
 		return nil, err
 	}
-	msgs, err := cons.Messages()
-	if err != nil {
-		return nil, err
-	}
-	defer msgs.Stop()
+	defer leave()
 	c.raw = true
 	h := c.w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -63,54 +177,31 @@ func (s *Server) streamEvents(c *call) (any, error) {
 	c.w.WriteHeader(http.StatusOK)
 	fmt.Fprint(c.w, ": live events\n\n")
 	fl.Flush()
-	type next struct {
-		m   jetstream.Msg
-		err error
-	}
-	ch := make(chan next)
-	go func() {
-		for {
-			m, err := msgs.Next()
-			select {
-			case ch <- next{m, err}:
-			case <-ctx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
 	beat := time.NewTicker(streamHeartbeat)
 	defer beat.Stop()
+	write := func(ev liveEvent) {
+		fmt.Fprintf(c.w, "id: %d\nevent: event\ndata: %s\n\n", ev.seq, ev.data)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil, nil
 		case <-s.closed:
 			return nil, nil
+		case <-l.behind:
+			fmt.Fprint(c.w, ": too far behind: reconnect\n\n")
+			fl.Flush()
+			return nil, nil
 		case <-beat.C:
 			fmt.Fprint(c.w, ": beat\n\n")
 			fl.Flush()
-		case n := <-ch:
-			if n.err != nil {
-				return nil, nil
+		case ev := <-l.events:
+			write(ev)
+			// What else is queued goes out with it, in one flush; only
+			// this handler receives from l.events.
+			for n := 1; n < streamBatch && len(l.events) > 0; n++ {
+				write(<-l.events)
 			}
-			md, err := n.m.Metadata()
-			if err != nil {
-				continue
-			}
-			e, err := message.FromJetStream(n.m)
-			if err != nil {
-				continue
-			}
-			it := eventItem(&jetstream.RawStreamMsg{Subject: n.m.Subject(), Sequence: md.Sequence.Stream, Header: n.m.Headers(),
-				Data: n.m.Data(), Time: md.Timestamp}, e)
-			b, err := json.Marshal(it)
-			if err != nil {
-				continue
-			}
-			fmt.Fprintf(c.w, "id: %d\nevent: event\ndata: %s\n\n", md.Sequence.Stream, b)
 			fl.Flush()
 		}
 	}

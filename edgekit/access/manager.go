@@ -567,6 +567,22 @@ func (m *Manager) Reinstate(ctx context.Context, id string) (map[string]uint64, 
 	return m.setState(ctx, id, StateActive, "")
 }
 
+// SetState gives credential id state at every registered edge whose
+// bucket holds it: as [Manager.Suspend] does with [StateSuspended],
+// [Manager.Revoke] with [StateRevoked] and [Manager.Reinstate] with
+// [StateActive], for which reason is ignored. It returns as they do, and a
+// [*FieldError] wrapping [ErrInvalid] for any other state.
+func (m *Manager) SetState(ctx context.Context, id string, state CredentialState, reason string) (map[string]uint64, error) {
+	switch state {
+	case StateSuspended, StateRevoked:
+		return m.setState(ctx, id, state, reason)
+	case StateActive:
+		return m.Reinstate(ctx, id)
+	}
+	return nil, &FieldError{Kind: kindCredential, Name: id, Field: "state",
+		Reason: fmt.Sprintf("%q: want %s, %s or %s", state, StateActive, StateSuspended, StateRevoked), Err: ErrInvalid}
+}
+
 // stateChangeRetries bounds how often a state change is retried when the
 // credential changed between reading and writing it.
 const stateChangeRetries = 5

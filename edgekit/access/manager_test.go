@@ -260,6 +260,7 @@ func TestManagerRevoke(t *testing.T) {
 	for name, do := range map[string]func() error{
 		"Reinstate": func() error { _, err := m.Reinstate(ctx, lost); return err },
 		"Suspend":   func() error { _, err := m.Suspend(ctx, lost, "why not"); return err },
+		"SetState":  func() error { _, err := m.SetState(ctx, lost, access.StateActive, ""); return err },
 		"Put": func() error {
 			_, err := m.Put(ctx, "hq", &access.Credential{ID: lost, Holder: "carol", State: access.StateActive, Doors: []string{"front"}})
 			return err
@@ -287,6 +288,24 @@ func TestManagerRevoke(t *testing.T) {
 	}
 	if c, _ := m.Get(ctx, "hq", kept); c.State != access.StateActive || c.Reason != "" {
 		t.Fatalf("reinstated: %+v", c)
+	}
+
+	// SetState does as Suspend and Reinstate do, by state, and refuses a
+	// state that is none of the three.
+	if _, err := m.SetState(ctx, kept, access.StateSuspended, "on leave again"); err != nil {
+		t.Fatalf("SetState suspended: %v", err)
+	}
+	if c, _ := m.Get(ctx, "hq", kept); c.State != access.StateSuspended || c.Reason != "on leave again" {
+		t.Fatalf("suspended by SetState: %+v", c)
+	}
+	if _, err := m.SetState(ctx, kept, access.StateActive, "ignored"); err != nil {
+		t.Fatalf("SetState active: %v", err)
+	}
+	if c, _ := m.Get(ctx, "hq", kept); c.State != access.StateActive || c.Reason != "" {
+		t.Fatalf("reinstated by SetState: %+v", c)
+	}
+	if _, err := m.SetState(ctx, kept, "lost", "why"); !errors.Is(err, access.ErrInvalid) {
+		t.Fatalf("SetState to an unknown state: %v, want ErrInvalid", err)
 	}
 
 	// Remove is a deletion at one edge, unlike a revocation.

@@ -54,41 +54,8 @@
 # or service(8) where there is no systemctl.
 set -eu
 
-me=lintel-backup.sh
-
-die() {
-	printf '%s: %s\n' "$me" "$*" >&2
-	exit 1
-}
-
-usage() {
-	sed -n '2,/^set -eu/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
-	exit 2
-}
-
-dry=0
-if [ "${1:-}" = -n ]; then
-	dry=1
-	shift
-fi
-
-# run CMD...: run a command that changes something, or print it.
-run() {
-	if [ "$dry" = 1 ]; then
-		printf '+ %s\n' "$*"
-	else
-		"$@"
-	fi
-}
-
-# service ACTION NAME: stop or start a service.
-service_ctl() {
-	if command -v systemctl >/dev/null 2>&1; then
-		run systemctl "$1" "$2"
-	else
-		run service "$2" "$1"
-	fi
-}
+# shellcheck source-path=SCRIPTDIR source=lintel-backup-lib.sh
+. "$(dirname -- "$0")/lintel-backup-lib.sh"
 
 # count_ok VALUE WHAT: VALUE must be a non-negative integer.
 count_ok() {
@@ -96,8 +63,6 @@ count_ok() {
 	'' | *[!0-9]*) die "$2 \"$1\": want a non-negative number" ;;
 	esac
 }
-
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
 
 backup_zfs() {
 	class=hourly
@@ -134,11 +99,7 @@ backup_zfs() {
 	rhost=
 	rds=
 	if [ -n "$remote" ]; then
-		rhost=${remote%%:*}
-		rds=${remote#*:}
-		if [ -z "$rhost" ] || [ -z "$rds" ] || [ "$rhost" = "$remote" ]; then
-			die "-r $remote: want [USER@]HOST:DATASET"
-		fi
+		split_remote "$remote"
 	fi
 	if [ "$dry" = 0 ]; then
 		zfs list -H -o name "$ds" >/dev/null || die "$ds: no such dataset"
@@ -238,19 +199,10 @@ backup_files() {
 		run pg_dump -Fc --no-password -d "$db" -f "$partial/postgres.dump"
 	fi
 	if [ -n "$store" ]; then
-		stopped=
-		for s in $services; do
-			service_ctl stop "$s"
-			stopped="$s $stopped"
-			# Whatever happens from here on, start what was stopped.
-			# shellcheck disable=SC2064 # expand now: the list as it is
-			trap "for s in $stopped; do service_ctl start \"\$s\"; done" EXIT
-		done
+		# shellcheck disable=SC2086 # one word per service
+		stop_services $services
 		run tar -C "$store" -cf "$partial/jetstream.tar" .
-		for s in $stopped; do
-			service_ctl start "$s"
-		done
-		trap - EXIT
+		start_services
 	fi
 	if [ -n "$etc" ]; then
 		run tar -C "$etc" -cf "$partial/config.tar" .

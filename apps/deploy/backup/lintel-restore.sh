@@ -33,53 +33,8 @@
 # PGPORT, PGUSER...); the user must be allowed to create databases.
 set -eu
 
-me=lintel-restore.sh
-
-die() {
-	printf '%s: %s\n' "$me" "$*" >&2
-	exit 1
-}
-
-usage() {
-	sed -n '2,/^set -eu/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
-	exit 2
-}
-
-dry=0
-if [ "${1:-}" = -n ]; then
-	dry=1
-	shift
-fi
-
-run() {
-	if [ "$dry" = 1 ]; then
-		printf '+ %s\n' "$*"
-	else
-		"$@"
-	fi
-}
-
-service_ctl() {
-	if command -v systemctl >/dev/null 2>&1; then
-		run systemctl "$1" "$2"
-	else
-		run service "$2" "$1"
-	fi
-}
-
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-
-# stop_services SERVICE...: stop them, and start them again when the
-# script ends, whether or not the restore worked.
-stop_services() {
-	stopped=
-	for s in "$@"; do
-		service_ctl stop "$s"
-		stopped="$s $stopped"
-		# shellcheck disable=SC2064 # expand now: the list as it is
-		trap "for s in $stopped; do service_ctl start \"\$s\"; done" EXIT
-	done
-}
+# shellcheck source-path=SCRIPTDIR source=lintel-backup-lib.sh
+. "$(dirname -- "$0")/lintel-backup-lib.sh"
 
 # empty_dir DIR: whether DIR is absent or empty.
 empty_dir() {
@@ -182,11 +137,7 @@ restore_zfs() {
 	# shellcheck disable=SC2086 # one word per service
 	stop_services $services
 	if [ -n "$remote" ]; then
-		rhost=${remote%%:*}
-		rds=${remote#*:}
-		if [ -z "$rhost" ] || [ -z "$rds" ] || [ "$rhost" = "$remote" ]; then
-			die "-r $remote: want [USER@]HOST:DATASET"
-		fi
+		split_remote "$remote"
 		if [ "$dry" = 1 ]; then
 			printf '+ ssh %s zfs send -R %s@%s | zfs receive -F %s\n' "$rhost" "$rds" "$snap" "$ds"
 		else

@@ -118,13 +118,57 @@ async function loadDoors() {
   }
 }
 
+// rate is the event-rate chart: events of the live stream counted per
+// second over the last rateSeconds, drawn as SVG bars (no inline style, so
+// the strict CSP holds), split by message type.
+const rateSeconds = 120;
+const rate = { counts: new Map() }; // second -> {evt, other}
+
+function countRate(e) {
+  const sec = Math.floor(Date.now() / 1000);
+  const c = rate.counts.get(sec) || { evt: 0, other: 0 };
+  if (e.type === "evt") c.evt++; else c.other++;
+  rate.counts.set(sec, c);
+}
+
+function drawRate() {
+  const svg = document.getElementById("rate-chart");
+  const now = Math.floor(Date.now() / 1000);
+  for (const sec of rate.counts.keys()) if (sec <= now - rateSeconds) rate.counts.delete(sec);
+  let max = 1, total = 0;
+  for (const c of rate.counts.values()) { max = Math.max(max, c.evt + c.other); total += c.evt + c.other; }
+  const ns = "http://www.w3.org/2000/svg", w = 600, h = 80, bw = w / rateSeconds;
+  svg.replaceChildren();
+  for (let i = 0; i < rateSeconds; i++) {
+    const c = rate.counts.get(now - rateSeconds + 1 + i);
+    if (!c) continue;
+    let y = h;
+    for (const [n, cls] of [[c.evt, "bar-evt"], [c.other, "bar-other"]]) {
+      if (!n) continue;
+      const bh = Math.max(1, Math.round(n / max * (h - 4)));
+      y -= bh;
+      const r = document.createElementNS(ns, "rect");
+      r.setAttribute("x", String(i * bw));
+      r.setAttribute("y", String(y));
+      r.setAttribute("width", String(Math.max(1, bw - 1)));
+      r.setAttribute("height", String(bh));
+      r.setAttribute("class", cls);
+      r.dataset.count = String(n);
+      svg.append(r);
+    }
+  }
+  status("rate-status", `${total} events in the last ${rateSeconds / 60} minutes; peak ${max}/s`);
+}
+
 function live() {
   const tbody = document.querySelector("#live tbody");
   const src = new EventSource(API + "/events/stream");
   src.addEventListener("open", () => status("live-status", "live"));
   src.addEventListener("error", () => status("live-status", "reconnecting…", true));
+  setInterval(drawRate, 1000);
   src.addEventListener("event", m => {
     const e = JSON.parse(m.data);
+    countRate(e);
     const tr = el("tr");
     for (const c of [new Date(e.time).toLocaleTimeString(), e.thing, e.type, e.name || "-"]) tr.append(el("td", c));
     tbody.prepend(tr);
@@ -173,6 +217,7 @@ async function loadCredentials() {
             status("cred-status", err.message, true);
           }
           loadCredentials();
+          refreshEdges();
         });
         actions.append(b, " ");
       }
@@ -196,6 +241,13 @@ async function addCredential(ev) {
     status("cred-status", err.message, true);
   }
   loadCredentials();
+  refreshEdges();
+}
+
+// refreshEdges reloads the edges table at once, for a change that moves an
+// edge's credential set version, rather than at its next refresh.
+function refreshEdges() {
+  loadEdges().catch(err => console.warn(err));
 }
 
 function every(ms, f) {
