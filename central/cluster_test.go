@@ -97,6 +97,10 @@ func (cl *cluster) hubURLs() []string {
 
 // leader waits until exactly one running node runs acme's duties, every
 // running node has started acme, and returns the leader's index.
+// clusterWait bounds the wait for a leader after a node stopped or came
+// back.
+const clusterWait = 3 * time.Minute
+
 func (cl *cluster) leader(t *testing.T) int {
 	t.Helper()
 	at := -1
@@ -108,7 +112,10 @@ func (cl *cluster) leader(t *testing.T) int {
 			}
 		}
 	}()
-	waitFor(t, "one leader of acme's duties, every node started", func() bool {
+	// A restarted node catches up on every replicated stream before its
+	// org starts, and a new leader is elected: on a loaded 2-core machine
+	// under the race detector that can take longer than wait.
+	waitWithin(t, clusterWait, "one leader of acme's duties, every node started", func() bool {
 		at = -1
 		for i, c := range cl.nodes {
 			if c == nil {

@@ -184,6 +184,11 @@ func TestLive(t *testing.T) {
 	}
 
 	token := checkAPI(t, r)
+	// The context names the API, with a copy of the token (mode 0600,
+	// which APIToken checks): lintelctl goes through it.
+	if tok, err := c.APIToken(); err != nil || tok.Reveal() != token || !strings.HasPrefix(c.APIURL, "http://127.0.0.1:") {
+		t.Errorf("context's API %q, token: %v (the printed one: %v)", c.APIURL, err, tok.Reveal() == token)
+	}
 
 	msgs := make(chan *nats.Msg, 4096)
 	sub, err := nc.ChanSubscribe(org+".>", msgs)

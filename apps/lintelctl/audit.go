@@ -47,6 +47,19 @@ failures: they are what an offline edge may do), 1 when it is broken.`,
 }
 
 func (a *app) auditVerify(ctx context.Context, o *liveFlags, edge string) error {
+	if c, err := o.viaAPI(); err != nil || c != nil {
+		if err != nil {
+			return err
+		}
+		defer c.close()
+		call, cancel := o.call(ctx)
+		defer cancel()
+		r, err := c.audit(call, edge)
+		if err != nil {
+			return err
+		}
+		return a.printAudit(o, edge, r)
+	}
 	d, err := o.dial(ctx, "audit")
 	if err != nil {
 		return err
@@ -65,6 +78,12 @@ func (a *app) auditVerify(ctx context.Context, o *liveFlags, edge string) error 
 	if err != nil {
 		return err
 	}
+	return a.printAudit(o, edge, r)
+}
+
+// printAudit prints the audit report r of edge, and returns
+// [*errChainBroken] when the chain is broken.
+func (a *app) printAudit(o *liveFlags, edge string, r *access.AuditReport) error {
 	if o.json() {
 		if err := a.writeJSON(r); err != nil {
 			return err

@@ -73,7 +73,11 @@ org in front.
 With --wait it prints each step as the thing's acks reach central:
 accepted, then completed, failed, rejected or expired, with the time since
 sending. Exit status: 0 when the command completed (or was sent, without
---wait), 1 when it ended otherwise or the wait timed out (--timeout).`,
+--wait), 1 when it ended otherwise or the wait timed out (--timeout).
+
+Through central's API (a context with api_url), central signs and sends
+the command (an operator token is needed), and --wait follows the thing's
+acks in the API's live event stream.`,
 		Example: `  lintelctl command send hq.lock.l1 unlock --param duration=5s --wait
   lintelctl command send acme.hq.sounder.s1 sound --deadline 30s -o json`,
 		Args: cobra.ExactArgs(2),
@@ -128,6 +132,13 @@ func (a *app) sendCommand(ctx context.Context, o *commandOptions, thing, action 
 	if len(params) == 0 {
 		params = nil
 	}
+	if c, err := o.viaAPI(); err != nil || c != nil {
+		if err != nil {
+			return err
+		}
+		defer c.close()
+		return a.sendCommandAPI(ctx, o, c, thing, action, params)
+	}
 	d, err := o.dial(ctx, "command")
 	if err != nil {
 		return err
@@ -142,9 +153,7 @@ func (a *app) sendCommand(ctx context.Context, o *commandOptions, thing, action 
 		return err
 	}
 	if o.key == "" {
-		var b [16]byte
-		_, _ = rand.Read(b[:])
-		o.key = "lintelctl-" + hex.EncodeToString(b[:])
+		o.key = newIdempotencyKey()
 	}
 	sent := time.Now()
 	cmd := message.Command{Action: action, Params: params, Deadline: sent.Add(o.deadline), IdempotencyKey: o.key}
@@ -195,6 +204,14 @@ func (a *app) sendCommand(ctx context.Context, o *commandOptions, thing, action 
 		return &errCommandNotCompleted{status: string(out.Status), text: out.Error}
 	}
 	return nil
+}
+
+// newIdempotencyKey returns a new key for a command sent without
+// --idempotency-key.
+func newIdempotencyKey() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return "lintelctl-" + hex.EncodeToString(b[:])
 }
 
 // since renders the time since t, to the millisecond.

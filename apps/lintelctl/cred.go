@@ -25,8 +25,8 @@ type credFlags struct {
 }
 
 func (f *credFlags) add(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.card, "card", "", `the card number ("-" reads it from stdin); hashed here, never sent`)
-	cmd.Flags().StringVar(&f.pin, "pin", "", `the PIN ("-" reads it from stdin); hashed here, never sent`)
+	cmd.Flags().StringVar(&f.card, "card", "", `the card number ("-" reads it from stdin); hashed here, or by central's API with api_url`)
+	cmd.Flags().StringVar(&f.pin, "pin", "", `the PIN ("-" reads it from stdin); hashed here, or by central's API with api_url`)
 	cmd.MarkFlagsMutuallyExclusive("card", "pin")
 }
 
@@ -127,9 +127,16 @@ func (a *app) credCommand() *cobra.Command {
 Central keeps them in each edge's credential bucket, which the edge mirrors
 and decides from, online or not.
 
-A card number or PIN never leaves this machine: lintelctl hashes it with
-the org's hash key (the context's hash_key_file) and central and the edges
-only ever see the hash, the credential's ID.`,
+Over NATS, a card number or PIN never leaves this machine: lintelctl
+hashes it with the org's hash key (the context's hash_key_file) and
+central and the edges only ever see the hash, the credential's ID.
+
+Through central's API (a context with api_url), "cred add" sends the card
+number or PIN to the API (use https), which hashes it and stores only the
+hash; a credential the edge already holds is updated in place, keeping its
+state. The API names credentials by ID only, so suspend, reinstate and
+revoke with --card or --pin hash it here, with the context's
+hash_key_file.`,
 		Example: `  lintelctl cred add hq --holder alice --card 0012345678 --door front
   lintelctl cred suspend --card 0012345678 --reason 'reported lost'
   lintelctl cred list hq`,
@@ -218,6 +225,13 @@ func (a *app) credAdd(ctx context.Context, o *credAddOptions, edge string, stdin
 			return usagef("%s %q: want an RFC 3339 time such as 2027-01-31T18:00:00Z", flag, v)
 		}
 	}
+	if api, err := o.viaAPI(); err != nil || api != nil {
+		if err != nil {
+			return err
+		}
+		defer api.close()
+		return a.credAddAPI(ctx, o, api, edge, cred, kind, c)
+	}
 	return o.withManager(ctx, "cred", true, func(ctx context.Context, _ *ctlConn, m *access.Manager) error {
 		var err error
 		if c.ID, err = m.Hash(cred); err != nil {
@@ -235,8 +249,12 @@ func (a *app) credAdd(ctx context.Context, o *credAddOptions, edge string, stdin
 }
 
 func (a *app) credState(ctx context.Context, o *credStateOptions, state access.CredentialState, args []string, stdin io.Reader) error {
-	if err := o.check(); err != nil {
-		return err
+	if api, err := o.viaAPI(); err != nil || api != nil {
+		if err != nil {
+			return err
+		}
+		defer api.close()
+		return a.credStateAPI(ctx, o, api, state, args, stdin)
 	}
 	d, err := o.dial(ctx, "cred")
 	if err != nil {
@@ -249,15 +267,7 @@ func (a *app) credState(ctx context.Context, o *credStateOptions, state access.C
 	}
 	call, cancel := o.call(ctx)
 	defer cancel()
-	var revs map[string]uint64
-	switch state {
-	case access.StateSuspended:
-		revs, err = m.Suspend(call, id, o.reason)
-	case access.StateRevoked:
-		revs, err = m.Revoke(call, id, o.reason)
-	default:
-		revs, err = m.Reinstate(call, id)
-	}
+	revs, err := m.SetState(call, id, state, o.reason)
 	rep := stateReport{ID: id, State: string(state), Revisions: revs}
 	if rep.Revisions == nil {
 		rep.Revisions = map[string]uint64{}
@@ -278,6 +288,19 @@ func (a *app) credState(ctx context.Context, o *credStateOptions, state access.C
 }
 
 func (a *app) credList(ctx context.Context, o *liveFlags, edge string) error {
+	if api, err := o.viaAPI(); err != nil || api != nil {
+		if err != nil {
+			return err
+		}
+		defer api.close()
+		call, cancel := o.call(ctx)
+		defer cancel()
+		rows, err := api.credentials(call, edge)
+		if err != nil {
+			return fmt.Errorf("list the credentials at %s: %w", edge, err)
+		}
+		return a.printCreds(o, edge, rows)
+	}
 	var list []*access.Credential
 	err := o.withManager(ctx, "cred", false, func(ctx context.Context, _ *ctlConn, m *access.Manager) (err error) {
 		list, err = m.List(ctx, edge)
@@ -290,6 +313,11 @@ func (a *app) credList(ctx context.Context, o *liveFlags, edge string) error {
 	for i, c := range list {
 		rows[i] = rowOf(c)
 	}
+	return a.printCreds(o, edge, rows)
+}
+
+// printCreds prints the credentials at edge, as a table or JSON.
+func (a *app) printCreds(o *liveFlags, edge string, rows []credRow) error {
 	if o.json() {
 		return a.writeJSON(rows)
 	}

@@ -460,6 +460,33 @@ func TestLiveCommand(t *testing.T) {
 	}
 }
 
+// tailWhilePublishing runs tail, a command that returns after printing one
+// message, while reader publishes a door.held event every 200 ms (tail may
+// not have subscribed yet), and returns its result and the ids published.
+func tailWhilePublishing(t *testing.T, reader *devicekit.Client, tail func() result) (result, []string) {
+	t.Helper()
+	done := make(chan result, 1)
+	go func() { done <- tail() }()
+	var ids []string
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), liveWait)
+		id, err := reader.PublishEvent(ctx, "door.held", map[string]any{"door": "front", "seconds": 42})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id.String())
+		select {
+		case r := <-done:
+			return r, ids
+		case <-time.After(200 * time.Millisecond):
+		}
+		if len(ids) > int(liveWait/(200*time.Millisecond)) {
+			t.Fatal("tail printed nothing")
+		}
+	}
+}
+
 // TestLiveTail: tail prints what devices publish as it reaches central,
 // decoded, as a human line or CloudEvents JSON, and stops after --count.
 func TestLiveTail(t *testing.T) {
@@ -469,28 +496,7 @@ func TestLiveTail(t *testing.T) {
 		if asJSON {
 			args = append(args, "-o", "json")
 		}
-		done := make(chan result, 1)
-		go func() { done <- s.ctl(t, args...) }()
-		var ids []string
-		var r result
-	publish:
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), liveWait)
-			id, err := s.reader.PublishEvent(ctx, "door.held", map[string]any{"door": "front", "seconds": 42})
-			cancel()
-			if err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, id.String())
-			select {
-			case r = <-done:
-				break publish
-			case <-time.After(200 * time.Millisecond): // tail may not have subscribed yet: publish again
-			}
-			if len(ids) > int(liveWait/(200*time.Millisecond)) {
-				t.Fatal("tail printed nothing")
-			}
-		}
+		r, ids := tailWhilePublishing(t, s.reader, func() result { return s.ctl(t, args...) })
 		if r.err != nil {
 			t.Fatalf("tail: %v\n%s", r.err, r.stderr)
 		}
@@ -530,7 +536,7 @@ func TestLiveStatus(t *testing.T) {
 	var added credRow
 	s.mustJSON(t, &added, "cred", "add", "hq", "--holder", "carol", "--pin", "4711")
 	eventually(t, "status to show hq up, reporting, and in sync", func() error {
-		var st []edgeStatus
+		var st []central.EdgeStatus
 		r := s.ctl(t, "status", "-o", "json")
 		if r.err != nil {
 			return r.err

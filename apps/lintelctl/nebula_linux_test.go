@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lintel-io/lintel/testing/tooltest"
 	"github.com/nats-io/nats.go"
 	"golang.org/x/sys/unix"
 )
@@ -164,11 +165,11 @@ type overlay struct {
 // generates; with blockEdge, the plan blocklists the edge's certificate.
 func startOverlay(t *testing.T, blockEdge bool) *overlay {
 	t.Helper()
-	tool(t, "nebula", "nebula")
-	tool(t, "nebula-cert", "nebula")
-	tool(t, "unshare", "util-linux")
-	tool(t, "nsenter", "util-linux")
-	tool(t, "ip", "iproute2")
+	tooltest.Path(t, "nebula", "nebula")
+	tooltest.Path(t, "nebula-cert", "nebula")
+	tooltest.Path(t, "unshare", "util-linux")
+	tooltest.Path(t, "nsenter", "util-linux")
+	tooltest.Path(t, "ip", "iproute2")
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: network namespaces, a veth pair and TUN devices need CAP_SYS_ADMIN and CAP_NET_ADMIN")
 	}
@@ -230,7 +231,7 @@ func startOverlay(t *testing.T, blockEdge bool) *overlay {
 // published at the edge arrive at central. Central cannot open the edge's
 // device port: the edge's firewall admits it from the site's group only.
 func TestNebulaCarriesLeafLink(t *testing.T) {
-	tool(t, "nats-server", "nats-server")
+	tooltest.Path(t, "nats-server", "nats-server")
 	o := startOverlay(t, false)
 	s, central, edge := o.site, o.central, o.edge
 

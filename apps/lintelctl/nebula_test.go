@@ -8,24 +8,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/lintel-io/lintel/testing/tooltest"
 )
 
 // nebulaPKIScript is the certificate script of the reference deployment.
 const nebulaPKIScript = "../deploy/nebula/nebula-pki.sh"
-
-// tool returns the path of the external tool name; without it the test is
-// skipped naming the Debian package, or fails when LINTEL_REQUIRE_TOOLS=1.
-func tool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("LINTEL_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("%s not found and LINTEL_REQUIRE_TOOLS=1: %v (apt-get install %s)", name, err, pkg)
-		}
-		t.Skipf("%s not found (apt-get install %s; LINTEL_REQUIRE_TOOLS=1 makes this a failure): %v", name, pkg, err)
-	}
-	return p
-}
 
 // nebulaSite is an inventory and an address plan in a temporary directory.
 type nebulaSite struct {
@@ -76,7 +64,7 @@ func (s nebulaSite) generate(t *testing.T) []nebulaHost {
 // deployment's script.
 func (s nebulaSite) issue(t *testing.T) {
 	t.Helper()
-	tool(t, "nebula-cert", "nebula")
+	tooltest.Path(t, "nebula-cert", "nebula")
 	ca := filepath.Join(s.dir, "ca")
 	for _, args := range [][]string{{"ca", ca, "Lintel test"}, {"sign", ca, s.out}} {
 		cmd := exec.Command("sh", append([]string{nebulaPKIScript}, args...)...)
@@ -98,7 +86,7 @@ type certInfo struct {
 
 func printCert(t *testing.T, path string) certInfo {
 	t.Helper()
-	out, err := exec.Command(tool(t, "nebula-cert", "nebula"), "print", "-json", "-path", path).Output()
+	out, err := exec.Command(tooltest.Path(t, "nebula-cert", "nebula"), "print", "-json", "-path", path).Output()
 	if err != nil {
 		t.Fatalf("nebula-cert print %s: %v", path, err)
 	}
@@ -113,7 +101,7 @@ func printCert(t *testing.T, path string) certInfo {
 // directory.
 func nebulaTest(t *testing.T, dir string) ([]byte, error) {
 	t.Helper()
-	cmd := exec.Command(tool(t, "nebula", "nebula"), "-test", "-config", nebulaConfigFile)
+	cmd := exec.Command(tooltest.Path(t, "nebula", "nebula"), "-test", "-config", nebulaConfigFile)
 	cmd.Dir = dir
 	return cmd.CombinedOutput()
 }
@@ -123,7 +111,7 @@ func nebulaTest(t *testing.T, dir string) ([]byte, error) {
 // itself check every host's configuration; the certificates carry the
 // names, addresses and groups the inventory and plan give.
 func TestNebulaConfigsPassNebulaTest(t *testing.T) {
-	tool(t, "nebula", "nebula")
+	tooltest.Path(t, "nebula", "nebula")
 	s := newNebulaSite(t, nebulaInventory, nebulaPlanJSON)
 	hosts := s.generate(t)
 	s.issue(t)

@@ -29,6 +29,7 @@ type queryOptions struct {
 	cursor     string
 	descending bool
 	org        string // the context's
+	kind       string // events, decisions or commands: the route over the API
 }
 
 // queryPage is what "query --output json" prints: the page's items and the
@@ -108,7 +109,7 @@ default is the last 24 hours.`,
 			"  lintelctl query commands --thing hq.lock.l1 --since 7d", a.queryCommands},
 	}
 	for _, k := range kinds {
-		var o queryOptions
+		o := queryOptions{kind: k.use}
 		c := &cobra.Command{
 			Use:     k.use,
 			Short:   k.short,
@@ -204,6 +205,13 @@ func (a *app) query(ctx context.Context, o *queryOptions, run func(context.Conte
 	if o.limit <= 0 || o.limit > storage.MaxLimit {
 		return usagef("--limit %d: want 1 to %d", o.limit, storage.MaxLimit)
 	}
+	if c, err := o.viaAPI(); err != nil || c != nil {
+		if err != nil {
+			return err
+		}
+		defer c.close()
+		return a.queryAPI(ctx, o, c)
+	}
 	cx, err := o.loadContext()
 	if err != nil {
 		return err
@@ -239,9 +247,19 @@ func (a *app) queryEvents(ctx context.Context, o *queryOptions, st *storage.Stor
 		rows[i] = eventRow{Time: e.Time, ID: e.ID.String(), Subject: e.Thing.Subject(e.MessageType).String(), Name: e.Name,
 			DeviceTime: e.DeviceTime, ReceivedAt: e.ReceivedAt, Replayed: e.Replayed, Value: e.Value, Payload: e.Payload}
 	}
-	return printPage(a, o, rows, page.Next, "TIME\tSUBJECT\tNAME\tPAYLOAD", func(r eventRow) string {
-		return fmt.Sprintf("%s\t%s\t%s\t%s", r.Time.UTC().Format(time.RFC3339Nano), r.Subject, dash(r.Name), dash(string(r.Payload)))
-	})
+	return printPage(a, o, rows, page.Next, eventsHeader, eventRowLine)
+}
+
+// Headers of the query tables; eventRowLine, decisionRowLine and commandLine
+// print their rows.
+const (
+	eventsHeader    = "TIME\tSUBJECT\tNAME\tPAYLOAD"
+	decisionsHeader = "TIME\tEDGE\tDOOR\tREADER\tHOLDER\tDECISION\tOFFLINE"
+	commandsHeader  = "REQUESTED\tTHING\tACTION\tBY\tSTATUS\tERROR"
+)
+
+func eventRowLine(r eventRow) string {
+	return fmt.Sprintf("%s\t%s\t%s\t%s", r.Time.UTC().Format(time.RFC3339Nano), r.Subject, dash(r.Name), dash(string(r.Payload)))
 }
 
 func (a *app) queryDecisions(ctx context.Context, o *queryOptions, st *storage.Store) error {
@@ -260,16 +278,18 @@ func (a *app) queryDecisions(ctx context.Context, o *queryOptions, st *storage.S
 			Credential: d.CredentialHash, Granted: d.Granted, Reason: d.Reason, Offline: d.Offline, Fallback: d.Fallback,
 			SetVersion: d.CredentialSetVersion}
 	}
-	return printPage(a, o, rows, page.Next, "TIME\tEDGE\tDOOR\tREADER\tHOLDER\tDECISION\tOFFLINE", func(r decisionRow) string {
-		dec := "granted"
-		if !r.Granted {
-			dec = "denied: " + r.Reason
-		}
-		if r.Fallback {
-			dec += " (fallback)"
-		}
-		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%v", r.Time.UTC().Format(time.RFC3339), r.Edge, r.Door, r.Reader, dash(r.Holder), dec, r.Offline)
-	})
+	return printPage(a, o, rows, page.Next, decisionsHeader, decisionRowLine)
+}
+
+func decisionRowLine(r decisionRow) string {
+	dec := "granted"
+	if !r.Granted {
+		dec = "denied: " + r.Reason
+	}
+	if r.Fallback {
+		dec += " (fallback)"
+	}
+	return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%v", r.Time.UTC().Format(time.RFC3339), r.Edge, r.Door, r.Reader, dash(r.Holder), dec, r.Offline)
 }
 
 func (a *app) queryCommands(ctx context.Context, o *queryOptions, st *storage.Store) error {
@@ -287,9 +307,11 @@ func (a *app) queryCommands(ctx context.Context, o *queryOptions, st *storage.St
 		rows[i] = commandRow{RequestedAt: c.RequestedAt, ID: c.ID.String(), Thing: c.Thing.String(), Action: c.Action,
 			Params: c.Params, RequestedBy: c.RequestedBy, Status: string(c.Status), AckedAt: c.AckedAt, Error: c.Error}
 	}
-	return printPage(a, o, rows, page.Next, "REQUESTED\tTHING\tACTION\tBY\tSTATUS\tERROR", func(r commandRow) string {
-		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", r.RequestedAt.UTC().Format(time.RFC3339), r.Thing, r.Action, dash(r.RequestedBy), r.Status, dash(r.Error))
-	})
+	return printPage(a, o, rows, page.Next, commandsHeader, commandRowLine)
+}
+
+func commandRowLine(r commandRow) string {
+	return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", r.RequestedAt.UTC().Format(time.RFC3339), r.Thing, r.Action, dash(r.RequestedBy), r.Status, dash(r.Error))
 }
 
 // queryError marks the store's refusals of the query (a bad cursor) as

@@ -61,8 +61,10 @@ Against a running deployment, as an operator (a service of kind "operator"
 in the inventory) named by a context file (--context, or $LINTEL_CONTEXT;
 the demo writes one), it shows the org's messages live (tail), each edge's
 link, backlog and credential sync (status), sends commands (command send),
-manages door credentials (cred) and queries the history (query). Every
-command that prints data takes --output json.
+manages door credentials (cred) and queries the history (query). When the
+context names central's HTTP API (api_url, api_token_file), these commands
+go through the API instead of NATS, with the same output. Every command
+that prints data takes --output json.
 
 The state file (state.json beside the inventory, by default) and the secret
 directories render writes are the deployment's crown jewels: without them
@@ -83,7 +85,7 @@ Exit codes: 0 success, 1 error, 2 usage error.`,
 	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
 	root.AddCommand(a.initCommand(), a.validateCommand(), a.addCommand(), a.removeCommand(), a.renderCommand(), a.rotateCommand(), a.backupCommand(), a.nebulaCommand(),
-		a.tailCommand(), a.statusCommand(), a.commandCommand(), a.credCommand(), a.rulesCommand(), a.auditCommand(), a.queryCommand(), a.simCommand())
+		a.tailCommand(), a.statusCommand(), a.commandCommand(), a.credCommand(), a.rulesCommand(), a.auditCommand(), a.queryCommand(), a.simCommand(), a.benchCommand())
 	root.InitDefaultCompletionCmd()
 	for _, c := range root.Commands() {
 		if c.Name() != "completion" {

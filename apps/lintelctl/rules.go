@@ -82,6 +82,13 @@ func (a *app) rulesPut(ctx context.Context, o *liveFlags, edge, file string, std
 	if err != nil {
 		return fmt.Errorf("rules document: %w", err)
 	}
+	if c, err := o.viaAPI(); err != nil || c != nil {
+		if err != nil {
+			return err
+		}
+		defer c.close()
+		return a.rulesPutAPI(ctx, o, c, edge, file, doc, store)
+	}
 	d, err := o.dial(ctx, "rules")
 	if err != nil {
 		return err
@@ -118,6 +125,13 @@ func (a *app) rulesPut(ctx context.Context, o *liveFlags, edge, file string, std
 }
 
 func (a *app) rulesGet(ctx context.Context, o *liveFlags, edge string) error {
+	if c, err := o.viaAPI(); err != nil || c != nil {
+		if err != nil {
+			return err
+		}
+		defer c.close()
+		return a.rulesGetAPI(ctx, o, c, edge)
+	}
 	return o.withManager(ctx, "rules", false, func(ctx context.Context, _ *ctlConn, m *access.Manager) error {
 		doc, _, err := m.Rules(ctx, edge)
 		if err != nil {
@@ -158,7 +172,7 @@ func (a *app) groupCommand() *cobra.Command {
 			if err != nil {
 				return &usageError{err: err}
 			}
-			return a.putNamed(cmd.Context(), &o, args[0], "group", g.Name, func(m *access.Manager, ctx context.Context) (uint64, error) {
+			return a.putNamed(cmd.Context(), &o, args[0], "group", g.Name, data, func(m *access.Manager, ctx context.Context) (uint64, error) {
 				return m.PutGroup(ctx, args[0], g)
 			})
 		}),
@@ -192,7 +206,7 @@ intervals as JSON, in the edge's local time:
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[2], err)
 			}
-			return a.putNamed(cmd.Context(), &o, args[0], "schedule", s.Name, func(m *access.Manager, ctx context.Context) (uint64, error) {
+			return a.putNamed(cmd.Context(), &o, args[0], "schedule", s.Name, data, func(m *access.Manager, ctx context.Context) (uint64, error) {
 				return m.PutSchedule(ctx, args[0], s)
 			})
 		}),
@@ -204,8 +218,16 @@ intervals as JSON, in the edge's local time:
 	return cmd
 }
 
-// putNamed stores a group or schedule with put and prints the revision.
-func (a *app) putNamed(ctx context.Context, o *liveFlags, edge, kind, name string, put func(*access.Manager, context.Context) (uint64, error)) error {
+// putNamed stores a group or schedule with put (or, through the API, as
+// body) and prints the revision.
+func (a *app) putNamed(ctx context.Context, o *liveFlags, edge, kind, name string, body []byte, put func(*access.Manager, context.Context) (uint64, error)) error {
+	if c, err := o.viaAPI(); err != nil || c != nil {
+		if err != nil {
+			return err
+		}
+		defer c.close()
+		return a.putNamedAPI(ctx, o, c, edge, kind, name, body)
+	}
 	return o.withManager(ctx, "cred", false, func(ctx context.Context, _ *ctlConn, m *access.Manager) error {
 		rev, err := put(m, ctx)
 		if err != nil {

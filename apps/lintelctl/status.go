@@ -2,46 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
-	"github.com/lintel-io/lintel/authz"
-	"github.com/lintel-io/lintel/edgekit"
-	"github.com/lintel-io/lintel/message"
-	"github.com/lintel-io/lintel/topic"
+	"github.com/lintel-io/lintel/central"
 )
-
-// linkHeardWithin is how recently central must have heard from an edge's
-// event flow (messages, or the idle heartbeat sent every second while
-// sourcing runs) for the link to count as up.
-const linkHeardWithin = 10 * time.Second
-
-// edgeStatus is one edge's line of "status".
-type edgeStatus struct {
-	Edge string `json:"edge"`
-	// Link is "up" when central heard from the edge's event flow within
-	// linkHeardWithin, else "down".
-	Link string `json:"link"`
-	// LastHeard is when central last heard from the edge's event flow.
-	LastHeard time.Time `json:"last_heard,omitzero"`
-	// Status is the edge's last published status, and StatusAt when it
-	// published it; nil when central holds none.
-	Status   *edgekit.NodeStatus `json:"status,omitempty"`
-	StatusAt time.Time           `json:"status_at,omitzero"`
-	// CredentialVersion is the edge's credential set version at central;
-	// CredentialsReceived the version the edge has confirmed receiving,
-	// and CredentialsSyncedAt when it last confirmed.
-	CredentialVersion   uint64    `json:"credential_version"`
-	CredentialsReceived uint64    `json:"credentials_received"`
-	CredentialsSyncedAt time.Time `json:"credentials_synced_at,omitzero"`
-	// Errors lists what could not be read about the edge.
-	Errors []string `json:"errors,omitempty"`
-}
 
 func (a *app) statusCommand() *cobra.Command {
 	var o liveFlags
@@ -70,6 +37,13 @@ an edge named is not in the inventory.`,
 }
 
 func (a *app) status(ctx context.Context, o *liveFlags, names []string) error {
+	if c, err := o.viaAPI(); err != nil || c != nil {
+		if err != nil {
+			return err
+		}
+		defer c.close()
+		return a.statusAPI(ctx, o, c, names)
+	}
 	d, err := o.dial(ctx, "status")
 	if err != nil {
 		return err
@@ -101,38 +75,12 @@ func (a *app) status(ctx context.Context, o *liveFlags, names []string) error {
 	}
 	call, cancel := o.call(ctx)
 	defer cancel()
+	return a.printStatus(o, central.ReadEdgeStatus(call, d.js, hub, mgr, edges))
+}
+
+// printStatus prints the edges' status, as a table or JSON.
+func (a *app) printStatus(o *liveFlags, out []central.EdgeStatus) error {
 	now := time.Now()
-	heard := map[string]time.Time{}
-	sources, srcErr := hub.Sources(call)
-	for _, s := range sources {
-		if s.Flow == edgekit.FlowEvents && !s.Missing && s.Active >= 0 {
-			heard[s.Edge] = now.Add(-s.Active)
-		}
-	}
-	events, evErr := d.js.Stream(call, hub.EventStream())
-	out := make([]edgeStatus, 0, len(edges))
-	for _, e := range edges {
-		st := edgeStatus{Edge: e, Link: "down", LastHeard: heard[e]}
-		if srcErr != nil {
-			st.Errors = append(st.Errors, "sources: "+srcErr.Error())
-		} else if t := heard[e]; !t.IsZero() && now.Sub(t) <= linkHeardWithin {
-			st.Link = "up"
-		}
-		if evErr != nil {
-			st.Errors = append(st.Errors, "event stream: "+evErr.Error())
-		} else if err := lastStatus(call, events, d.cx.Org, e, &st); err != nil {
-			st.Errors = append(st.Errors, "status: "+err.Error())
-		}
-		if v, err := mgr.Version(call, e); err != nil {
-			st.Errors = append(st.Errors, "credential version: "+err.Error())
-		} else {
-			st.CredentialVersion = v
-		}
-		if err := credentialsReceived(call, d.js, d.cx.Org, e, &st); err != nil {
-			st.Errors = append(st.Errors, "credential sync: "+err.Error())
-		}
-		out = append(out, st)
-	}
 	if o.json() {
 		return a.writeJSON(out)
 	}
@@ -154,49 +102,6 @@ func (a *app) status(ctx context.Context, o *liveFlags, names []string) error {
 		for _, e := range s.Errors {
 			fmt.Fprintf(a.stderr, "lintelctl: edge %s: %s\n", s.Edge, e)
 		}
-	}
-	return nil
-}
-
-// lastStatus reads the edge's last status report from central's event
-// stream into st; none is not an error.
-func lastStatus(ctx context.Context, events jetstream.Stream, org, edge string, st *edgeStatus) error {
-	self := topic.Thing{Org: org, Edge: edge, Type: topic.ThingTypeEdge, Code: edge}
-	raw, err := events.GetLastMsgForSubject(ctx, self.Subject(topic.State).String())
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	e, err := message.FromMsg(&nats.Msg{Subject: raw.Subject, Header: raw.Header, Data: raw.Data})
-	if err != nil {
-		return err
-	}
-	ns, err := message.DecodePayload[edgekit.NodeStatus](e)
-	if err != nil {
-		return err
-	}
-	st.Status, st.StatusAt = &ns, e.Time
-	return nil
-}
-
-// credentialsReceived reads, from central's consumer through which the
-// edge mirrors its credential bucket, the revision the edge has confirmed
-// receiving and when.
-func credentialsReceived(ctx context.Context, js jetstream.JetStream, org, edge string, st *edgeStatus) error {
-	n, err := authz.NamesFor(org, edge)
-	if err != nil {
-		return err
-	}
-	c, err := js.PushConsumer(ctx, n.CredentialStream, n.CredentialConsumer)
-	if err != nil {
-		return err
-	}
-	info := c.CachedInfo()
-	st.CredentialsReceived = info.AckFloor.Stream
-	if info.AckFloor.Last != nil {
-		st.CredentialsSyncedAt = *info.AckFloor.Last
 	}
 	return nil
 }

@@ -38,7 +38,14 @@ everything of the org.
 
 With --output json it prints one CloudEvents 1.0 JSON object per line.
 A message that does not decode is printed with its error, never dropped
-silently. tail runs until interrupted, or until --count messages.`,
+silently. tail runs until interrupted, or until --count messages.
+
+Through central's API (a context with api_url), tail reads the API's live
+event stream instead: what central stores from the edges' event streams
+(events, telemetry, state, acks), not other NATS traffic. The API filters
+by edge or thing (the FILTER's literal edge, type and code), and tail
+applies the whole FILTER to each event's subject; the CloudEvents JSON
+then has no sequence or boot id.`,
 		Example: `  lintelctl tail
   lintelctl tail 'hq.reader.*.evt'
   lintelctl tail 'acme.*.*.*.tlm' --output json | jq .data
@@ -74,6 +81,13 @@ func tailFilter(org, filter string) (string, error) {
 func (a *app) tail(ctx context.Context, o *tailOptions, filter string) error {
 	if o.count < 0 {
 		return usagef("--count %d: want 0 or more", o.count)
+	}
+	if c, err := o.viaAPI(); err != nil || c != nil {
+		if err != nil {
+			return err
+		}
+		defer c.close()
+		return a.tailAPI(ctx, o, c, filter)
 	}
 	d, err := o.dial(ctx, "tail")
 	if err != nil {

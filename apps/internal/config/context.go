@@ -3,6 +3,8 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +17,9 @@ import (
 // Context is how lintelctl's live commands (tail, status, command, cred,
 // query) reach a deployment: central's client URLs, the org, an operator
 // identity (a service of kind authz.ServiceOperator, or a central service)
-// and the org's secrets the commands need. lintelctl reads it from the
+// and the org's secrets the commands need; or, when APIURL is set,
+// central's HTTP API and an API token, through which the commands go
+// instead. lintelctl reads it from the
 // file --context or LINTEL_CONTEXT names; the demo writes one. Paths are
 // relative to the file's directory.
 type Context struct {
@@ -43,6 +47,14 @@ type Context struct {
 	// DatabaseURL is central's PostgreSQL, for "query"; empty when
 	// central keeps no history.
 	DatabaseURL string `json:"database_url,omitempty"`
+	// APIURL is central's HTTP API ("https://lintel.example.com", the
+	// address that serves /api/v1); when set, the live commands go through
+	// the API rather than NATS, and Servers, User and PasswordFile become
+	// optional. Plain http is accepted for a loopback host only.
+	APIURL string `json:"api_url,omitempty"`
+	// APITokenFile holds an API token ("lintel_..."; mode 0600) the
+	// commands send as a bearer token; required with APIURL.
+	APITokenFile string `json:"api_token_file,omitempty"`
 
 	dir string
 }
@@ -59,7 +71,9 @@ func LoadContext(path string) (*Context, error) {
 	}
 	c.dir = filepath.Dir(path)
 	p := &problems{file: path}
-	if len(c.Servers) == 0 {
+	c.checkAPI(p)
+	viaAPI := c.APIURL != ""
+	if len(c.Servers) == 0 && !viaAPI {
 		p.add("servers", "required: central's client URLs")
 	}
 	for i, s := range c.Servers {
@@ -70,10 +84,12 @@ func LoadContext(path string) (*Context, error) {
 	if c.Org == "" {
 		p.add("org", "required")
 	}
-	if c.User == "" {
+	if c.User == "" && !viaAPI {
 		p.add("user", "required")
 	}
-	p.requireFile("password_file", c.path(c.PasswordFile))
+	if c.PasswordFile != "" || !viaAPI {
+		p.requireFile("password_file", c.path(c.PasswordFile))
+	}
 	for field, f := range map[string]string{"ca_file": c.CAFile, "command_seed_file": c.CommandSeedFile, "hash_key_file": c.HashKeyFile, "inventory_file": c.InventoryFile} {
 		if f != "" {
 			p.requireFile(field, c.path(f))
@@ -83,6 +99,45 @@ func LoadContext(path string) (*Context, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// checkAPI checks api_url and api_token_file.
+func (c *Context) checkAPI(p *problems) {
+	if c.APIURL == "" {
+		if c.APITokenFile != "" {
+			p.add("api_token_file", "set without api_url")
+		}
+		return
+	}
+	u, err := url.Parse(c.APIURL)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		p.add("api_url", "%q is not a URL (want https://host[:port])", c.APIURL)
+	case u.User != nil:
+		p.add("api_url", "carries credentials: the token belongs in api_token_file")
+	case u.Scheme == "http" && !loopback(u.Hostname()):
+		p.add("api_url", "%q: plain http carries the token and card numbers in clear; use https (http is for a loopback host only)", c.APIURL)
+	}
+	p.requireFile("api_token_file", c.path(c.APITokenFile))
+}
+
+// loopback reports whether host names this machine.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// APIToken reads the API token; the file must be mode 0600, as the
+// password file. It returns an error wrapping [ErrInvalid] when the
+// context names no API.
+func (c *Context) APIToken() (authz.Secret, error) {
+	if c.APITokenFile == "" {
+		return authz.Secret{}, fmt.Errorf("%w: context: api_token_file is not set", ErrInvalid)
+	}
+	return ReadSecret(c.path(c.APITokenFile))
 }
 
 // WriteContext writes c to path (mode 0600), creating its directory.

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lintel-io/lintel/internal/bench"
+)
+
+// init makes the test binary act as lintelctl when bench starts it as a
+// child process (bench's children re-run the executable).
+func init() {
+	if os.Getenv(benchChildEnv) != "1" {
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err))
+}
+
+// benchDatabase returns the URL of a new database name on the server of
+// base's host and port, dropped at the end of the test; it skips the test
+// when the server does not answer and required is false.
+func benchDatabase(t *testing.T, server string, required bool) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, server+"/postgres")
+	if err != nil {
+		if required {
+			t.Skipf("no PostgreSQL at %s: %v", server, err)
+		}
+		return "off"
+	}
+	_ = c.Close(ctx)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "lintel_bench_test_" + hex.EncodeToString(b[:])
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, server+"/postgres")
+		if err != nil {
+			return
+		}
+		defer c.Close(ctx)
+		_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	})
+	return server + "/" + name
+}
+
+func TestBenchQuick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every bench scenario: about a minute")
+	}
+	db := benchDatabase(t, "postgres://postgres@127.0.0.1:5432", true)
+	tsdb := benchDatabase(t, "postgres://postgres@127.0.0.1:5433", false)
+	r := mustRun(t, "bench", "--quick", "--output", "json", "--database", db, "--timescale", tsdb)
+	var rep bench.Report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("the report is not JSON: %v\n%s", err, r.stdout)
+	}
+	if !rep.Quick || rep.Machine.NProc < 1 || !strings.Contains(rep.Command, "--quick") {
+		t.Errorf("report header: quick %v, machine %+v, command %q", rep.Quick, rep.Machine, rep.Command)
+	}
+	got := map[string]bench.Result{}
+	for _, s := range rep.Scenarios {
+		got[s.Scenario] = s
+	}
+	for _, name := range bench.Scenarios() {
+		s, ok := got[name]
+		if !ok {
+			t.Errorf("scenario %s: not in the report", name)
+			continue
+		}
+		if s.Error != "" {
+			t.Errorf("scenario %s: %s", name, s.Error)
+		}
+		measured := false
+		for _, f := range s.Figures {
+			if f.Value > 0 && f.Baseline > 0 && f.BaselineName != "" {
+				measured = true
+			}
+		}
+		if !measured {
+			t.Errorf("scenario %s: no figure with a value and a baseline: %+v", name, s.Figures)
+		}
+	}
+	if t.Failed() {
+		t.Logf("stderr:\n%s", r.stderr)
+	}
+}
+
+func TestBenchRefusesUnknownScenario(t *testing.T) {
+	r := lintelctl(t, "bench", "--scenario", "stream,warp")
+	if r.code != exitUsage || !strings.Contains(r.stderr, `--scenario "warp"`) {
+		t.Fatalf("exit %d, stderr %q: want a usage error naming the scenario", r.code, r.stderr)
+	}
+}

@@ -1,0 +1,88 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFigureGoals(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		value    float64
+		baseline float64
+		kind     goalKind
+		bound    float64
+		met      *bool
+	}{
+		{"throughput at 95% of raw", 95, 100, ratioAtLeast, 0.9, ptr(true)},
+		{"throughput at 50% of raw", 50, 100, ratioAtLeast, 0.9, ptr(false)},
+		{"latency within 1.1x", 10.5, 10, ratioAtMost, 1.1, ptr(true)},
+		{"latency over 1.1x", 12, 10, ratioAtMost, 1.1, ptr(false)},
+		{"no baseline fails a ratio goal", 12, 0, ratioAtMost, 1.1, ptr(false)},
+		{"value under its bound", 30, 20, valueAtMost, 64, ptr(true)},
+		{"value over its bound", 70, 20, valueAtMost, 64, ptr(false)},
+		{"report only", 1, 2, noGoal, 0, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := fig("f", tc.value, "u", tc.baseline, "raw", tc.kind, tc.bound)
+			if (f.Met == nil) != (tc.met == nil) || (f.Met != nil && *f.Met != *tc.met) {
+				t.Fatalf("met %v, want %v (%+v)", deref(f.Met), deref(tc.met), f)
+			}
+			if tc.baseline > 0 && f.Ratio != tc.value/tc.baseline {
+				t.Fatalf("ratio %v, want %v", f.Ratio, tc.value/tc.baseline)
+			}
+		})
+	}
+}
+
+func ptr(b bool) *bool { return &b }
+
+func deref(b *bool) any {
+	if b == nil {
+		return nil
+	}
+	return *b
+}
+
+func TestQuantile(t *testing.T) {
+	var l latencies
+	for i := 100; i >= 1; i-- {
+		l = append(l, time.Duration(i)*time.Millisecond)
+	}
+	if got := l.quantile(0.5); got != 50*time.Millisecond {
+		t.Errorf("p50 %v", got)
+	}
+	if got := l.quantile(0.99); got != 99*time.Millisecond {
+		t.Errorf("p99 %v", got)
+	}
+	if got := (latencies{}).quantile(0.99); got != 0 {
+		t.Errorf("p99 of nothing %v", got)
+	}
+}
+
+func TestRunRefusesUnknownScenario(t *testing.T) {
+	_, err := Run(context.Background(), Config{Scenarios: []string{"warp"}})
+	if !errors.Is(err, ErrUnknownScenario) {
+		t.Fatalf("err %v, want ErrUnknownScenario", err)
+	}
+}
+
+func TestWriteTable(t *testing.T) {
+	rep := &Report{Machine: ReadMachine(), Command: "lintelctl bench --quick", Scenarios: []Result{{
+		Scenario: ScenarioCodec, Figures: []Figure{fig("msgpack round trip", 900, "ns/op", 9000, "encoding/json", valueAtMost, 1000)},
+		Notes: []string{"a note"},
+	}}}
+	var b bytes.Buffer
+	if err := rep.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"lintelctl bench --quick", "msgpack round trip", "900 ns/op", "encoding/json", "0.10", "met", "note: codec: a note"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}

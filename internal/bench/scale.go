@@ -1,0 +1,160 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/edgekit"
+)
+
+// scaleDevicesPerChild is how many devices of the scale scenario one
+// child process runs.
+const scaleDevicesPerChild = 2500
+
+// snapshot is the process's goroutines and live heap after a GC.
+func snapshot() (goroutines int, heap uint64) {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return runtime.NumGoroutine(), ms.HeapAlloc
+}
+
+func runScale(ctx context.Context, r *runner, res *Result) error {
+	edges, devices := r.size(3, 100), r.size(5, 100)
+	if r.cfg.ScaleEdges > 0 {
+		edges = r.cfg.ScaleEdges
+	}
+	if r.cfg.ScaleDevices > 0 {
+		devices = r.cfg.ScaleDevices
+	}
+	every := time.Duration(r.size(1, 10)) * time.Second
+	offered := float64(edges*devices) / every.Seconds()
+	var cl cleanup
+	defer cl.run()
+	dir, err := r.scratch("scale")
+	if err != nil {
+		return err
+	}
+	r.progress("generating credentials", 0, 1)
+	d, err := newDeployment(ctx, dir, shape{edges: edges, sensors: devices})
+	if err != nil {
+		return err
+	}
+	s, err := r.startSite(ctx, &cl, d, dir, nil, func(c *edgekit.NodeConfig) {
+		// As the edge binary runs: the default per-device limits.
+		c.DeviceRate, c.EventMaxMsgsPerSubject = 0, 0
+		c.Render.MaxMemoryStore = 16 << 20
+	})
+	if err != nil {
+		return err
+	}
+	var specs []childDevice
+	for i, n := range s.nodes {
+		for k := range devices {
+			t := sensorOf(edgeName(i), k)
+			specs = append(specs, childDevice{Thing: t, URL: n.ClientURL(), Password: d.password(authz.DeviceUser(t)),
+				CommandKeys: d.st.CommandPublicKeys(benchOrg, t.Edge)})
+		}
+	}
+	var acked, failed atomic.Int64
+	where := "in this process"
+	if r.cfg.Child != nil {
+		// Devices spread over processes of their own, a few thousand each:
+		// every device holds sockets, and a process has only so many.
+		nChildren := (len(specs) + scaleDevicesPerChild - 1) / scaleDevicesPerChild
+		where = fmt.Sprintf("in %d processes of their own", nChildren)
+		counts := make([]struct{ acked, failed atomic.Int64 }, nChildren)
+		for k := range nChildren {
+			r.progress("connecting devices", k*scaleDevicesPerChild, len(specs))
+			part := specs[k*scaleDevicesPerChild : min((k+1)*scaleDevicesPerChild, len(specs))]
+			c, _, err := r.startChild(ctx, dir, fmt.Sprintf("%s-%d", RoleDevices, k), RoleDevices, &childSpec{Devices: part, Every: every}, "connected")
+			if err != nil {
+				return err
+			}
+			cl.add(c.stop)
+			go func() {
+				for line := range c.lines {
+					var a, f int64
+					if _, err := fmt.Sscanf(line, "acked %d failed %d", &a, &f); err == nil {
+						counts[k].acked.Store(a)
+						counts[k].failed.Store(f)
+						var sa, sf int64
+						for i := range counts {
+							sa, sf = sa+counts[i].acked.Load(), sf+counts[i].failed.Load()
+						}
+						acked.Store(sa)
+						failed.Store(sf)
+					}
+				}
+			}()
+		}
+	} else {
+		devCtx, cancel := context.WithCancel(ctx)
+		connected := make(chan error, 1)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			err := runDevices(devCtx, specs, every, func(int) { connected <- nil }, func(a, f int64) { acked.Store(a); failed.Store(f) })
+			if err != nil {
+				connected <- err
+			}
+		}()
+		cl.add(func() { cancel(); <-done })
+		select {
+		case err := <-connected:
+			if err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	res.Notes = append(res.Notes, fmt.Sprintf("%d edges x %d devices against one central, central and the edges in this process, the devices %s, each publishing an event every %v (offered %.0f events/s) for %v after a warm-up of %v; CPU and memory are of this process (central and every edge together); the baseline of the throughput is the offered rate", edges, devices, where, every, offered, r.cfg.Duration, every+2*time.Second))
+	if err := sleep(ctx, every+2*time.Second); err != nil { // every device has published; caches warm
+		return err
+	}
+	epochs := make([]uint64, len(s.nodes))
+	for i, n := range s.nodes {
+		epochs[i] = n.LinkEpoch()
+	}
+	g0, h0 := snapshot()
+	cpu0, a0, start := cpuTime(), acked.Load(), time.Now()
+	var maxRSS int64
+	t := time.NewTicker(time.Second)
+	for time.Since(start) < r.cfg.Duration {
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return context.Cause(ctx)
+		case <-t.C:
+		}
+		maxRSS = max(maxRSS, rssOf("self"))
+		r.progress("sustained load", int(time.Since(start)/time.Second), int(r.cfg.Duration/time.Second))
+	}
+	t.Stop()
+	elapsed := time.Since(start)
+	rate := float64(acked.Load()-a0) / elapsed.Seconds()
+	cores := (cpuTime() - cpu0).Seconds() / elapsed.Seconds()
+	g1, h1 := snapshot()
+	drops := 0
+	for i, n := range s.nodes {
+		if n.LinkEpoch() != epochs[i] {
+			drops++
+		}
+	}
+	res.Figures = append(res.Figures,
+		fig("throughput", rate, "events/s", offered, "offered rate", noGoal, 0),
+		fig("CPU, central + edges", cores, "cores", 0, "", noGoal, 0),
+		fig("RSS, central + edges (max)", mib(maxRSS), "MiB", 0, "", noGoal, 0),
+		fig("goroutines at start", float64(g0), "", 0, "", noGoal, 0),
+		fig("goroutines at end", float64(g1), "", 0, "", noGoal, 0),
+		fig("live heap at start", mib(int64(h0)), "MiB", 0, "", noGoal, 0),
+		fig("live heap at end", mib(int64(h1)), "MiB", 0, "", noGoal, 0),
+		fig("publishes failed", float64(failed.Load()), "", 0, "", noGoal, 0),
+		fig("leaf links dropped", float64(drops), "", 0, "", noGoal, 0))
+	return nil
+}

@@ -1,0 +1,300 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/central"
+	"github.com/lintel-io/lintel/edgekit"
+	"github.com/lintel-io/lintel/gateway"
+	"github.com/lintel-io/lintel/internal/tcpproxy"
+	"github.com/lintel-io/lintel/message"
+	"github.com/lintel-io/lintel/topic"
+)
+
+// streamPublishers is how many devices publish at once in the stream
+// scenario, as in the node's ingest benchmark.
+const streamPublishers = 8
+
+// benchPayload is the payload of every event the scenarios publish.
+var benchPayload = map[string]string{"door": benchDoor, "holder": "1234"}
+
+// site is central and edges linked to it through proxies that can cut
+// the links.
+type site struct {
+	d       *deployment
+	central *central.Central
+	proxies []*tcpproxy.Proxy
+	nodes   []*edgekit.Node
+}
+
+// startSite starts central (with db, if not nil) and edges of d, each
+// linked through a proxy, and waits for the links. tweak adjusts each
+// edge's configuration. Everything stops with cl.
+func (r *runner) startSite(ctx context.Context, cl *cleanup, d *deployment, dir string, db *pgxpool.Pool, tweak func(*edgekit.NodeConfig)) (*site, error) {
+	s := &site{d: d}
+	var err error
+	if s.central, err = d.startCentral(ctx, filepath.Join(dir, "central"), db); err != nil {
+		return nil, err
+	}
+	cl.add(s.central.Stop)
+	s.proxies = make([]*tcpproxy.Proxy, d.shape.edges)
+	s.nodes = make([]*edgekit.Node, d.shape.edges)
+	for i := range s.proxies {
+		if s.proxies[i], err = tcpproxy.New(s.central.LeafAddr()); err != nil {
+			return nil, fmt.Errorf("bench: link proxy: %w", err)
+		}
+		cl.add(s.proxies[i].Close)
+	}
+	err = parallel(ctx, d.shape.edges, 4, func(ctx context.Context, i int) error {
+		cfg := d.edgeConfig(edgeName(i), filepath.Join(dir, edgeName(i)), "nats-leaf://"+s.proxies[i].Addr())
+		if tweak != nil {
+			tweak(&cfg)
+		}
+		n, err := startEdge(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		s.nodes[i] = n
+		return nil
+	})
+	for _, n := range s.nodes {
+		if n != nil {
+			cl.add(n.Stop)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	for i, n := range s.nodes {
+		r.progress("linking edges", i, len(s.nodes))
+		if err := waitFor(ctx, "the edges' links to central", 20*time.Millisecond, n.LinkUp); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// js returns central's JetStream of the org.
+func (s *site) js() jetstream.JetStream { return s.central.JetStream(benchOrg) }
+
+// eventStream returns the name of central's event stream.
+func (s *site) eventStream() string { return s.central.Hub(benchOrg).EventStream() }
+
+// centralCount returns how many events central's stream holds that match
+// filter.
+func (s *site) centralCount(ctx context.Context, filter string) uint64 {
+	return subjectMsgs(ctx, s.js(), s.eventStream(), filter)
+}
+
+// pathResult is what one publishing path measured.
+type pathResult struct {
+	rate     float64 // events/s until central held them all
+	p50, p99 time.Duration
+}
+
+func runStream(ctx context.Context, r *runner, res *Result) error {
+	n, rounds := r.size(400, 20000), r.size(2, 5)
+	res.Notes = append(res.Notes, fmt.Sprintf("%d events per path from %d devices publishing at once, the paths taking turns in %d rounds; events/s counts until central's stream holds them all; latency is publish -> edge's acknowledgement (stored, fsynced)", n, streamPublishers, rounds))
+	var cl cleanup
+	defer cl.run()
+	dir, err := r.scratch("stream")
+	if err != nil {
+		return err
+	}
+	d, err := newDeployment(ctx, dir, shape{edges: 1, sensors: 2 * streamPublishers})
+	if err != nil {
+		return err
+	}
+	s, err := r.startSite(ctx, &cl, d, dir, nil, nil)
+	if err != nil {
+		return err
+	}
+	edge, node := edgeName(0), s.nodes[0]
+	filter := benchOrg + "." + edge + ".sensor.*.evt"
+
+	// Raw: nats.go JetStream publishes of the same envelopes into an
+	// fsynced stream on a plain edge server, sourced by a plain hub.
+	raw, err := startRawPair(ctx, filepath.Join(dir, "raw"), []string{benchOrg + ".>"}, true, true)
+	if err != nil {
+		return err
+	}
+	cl.add(raw.close)
+	rawOps := make([]op, streamPublishers)
+	for i := range rawOps {
+		st := message.NewStamper(sensorOf(edge, i), message.ID{byte(i + 1)})
+		rawOps[i] = func(ctx context.Context) error {
+			e := &message.Envelope{Type: topic.Event, Name: "door.opened"}
+			if err := message.SetPayload(e, benchPayload); err != nil {
+				return err
+			}
+			st.Stamp(e)
+			msg, err := e.ToMsg(nil)
+			if err != nil {
+				return err
+			}
+			_, err = raw.edgeJS.PublishMsg(ctx, msg)
+			return err
+		}
+	}
+
+	natsOps := make([]op, streamPublishers)
+	for i := range natsOps {
+		c, err := d.device(ctx, sensorOf(edge, i), node.ClientURL())
+		if err != nil {
+			return err
+		}
+		cl.add(func() { _ = c.Close() })
+		natsOps[i] = func(ctx context.Context) error {
+			_, err := c.PublishEvent(ctx, "door.opened", benchPayload)
+			return err
+		}
+	}
+
+	url, err := startGateway(ctx, &cl, d, node, edge)
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: streamPublishers}, Timeout: time.Minute}
+	cl.add(client.CloseIdleConnections)
+	httpOps := make([]op, streamPublishers)
+	ids := &message.IDGenerator{}
+	for i := range httpOps {
+		t := sensorOf(edge, streamPublishers+i)
+		user, pass := authz.DeviceUser(t), d.password(authz.DeviceUser(t))
+		httpOps[i] = func(ctx context.Context) error {
+			e := &message.Envelope{ID: ids.New(), Time: time.Now().UTC(), Source: t, Type: topic.Event, Name: "door.opened"}
+			if err := message.SetPayload(e, benchPayload); err != nil {
+				return err
+			}
+			body, err := e.AppendCloudEvent(nil)
+			if err != nil {
+				return err
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+gateway.PathEvents, bytes.NewReader(body))
+			if err != nil {
+				return err
+			}
+			req.Header.Set("Content-Type", message.ContentTypeCloudEventsJSON)
+			req.SetBasicAuth(user, pass)
+			resp, err := client.Do(req)
+			if err != nil {
+				return err
+			}
+			msg, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("bench: gateway: status %d: %s", resp.StatusCode, msg)
+			}
+			return nil
+		}
+	}
+	// The paths take turns, in rounds, so that a change in the machine's
+	// load falls on all of them alike.
+	var rawT, natsT, httpT pathTotal
+	for round := range rounds {
+		for _, p := range []struct {
+			name  string
+			ops   []op
+			count func() uint64
+			total *pathTotal
+		}{
+			{"raw nats.go", rawOps, func() uint64 { return raw.hubMsgs(ctx) }, &rawT},
+			{"NATS devices", natsOps, func() uint64 { return s.centralCount(ctx, filter) }, &natsT},
+			{"HTTP gateway devices", httpOps, func() uint64 { return s.centralCount(ctx, filter) }, &httpT},
+		} {
+			lat, el, err := r.path(ctx, fmt.Sprintf("round %d of %d: %s", round+1, rounds, p.name), n/rounds, p.ops, p.count)
+			if err != nil {
+				return err
+			}
+			p.total.add(lat, el)
+		}
+	}
+	rawRes, natsRes, httpRes := rawT.result(), natsT.result(), httpT.result()
+
+	for _, p := range []struct {
+		name string
+		pr   pathResult
+	}{{"NATS devices", natsRes}, {"HTTP devices", httpRes}} {
+		res.Figures = append(res.Figures,
+			fig(p.name+" events/s", p.pr.rate, "events/s", rawRes.rate, "raw nats.go JetStream", ratioAtLeast, 0.9),
+			fig(p.name+" p50 latency", ms(p.pr.p50), "ms", ms(rawRes.p50), "raw nats.go JetStream", noGoal, 0),
+			fig(p.name+" p99 latency", ms(p.pr.p99), "ms", ms(rawRes.p99), "raw nats.go JetStream", noGoal, 0))
+	}
+	return nil
+}
+
+// path publishes n events with ops and waits until count has grown by n;
+// it returns the publishes' latencies and the time until count had grown.
+func (r *runner) path(ctx context.Context, name string, n int, ops []op, count func() uint64) (latencies, time.Duration, error) {
+	before := count()
+	start := time.Now()
+	lat, _, err := r.drive(ctx, name, n, ops)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := waitFor(ctx, name+" events at central", 5*time.Millisecond, func() bool { return count() >= before+uint64(n) }); err != nil {
+		return nil, 0, err
+	}
+	return lat, time.Since(start), nil
+}
+
+// pathTotal adds up the rounds of one path.
+type pathTotal struct {
+	lat     latencies
+	elapsed time.Duration
+	n       int
+}
+
+func (t *pathTotal) add(lat latencies, el time.Duration) {
+	t.lat, t.elapsed, t.n = append(t.lat, lat...), t.elapsed+el, t.n+len(lat)
+}
+
+func (t *pathTotal) result() pathResult {
+	return pathResult{rate: float64(t.n) / t.elapsed.Seconds(), p50: t.lat.quantile(0.5), p99: t.lat.quantile(0.99)}
+}
+
+// startGateway serves the gateway of edge in front of node on a loopback
+// port and returns its URL.
+func startGateway(ctx context.Context, cl *cleanup, d *deployment, node *edgekit.Node, edge string) (string, error) {
+	auth, err := authz.NewEdgeAuthenticator(d.inv, d.st, benchOrg, edge, authz.EdgeAuthConfig{})
+	if err != nil {
+		return "", fmt.Errorf("bench: gateway authenticator: %w", err)
+	}
+	cl.add(auth.Close)
+	g, err := gateway.New(gateway.Config{Org: benchOrg, Edge: edge, URLs: []string{node.ClientURL()}, Auth: auth,
+		Rate: -1, PublishTimeout: time.Minute})
+	if err != nil {
+		return "", fmt.Errorf("bench: gateway: %w", err)
+	}
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", net.JoinHostPort(loopback, "0"))
+	if err != nil {
+		_ = g.Close()
+		return "", fmt.Errorf("bench: gateway listener: %w", err)
+	}
+	srv := &http.Server{Handler: g, ReadHeaderTimeout: time.Minute}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			_ = err // the scenario's requests fail and say so
+		}
+	}()
+	cl.add(func() {
+		_ = srv.Close()
+		<-done
+		_ = g.Close()
+	})
+	return "http://" + ln.Addr().String(), nil
+}
