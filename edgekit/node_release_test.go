@@ -311,3 +311,60 @@ func TestNodeRepairsWhatCentralSkipped(t *testing.T) {
 		return err == nil && s.CachedInfo().State.Msgs == 0
 	})
 }
+
+// TestNodeRepairsSkippedStart: the same skip at a flow's very start,
+// before central ever stored an event of the edge (a stream leader
+// elected, or the link flapping, before the first events arrived). Central
+// first sees the flow at its sixth event; its tracker, which has read
+// central's stream from the start, reports 1-5 as a gap rather than as
+// held, and the edge, which released nothing, sends them again.
+func TestNodeRepairsSkippedStart(t *testing.T) {
+	env := newNodeEnv(t, 0)
+	central := nodeStartCentral(t, env)
+	central.proxy.Cut()
+	node := nodeStart(t, nodeTestConfig(t, env, central.hubURL()))
+	d := nodeConnectDevice(t, env, node.ClientURL(), nodeR1, func(c *devicekit.Config) { c.HeartbeatInterval = -1 })
+	n := node.Names()
+	subject := nodeR1.Subject(topic.Event).String()
+	sent := make(map[message.ID]bool)
+	for i := range 10 {
+		e := &message.Envelope{Type: topic.Event, Name: "door.opened"}
+		if err := d.Publish(nodeCtx(t), e); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+		sent[e.ID] = true
+	}
+	str, err := node.JetStream().Stream(nodeCtx(t), n.EventStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := str.CachedInfo().State.FirstSeq
+	// The skip: the consumer takes the flow's first five as delivered.
+	req := fmt.Sprintf(`{"seq":%d}`, first+5)
+	resp, err := node.Conn().Request("$JS.API.CONSUMER.RESET."+n.EventStream+"."+n.EventConsumer, []byte(req), 5*time.Second)
+	if err != nil || strings.Contains(string(resp.Data), `"error"`) {
+		t.Fatalf("reset the consumer past %d: %v %s", first+4, err, resp.Data)
+	}
+	central.proxy.Restore()
+
+	atCentral := func() map[message.ID]int {
+		got := map[message.ID]int{}
+		for _, e := range nodeStreamEnvelopes(t, central.js, n.CentralEventStream, subject) {
+			got[e.ID]++
+		}
+		return got
+	}
+	nodeWaitFor(t, "every event at central", func() bool { return len(atCentral()) == 10 })
+	for id, c := range atCentral() {
+		if !sent[id] || c != 1 {
+			t.Fatalf("central holds event %s %d times (sent: %v)", id, c, sent[id])
+		}
+	}
+	if r := node.Stats().Repairs; r != 5 {
+		t.Fatalf("the edge sent %d events again, want the 5 central skipped", r)
+	}
+	nodeWaitFor(t, "the edge's event stream released", func() bool {
+		s, err := node.JetStream().Stream(nodeCtx(t), n.EventStream)
+		return err == nil && s.CachedInfo().State.Msgs == 0
+	})
+}

@@ -96,6 +96,14 @@ type trackerState struct {
 	Pos uint64 `json:"pos"`
 	// Flows is keyed by release key, "{edge}.{flow}".
 	Flows map[string]*flowTrack `json:"flows"`
+	// FromStart records that the tracker has read central's stream from
+	// its first message: a flow it first sees at sequence n > 1 then
+	// lacks 1..n-1 (sourcing skipped them, as nats-server's source-restart
+	// race can at a flow's start), which the edge still holds, having had
+	// no mark to release them by, and sends again. A tracker that started
+	// on a stream whose start was gone takes a flow's first sequence as its
+	// start instead.
+	FromStart bool `json:"from_start,omitempty"`
 }
 
 // tracker reads central's event stream and keeps, for each edge and flow,
@@ -239,6 +247,9 @@ func (t *tracker) round(ctx context.Context) error {
 		return err
 	}
 	last := str.CachedInfo().State.LastSeq
+	if t.st.Pos == 0 && len(t.st.Flows) == 0 && !t.st.FromStart && str.CachedInfo().State.FirstSeq <= 1 {
+		t.st.FromStart, t.dirty = true, true
+	}
 	if first := str.CachedInfo().State.FirstSeq; t.st.Pos+1 < first {
 		t.st.Pos = first - 1 // removed by the stream's limits: nothing to learn there
 	}
@@ -345,6 +356,9 @@ func (t *tracker) flow(key string) *flowTrack {
 	f := t.st.Flows[key]
 	if f == nil {
 		f = &flowTrack{}
+		if t.st.FromStart {
+			f.Next = 1 // every flow starts at 1 (see trackerState.FromStart)
+		}
 		t.st.Flows[key] = f
 	}
 	return f

@@ -61,3 +61,28 @@ func TestFlowTrackAdd(t *testing.T) {
 		}
 	}
 }
+
+// TestFlowTrackFromStart: a flow tracked from its start (Next 1) whose
+// first sequences central never stored shows them as a gap, not as held,
+// until they arrive.
+func TestFlowTrackFromStart(t *testing.T) {
+	f := flowTrack{Next: 1}
+	for _, s := range []uint64{6, 7, 9} {
+		f.add(s)
+	}
+	if m := f.mark(); m.Stored != 0 || m.Next != 6 {
+		t.Fatalf("after 6, 7, 9: stored %d, next %d; want 0, 6 (1-5 never stored)", m.Stored, m.Next)
+	}
+	for s := uint64(1); s <= 5; s++ {
+		f.add(s)
+	}
+	if m := f.mark(); m.Stored != 7 || m.Next != 9 {
+		t.Fatalf("after 1-5: stored %d, next %d; want 7, 9", m.Stored, m.Next)
+	}
+	// Without its start, a flow's first sequence is taken as its start.
+	var g flowTrack
+	g.add(6)
+	if m := g.mark(); m.Stored != 6 {
+		t.Fatalf("a flow first seen at 6: stored %d, want 6", m.Stored)
+	}
+}
