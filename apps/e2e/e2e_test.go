@@ -119,6 +119,24 @@ type site struct {
 	inv     *authz.Inventory
 }
 
+// centralJS connects to central over TLS as the org's central service and
+// returns its JetStream; the connection closes when the test ends.
+func (s *site) centralJS(t testing.TB) jetstream.JetStream {
+	t.Helper()
+	user := authz.ServiceUser("acme", "central")
+	nc, err := nats.Connect("tls://"+s.listen, nats.UserInfo(user, s.password(t, user)),
+		nats.CustomInboxPrefix(authz.UserInboxPrefix(user)), nats.RootCAs(s.ca.CAFile))
+	if err != nil {
+		t.Fatalf("connect to central over TLS: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
 // password reads user's password as render wrote it.
 func (s *site) password(t testing.TB, user string) string {
 	t.Helper()
@@ -399,17 +417,7 @@ func TestBinaries(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Stop()
-	user := authz.ServiceUser("acme", "central")
-	nc, err := nats.Connect("tls://"+s.listen, nats.UserInfo(user, s.password(t, user)),
-		nats.CustomInboxPrefix(authz.UserInboxPrefix(user)), nats.RootCAs(s.ca.CAFile))
-	if err != nil {
-		t.Fatalf("connect to central over TLS: %v", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := s.centralJS(t)
 	cmdSeed, err := config.ReadSecret(filepath.Join(s.dir, "central/secrets", config.CentralCommandSeed("acme")))
 	if err != nil {
 		t.Fatal(err)

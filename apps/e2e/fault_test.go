@@ -248,17 +248,7 @@ func TestFaults(t *testing.T) {
 	t.Logf("database: %d events, %d acknowledged, none duplicated", rows, len(acked))
 
 	// 4: central's stream holds each acknowledged event once.
-	user := authz.ServiceUser("acme", "central")
-	nc, err := nats.Connect("tls://"+s.listen, nats.UserInfo(user, s.password(t, user)),
-		nats.CustomInboxPrefix(authz.UserInboxPrefix(user)), nats.RootCAs(s.ca.CAFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := s.centralJS(t)
 	n, _ := authz.NamesFor("acme", "hq")
 	last := make(map[string]int) // per device, the last event number in stream order
 	checkCentralStream(t, js, n.CentralEventStream, "acme.hq.sensor.*.evt", acked, func(e *message.Envelope) {

@@ -38,8 +38,13 @@ func benchDatabase(t *testing.T, server string, required bool) string {
 	defer cancel()
 	c, err := pgx.Connect(ctx, server+"/postgres")
 	if err != nil {
-		if required {
-			t.Skipf("no PostgreSQL at %s: %v", server, err)
+		switch {
+		case required && os.Getenv("LINTEL_REQUIRE_DB") == "1":
+			t.Fatalf("no PostgreSQL at %s and LINTEL_REQUIRE_DB=1: %v", server, err)
+		case required:
+			t.Skipf("no PostgreSQL at %s (LINTEL_REQUIRE_DB=1 makes this a failure): %v", server, err)
+		case os.Getenv("LINTEL_REQUIRE_TIMESCALE") == "1":
+			t.Fatalf("no TimescaleDB at %s and LINTEL_REQUIRE_TIMESCALE=1: %v", server, err)
 		}
 		return "off"
 	}
