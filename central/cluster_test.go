@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"strconv"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"github.com/lintel-io/lintel/central"
 	"github.com/lintel-io/lintel/devicekit"
 	"github.com/lintel-io/lintel/edgekit"
+	"github.com/lintel-io/lintel/internal/freeaddr"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/testing/pgtest"
 	"github.com/lintel-io/lintel/topic"
@@ -30,12 +30,7 @@ func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ports []int
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		ports = append(ports, freeaddr.Port(t))
 	}
 	return ports
 }

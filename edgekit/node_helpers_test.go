@@ -2,10 +2,8 @@ package edgekit_test
 
 import (
 	"context"
-	"errors"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -254,43 +252,31 @@ func nodeStreamEnvelopes(tb testing.TB, js jetstream.JetStream, stream, subject 
 	if err != nil {
 		tb.Fatalf("stream %s: %v", stream, err)
 	}
-	st := s.CachedInfo().State
-	var out []*message.Envelope
-	if st.Msgs == 0 {
-		return nil
+	// An ordered consumer filtered on subject reads only its messages, in
+	// batches: after a flood the stream holds thousands of others.
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if err != nil {
+		tb.Fatalf("stream %s: consumer on %s: %v", stream, subject, err)
 	}
-	for seq := st.FirstSeq; seq <= st.LastSeq; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
+	pending := c.CachedInfo().NumPending
+	var out []*message.Envelope
+	for uint64(len(out)) < pending {
+		if ctx.Err() != nil {
+			tb.Fatalf("stream %s: %d of %d messages on %s read: %v", stream, len(out), pending, subject, ctx.Err())
 		}
+		batch, err := c.Fetch(int(min(pending-uint64(len(out)), 500)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			tb.Fatalf("stream %s seq %d: %v", stream, seq, err)
+			tb.Fatalf("stream %s: fetch %s: %v", stream, subject, err)
 		}
-		if !nodeSubjectMatches(subject, m.Subject) {
-			continue
+		for m := range batch.Messages() {
+			e := new(message.Envelope)
+			if err := message.DecodeJetStream(m, e, nil); err != nil {
+				tb.Fatalf("message on %s: %v", m.Subject(), err)
+			}
+			out = append(out, e)
 		}
-		e := new(message.Envelope)
-		if err := message.DecodeMsg(&nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data}, e, nil); err != nil {
-			tb.Fatalf("message on %s: %v", m.Subject, err)
-		}
-		out = append(out, e)
 	}
 	return out
-}
-
-// nodeSubjectMatches reports whether subject matches filter (with * and >).
-func nodeSubjectMatches(filter, subject string) bool {
-	f, s := strings.Split(filter, "."), strings.Split(subject, ".")
-	for i, tok := range f {
-		if tok == ">" {
-			return len(s) > i
-		}
-		if i >= len(s) || (tok != "*" && tok != s[i]) {
-			return false
-		}
-	}
-	return len(f) == len(s)
 }
 
 // nodeWaitEnvelope waits until stream holds an envelope on subject that match

@@ -24,6 +24,7 @@ import (
 	"github.com/lintel-io/lintel/authz"
 	"github.com/lintel-io/lintel/edgekit"
 	"github.com/lintel-io/lintel/gateway"
+	"github.com/lintel-io/lintel/internal/freeaddr"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/testing/natstest"
 	"github.com/lintel-io/lintel/testing/tooltest"
@@ -99,12 +100,7 @@ func TestCaddyfileValid(t *testing.T) {
 // freePort returns a loopback port that was free a moment ago.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return freeaddr.Port(t)
 }
 
 // TestEventThroughCaddy runs a real Caddy with the Caddyfile in front of a

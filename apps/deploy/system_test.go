@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lintel-io/lintel/apps/internal/config"
+	"github.com/lintel-io/lintel/internal/freeaddr"
 	"github.com/lintel-io/lintel/testing/natstest"
 	"github.com/lintel-io/lintel/testing/pgtest"
 )
@@ -77,12 +77,7 @@ type system struct {
 
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return freeaddr.Loopback(t)
 }
 
 // editJSON sets keys of the configuration file at path.

@@ -217,7 +217,8 @@ func TestFaultsCluster(t *testing.T) {
 	got := map[string]bool{}
 	for _, e := range []string{"hq", "lab"} {
 		lock := connect(topic.Thing{Org: "acme", Edge: e, Type: "lock", Code: "l-" + e}, "")
-		if _, err := lock.HandleCommands(testCtx(t), devicekit.HandlerFunc(func(_ context.Context, cmd devicekit.Command) error {
+		// The handler runs until the device closes, for the whole suite.
+		if _, err := lock.HandleCommands(context.Background(), devicekit.HandlerFunc(func(_ context.Context, cmd devicekit.Command) error {
 			cmdMu.Lock()
 			got[cmd.IdempotencyKey] = true
 			cmdMu.Unlock()

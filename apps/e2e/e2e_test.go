@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,6 +24,7 @@ import (
 	"github.com/lintel-io/lintel/authz"
 	"github.com/lintel-io/lintel/devicekit"
 	"github.com/lintel-io/lintel/edgekit"
+	"github.com/lintel-io/lintel/internal/freeaddr"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/testing/natstest"
 	"github.com/lintel-io/lintel/testing/pgtest"
@@ -94,12 +94,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 // freeAddr returns a loopback address with a port free at the time.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return freeaddr.Loopback(t)
 }
 
 // site is a deployment rendered by lintelctl: the files central and the

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -182,22 +183,38 @@ func runStream(ctx context.Context, r *runner, res *Result) error {
 			if err != nil {
 				return err
 			}
-			req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+gateway.PathEvents, bytes.NewReader(body))
-			if err != nil {
-				return err
+			// As a device should: a 503 (password checks busy) or a 429 is
+			// tried again, the same event, after the Retry-After it names.
+			for {
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+gateway.PathEvents, bytes.NewReader(body))
+				if err != nil {
+					return err
+				}
+				req.Header.Set("Content-Type", message.ContentTypeCloudEventsJSON)
+				req.SetBasicAuth(user, pass)
+				resp, err := client.Do(req)
+				if err != nil {
+					return err
+				}
+				msg, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				switch resp.StatusCode {
+				case http.StatusOK:
+					return nil
+				case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+					wait := time.Second
+					if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {
+						wait = time.Duration(n) * time.Second
+					}
+					select {
+					case <-ctx.Done():
+						return fmt.Errorf("bench: gateway: status %d: %s: %w", resp.StatusCode, msg, ctx.Err())
+					case <-time.After(wait):
+					}
+				default:
+					return fmt.Errorf("bench: gateway: status %d: %s", resp.StatusCode, msg)
+				}
 			}
-			req.Header.Set("Content-Type", message.ContentTypeCloudEventsJSON)
-			req.SetBasicAuth(user, pass)
-			resp, err := client.Do(req)
-			if err != nil {
-				return err
-			}
-			msg, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("bench: gateway: status %d: %s", resp.StatusCode, msg)
-			}
-			return nil
 		}
 	}
 	// The paths take turns, in rounds, so that a change in the machine's

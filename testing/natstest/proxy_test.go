@@ -199,6 +199,9 @@ func TestProxyCloseLeavesNoGoroutines(t *testing.T) {
 	_, err = io.WriteString(c2, "held\n")
 	noErr(t, err, "write")
 
+	if n := proxyGoroutines(); n == 0 {
+		t.Fatal("no proxy goroutine found while the proxy runs: the count below would prove nothing")
+	}
 	p.Close()
 	p.Close() // idempotent
 	requireClosed(t, c, r)
@@ -221,7 +224,7 @@ func proxyGoroutines() int {
 	for {
 		n := runtime.Stack(buf, true)
 		if n < len(buf) {
-			return strings.Count(string(buf[:n]), "natstest.(*Proxy)")
+			return strings.Count(string(buf[:n]), "lintel/internal/tcpproxy.")
 		}
 		buf = make([]byte, 2*len(buf))
 	}
