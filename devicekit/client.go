@@ -101,7 +101,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	c := &Client{
 		cfg:       cfg,
 		thing:     t,
-		log:       cfg.Logger.With(LogKeyThing, t.String()),
+		log:       cfg.Logger.With(message.LogKeyThing, t.String()),
 		stamp:     &message.Stamper{Source: t, BootID: cfg.BootID, Now: cfg.Now, IDs: cfg.IDs},
 		start:     cfg.Now(),
 		evtSubj:   t.Subject(topic.Event).String(),
@@ -159,7 +159,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("devicekit: connect to %s as user %q: %w", url, cfg.User, err)
 	}
 	c.nc = nc
-	c.log.Debug("connected", LogKeyURL, nc.ConnectedUrlRedacted(), LogKeyBootID, cfg.BootID.String())
+	c.log.Debug("connected", logKeyURL, nc.ConnectedUrlRedacted(), message.LogKeyBootID, cfg.BootID.String())
 
 	if c.box != nil {
 		if err := c.resendAtConnect(ctx); err != nil {
@@ -337,7 +337,7 @@ func (c *Client) Close() error {
 
 	err := c.publishDeath(ctx, "shutdown")
 	if err != nil {
-		c.log.Warn("death not published", LogKeyError, err)
+		c.log.Warn("death not published", message.LogKeyError, err)
 		if c.nc.IsConnected() {
 			// Deliver at least what is buffered, such as unacknowledged
 			// telemetry.
@@ -389,7 +389,7 @@ func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, 
 func (c *Client) onDisconnect(_ *nats.Conn, err error) {
 	c.stats.disconnects.Add(1)
 	if err != nil {
-		c.log.Warn("disconnected", LogKeyError, err)
+		c.log.Warn("disconnected", message.LogKeyError, err)
 	} else {
 		c.log.Debug("disconnected")
 	}
@@ -397,7 +397,7 @@ func (c *Client) onDisconnect(_ *nats.Conn, err error) {
 
 func (c *Client) onReconnect(nc *nats.Conn) {
 	c.stats.reconnects.Add(1)
-	c.log.Info("reconnected", LogKeyURL, nc.ConnectedUrlRedacted())
+	c.log.Info("reconnected", logKeyURL, nc.ConnectedUrlRedacted())
 	for _, kick := range []chan struct{}{c.kick, c.boxKick} {
 		select {
 		case kick <- struct{}{}:
@@ -407,9 +407,9 @@ func (c *Client) onReconnect(nc *nats.Conn) {
 }
 
 func (c *Client) onAsyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
-	attrs := []any{LogKeyError, err}
+	attrs := []any{message.LogKeyError, err}
 	if sub != nil {
-		attrs = append(attrs, LogKeySubject, sub.Subject)
+		attrs = append(attrs, message.LogKeySubject, sub.Subject)
 	}
 	if errors.Is(err, nats.ErrPermissionViolation) {
 		c.perms.record(err)

@@ -21,9 +21,11 @@ var errStopped = errors.New("devicekit: command handling stopped")
 // commands that arrive there with h, one at a time; see
 // [Device.HandleCommands] for the acks it sends. It returns once the server
 // has registered the subscription, or, when the server is unreachable, after
-// Config.AckTimeout (the subscription is registered on reconnection). It
-// returns [ErrHandlerRunning] while another handler runs, and [ErrClosed]
-// after Close.
+// Config.AckTimeout (the subscription is registered on reconnection). ctx
+// bounds that wait only (an error wrapping ctx's error when it ends
+// first): handling runs until [Subscription.Stop] or Close. It returns
+// [ErrHandlerRunning] while another handler runs, and [ErrClosed] after
+// Close.
 //
 // The device remembers the outcome of its last Config.CommandHistory
 // commands across handlers, for the whole boot. HandleCommands panics if h
@@ -40,7 +42,12 @@ func (c *Client) HandleCommands(ctx context.Context, h Handler) (Subscription, e
 	if len(c.cfg.CommandKeys) == 0 {
 		return nil, fmt.Errorf("%w: no CommandKeys: the device could not tell central's commands from forged ones", ErrInvalidConfig)
 	}
-	runCtx, cancelRun := context.WithCancelCause(ctx)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("devicekit: handle commands: %w", err)
+	}
+	// Handling lives as long as the device, until Stop or Close; ctx
+	// bounds only the subscription below.
+	runCtx, cancelRun := context.WithCancelCause(c.life)
 	s := &commandSub{
 		cancel: cancelRun,
 		done:   make(chan struct{}),
@@ -68,7 +75,9 @@ func (c *Client) HandleCommands(ctx context.Context, h Handler) (Subscription, e
 	c.handling = s // from now on Close cancels runCtx and waits for s.done
 	c.mu.Unlock()
 
-	sub, first, err := c.subscribe(runCtx)
+	startCtx, cancelStart := startContext(ctx, runCtx)
+	sub, first, err := c.subscribe(startCtx)
+	cancelStart()
 	if err != nil {
 		c.mu.Lock()
 		c.handling = nil
@@ -79,6 +88,18 @@ func (c *Client) HandleCommands(ctx context.Context, h Handler) (Subscription, e
 	}
 	go s.run(runCtx, c, sub, first)
 	return s, nil
+}
+
+// startContext returns the context of a HandleCommands start-up: it ends
+// when ctx, the caller's, ends or when run, the handling's, does (Stop or
+// Close during the start), with run's cause then.
+func startContext(ctx, run context.Context) (context.Context, context.CancelFunc) {
+	start, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(run, func() { cancel(context.Cause(run)) })
+	return start, func() {
+		stop()
+		cancel(nil)
+	}
 }
 
 // subscribe subscribes to the device's commands and waits, for at most
@@ -107,7 +128,7 @@ func (c *Client) subscribe(ctx context.Context) (*nats.Subscription, *nats.Msg, 
 			}
 			return nil, nil, fmt.Errorf("devicekit: subscribe to %s: %w", c.cmdSubj, ctx.Err())
 		}
-		c.log.Warn("command subscription not confirmed by the server yet", LogKeySubject, c.cmdSubj, LogKeyError, err)
+		c.log.Warn("command subscription not confirmed by the server yet", message.LogKeySubject, c.cmdSubj, message.LogKeyError, err)
 		return sub, nil, nil
 	}
 	// The server answers a forbidden subscription before the flush's PONG,
@@ -174,7 +195,7 @@ func (s *commandSub) run(ctx context.Context, c *Client, sub *nats.Subscription,
 			case ctx.Err() != nil:
 				return
 			case errors.Is(err, nats.ErrSlowConsumer):
-				c.log.Error("commands dropped: too many waiting", LogKeySubject, sub.Subject, LogKeyError, err)
+				c.log.Error("commands dropped: too many waiting", message.LogKeySubject, sub.Subject, message.LogKeyError, err)
 				continue
 			case errors.Is(err, nats.ErrPermissionViolation):
 				endErr = fmt.Errorf("%w: %w", ErrPermissionDenied, err)
@@ -183,7 +204,7 @@ func (s *commandSub) run(ctx context.Context, c *Client, sub *nats.Subscription,
 			default:
 				endErr = err
 			}
-			c.log.Error("command handling ended", LogKeyError, err)
+			c.log.Error("command handling ended", message.LogKeyError, err)
 			return
 		}
 		s.proc.process(ctx, msg)
@@ -234,7 +255,7 @@ func (p *processor) process(ctx context.Context, msg *nats.Msg) {
 			// is not trusted either, so it is neither acked nor recorded.
 			p.stats.commandsRefused.Add(1)
 			p.log.Warn("command refused: not signed for the device by a trusted key",
-				LogKeySecurity, SecurityCommandRefused, LogKeySubject, msg.Subject, LogKeySigner, signer, LogKeyError, err)
+				logKeySecurity, SecurityCommandRefused, message.LogKeySubject, msg.Subject, logKeySigner, signer, message.LogKeyError, err)
 			return
 		}
 	}
@@ -258,16 +279,16 @@ func (p *processor) process(ctx context.Context, msg *nats.Msg) {
 			id, _ = message.ParseID(msg.Header.Get(message.HeaderMsgID))
 		}
 		if id.IsZero() {
-			p.log.Warn("malformed command without an ID dropped", LogKeySubject, msg.Subject, LogKeyError, err)
+			p.log.Warn("malformed command without an ID dropped", message.LogKeySubject, msg.Subject, message.LogKeyError, err)
 			return
 		}
 		p.finish(id, "", outcome{status: message.AckRejected, text: "malformed command: " + err.Error()})
 		return
 	}
 
-	log := p.log.With(LogKeyMsgID, env.ID.String(), LogKeyAction, cmd.Action)
+	log := p.log.With(message.LogKeyMsgID, env.ID.String(), logKeyAction, cmd.Action)
 	if o, ok := p.history.lookup(env.ID, cmd.IdempotencyKey); ok {
-		log.Info("repeated command not run again", LogKeyStatus, o.status)
+		log.Info("repeated command not run again", logKeyStatus, o.status)
 		p.finish(env.ID, "", o)
 		return
 	}
@@ -277,7 +298,7 @@ func (p *processor) process(ctx context.Context, msg *nats.Msg) {
 		return
 	}
 	if err := p.ack(env.ID, message.AckAccepted, ""); err != nil {
-		log.Warn("accepted ack not published", LogKeyError, err)
+		log.Warn("accepted ack not published", message.LogKeyError, err)
 	}
 	// Sending the accepted ack took time: check the deadline again, so that
 	// an unlock never runs late.
@@ -302,7 +323,7 @@ func (p *processor) process(ctx context.Context, msg *nats.Msg) {
 	case err != nil:
 		o = outcome{status: message.AckFailed, text: err.Error()}
 	}
-	log.Info("command handled", LogKeyStatus, o.status, LogKeyError, err)
+	log.Info("command handled", logKeyStatus, o.status, message.LogKeyError, err)
 	p.finish(env.ID, cmd.IdempotencyKey, o)
 }
 
@@ -334,7 +355,7 @@ func (p *processor) finish(id message.ID, key string, o outcome) {
 // send acks command id with o.
 func (p *processor) send(id message.ID, o outcome) {
 	if err := p.ack(id, o.status, o.text); err != nil {
-		p.log.Error("ack not published", LogKeyMsgID, id.String(), LogKeyStatus, o.status, LogKeyError, err)
+		p.log.Error("ack not published", message.LogKeyMsgID, id.String(), logKeyStatus, o.status, message.LogKeyError, err)
 	}
 }
 

@@ -294,24 +294,23 @@ func (Password) GoString() string { return redacted }
 // LogValue returns "[REDACTED]"; it implements slog.LogValuer.
 func (Password) LogValue() slog.Value { return slog.StringValue(redacted) }
 
-// Keys of the attributes in the device's log records.
+// Keys of the device's log records besides the shared ones of package
+// message (message.LogKeyThing, LogKeySubject, LogKeyMsgID, LogKeyBootID
+// and LogKeyError).
 const (
-	LogKeyThing   = "thing"
-	LogKeySubject = "subject"
-	LogKeyMsgID   = "msg_id"
-	LogKeyBootID  = "boot_id"
-	LogKeyAction  = "action"
-	LogKeyStatus  = "status"
-	LogKeyURL     = "url"
-	LogKeyError   = "err"
-	// LogKeySecurity names the kind of a security event (logged at warn
-	// level); its values are the Security constants.
-	LogKeySecurity = "security"
-	// LogKeySigner is the key that signed a refused command.
-	LogKeySigner = "signer"
+	logKeyAction = "action"
+	logKeyStatus = "status"
+	logKeyURL    = "url"
+	// logKeySecurity marks a security event (logged at warn level); it
+	// is authz.LogKeySecurity, which a device does not import, and its
+	// values are the Security constants.
+	logKeySecurity = "security"
+	// logKeySigner is the key that signed a refused command.
+	logKeySigner = "signer"
 )
 
-// Values of [LogKeySecurity].
+// Values of the security events a device logs (key "security", as
+// authz.LogKeySecurity).
 const (
 	// SecurityCommandRefused is a message on the cmd subject dropped
 	// because it is not a command signed for the device by a trusted key.

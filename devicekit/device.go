@@ -69,8 +69,9 @@ type Device interface {
 
 	// HandleCommands starts handling the commands sent to the device, one at
 	// a time in the order they arrive, with h, and returns once the device
-	// receives them. Each command is acked on the device's ack subject
-	// (CorrelationID the command envelope's ID), with automatic statuses:
+	// receives them; ctx bounds that start only. Each command is acked on
+	// the device's ack subject (CorrelationID the command envelope's ID),
+	// with automatic statuses:
 	//
 	//   - a command that cannot be decoded, or is not a command: rejected
 	//     with the reason (when it carries an ID at all);
@@ -82,10 +83,10 @@ type Device interface {
 	//     command's deadline, then completed, or failed with h's error
 	//     text, or rejected when h's error wraps [ErrCommandRejected].
 	//
-	// Handling stops when ctx ends, on Subscription.Stop, or when the device
-	// closes. A device runs one handler at a time: a second call while one
-	// runs fails with [ErrHandlerRunning]. A device that may not receive its
-	// commands fails with [ErrPermissionDenied].
+	// Handling runs until Subscription.Stop or until the device closes,
+	// whatever becomes of ctx. A device runs one handler at a time: a
+	// second call while one runs fails with [ErrHandlerRunning]. A device
+	// that may not receive its commands fails with [ErrPermissionDenied].
 	HandleCommands(ctx context.Context, h Handler) (Subscription, error)
 
 	// Close stops the device: it stops command handling, publishes a death
@@ -101,6 +102,7 @@ type Device interface {
 // [ErrCommandRejected] means the command was refused rather than attempted.
 // ctx ends at the command's deadline, or when handling stops.
 type Handler interface {
+	// HandleCommand runs cmd; see [Handler].
 	HandleCommand(ctx context.Context, cmd Command) error
 }
 
@@ -132,7 +134,6 @@ type Subscription interface {
 	// Done is closed when handling has stopped, for whatever reason.
 	Done() <-chan struct{}
 	// Err returns why handling stopped once Done is closed: nil after Stop,
-	// the context's error when the HandleCommands context ended,
 	// [ErrClosed] when the device closed, or another error wrapping a
 	// sentinel, such as [ErrPermissionDenied], when the transport ended it.
 	// It returns nil while handling runs.

@@ -196,7 +196,7 @@ func ConnectHTTP(ctx context.Context, cfg HTTPConfig) (*HTTPDevice, error) {
 	d := &HTTPDevice{
 		cfg:     cfg,
 		thing:   cfg.Thing,
-		log:     cfg.Logger.With(LogKeyThing, cfg.Thing.String()),
+		log:     cfg.Logger.With(message.LogKeyThing, cfg.Thing.String()),
 		hc:      hc,
 		base:    strings.TrimSuffix(cfg.URL, "/"),
 		user:    cfg.User,
@@ -224,7 +224,7 @@ func ConnectHTTP(ctx context.Context, cfg HTTPConfig) (*HTTPDevice, error) {
 	var hbCtx context.Context
 	hbCtx, d.hbCancel = context.WithCancel(d.life)
 	go d.heartbeats(hbCtx)
-	d.log.Info("born", LogKeyBootID, cfg.BootID.String(), LogKeyMsgID, e.ID.String(), LogKeyURL, d.base)
+	d.log.Info("born", message.LogKeyBootID, cfg.BootID.String(), message.LogKeyMsgID, e.ID.String(), logKeyURL, d.base)
 	return d, nil
 }
 
@@ -598,7 +598,7 @@ func (d *HTTPDevice) heartbeats(ctx context.Context) {
 			cancel()
 		}
 		if err != nil && ctx.Err() == nil {
-			d.log.Warn("heartbeat not published", LogKeyError, err)
+			d.log.Warn("heartbeat not published", message.LogKeyError, err)
 		}
 	}
 }
@@ -638,7 +638,7 @@ func (d *HTTPDevice) Close() error {
 		err = d.publish(ctx, e)
 	}
 	if err != nil {
-		d.log.Warn("death not published", LogKeyError, err)
+		d.log.Warn("death not published", message.LogKeyError, err)
 	}
 	d.cancelLife()
 	if d.cfg.Client == nil {

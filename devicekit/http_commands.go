@@ -28,8 +28,10 @@ type httpCommand struct {
 // [Client.HandleCommands] does: the same signature check (Config's
 // CommandKeys), deadlines, repeated-command history and acks, which are
 // published through the gateway. It returns once the gateway holds the
-// device's command subscription at the edge. A stream that breaks is
-// opened again until handling stops.
+// device's command subscription at the edge; ctx bounds that wait only
+// (as does Config.Timeout; an error wraps ctx's error when it ends first):
+// handling runs until [Subscription.Stop] or Close. A stream that breaks
+// is opened again until handling stops.
 func (d *HTTPDevice) HandleCommands(ctx context.Context, h Handler) (Subscription, error) {
 	if h == nil {
 		panic("devicekit: HandleCommands: nil Handler")
@@ -37,7 +39,12 @@ func (d *HTTPDevice) HandleCommands(ctx context.Context, h Handler) (Subscriptio
 	if len(d.cfg.CommandKeys) == 0 {
 		return nil, fmt.Errorf("%w: no CommandKeys: the device could not tell central's commands from forged ones", ErrInvalidConfig)
 	}
-	runCtx, cancelRun := context.WithCancelCause(ctx)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("devicekit: handle commands: %w", err)
+	}
+	// Handling lives as long as the device, until Stop or Close; ctx
+	// bounds only the opening of the stream below.
+	runCtx, cancelRun := context.WithCancelCause(d.life)
 	s := &commandSub{
 		cancel: cancelRun,
 		done:   make(chan struct{}),
@@ -65,9 +72,11 @@ func (d *HTTPDevice) HandleCommands(ctx context.Context, h Handler) (Subscriptio
 	d.handling = s
 	d.mu.Unlock()
 
-	octx, cancel := context.WithTimeout(runCtx, d.cfg.Timeout)
+	startCtx, cancelStart := startContext(ctx, runCtx)
+	octx, cancel := context.WithTimeout(startCtx, d.cfg.Timeout)
 	sc, body, err := d.openStream(runCtx, octx)
 	cancel()
+	cancelStart()
 	if err != nil {
 		d.mu.Lock()
 		d.handling = nil
@@ -86,6 +95,9 @@ func (d *HTTPDevice) HandleCommands(ctx context.Context, h Handler) (Subscriptio
 // openStream opens the command stream with the lifetime of ctx, waiting at
 // most as long as wait lasts for the gateway to confirm it.
 func (d *HTTPDevice) openStream(ctx, wait context.Context) (*bufio.Scanner, interface{ Close() error }, error) {
+	if err := wait.Err(); err != nil {
+		return nil, nil, fmt.Errorf("devicekit: open the command stream: %w", err)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.base+httpPathCommands, nil)
 	if err != nil {
 		return nil, nil, err
@@ -185,7 +197,7 @@ func (d *HTTPDevice) runCommands(ctx context.Context, s *commandSub, sc *bufio.S
 		if ctx.Err() != nil {
 			return
 		}
-		d.log.Warn("command stream broke; opening it again", LogKeyError, sc.Err())
+		d.log.Warn("command stream broke; opening it again", message.LogKeyError, sc.Err())
 		for body == nil {
 			t := time.NewTimer(wait)
 			select {
@@ -207,7 +219,7 @@ func (d *HTTPDevice) runCommands(ctx context.Context, s *commandSub, sc *bufio.S
 			case ctx.Err() != nil:
 				return
 			default:
-				d.log.Warn("command stream not reopened", LogKeyError, err)
+				d.log.Warn("command stream not reopened", message.LogKeyError, err)
 			}
 		}
 	}
@@ -218,12 +230,12 @@ func (d *HTTPDevice) runCommands(ctx context.Context, s *commandSub, sc *bufio.S
 func (d *HTTPDevice) command(ctx context.Context, s *commandSub, subject, data string) {
 	var hc httpCommand
 	if err := json.Unmarshal([]byte(data), &hc); err != nil {
-		d.log.Warn("undecodable command event dropped", LogKeyError, err)
+		d.log.Warn("undecodable command event dropped", message.LogKeyError, err)
 		return
 	}
 	raw, err := base64.StdEncoding.DecodeString(hc.Data)
 	if err != nil {
-		d.log.Warn("undecodable command event dropped", LogKeyError, err)
+		d.log.Warn("undecodable command event dropped", message.LogKeyError, err)
 		return
 	}
 	msg := &nats.Msg{Subject: subject, Header: nats.Header{}, Data: raw}

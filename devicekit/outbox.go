@@ -332,7 +332,7 @@ func (o *outbox) queuedUpTo(seq uint64) []*keptEnvelope {
 // again, and the edge drops it as a duplicate within its window.
 func (o *outbox) remove(id message.ID) {
 	if err := os.Remove(o.file(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		o.log.Error("outbox: cannot remove an acknowledged envelope; it will be sent again", logKeyFile, o.file(id), LogKeyError, err)
+		o.log.Error("outbox: cannot remove an acknowledged envelope; it will be sent again", logKeyFile, o.file(id), message.LogKeyError, err)
 	}
 	o.forget(id)
 }
@@ -366,7 +366,7 @@ func (o *outbox) setAside(file string, why error) {
 		to = file + "." + strconv.Itoa(i) + outboxBadExt
 	}
 	if err := os.Rename(file, to); err != nil {
-		o.log.Error("outbox: unusable file, and it cannot be set aside", logKeyFile, file, "reason", why.Error(), LogKeyError, err)
+		o.log.Error("outbox: unusable file, and it cannot be set aside", logKeyFile, file, "reason", why.Error(), message.LogKeyError, err)
 		return
 	}
 	o.log.Error("outbox: unusable file set aside", logKeyFile, file, "moved_to", to, "reason", why.Error())

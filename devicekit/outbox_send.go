@@ -130,9 +130,9 @@ func (c *Client) resendLoop(ctx context.Context) {
 			}
 		case !failing:
 			failing = true
-			c.log.Warn("outbox: kept envelopes not stored yet; trying again", "pending", c.box.len(), "stored", resent, LogKeyError, err)
+			c.log.Warn("outbox: kept envelopes not stored yet; trying again", "pending", c.box.len(), "stored", resent, message.LogKeyError, err)
 		default:
-			c.log.Debug("outbox: kept envelopes not stored yet; trying again", "pending", c.box.len(), "stored", resent, LogKeyError, err)
+			c.log.Debug("outbox: kept envelopes not stored yet; trying again", "pending", c.box.len(), "stored", resent, message.LogKeyError, err)
 		}
 	}
 }

@@ -175,7 +175,7 @@ func (c *Client) publishAcked(ctx context.Context, msg *nats.Msg, id message.ID)
 			c.stats.publishErrors.Add(1)
 			return pe
 		}
-		c.log.Debug("publish not acknowledged; sending again", LogKeySubject, msg.Subject, LogKeyMsgID, id.String(), LogKeyError, err)
+		c.log.Debug("publish not acknowledged; sending again", message.LogKeySubject, msg.Subject, message.LogKeyMsgID, id.String(), message.LogKeyError, err)
 	}
 }
 
@@ -242,7 +242,7 @@ func (c *Client) publishBirth(ctx context.Context) error {
 	if err := c.publish(ctx, e, false); err != nil {
 		return err
 	}
-	c.log.Info("born", LogKeyBootID, c.cfg.BootID.String(), LogKeyMsgID, e.ID.String())
+	c.log.Info("born", message.LogKeyBootID, c.cfg.BootID.String(), message.LogKeyMsgID, e.ID.String())
 	return nil
 }
 
@@ -279,7 +279,7 @@ func (c *Client) heartbeats(ctx context.Context) {
 			cancel()
 		}
 		if err != nil && ctx.Err() == nil {
-			c.log.Warn("heartbeat not published", LogKeyError, err)
+			c.log.Warn("heartbeat not published", message.LogKeyError, err)
 		}
 	}
 }

@@ -116,13 +116,16 @@ const (
 const CommandDispatcher = "dispatch"
 
 // Log keys of the node's records (besides [LogKeyOrg], [LogKeyEdge] and
-// [LogKeyThing]).
+// [LogKeyThing]). The first three are the module's shared keys of package
+// message under the names the node has always used.
 const (
-	LogKeyNodeErr   = "err"
-	LogKeyNodeMsgID = "msg_id"
-	LogKeySubject   = "subject"
-	LogKeyState     = "state"
-	LogKeyFill      = "fill"
+	LogKeyNodeErr   = message.LogKeyError
+	LogKeyNodeMsgID = message.LogKeyMsgID
+	LogKeySubject   = message.LogKeySubject
+	// LogKeyState is the key of a device's liveness state.
+	LogKeyState = "state"
+	// LogKeyFill is the key of a stream's fill, a fraction of its bound.
+	LogKeyFill = "fill"
 )
 
 // NodeConfig configures a [Node]. Org, Edge, Inventory, State and
@@ -329,7 +332,8 @@ func (c NodeConfig) withDefaults() NodeConfig {
 // devices' users and permissions from package authz, and the edge service
 // that runs on it: it keeps the edge's streams, hands commands to devices,
 // tracks their liveness and publishes the edge's status and alarms. See the
-// package documentation for what it guarantees.
+// package documentation for what it guarantees, and docs/edge-node.md for
+// how.
 //
 // Make one with [Start], or with [NewNode] and [Node.Run]. Its methods are
 // safe for concurrent use.

@@ -62,16 +62,14 @@ type Envelope struct {
 // and Type. It does not validate them.
 func (e *Envelope) Subject() topic.Subject { return e.Source.Subject(e.Type) }
 
-// Log keys used by [Envelope.LogValue].
+// Log keys used by [Envelope.LogValue] besides [LogKeyMsgID],
+// [LogKeySubject] and [LogKeyBootID].
 const (
-	LogKeyMsgID         = "msg_id"
-	LogKeySubject       = "subject"
-	LogKeyName          = "name"
-	LogKeySeq           = "seq"
-	LogKeyBootID        = "boot_id"
-	LogKeyCorrelationID = "correlation_id"
-	LogKeyContentType   = "content_type"
-	LogKeyPayloadBytes  = "payload_bytes"
+	logKeyName          = "name"
+	logKeySeq           = "seq"
+	logKeyCorrelationID = "correlation_id"
+	logKeyContentType   = "content_type"
+	logKeyPayloadBytes  = "payload_bytes"
 )
 
 // LogValue describes e for [log/slog] by its identity, subject, name and
@@ -84,22 +82,22 @@ func (e *Envelope) LogValue() slog.Value {
 		slog.String(LogKeyMsgID, e.ID.String()),
 		slog.String(LogKeySubject, e.Subject().String()))
 	if e.Name != "" {
-		attrs = append(attrs, slog.String(LogKeyName, e.Name))
+		attrs = append(attrs, slog.String(logKeyName, e.Name))
 	}
 	if e.Seq != 0 {
-		attrs = append(attrs, slog.Uint64(LogKeySeq, e.Seq))
+		attrs = append(attrs, slog.Uint64(logKeySeq, e.Seq))
 	}
 	if !e.BootID.IsZero() {
 		attrs = append(attrs, slog.String(LogKeyBootID, e.BootID.String()))
 	}
 	if !e.CorrelationID.IsZero() {
-		attrs = append(attrs, slog.String(LogKeyCorrelationID, e.CorrelationID.String()))
+		attrs = append(attrs, slog.String(logKeyCorrelationID, e.CorrelationID.String()))
 	}
 	if e.ContentType != "" {
-		attrs = append(attrs, slog.String(LogKeyContentType, e.ContentType))
+		attrs = append(attrs, slog.String(logKeyContentType, e.ContentType))
 	}
 	if len(e.Payload) > 0 {
-		attrs = append(attrs, slog.Int(LogKeyPayloadBytes, len(e.Payload)))
+		attrs = append(attrs, slog.Int(logKeyPayloadBytes, len(e.Payload)))
 	}
 	return slog.GroupValue(attrs...)
 }

@@ -87,8 +87,11 @@ func DecodeMsg(m *nats.Msg, e *Envelope, opts *DecodeOptions) error {
 // so may any other type. A *nats.Msg has them as fields: decode it with
 // [DecodeMsg].
 type JetStreamMsg interface {
+	// Subject returns the subject the message was published on.
 	Subject() string
+	// Headers returns the message's headers.
 	Headers() nats.Header
+	// Data returns the message's body, the encoded envelope.
 	Data() []byte
 }
 

@@ -19,7 +19,7 @@ import (
 )
 
 // Derived rows: an event may add one row to a derived table, written in
-// the transaction that stores the event. See the package documentation,
+// the transaction that stores the event. See docs/storage-model.md,
 // "Derived tables".
 
 // derivedRow is what the event at index adds to the derived tables: one of

@@ -23,7 +23,7 @@ import (
 type Event struct {
 	// Time is the time the event is stored, ordered, paginated, aggregated
 	// and retained under: DeviceTime when that is plausible, else the
-	// receive time of its first delivery (see the package documentation,
+	// receive time of its first delivery (see docs/storage-model.md,
 	// "Time"). It is set by the store; [Store.InsertEvents] ignores it.
 	Time time.Time
 	// ID is the envelope's id. (Time, ID) is the event's unique key.
@@ -147,7 +147,7 @@ ON CONFLICT DO NOTHING`
 //
 // Acks, commands, births, heartbeats, deaths and access decisions among
 // the events also fill the derived tables, in the same transaction and
-// just as idempotently (see the package documentation, "Derived tables").
+// just as idempotently (see docs/storage-model.md, "Derived tables").
 // An event whose derived row cannot be made is stored all the same and
 // listed in [InsertResult.Skipped].
 //

@@ -67,6 +67,8 @@ type DecodeFunc func(msg jetstream.Msg) (Event, error)
 // stream-source header against the edges of an org. An error refuses the
 // message.
 type OriginChecker interface {
+	// Check returns where the message on subject with headers h came
+	// from, or an error that refuses it.
 	Check(subject string, h nats.Header) (authz.Origin, error)
 }
 
@@ -101,8 +103,8 @@ type IngestConfig struct {
 	// checks): the ingest moves past a message only once JetStream
 	// confirmed its dead letter. Required.
 	DeadLetterSubject string
-	// Origins decides which messages may be believed (see the package
-	// documentation, "Origins"); a refused message is dead-lettered and
+	// Origins decides which messages may be believed (see
+	// docs/storage-model.md, "Origins"); a refused message is dead-lettered and
 	// never stored. Required: the org's *[authz.SourceTable] for central's
 	// event stream, or [AnyOrigin] for a stream no edge feeds.
 	Origins OriginChecker
@@ -190,7 +192,7 @@ type IngestStats struct {
 
 // Ingest stores the messages of a JetStream stream in the database, each
 // exactly once, with its position in the stream committed in the same
-// transaction as the events. See the package documentation, "Ingest".
+// transaction as the events. See docs/storage-model.md, "Ingest".
 type Ingest struct {
 	store *Store
 	js    jetstream.JetStream
@@ -702,8 +704,8 @@ func (in *Ingest) openPosition(ctx context.Context) (uint64, error) {
 	}
 }
 
-// consumer opens an ordered consumer (no acknowledgements, see the
-// package documentation, "Forged acknowledgements") from pos+1, retrying
+// consumer opens an ordered consumer (no acknowledgements, see
+// docs/storage-model.md, "Forged acknowledgements") from pos+1, retrying
 // while the stream is missing or JetStream unavailable. A missing stream
 // is logged at warning at once and shown in the stats.
 func (in *Ingest) consumer(ctx context.Context, pos uint64) (jetstream.Consumer, error) {

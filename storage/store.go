@@ -30,7 +30,7 @@ const (
 type Config struct {
 	// ClockPast and ClockFuture bound the plausible device times around
 	// the receive time; an event outside is stored under its receive time
-	// instead (see the package documentation, "Time"). Zero means
+	// instead (see docs/storage-model.md, "Time"). Zero means
 	// DefaultClockPast and DefaultClockFuture.
 	ClockPast, ClockFuture time.Duration
 	// Logger receives the store's warnings; nil discards.

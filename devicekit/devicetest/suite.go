@@ -81,6 +81,7 @@ func Run(t *testing.T, h Harness) {
 		{"CommandsNotSigned", s.commandsNotSigned},
 		{"CommandsDeadlineInHandler", s.commandsDeadlineInHandler},
 		{"HandleCommandsLifecycle", s.handleLifecycle},
+		{"HandleCommandsStartContext", s.handleStartContext},
 		{"Close", s.close},
 	}
 	for _, tt := range tests {
@@ -824,21 +825,57 @@ func (s *suite) handleLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatalf("HandleCommands after Stop: %v", err)
 	}
+	defer sub.Stop()
+	// The context bounds the start only: handling outlives it.
+	cancel()
 	c.sendEnv(t, mustResend(done))
 	checkAcks(t, "repeat after a new handler", c.wait(t, done.ID, 2), message.AckAccepted, message.AckCompleted, message.AckCompleted)
 	if rec.runs(done.ID) != 0 {
 		t.Error("a command handled before the handler changed ran again")
 	}
-
-	cancel()
+	after := c.send(t, message.Command{Action: "unlock", Deadline: deadline(timeout)})
+	checkAcks(t, "a command after the start context ended", c.wait(t, after.ID, 1), message.AckAccepted, message.AckCompleted)
+	if rec.runs(after.ID) != 1 {
+		t.Errorf("the handler ran %d times a command sent after the start context ended, want 1", rec.runs(after.ID))
+	}
 	select {
 	case <-sub.Done():
-	case <-time.After(timeout):
-		t.Fatal("handling did not stop when its context ended")
+		t.Fatalf("handling stopped when the start context ended: %v", sub.Err())
+	default:
 	}
-	if err := sub.Err(); !errors.Is(err, context.Canceled) {
-		t.Errorf("Err after the context ended = %v, want context.Canceled", err)
+
+	// Only the handle stops it.
+	sub.Stop()
+	select {
+	case <-sub.Done():
+	default:
+		t.Fatal("Done not closed after Stop")
 	}
+	if err := sub.Err(); err != nil {
+		t.Errorf("Err after Stop = %v, want nil", err)
+	}
+}
+
+// handleStartContext shows that a HandleCommands whose context has
+// already ended does not start.
+func (s *suite) handleStartContext(t *testing.T) {
+	d := s.device(t, 2%len(s.h.Things))
+	ctx, cancel := context.WithCancel(ctxFor(t))
+	cancel()
+	sub, err := d.HandleCommands(ctx, newRecorder())
+	if err == nil {
+		sub.Stop()
+		t.Fatal("HandleCommands with an ended context started")
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("HandleCommands with an ended context = %v, want context.Canceled", err)
+	}
+	// The device can handle its commands all the same.
+	sub, err = d.HandleCommands(ctxFor(t), newRecorder())
+	if err != nil {
+		t.Fatalf("HandleCommands after a failed start: %v", err)
+	}
+	sub.Stop()
 }
 
 func mustResend(e *message.Envelope) *message.Envelope { c := *e; return &c }

@@ -139,7 +139,8 @@ type Simulator struct {
 }
 
 // Start connects every device of cfg and starts them. ctx bounds the
-// start only (it is passed to Config.Connect): the devices run until
+// start only (it is passed to Config.Connect and to the locks'
+// HandleCommands): the devices run until
 // [Simulator.Stop] or [Simulator.Close], whatever becomes of ctx. It
 // returns an error wrapping the first failed connection (closing the
 // devices already connected), or when cfg has no Connect or names an
@@ -186,14 +187,14 @@ func Start(ctx context.Context, cfg Config) (*Simulator, error) {
 	for i, d := range s.devices {
 		b := newBehaviour(cfg.Seed, i, Kind(things[i].Type), things[i].Code)
 		if Kind(things[i].Type) == Lock {
-			sub, err := d.HandleCommands(runCtx, devicekit.HandlerFunc(func(ctx context.Context, cmd devicekit.Command) error {
+			sub, err := d.HandleCommands(ctx, devicekit.HandlerFunc(func(ctx context.Context, cmd devicekit.Command) error {
 				return s.command(d, b, cmd)
 			}))
 			if err != nil {
 				s.Stop()
 				return nil, fmt.Errorf("simulator: %s: %w", things[i], err)
 			}
-			_ = sub // stops with runCtx
+			_ = sub // stopped by the device's Close
 		}
 		s.wg.Go(func() { s.run(runCtx, d, b) })
 	}
@@ -316,7 +317,7 @@ func (s *Simulator) call(ctx context.Context, d devicekit.Device, f func(context
 		// stopping
 	default:
 		s.errs.Add(1)
-		s.log.Warn("simulated device call failed", "thing", d.Thing().String(), "err", err)
+		s.log.Warn("simulated device call failed", message.LogKeyThing, d.Thing().String(), message.LogKeyError, err)
 	}
 }
 

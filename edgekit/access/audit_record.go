@@ -79,7 +79,7 @@ func (s *Service) record(req message.Envelope, d *message.AccessDecision) *audit
 	}
 	if err != nil {
 		s.stats.auditFailures.Add(1)
-		s.log.Error("decision not recorded; the door fails closed", LogKeyDoor, d.Door, LogKeyReader, req.Source.Code, LogKeyErr, err)
+		s.log.Error("decision not recorded; the door fails closed", logKeyDoor, d.Door, logKeyReader, req.Source.Code, message.LogKeyError, err)
 		return nil
 	}
 	s.head = ChainHead{Seq: d.AuditSeq, Hash: EventHash(msg.Data)}
@@ -117,7 +117,7 @@ func (s *Service) awaitStored(rec *auditRecord) bool {
 		s.saveHead(ChainHead{Seq: rec.seq, Hash: EventHash(rec.msg.Data)}, ack.Sequence)
 		return true
 	case err := <-rec.fut.Err():
-		s.log.Error("decision record not stored; publishing it again", LogKeyErr, err, message.LogKeyMsgID, rec.env.ID.String())
+		s.log.Error("decision record not stored; publishing it again", message.LogKeyError, err, message.LogKeyMsgID, rec.env.ID.String())
 	case <-t.C:
 		s.log.Error("decision record not stored in time; publishing it again", message.LogKeyMsgID, rec.env.ID.String())
 	}
@@ -177,7 +177,7 @@ func (s *Service) saveHead(head ChainHead, seq uint64) {
 		StreamSeq uint64 `json:"stream_seq"`
 	}{head, seq})
 	if _, err := s.js.PublishAsync("$KV."+StateBucket(s.org, s.edge)+"."+stateKeyHead, data); err != nil {
-		s.log.Warn("audit chain head not written", LogKeyErr, err)
+		s.log.Warn("audit chain head not written", message.LogKeyError, err)
 	}
 }
 

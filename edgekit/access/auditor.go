@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/lintel-io/lintel/authz"
-	"github.com/lintel-io/lintel/edgekit"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nats.go"
@@ -286,7 +285,7 @@ func StartAuditor(ctx context.Context, js jetstream.JetStream, cfg AuditorConfig
 	}
 	a := &Auditor{
 		js: js, cfg: cfg,
-		log:    cfg.Logger.With(edgekit.LogKeyOrg, cfg.Org),
+		log:    cfg.Logger.With(message.LogKeyOrg, cfg.Org),
 		stream: evCfg.Name,
 		filter: cfg.Org + ".*.*.*." + string(topic.Event),
 		edges:  map[string]*auditEdge{},
@@ -384,11 +383,11 @@ func (a *Auditor) run() {
 		if err := a.batch(); err != nil {
 			a.errs.Add(1)
 			backoff = min(max(2*backoff, 100*time.Millisecond), auditorMaxBackoff)
-			a.log.Warn("audit batch failed; retrying", LogKeyErr, err, "in", backoff)
+			a.log.Warn("audit batch failed; retrying", message.LogKeyError, err, "in", backoff)
 			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
 				ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Timeout)
 				if err := a.openConsumer(ctx); err != nil {
-					a.log.Warn("audit consumer", LogKeyErr, err)
+					a.log.Warn("audit consumer", message.LogKeyError, err)
 				}
 				cancel()
 			}
@@ -455,7 +454,7 @@ func (a *Auditor) edge(ctx context.Context, edge string) (*auditEdge, error) {
 		if err := json.Unmarshal(entry.Value(), &st); err != nil {
 			// A record that does not parse would make every event of the
 			// edge an alarm; start the edge over, loudly.
-			a.log.Error("audit state of edge unreadable; verifying it from scratch", edgekit.LogKeyEdge, edge, LogKeyErr, err)
+			a.log.Error("audit state of edge unreadable; verifying it from scratch", message.LogKeyEdge, edge, message.LogKeyError, err)
 			st = auditState{}
 		}
 	}
@@ -488,7 +487,7 @@ func (a *Auditor) process(ctx context.Context, ev *auditMsg) (bool, error) {
 	var env message.Envelope
 	if err := message.DecodeMsg(&nats.Msg{Subject: ev.subject, Header: ev.header, Data: ev.data}, &env, nil); err != nil {
 		a.errs.Add(1)
-		a.log.Warn("audit: undecodable event", message.LogKeySubject, ev.subject, LogKeyErr, err)
+		a.log.Warn("audit: undecodable event", message.LogKeySubject, ev.subject, message.LogKeyError, err)
 		return false, nil
 	}
 	if env.Type != topic.Event || (env.Name != message.NameAccessGranted && env.Name != message.NameAccessDenied) {
@@ -498,7 +497,7 @@ func (a *Auditor) process(ctx context.Context, ev *auditMsg) (bool, error) {
 	d, err := message.DecodePayload[message.AccessDecision](&env)
 	if err != nil {
 		a.errs.Add(1)
-		a.log.Warn("audit: undecodable decision", message.LogKeySubject, ev.subject, message.LogKeyMsgID, env.ID.String(), LogKeyErr, err)
+		a.log.Warn("audit: undecodable decision", message.LogKeySubject, ev.subject, message.LogKeyMsgID, env.ID.String(), message.LogKeyError, err)
 		return false, nil
 	}
 	edge := env.Source.Edge
@@ -525,7 +524,7 @@ func (a *Auditor) process(ctx context.Context, ev *auditMsg) (bool, error) {
 	}
 	if brk != nil {
 		alarm := brk.Alarm()
-		a.log.Warn("audit chain broken", LogKeySecurity, authz.SecurityAuditAlarm, edgekit.LogKeyEdge, edge, "break", brk.String())
+		a.log.Warn("audit chain broken", authz.LogKeySecurity, authz.SecurityAuditAlarm, message.LogKeyEdge, edge, "break", brk.String())
 		if err := a.publish(ctx, edge, NameAuditChainBroken, env.ID, "chain:"+string(brk.Kind)+":"+env.ID.String(), alarm); err != nil {
 			e.v.undo(undo)
 			return false, err
@@ -569,7 +568,7 @@ func (a *Auditor) checkGrant(ctx context.Context, edge string, env *message.Enve
 	}
 	c, err := ParseCredential(d.Credential, entry.Value())
 	if err != nil {
-		a.log.Warn("audit: stored credential does not parse", edgekit.LogKeyEdge, edge, LogKeyCredential, d.Credential, LogKeyErr, err)
+		a.log.Warn("audit: stored credential does not parse", message.LogKeyEdge, edge, logKeyCredential, d.Credential, message.LogKeyError, err)
 		return nil
 	}
 	if c.State != StateRevoked || entry.Revision() <= d.CredentialSetVersion || entry.Created().After(env.Time) {
@@ -583,8 +582,8 @@ func (a *Auditor) checkGrant(ctx context.Context, edge string, env *message.Enve
 		DecisionVersion: d.CredentialSetVersion, RevokedVersion: entry.Revision(),
 		RevokedAt: entry.Created().UTC(), Reason: c.Reason,
 	}
-	a.log.Warn("audit: revoked credential granted", LogKeySecurity, authz.SecurityAuditAlarm, edgekit.LogKeyEdge, edge, LogKeyCredential, d.Credential,
-		LogKeyDoor, d.Door, "offline", d.Offline, message.LogKeyMsgID, env.ID.String())
+	a.log.Warn("audit: revoked credential granted", authz.LogKeySecurity, authz.SecurityAuditAlarm, message.LogKeyEdge, edge, logKeyCredential, d.Credential,
+		logKeyDoor, d.Door, "offline", d.Offline, message.LogKeyMsgID, env.ID.String())
 	if err := a.publish(ctx, edge, NameRevokedGrant, env.ID, "revoked:"+env.ID.String(), alarm); err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/lintel-io/lintel/authz"
-	"github.com/lintel-io/lintel/edgekit"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
 )
@@ -25,7 +24,7 @@ func (a *Auditor) authentic(ctx context.Context, subj topic.Subject, ev *auditMs
 	if kind == "" {
 		return true, nil
 	}
-	a.log.Warn("audit: decision record not authentic", LogKeySecurity, authz.SecurityAuditAlarm, edgekit.LogKeyEdge, subj.Edge, message.LogKeySubject, ev.subject,
+	a.log.Warn("audit: decision record not authentic", authz.LogKeySecurity, authz.SecurityAuditAlarm, message.LogKeyEdge, subj.Edge, message.LogKeySubject, ev.subject,
 		message.LogKeyMsgID, env.ID.String(), "kind", string(kind), "detail", detail)
 	alarm := ChainAlarm{Kind: kind, Event: env.ID, Subject: ev.subject, Detail: detail}
 	if err := a.publish(ctx, subj.Edge, NameAuditChainBroken, env.ID, recordDedup("auth", env.ID, ev.streamSeq), alarm); err != nil {
@@ -60,7 +59,7 @@ func (a *Auditor) inauthentic(subj topic.Subject, ev *auditMsg) (BreakKind, stri
 // unchainedDecision raises a [BreakUnchained] alarm for an authentic
 // decision record without an audit sequence, and checks its grant.
 func (a *Auditor) unchainedDecision(ctx context.Context, subj topic.Subject, ev *auditMsg, env *message.Envelope, d *message.AccessDecision) error {
-	a.log.Warn("audit: decision record outside the chain", LogKeySecurity, authz.SecurityAuditAlarm, edgekit.LogKeyEdge, subj.Edge, message.LogKeyMsgID, env.ID.String())
+	a.log.Warn("audit: decision record outside the chain", authz.LogKeySecurity, authz.SecurityAuditAlarm, message.LogKeyEdge, subj.Edge, message.LogKeyMsgID, env.ID.String())
 	alarm := ChainAlarm{Kind: BreakUnchained, Event: env.ID, Subject: ev.subject}
 	if err := a.publish(ctx, subj.Edge, NameAuditChainBroken, env.ID, recordDedup("unchained", env.ID, ev.streamSeq), alarm); err != nil {
 		return err

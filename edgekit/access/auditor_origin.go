@@ -6,7 +6,6 @@ import (
 	"strconv"
 
 	"github.com/lintel-io/lintel/authz"
-	"github.com/lintel-io/lintel/edgekit"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nats.go"
@@ -48,8 +47,8 @@ func (a *Auditor) checkOrigin(ctx context.Context, subj topic.Subject, ev *audit
 	if env.ID.IsZero() {
 		dedup = "forged:seq:" + strconv.FormatUint(ev.streamSeq, 10)
 	}
-	a.log.Warn("audit: event refused by origin", LogKeySecurity, authz.SecurityAuditAlarm, message.LogKeySubject, ev.subject, logKeySource, origin.Source,
-		logKeyOrigin, origin.Edge, edgekit.LogKeyEdge, subj.Edge, logKeyReason, reason)
+	a.log.Warn("audit: event refused by origin", authz.LogKeySecurity, authz.SecurityAuditAlarm, message.LogKeySubject, ev.subject, logKeySource, origin.Source,
+		logKeyOrigin, origin.Edge, message.LogKeyEdge, subj.Edge, logKeyReason, reason)
 	alarm := ChainAlarm{Kind: BreakForged, Event: env.ID, Subject: ev.subject}
 	if err := a.publish(ctx, edge, NameAuditChainBroken, env.ID, dedup, alarm); err != nil {
 		return true, err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lintel-io/lintel/message"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -99,7 +100,7 @@ func (a *Auditor) loadPosition(ctx context.Context) error {
 	if err := json.Unmarshal(entry.Value(), &p); err != nil {
 		// Reading from the start again repeats nothing: every edge's own
 		// position guards its chain.
-		a.log.Error("audit position unreadable; reading the stream from its start", LogKeyErr, err)
+		a.log.Error("audit position unreadable; reading the stream from its start", message.LogKeyError, err)
 		p = auditPosition{}
 	}
 	a.rd.pos, a.rd.rev = p.Seq, entry.Revision()

@@ -25,24 +25,10 @@
 // value (errors name the field: [FieldError]) and checks that the doors,
 // groups and schedules a credential names exist at the edge.
 //
-// Versions: the revision of the edge's bucket is the version of the edge's
-// credential set. Every change at central bumps it; every decision records
-// the version it was made with (message.AccessDecision.CredentialSetVersion).
-// Versions are per edge: the same change has a different revision in each
-// edge's bucket.
-//
-// A fresh edge loads its whole bucket through its mirror when it first
-// starts (BenchmarkLoadFreshEdge: 100,000 credentials in about 1.3 s here).
-// When an edge's store is replaced (new hardware, a wiped disk), central's
-// consumer for the mirror remembers what it delivered to the old store and
-// the new mirror skips it. The edge notices by itself: a mirror lacking
-// entries central holds never counts as in sync ([ErrMirrorIncomplete] in
-// its log), so its doors fall back rather than decide from a partial set,
-// and the edge rebuilds the mirror and asks central for exactly what it
-// lacks; no operator step is needed, in any order. Replacing hardware
-// should also rotate the edge's NKey, so that central refuses the old box
-// if it is still up (both would claim the edge's link). See
-// docs/credential-mirror.md.
+// The revision of the edge's bucket is the version of its credential set,
+// recorded in every decision (message.AccessDecision.CredentialSetVersion).
+// An edge whose mirror lacks entries central holds (a replaced or wiped
+// store) falls back and repairs it by itself ([ErrMirrorIncomplete]).
 //
 // # Decisions at the edge
 //
@@ -70,23 +56,17 @@
 // configuration ([ParseDoorPolicies]), not replicated: they must work when
 // the replicated set cannot be used.
 //
-// A network outage never changes a lock's state by itself: the edge sends a
-// lock only unlock commands, each for one grant with a short deadline, and a
-// lock that hears nothing stays as it is. Free egress (the inside handle or
-// exit button) and release on fire alarm belong to the lock hardware and its
-// wiring, as building codes require, and must never depend on NATS, the edge
-// or this package.
+// A network outage never changes a lock's state by itself: the edge sends
+// a lock only unlock commands, each for one grant with a short deadline.
 //
 // # Revocation
 //
-// A revocation at central reaches every connected edge through its mirror,
-// and the edge's set applies it as soon as it arrives (BenchmarkRevocation
-// measures central's put to the edge's set holding the revoked value). An
-// edge that was offline applies pending revocations before it grants
-// anything once it sees the link back: see "After reconnection" at
-// [Service]. Decisions made while offline are marked Offline; central's
-// [Auditor] reports every grant of a credential that central had revoked
-// before the decision was made ([NameRevokedGrant]).
+// A revocation at central reaches every connected edge through its mirror
+// and applies at once; an edge that was offline applies pending
+// revocations before it grants anything once the link is back (see "After
+// reconnection" at [Service]). Decisions made while offline are marked
+// Offline; central's [Auditor] reports every grant of a credential central
+// had revoked before the decision ([NameRevokedGrant]).
 //
 // # The audit trail
 //
@@ -102,17 +82,15 @@
 // which states what the chain detects and what it cannot) and raises an
 // alarm event ([NameAuditChainBroken]) on a record that is not the edge's,
 // a gap, a modified or reordered record or a fork. The reader's reply
-// carries the decision, never the record. See docs/threat-model.md, "An
-// audit trail that cannot be forged, and a fair share of the edge". Alarms are central's own events about an edge, on
-// "{org}.{edge}._sys.audit.evt" ([AlarmThing]), which central's event
-// stream stores and no edge can publish across the leaf link.
+// carries the decision, never the record. Alarms are central's own events
+// about an edge, on "{org}.{edge}._sys.audit.evt" ([AlarmThing]), which
+// central's event stream stores and no edge can publish across the leaf
+// link.
 //
-// # Benchmarks
+// # Design notes
 //
-//	go test -run '^$' -bench 'Decision' -benchtime 10000x ./edgekit/access   request → reply, 100k credentials, central disconnected
-//	go test -run '^$' -bench 'Revocation' -benchtime 1000x ./edgekit/access  central revokes → edge denies
-//	go test -run '^$' -bench 'LoadFreshEdge' -benchtime 1x ./edgekit/access  100k credentials into a fresh edge
-//	go test -run '^$' -bench 'Decide|SetLoad' ./edgekit/access               the decision function alone
-//
-// Each reports beside its figure a raw baseline from the same run.
+// Why credentials are replicated as they are, staleness, what the network
+// never does, revocation and the benchmarks: docs/access-control.md. The
+// mirror's recovery: docs/credential-mirror.md. The audit trail's threat
+// model: docs/threat-model.md.
 package access

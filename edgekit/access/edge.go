@@ -151,12 +151,17 @@ type ServiceStats struct {
 // read; its value says what is wrong.
 const HeaderError = "Lintel-Error"
 
-// Log keys of the service's records.
+// Keys of the package's log records besides the shared ones of package
+// message (message.LogKeyError, LogKeyOrg, LogKeyEdge, LogKeySubject,
+// LogKeyMsgID) and authz.LogKeySecurity.
 const (
-	LogKeyErr     = "err"
-	LogKeyDoor    = "door"
-	LogKeyReader  = "reader"
-	LogKeyVersion = "version"
+	logKeyDoor    = "door"
+	logKeyReader  = "reader"
+	logKeyVersion = "version"
+	// logKeyCredential is the key of a credential id.
+	logKeyCredential = "credential"
+	// logKeyReply is the reply subject a request named.
+	logKeyReply = "reply"
 )
 
 // door is what the service knows of one door.
@@ -386,7 +391,7 @@ func StartService(ctx context.Context, node *edgekit.Node, cfg ServiceConfig) (*
 	names := node.Names()
 	s := &Service{
 		cfg: cfg, node: node, names: names, nc: node.Conn(), rc: node.ResponderConn(), js: node.JetStream(),
-		log: log.With(edgekit.LogKeyOrg, names.Org, edgekit.LogKeyEdge, names.Edge),
+		log: log.With(message.LogKeyOrg, names.Org, message.LogKeyEdge, names.Edge),
 		now: cfg.Now, ids: cfg.IDs, org: names.Org, edge: names.Edge,
 		kick: make(chan struct{}, 1), calls: make(map[string]chan *nats.Msg),
 		sem: make(chan struct{}, cfg.MaxInFlight), done: make(chan struct{}),

@@ -34,7 +34,7 @@ func (s *Service) watch(ctx context.Context) {
 				return
 			}
 		}
-		s.log.Warn("credential set: watch of the local mirror failed; retrying", LogKeyErr, err)
+		s.log.Warn("credential set: watch of the local mirror failed; retrying", message.LogKeyError, err)
 		if s.repair.until.Load() != 0 {
 			s.ensureMirror(ctx)
 		}
@@ -100,7 +100,7 @@ func (s *Service) watchOnce(ctx context.Context, first bool) error {
 			deleted := e.Operation() != jetstream.KeyValuePut
 			if _, err := set.Apply(e.Key(), e.Value(), e.Revision(), deleted); err != nil {
 				s.stats.applyErrors.Add(1)
-				s.log.Error("credential set: entry applied fail-secure", "key", e.Key(), LogKeyVersion, e.Revision(), LogKeyErr, err)
+				s.log.Error("credential set: entry applied fail-secure", "key", e.Key(), logKeyVersion, e.Revision(), message.LogKeyError, err)
 			}
 			if s.set.Load() == set {
 				s.applied(e.Revision())
@@ -124,7 +124,7 @@ func (s *Service) markLoaded() {
 	}
 	s.mu.Unlock()
 	if first {
-		s.log.Info("credential set loaded", LogKeyVersion, s.set.Load().Version(), "credentials", s.set.Load().Len())
+		s.log.Info("credential set loaded", logKeyVersion, s.set.Load().Version(), "credentials", s.set.Load().Len())
 	}
 }
 
@@ -164,7 +164,7 @@ func (s *Service) confirm(at time.Time) {
 	if write {
 		data, _ := json.Marshal(syncRecord{At: at, Version: s.set.Load().Version()})
 		if _, err := s.js.PublishAsync("$KV."+StateBucket(s.org, s.edge)+"."+stateKeySync, data); err != nil {
-			s.log.Warn("last confirmed sync not written", LogKeyErr, err)
+			s.log.Warn("last confirmed sync not written", message.LogKeyError, err)
 		}
 	}
 }
@@ -214,7 +214,7 @@ func (s *Service) syncLoop(ctx context.Context) {
 		if now := s.now(); awaiting || !now.Before(next) {
 			next = now.Add(s.cfg.SyncInterval)
 			if err := s.checkSync(ctx); err != nil && ctx.Err() == nil {
-				s.log.Debug("sync check failed", LogKeyErr, err)
+				s.log.Debug("sync check failed", message.LogKeyError, err)
 			}
 		}
 	}
@@ -361,7 +361,7 @@ func (s *Service) checkMirror(ctx context.Context, msgs, last uint64) error {
 	if s.mirrorGap.Swap(missing) != missing {
 		s.log.Error("credential mirror incomplete: it reached central's last revision with entries missing; "+
 			"the edge does not count as in sync, and rebuilds its mirror",
-			"missing", missing, "central_entries", msgs, "mirror_entries", st.Msgs, LogKeyVersion, last)
+			"missing", missing, "central_entries", msgs, "mirror_entries", st.Msgs, logKeyVersion, last)
 	}
 	s.mirrorLacking(last)
 	return fmt.Errorf("%w: credential mirror lacks %d of central's %d entries", ErrMirrorIncomplete, missing, msgs)
@@ -505,7 +505,7 @@ func (s *Service) checkCentral(id string, policy DoorPolicy, d message.AccessDec
 		// requests yet ("no responders"): try again within SyncWait.
 		select {
 		case <-ctx.Done():
-			s.log.Warn("credential not checked at central after reconnecting", LogKeyErr, err)
+			s.log.Warn("credential not checked at central after reconnecting", message.LogKeyError, err)
 			return d, false
 		case <-time.After(10 * time.Millisecond):
 		}
@@ -533,14 +533,14 @@ func (s *Service) answer(m *nats.Msg, msg *nats.Msg, d message.AccessDecision) {
 		r.Header.Set(HeaderError, "decision "+string(d.Reason)+" not recorded in the audit trail")
 	}
 	if err := s.rc.PublishMsg(r); err != nil {
-		s.log.Warn("decision not answered", LogKeyDoor, d.Door, LogKeyErr, err)
+		s.log.Warn("decision not answered", logKeyDoor, d.Door, message.LogKeyError, err)
 	}
 }
 
 // reject answers a request the service cannot read.
 func (s *Service) reject(m *nats.Msg, why string) {
 	s.stats.malformed.Add(1)
-	s.log.Warn("access request rejected", edgeLogSubject, m.Subject, LogKeyErr, why)
+	s.log.Warn("access request rejected", message.LogKeySubject, m.Subject, message.LogKeyError, why)
 	if m.Reply == "" || !topic.ReplyAllowed(m.Subject, m.Reply) {
 		return
 	}
@@ -548,8 +548,6 @@ func (s *Service) reject(m *nats.Msg, why string) {
 	r.Header.Set(HeaderError, why)
 	_ = s.rc.PublishMsg(r)
 }
-
-const edgeLogSubject = "subject"
 
 // unlock sends each of the door's locks an unlock command for the grant
 // event.
@@ -576,7 +574,7 @@ func (s *Service) unlock(reader topic.Thing, grant *message.Envelope, dr *door, 
 			err = s.nc.PublishMsg(msg)
 		}
 		if err != nil {
-			s.log.Error("unlock command not sent", LogKeyDoor, doorCode, "lock", lock.Code, LogKeyErr, err)
+			s.log.Error("unlock command not sent", logKeyDoor, doorCode, "lock", lock.Code, message.LogKeyError, err)
 			continue
 		}
 		s.stats.unlocks.Add(1)

@@ -52,10 +52,6 @@ const (
 	DefaultPutWindow = 1024
 )
 
-// LogKeyCredential is the log key of a credential id in the manager's and
-// the auditor's records.
-const LogKeyCredential = "credential"
-
 // ManagerConfig configures a [Manager]. The zero value of every field means
 // its default.
 type ManagerConfig struct {
@@ -145,7 +141,7 @@ func NewManager(js jetstream.JetStream, hub *edgekit.Hub, cfg ManagerConfig) (*M
 	}
 	m := &Manager{
 		js: js, hub: hub, cfg: cfg,
-		log:     cfg.Logger.With(edgekit.LogKeyOrg, cfg.Org),
+		log:     cfg.Logger.With(message.LogKeyOrg, cfg.Org),
 		buckets: map[string]jetstream.KeyValue{},
 	}
 	if inv := cfg.Inventory; inv != nil {
@@ -330,7 +326,7 @@ func (m *Manager) Put(ctx context.Context, edge string, c *Credential) (uint64, 
 			return 0, fmt.Errorf("access: edge %s: put credential %s: %w", edge, c.ID, err)
 		}
 		c.Revision = rev
-		m.log.Debug("put credential", edgekit.LogKeyEdge, edge, LogKeyCredential, c.ID, LogKeyVersion, rev)
+		m.log.Debug("put credential", message.LogKeyEdge, edge, logKeyCredential, c.ID, logKeyVersion, rev)
 		return rev, nil
 	}
 	return 0, fmt.Errorf("access: edge %s: credential %s kept changing; gave up after %d attempts", edge, c.ID, stateChangeRetries)
@@ -433,7 +429,7 @@ func (m *Manager) PutMany(ctx context.Context, edge string, cs []*Credential) (u
 			return fail(err)
 		}
 	}
-	m.log.Info("loaded credentials", edgekit.LogKeyEdge, edge, "count", len(cs), LogKeyVersion, last)
+	m.log.Info("loaded credentials", message.LogKeyEdge, edge, "count", len(cs), logKeyVersion, last)
 	return last, nil
 }
 
@@ -644,7 +640,7 @@ func (m *Manager) setState(ctx context.Context, id string, state CredentialState
 		}
 		out[h.edge] = rev
 	}
-	m.log.Info("credential state changed", LogKeyCredential, id, "state", string(state), "edges", len(out))
+	m.log.Info("credential state changed", logKeyCredential, id, "state", string(state), "edges", len(out))
 	return out, errors.Join(errs...)
 }
 
@@ -721,7 +717,7 @@ func (m *Manager) Remove(ctx context.Context, edge, id string) error {
 		m.forget(edge)
 		return fmt.Errorf("access: edge %s: remove credential %s: %w", edge, id, err)
 	}
-	m.log.Info("removed credential", edgekit.LogKeyEdge, edge, LogKeyCredential, id)
+	m.log.Info("removed credential", message.LogKeyEdge, edge, logKeyCredential, id)
 	return nil
 }
 
@@ -800,7 +796,7 @@ func (m *Manager) putRaw(ctx context.Context, edge, key string, value []byte) (u
 		m.forget(edge)
 		return 0, fmt.Errorf("access: edge %s: put %s: %w", edge, key, err)
 	}
-	m.log.Debug("put", edgekit.LogKeyEdge, edge, "key", key, LogKeyVersion, rev)
+	m.log.Debug("put", message.LogKeyEdge, edge, "key", key, logKeyVersion, rev)
 	return rev, nil
 }
 
@@ -883,6 +879,6 @@ func (m *Manager) ResetMirror(ctx context.Context, edge string) error {
 	if _, err := m.js.CreateOrUpdatePushConsumer(ctx, n.CredentialStream, n.CredentialConsumerConfig()); err != nil {
 		return fmt.Errorf("access: edge %s: create credential consumer: %w", edge, err)
 	}
-	m.log.Info("credential mirror consumer reset", edgekit.LogKeyEdge, edge)
+	m.log.Info("credential mirror consumer reset", message.LogKeyEdge, edge)
 	return nil
 }

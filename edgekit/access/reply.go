@@ -1,17 +1,15 @@
 package access
 
 import (
+	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nats.go"
 )
 
-// Keys and values of the security events the service logs, at warn level.
+// Security events the service logs at warn level, values of
+// authz.LogKeySecurity.
 const (
-	// LogKeySecurity names the kind of a security event; its values are
-	// the Security* constants.
-	LogKeySecurity = "security"
-	// LogKeyReply is the reply subject a request named.
-	LogKeyReply = "reply"
 	// SecurityReplyRefused is a request dropped unanswered because its
 	// reply subject was not the requester's own inbox.
 	SecurityReplyRefused = "reply_refused"
@@ -29,6 +27,6 @@ func (s *Service) replyAllowed(m *nats.Msg) bool {
 	}
 	s.repliesRefused.Add(1)
 	s.log.Warn("request dropped: reply subject outside the requester's inbox",
-		LogKeySecurity, SecurityReplyRefused, edgeLogSubject, m.Subject, LogKeyReply, m.Reply)
+		authz.LogKeySecurity, SecurityReplyRefused, message.LogKeySubject, m.Subject, logKeyReply, m.Reply)
 	return false
 }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lintel-io/lintel/message"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -118,7 +119,7 @@ func (s *Service) rebuildMirror(ctx context.Context, last uint64) error {
 	case <-s.repair.req:
 	default:
 	}
-	s.log.Warn("credential mirror incomplete: rebuilding it from central", LogKeyVersion, last)
+	s.log.Warn("credential mirror incomplete: rebuilding it from central", logKeyVersion, last)
 	callCtx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	err = s.js.DeleteStream(callCtx, name)
 	cancel()
@@ -139,7 +140,7 @@ func (s *Service) rebuildMirror(ctx context.Context, last uint64) error {
 	if resetErr != nil {
 		return resetErr
 	}
-	s.log.Info("credential mirror rebuilt; loading the bucket from central", LogKeyVersion, last)
+	s.log.Info("credential mirror rebuilt; loading the bucket from central", logKeyVersion, last)
 	return nil
 }
 
@@ -158,7 +159,7 @@ func (s *Service) ensureMirror(ctx context.Context) {
 		return
 	}
 	if _, err := s.js.CreateOrUpdateStream(ctx, *cfg); err != nil {
-		s.log.Warn("credential mirror not created again", LogKeyErr, err)
+		s.log.Warn("credential mirror not created again", message.LogKeyError, err)
 	}
 }
 
@@ -217,7 +218,7 @@ func (s *Service) resetConsumer(ctx context.Context, seq uint64) error {
 		if err == nil {
 			return nil
 		}
-		s.log.Debug("credential consumer not reset yet", LogKeyErr, err)
+		s.log.Debug("credential consumer not reset yet", message.LogKeyError, err)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("access: reset credential consumer %s at central to %d: %w", s.names.CredentialConsumer, seq, err)

@@ -51,17 +51,14 @@ const (
 	DefaultSeenSize = 4096
 )
 
-// Keys of the attributes in the engine's log records.
+// Keys of the engine's log records besides the shared ones of package
+// message (message.LogKeyOrg, LogKeyEdge, LogKeySubject, LogKeyMsgID and
+// LogKeyError).
 const (
-	LogKeyOrg     = "org"
-	LogKeyEdge    = "edge"
-	LogKeyRule    = "rule"
-	LogKeySubject = "subject"
-	LogKeyMsgID   = "msg_id"
-	LogKeyKey     = "key"
-	LogKeyCount   = "count"
-	LogKeyDepth   = "depth"
-	LogKeyError   = "err"
+	logKeyRule  = "rule"
+	logKeyKey   = "key"
+	logKeyCount = "count"
+	logKeyDepth = "depth"
 )
 
 // Config configures an [Engine]. Org, Edge and Conn are required; the zero
@@ -228,7 +225,7 @@ func Start(ctx context.Context, cfg Config, initial *RuleSet) (*Engine, error) {
 	e := &Engine{
 		cfg:   cfg,
 		scope: scope,
-		log:   log.With(LogKeyOrg, cfg.Org, LogKeyEdge, cfg.Edge),
+		log:   log.With(message.LogKeyOrg, cfg.Org, message.LogKeyEdge, cfg.Edge),
 		js:    js,
 		self:  topic.Thing{Org: cfg.Org, Edge: cfg.Edge, Type: topic.ThingTypeEdge, Code: cfg.Edge},
 		state: make(map[string]*ruleState),
@@ -250,7 +247,7 @@ func Start(ctx context.Context, cfg Config, initial *RuleSet) (*Engine, error) {
 		_ = sub.Unsubscribe()
 		return nil, fmt.Errorf("rules: subscribe %s: %w", edge, err)
 	}
-	e.log.Info("rules engine started", LogKeyCount, e.Rules().Len())
+	e.log.Info("rules engine started", logKeyCount, e.Rules().Len())
 	return e, nil
 }
 
@@ -318,7 +315,7 @@ func (e *Engine) Reload(data []byte) error {
 	if err := e.Load(rs); err != nil {
 		return err
 	}
-	e.log.Info("rules reloaded", LogKeyCount, rs.Len())
+	e.log.Info("rules reloaded", logKeyCount, rs.Len())
 	return nil
 }
 
@@ -380,7 +377,7 @@ func (e *Engine) process(msg *nats.Msg, outs []output) []output {
 	env := &e.env
 	if err := message.DecodeMsg(msg, env, nil); err != nil {
 		e.totals.ignored++
-		e.log.Debug("not an envelope; ignored", LogKeySubject, msg.Subject, LogKeyError, err)
+		e.log.Debug("not an envelope; ignored", message.LogKeySubject, msg.Subject, message.LogKeyError, err)
 		return outs
 	}
 	if env.Type == topic.Command {
@@ -396,8 +393,8 @@ func (e *Engine) process(msg *nats.Msg, outs []output) []output {
 	if depth >= e.cfg.MaxDepth {
 		e.totals.droppedDepth++
 		if n, ok := e.depthLog.due(now, e.cfg.LogInterval); ok {
-			e.log.Warn("message at the deepest chain of firings; no rule evaluated", LogKeySubject, msg.Subject,
-				LogKeyMsgID, env.ID.String(), LogKeyDepth, depth, HeaderRuleChain, strings.Join(chain, ","), LogKeyCount, n)
+			e.log.Warn("message at the deepest chain of firings; no rule evaluated", message.LogKeySubject, msg.Subject,
+				message.LogKeyMsgID, env.ID.String(), logKeyDepth, depth, HeaderRuleChain, strings.Join(chain, ","), logKeyCount, n)
 		}
 		return outs
 	}
@@ -415,11 +412,11 @@ func (e *Engine) process(msg *nats.Msg, outs []output) []output {
 		case Looped:
 			st.stats.DroppedLoop++
 			e.totals.droppedLoop++
-			e.logDrop(st, dropLoop, now, "rule not fired: the message stems from its own firing", LogKeySubject, msg.Subject, HeaderRuleChain, strings.Join(chain, ","))
+			e.logDrop(st, dropLoop, now, "rule not fired: the message stems from its own firing", message.LogKeySubject, msg.Subject, HeaderRuleChain, strings.Join(chain, ","))
 		case Failed:
 			st.stats.Errors++
 			e.totals.errors++
-			e.logDrop(st, dropError, now, "rule not evaluated", LogKeySubject, msg.Subject, LogKeyMsgID, env.ID.String(), LogKeyError, f.Err)
+			e.logDrop(st, dropError, now, "rule not evaluated", message.LogKeySubject, msg.Subject, message.LogKeyMsgID, env.ID.String(), message.LogKeyError, f.Err)
 		case Matched:
 			if f.rule.forDur == 0 {
 				if e.allow(st, now) {
@@ -482,7 +479,7 @@ func (e *Engine) arm(st *ruleState, trig trigger, now time.Time) {
 	if len(st.held) >= e.cfg.MaxKeys {
 		st.stats.Errors++
 		e.totals.errors++
-		e.logDrop(st, dropError, now, "rule not armed: too many keys", LogKeyKey, trig.key)
+		e.logDrop(st, dropError, now, "rule not armed: too many keys", logKeyKey, trig.key)
 		return
 	}
 	ep := &episode{trig: trig}
@@ -567,7 +564,7 @@ func (e *Engine) logDrop(st *ruleState, kind int, now time.Time, msg string, arg
 	if kind == dropPublish {
 		level = slog.LevelError
 	}
-	e.log.Log(context.Background(), level, msg, append([]any{LogKeyRule, st.r.name, LogKeyCount, n}, args...)...)
+	e.log.Log(context.Background(), level, msg, append([]any{logKeyRule, st.r.name, logKeyCount, n}, args...)...)
 }
 
 // idRing remembers the last n IDs added.

@@ -32,8 +32,8 @@ func (e *Engine) publish(o *output) {
 			e.mu.Lock()
 			o.st.stats.PublishErrors++
 			e.totals.publishErrors++
-			e.logDrop(o.st, dropPublish, now, "rule action not published", LogKeySubject, o.trig.subject,
-				LogKeyMsgID, o.trig.id.String(), LogKeyError, err)
+			e.logDrop(o.st, dropPublish, now, "rule action not published", message.LogKeySubject, o.trig.subject,
+				message.LogKeyMsgID, o.trig.id.String(), message.LogKeyError, err)
 			e.mu.Unlock()
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/lintel-io/lintel/message"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -38,7 +39,7 @@ func Watch(ctx context.Context, kv jetstream.KeyValue, key string, e *Engine, on
 			onError(err)
 			return
 		}
-		e.log.Error("rule document refused; rules unchanged", LogKeyError, err)
+		e.log.Error("rule document refused; rules unchanged", message.LogKeyError, err)
 	}
 	for {
 		select {

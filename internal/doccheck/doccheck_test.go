@@ -16,8 +16,9 @@ import (
 )
 
 // TestExportedNamesDocumented fails, listing file:line and name, for each
-// exported function, method (on an exported type), type, struct field,
-// constant or variable of a library package that has no doc comment. A
+// exported function, method (on an exported type), type, struct field
+// (nested struct types included), interface method, constant or variable
+// of a library package that has no doc comment. A
 // comment above the declaration, above its group or at the end of its line
 // counts. Skipped: apps/, internal/, testdata, hidden directories, main
 // packages and _test.go files.
@@ -79,17 +80,7 @@ func TestExportedNamesDocumented(t *testing.T) {
 						if d.Doc == nil && s.Doc == nil && s.Comment == nil {
 							report(s.Pos(), "type "+s.Name.Name)
 						}
-						st, ok := s.Type.(*ast.StructType)
-						if !ok {
-							continue
-						}
-						for _, fl := range st.Fields.List {
-							for _, nm := range fl.Names {
-								if nm.IsExported() && fl.Doc == nil && fl.Comment == nil {
-									report(nm.Pos(), "field "+s.Name.Name+"."+nm.Name)
-								}
-							}
-						}
+						checkMembers(s.Name.Name, s.Type, report)
 					case *ast.ValueSpec:
 						for _, nm := range s.Names {
 							if nm.IsExported() && d.Doc == nil && s.Doc == nil && s.Comment == nil {
@@ -107,6 +98,42 @@ func TestExportedNamesDocumented(t *testing.T) {
 	}
 	if len(missing) > 0 {
 		t.Errorf("%d exported names have no doc comment:\n%s", len(missing), strings.Join(missing, "\n"))
+	}
+}
+
+// checkMembers reports the exported fields of a struct type and the
+// exported methods of an interface type that have no doc comment, in typ
+// and in the struct and interface types nested in it (a field of type
+// struct{…}, []struct{…} or map[string]struct{…}). Embedded fields and
+// interfaces are not reported: their own type documents them.
+func checkMembers(name string, typ ast.Expr, report func(token.Pos, string)) {
+	switch t := typ.(type) {
+	case *ast.StructType:
+		for _, fl := range t.Fields.List {
+			for _, nm := range fl.Names {
+				if !nm.IsExported() {
+					continue
+				}
+				if fl.Doc == nil && fl.Comment == nil {
+					report(nm.Pos(), "field "+name+"."+nm.Name)
+				}
+				checkMembers(name+"."+nm.Name, fl.Type, report)
+			}
+		}
+	case *ast.InterfaceType:
+		for _, m := range t.Methods.List {
+			for _, nm := range m.Names {
+				if nm.IsExported() && m.Doc == nil && m.Comment == nil {
+					report(nm.Pos(), "method "+name+"."+nm.Name)
+				}
+			}
+		}
+	case *ast.StarExpr:
+		checkMembers(name, t.X, report)
+	case *ast.ArrayType:
+		checkMembers(name, t.Elt, report)
+	case *ast.MapType:
+		checkMembers(name, t.Value, report)
 	}
 }
 
