@@ -137,6 +137,7 @@ type AuthStats struct {
 // are safe for concurrent use.
 type EdgeAuthenticator struct {
 	org, edge string
+	central   bool // the central gateway's devices of org, not an edge's users
 	now       func() time.Time
 	log       *slog.Logger
 	events    *eventLimiter // security events of floods, at most one a second
@@ -195,9 +196,16 @@ type cacheEntry struct {
 // topology keeps and [ErrInvalid] for a service of unknown kind. Users that
 // st holds no credential for are left out (and logged): they cannot log in.
 func NewEdgeAuthenticator(inv *Inventory, st *State, org, edge string, cfg EdgeAuthConfig) (*EdgeAuthenticator, error) {
+	return newAuthenticator(inv, st, org, edge, false, cfg)
+}
+
+// newAuthenticator is NewEdgeAuthenticator, or with centralGateway the
+// authenticator of the central gateway's devices of org (edge is "").
+func newAuthenticator(inv *Inventory, st *State, org, edge string, centralGateway bool, cfg EdgeAuthConfig) (*EdgeAuthenticator, error) {
 	a := &EdgeAuthenticator{
 		org:     org,
 		edge:    edge,
+		central: centralGateway,
 		now:     cfg.Now,
 		log:     cfg.Logger,
 		events:  newEventLimiter(time.Second),
@@ -585,6 +593,9 @@ func (a *EdgeAuthenticator) Close() {
 // buildTable builds the credential table of a's edge, reusing the entries
 // of prev that did not change.
 func (a *EdgeAuthenticator) buildTable(inv *Inventory, st *State, prev *authTable) (*authTable, error) {
+	if a.central {
+		return a.buildCentralGatewayTable(inv, st, prev)
+	}
 	if err := findEdge(inv, a.org, a.edge); err != nil {
 		return nil, err
 	}

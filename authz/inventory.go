@@ -104,6 +104,10 @@ type Thing struct {
 	// without it is refused over MQTT: another MQTT device could otherwise
 	// take over its client ID, and with it its session.
 	MQTT bool `json:"mqtt,omitempty"`
+	// CentralGateway lets the device use the HTTP gateway at central
+	// (docs/gateway.md): the central gateway authenticates it, and its
+	// events reach central's storage through the org's gateway stream.
+	CentralGateway bool `json:"central_gateway,omitempty"`
 }
 
 // Door is an access point at one edge, with the readers that request access

@@ -197,7 +197,10 @@ func OperatorPermissions(org, name string) Permissions {
 // publish, subscribe to their cmd and cfg subjects, and its own inbox,
 // where replies and JetStream acknowledgements for them arrive. Devices are
 // listed one by one, so the gateway cannot speak for a thing type the
-// platform reserves ("_edge", "_sys") or for an unregistered device.
+// platform reserves ("_edge", "_sys") or for an unregistered device. A
+// gateway scoped to its org (no edge) is the central gateway: it may also
+// publish the gateway-stream subjects of the org's devices marked
+// [Thing].CentralGateway ([CentralGatewaySubject]).
 func GatewayPermissions(inv *Inventory, s Service) Permissions {
 	var pub, sub []string
 	for _, t := range sortedThings(inv) {
@@ -207,6 +210,9 @@ func GatewayPermissions(inv *Inventory, s Service) Permissions {
 		tt := topicThing(t)
 		pub = append(pub, thingSubjects(tt, devicePublishTypes[:])...)
 		sub = append(sub, thingSubjects(tt, deviceSubscribeTypes[:])...)
+	}
+	if s.Edge == "" {
+		pub = append(pub, centralGatewaySubjects(inv, s.Org)...)
 	}
 	sub = append(sub, UserInboxPrefix(ServiceUser(s.Org, s.Name))+".>")
 	return Permissions{Publish: rules(pub), Subscribe: rules(sub)}

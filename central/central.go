@@ -80,6 +80,10 @@ type Config struct {
 	// EventStream adjusts each org's event stream when it is created
 	// (retention limits, replicas); see edgekit.HubConfig.EventStream.
 	EventStream func(*jetstream.StreamConfig)
+	// GatewayStream adjusts each org's gateway stream (the central HTTP
+	// gateway's, see docs/gateway.md) when it is created or updated:
+	// retention limits, the duplicate window.
+	GatewayStream func(*jetstream.StreamConfig)
 	// Replicas is how many copies of each of central's streams and buckets
 	// a clustered central keeps (Render.Cluster set): 3 for a cluster of
 	// three nodes. Zero means one. See docs/cluster.md.
@@ -110,7 +114,8 @@ type org struct {
 	mu      sync.Mutex
 	sup     *edgekit.Supervisor
 	auditor *access.Auditor
-	failing string // the last start or leadership failure, logged once
+	gw      orgGateway // see gateway.go
+	failing string     // the last start or leadership failure, logged once
 }
 
 // Central is a running central node. Its methods are safe for concurrent
@@ -268,6 +273,9 @@ func (c *Central) startOrg(ctx context.Context, o *org, provision bool) error {
 			return fmt.Errorf("ingest: %w", err)
 		}
 	}
+	if err := c.startGateway(ctx, c.inventory(), o); err != nil {
+		return err
+	}
 	if c.clustered() {
 		return nil
 	}
@@ -302,6 +310,9 @@ func (c *Central) connectOrg(o *org) error {
 func (c *Central) provision(ctx context.Context, o *org) error {
 	if err := o.hub.Provision(ctx, edgesOf(c.inventory(), o.code)...); err != nil {
 		return fmt.Errorf("provision: %w", err)
+	}
+	if err := c.provisionGateway(ctx, c.inventory(), o); err != nil {
+		return err
 	}
 	if c.store == nil {
 		return nil
@@ -427,6 +438,14 @@ func (c *Central) Update(ctx context.Context, inv *authz.Inventory, st *authz.St
 				return err
 			}
 		}
+		if !c.clustered() || o.leads() {
+			if err := c.provisionGateway(ctx, inv, o); err != nil {
+				return fmt.Errorf("org %s: %w", code, err)
+			}
+		}
+		if err := c.startGateway(ctx, inv, o); err != nil {
+			return fmt.Errorf("org %s: %w", code, err)
+		}
 		// On a clustered central the node running the org's duties
 		// provisions (each node reloads; see Central.lead).
 		if c.clustered() && !o.leads() {
@@ -476,6 +495,9 @@ func (c *Central) shutdown() error {
 			if err := o.run.Err(); err != nil && !errors.Is(err, context.Canceled) {
 				errs = append(errs, fmt.Errorf("org %s: ingest: %w", o.code, err))
 			}
+		}
+		if err := c.stopGateway(o); err != nil {
+			errs = append(errs, err)
 		}
 		// A duty stuck in a JetStream call (no quorum left, say) is cut
 		// short by closing the connection under it.

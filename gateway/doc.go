@@ -29,6 +29,11 @@
 // and GET /v1/commands (long-poll or Server-Sent Events). Errors are RFC
 // 9457 problem details ([Problem]).
 //
+// For devices off every edge's network, [Central] (from [ConnectCentral])
+// serves POST /v1/events at central: devices the inventory marks for it
+// post as themselves into the org's gateway stream, which central's
+// storage ingests exactly once. It does not hand out commands yet.
+//
 // Design, trust choices, presence for commands and figures:
 // docs/gateway.md.
 package gateway

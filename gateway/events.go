@@ -66,7 +66,10 @@ func readBody(r *http.Request, limit int64) ([]byte, *Problem) {
 	return b, nil
 }
 
-func (g *Gateway) postEvents(w http.ResponseWriter, r *http.Request, s *session) {
+// eventsBody reads the body of a POST of events: a batch (batch true), or
+// one event in structured form, a binary-mode event being turned
+// structured. Any other media type is refused, naming the ones accepted.
+func (g *Gateway) eventsBody(r *http.Request) (body []byte, batch bool, p *Problem) {
 	ct := r.Header.Get("Content-Type")
 	mt, _, _ := mime.ParseMediaType(ct)
 	binary := r.Header.Get("Ce-Specversion") != ""
@@ -78,23 +81,30 @@ func (g *Gateway) postEvents(w http.ResponseWriter, r *http.Request, s *session)
 			fmt.Sprintf("Content-Type %q: send %s, %s, or an event in binary content mode (ce-specversion and the other ce-* headers)",
 				ct, message.ContentTypeCloudEventsJSON, ContentTypeCloudEventsBatch))
 		p.Field = "Content-Type"
-		g.problem(w, p)
-		return
+		return nil, false, p
 	}
-	body, p := readBody(r, g.cfg.MaxBodyBytes)
+	if body, p = readBody(r, g.cfg.MaxBodyBytes); p != nil {
+		return nil, false, p
+	}
+	switch mt {
+	case ContentTypeCloudEventsBatch:
+		return body, true, nil
+	case message.ContentTypeCloudEventsJSON:
+		return body, false, nil
+	}
+	body, p = binaryToStructured(r.Header, body)
+	return body, false, p
+}
+
+func (g *Gateway) postEvents(w http.ResponseWriter, r *http.Request, s *session) {
+	body, batch, p := g.eventsBody(r)
 	if p != nil {
 		g.problem(w, p)
 		return
 	}
-	if mt == ContentTypeCloudEventsBatch {
+	if batch {
 		g.postBatch(w, r, s, body)
 		return
-	}
-	if mt != message.ContentTypeCloudEventsJSON {
-		if body, p = binaryToStructured(r.Header, body); p != nil {
-			g.problem(w, p)
-			return
-		}
 	}
 	e, p := g.decode(body)
 	if p != nil {

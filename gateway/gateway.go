@@ -166,38 +166,13 @@ func New(cfg Config) (*Gateway, error) {
 	case cfg.RequireClientCert && cfg.ClientCertHeader == "":
 		return nil, fmt.Errorf("%w: RequireClientCert without ClientCertHeader", ErrInvalidConfig)
 	}
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if cfg.MaxBatch <= 0 {
-		cfg.MaxBatch = DefaultMaxBatch
-	}
-	if cfg.Rate == 0 {
-		cfg.Rate = DefaultRate
-	}
-	if cfg.Burst <= 0 {
-		cfg.Burst = DefaultBurst
-	}
-	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = DefaultIdleTimeout
-	}
-	if cfg.PublishTimeout <= 0 {
-		cfg.PublishTimeout = DefaultPublishTimeout
-	}
 	if cfg.MaxPollWait <= 0 {
 		cfg.MaxPollWait = DefaultMaxPollWait
 	}
 	if cfg.CommandLinger <= 0 {
 		cfg.CommandLinger = DefaultCommandLinger
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	g := &Gateway{cfg: cfg, log: cfg.Logger, devs: make(map[topic.Thing]*session),
-		limits: make(map[topic.Thing]*bucket), quit: make(chan struct{})}
-	if g.log == nil {
-		g.log = slog.New(slog.DiscardHandler)
-	}
+	g := newShared(cfg)
 	g.mux = http.NewServeMux()
 	g.mux.HandleFunc("POST "+PathEvents, g.device(g.postEvents))
 	g.mux.HandleFunc("POST "+PathRequests, g.device(g.postRequest))

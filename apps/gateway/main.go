@@ -3,6 +3,11 @@
 // HTTP, each as itself, through connections to the edge's nats-server
 // logged in as the device (see package gateway and docs/gateway.md).
 //
+// With "mode": "central" it runs the central gateway of an org instead:
+// the devices the inventory marks "central_gateway" post their events
+// over HTTP, and the gateway stores them in the org's gateway stream at
+// central, connected as its own service user (gateway.Central).
+//
 //	gateway -config /usr/local/etc/lintel/gateway.json
 //	gateway -config gateway.json -check
 //
@@ -64,8 +69,16 @@ func run(args []string, stderr io.Writer) int {
 	level := new(slog.LevelVar)
 	level.Set(cfg.Log.LevelValue())
 	log := cfg.Log.Logger(stderr, level).With("org", cfg.Org, "edge", cfg.Edge)
+	if cfg.Central() {
+		log = cfg.Log.Logger(stderr, level).With("org", cfg.Org, "mode", cfg.Mode)
+	}
 
-	auth, err := authz.NewEdgeAuthenticator(inv, st, cfg.Org, cfg.Edge, authz.EdgeAuthConfig{Logger: log})
+	var auth *authz.EdgeAuthenticator
+	if cfg.Central() {
+		auth, err = authz.NewCentralGatewayAuthenticator(inv, st, cfg.Org, authz.EdgeAuthConfig{Logger: log})
+	} else {
+		auth, err = authz.NewEdgeAuthenticator(inv, st, cfg.Org, cfg.Edge, authz.EdgeAuthConfig{Logger: log})
+	}
 	if err != nil {
 		log.Error("credentials", "err", err)
 		return appmain.ExitUsage
@@ -74,6 +87,9 @@ func run(args []string, stderr io.Writer) int {
 	var natsOpts []nats.Option
 	if cfg.EdgeCAFile != "" {
 		natsOpts = append(natsOpts, nats.RootCAs(cfg.EdgeCAFile))
+	}
+	if cfg.CentralCAFile != "" {
+		natsOpts = append(natsOpts, nats.RootCAs(cfg.CentralCAFile))
 	}
 	gcfg := gateway.Config{
 		Org: cfg.Org, Edge: cfg.Edge, URLs: cfg.EdgeURLs, Auth: auth, NATSOptions: natsOpts,
@@ -92,10 +108,32 @@ func run(args []string, stderr io.Writer) int {
 			return appmain.ExitUsage
 		}
 	}
-	gw, err := gateway.New(gcfg)
-	if err != nil {
-		log.Error("gateway", "err", err)
-		return appmain.ExitUsage
+	var gw handler
+	if cfg.Central() {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := gateway.ConnectCentral(cctx, gateway.CentralConfig{
+			Org: cfg.Org, URLs: cfg.CentralURLs, Service: cfg.Service, Password: cfg.Password(), Auth: auth,
+			NATSOptions: natsOpts, MaxBodyBytes: gcfg.MaxBodyBytes, Rate: gcfg.Rate, Burst: gcfg.Burst,
+			TrustedProxies: gcfg.TrustedProxies, ClientCertHeader: gcfg.ClientCertHeader, ClientCAs: gcfg.ClientCAs,
+			RequireClientCert: gcfg.RequireClientCert, Logger: log,
+		})
+		cancel()
+		switch {
+		case errors.Is(err, gateway.ErrInvalidConfig):
+			log.Error("gateway", "err", err)
+			return appmain.ExitUsage
+		case err != nil:
+			log.Error("connect to central", "err", err)
+			return appmain.ExitNoStart
+		}
+		gw = c
+	} else {
+		g, err := gateway.New(gcfg)
+		if err != nil {
+			log.Error("gateway", "err", err)
+			return appmain.ExitUsage
+		}
+		gw = g
 	}
 	defer gw.Close()
 
@@ -148,6 +186,14 @@ func run(args []string, stderr io.Writer) int {
 	return code
 }
 
+// handler is the gateway of either mode: *gateway.Gateway or
+// *gateway.Central.
+type handler interface {
+	http.Handler
+	Stats() gateway.Stats
+	Close() error
+}
+
 func loadInputs(cfg *config.Gateway) (*authz.Inventory, *authz.State, error) {
 	inv, err := config.LoadInventory(cfg.Inventory)
 	if err != nil {
@@ -160,17 +206,18 @@ func loadInputs(cfg *config.Gateway) (*authz.Inventory, *authz.State, error) {
 	return inv, st, nil
 }
 
-// ready reports the gateway's counters, and fails while the edge's first
-// client URL does not accept connections.
-func ready(ctx context.Context, cfg *config.Gateway, gw *gateway.Gateway) (any, error) {
-	u, err := url.Parse(cfg.EdgeURLs[0])
+// ready reports the gateway's counters, and fails while the first client
+// URL of the edge (or of central, in central mode) does not accept
+// connections.
+func ready(ctx context.Context, cfg *config.Gateway, gw handler) (any, error) {
+	u, err := url.Parse(cfg.URLs()[0])
 	if err != nil {
 		return nil, err
 	}
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", u.Host)
 	if err != nil {
-		return gw.Stats(), fmt.Errorf("edge %s unreachable: %w", u.Host, err)
+		return gw.Stats(), fmt.Errorf("%s %s unreachable: %w", cfg.Mode, u.Host, err)
 	}
 	_ = c.Close()
 	return gw.Stats(), nil
@@ -196,7 +243,7 @@ func reload(auth *authz.EdgeAuthenticator, path string, level *slog.LevelVar, lo
 }
 
 // registerMetrics exports the gateway's and its password checks' counters.
-func registerMetrics(reg *prometheus.Registry, gw *gateway.Gateway, auth *authz.EdgeAuthenticator) {
+func registerMetrics(reg *prometheus.Registry, gw handler, auth *authz.EdgeAuthenticator) {
 	counter := func(name, help string, f func(gateway.Stats) uint64) {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
 			func() float64 { return float64(f(gw.Stats())) }))

@@ -3,8 +3,11 @@ package config
 import (
 	"net/netip"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/lintel-io/lintel/authz"
 )
 
 // Defaults of [Gateway].
@@ -13,10 +16,22 @@ const (
 	DefaultGatewayAdmin  = "127.0.0.1:9472"
 )
 
-// Gateway is the configuration of an edge's HTTP gateway (apps/gateway).
+// Gateway modes ([Gateway].Mode).
+const (
+	GatewayModeEdge    = "edge"
+	GatewayModeCentral = "central"
+)
+
+// Gateway is the configuration of an HTTP gateway (apps/gateway): an
+// edge's, or in central mode the central gateway of an org.
 type Gateway struct {
+	// Mode is "edge" (the default), the gateway of the edge Edge, or
+	// "central", the central gateway of Org for the devices the inventory
+	// marks "central_gateway" (docs/gateway.md), which needs CentralURLs,
+	// Service and PasswordFile instead of Edge and EdgeURLs.
+	Mode string `json:"mode,omitempty"`
 	// Org and Edge name the site whose devices the gateway serves.
-	// Required.
+	// Required (Edge only in edge mode).
 	Org  string `json:"org"`
 	Edge string `json:"edge"`
 	// Inventory and State as for [Edge]: the device passwords are checked
@@ -28,6 +43,16 @@ type Gateway struct {
 	EdgeURLs []string `json:"edge_urls"`
 	// EdgeCAFile pins the CA of the edge's client listener, when it has TLS.
 	EdgeCAFile string `json:"edge_ca_file,omitempty"`
+	// CentralURLs are central's client URLs (central mode; required
+	// there), and CentralCAFile pins the CA of its client listener.
+	CentralURLs   []string `json:"central_urls,omitempty"`
+	CentralCAFile string   `json:"central_ca_file,omitempty"`
+	// Service names the gateway's service in the inventory (central mode:
+	// kind "gateway", scoped to Org without an edge), and PasswordFile the
+	// file holding its password (mode 0600, as lintelctl render writes
+	// it); LINTEL_GATEWAY_PASSWORD overrides the file.
+	Service      string `json:"service,omitempty"`
+	PasswordFile string `json:"password_file,omitempty"`
 	// Listen is the HTTP listener, plain HTTP behind a TLS-terminating
 	// proxy such as Caddy. Default "127.0.0.1:8480".
 	Listen string `json:"listen,omitempty" env:"LISTEN"`
@@ -52,6 +77,23 @@ type Gateway struct {
 
 	dir      string
 	prefixes []netip.Prefix
+	password authz.Secret
+}
+
+// Central reports whether the gateway runs in central mode.
+func (g *Gateway) Central() bool { return g.Mode == GatewayModeCentral }
+
+// Password returns the central gateway's service password, from
+// PasswordFile or the environment.
+func (g *Gateway) Password() authz.Secret { return g.password }
+
+// URLs returns the client URLs the gateway connects to: CentralURLs in
+// central mode, else EdgeURLs.
+func (g *Gateway) URLs() []string {
+	if g.Central() {
+		return g.CentralURLs
+	}
+	return g.EdgeURLs
 }
 
 // Proxies returns TrustedProxies, parsed.
@@ -87,22 +129,25 @@ func (g *Gateway) check(file string) error {
 	if g.Org == "" {
 		p.add("org", "required")
 	}
-	if g.Edge == "" {
-		p.add("edge", "required")
-	}
 	p.requireFile("inventory", g.Inventory)
 	p.requireFile("state", g.State)
-	if g.EdgeCAFile != "" {
-		p.requireFile("edge_ca_file", g.EdgeCAFile)
-	}
-	if len(g.EdgeURLs) == 0 {
-		p.add("edge_urls", "required: the edge's client URLs")
-	}
-	for i, u := range g.EdgeURLs {
-		pu, err := url.Parse(u)
-		if err != nil || pu.Host == "" || (pu.Scheme != "nats" && pu.Scheme != "tls") {
-			p.add("edge_urls["+strconv.Itoa(i)+"]", "want nats://host:port or tls://host:port, not %q", u)
+	switch g.Mode {
+	case "", GatewayModeEdge:
+		g.Mode = GatewayModeEdge
+		if g.Edge == "" {
+			p.add("edge", "required")
 		}
+		if g.EdgeCAFile != "" {
+			p.requireFile("edge_ca_file", g.EdgeCAFile)
+		}
+		if len(g.EdgeURLs) == 0 {
+			p.add("edge_urls", "required: the edge's client URLs")
+		}
+		checkURLs(p, "edge_urls", g.EdgeURLs)
+	case GatewayModeCentral:
+		g.checkCentral(p)
+	default:
+		p.add("mode", "want %q or %q, not %q", GatewayModeEdge, GatewayModeCentral, g.Mode)
 	}
 	if g.Listen == "" {
 		g.Listen = DefaultGatewayListen
@@ -133,4 +178,46 @@ func (g *Gateway) check(file string) error {
 	}
 	g.Log.check(p)
 	return p.err()
+}
+
+// checkCentral checks the fields of central mode and reads the password.
+func (g *Gateway) checkCentral(p *problems) {
+	g.CentralCAFile, g.PasswordFile = path(g.dir, g.CentralCAFile), path(g.dir, g.PasswordFile)
+	if g.Edge != "" || len(g.EdgeURLs) > 0 || g.EdgeCAFile != "" {
+		p.add("edge", "a central gateway serves every edge of its org: leave edge, edge_urls and edge_ca_file out")
+	}
+	if len(g.CentralURLs) == 0 {
+		p.add("central_urls", "required in central mode: central's client URLs")
+	}
+	checkURLs(p, "central_urls", g.CentralURLs)
+	if g.CentralCAFile != "" {
+		p.requireFile("central_ca_file", g.CentralCAFile)
+	}
+	if g.Service == "" {
+		p.add("service", "required in central mode: the gateway's service in the inventory")
+	}
+	if v := os.Getenv("LINTEL_GATEWAY_PASSWORD"); v != "" {
+		g.password = authz.NewSecret(v)
+		return
+	}
+	if g.PasswordFile == "" {
+		p.add("password_file", "required in central mode (or LINTEL_GATEWAY_PASSWORD)")
+		return
+	}
+	sec, err := ReadSecret(g.PasswordFile)
+	if err != nil {
+		p.add("password_file", "%v", err)
+		return
+	}
+	g.password = sec
+}
+
+// checkURLs checks NATS client URLs.
+func checkURLs(p *problems, field string, urls []string) {
+	for i, u := range urls {
+		pu, err := url.Parse(u)
+		if err != nil || pu.Host == "" || (pu.Scheme != "nats" && pu.Scheme != "tls") {
+			p.add(field+"["+strconv.Itoa(i)+"]", "want nats://host:port or tls://host:port, not %q", u)
+		}
+	}
 }
