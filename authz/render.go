@@ -170,7 +170,9 @@ const featureFlagComment = `# js_api_reply_v2 scopes the replies to the JetStrea
 // a key rotation also the previous key, until [State.Prune] drops it) and the org's central services,
 // operators and org-wide gateways (bcrypt hashes, with their permissions).
 // With o.TLS and o.LeafTLS, the client and leaf-node listeners require TLS.
-// The text is deterministic and holds no password or seed.
+// The leaf-node listener does not advertise its address: edges dial only the
+// hub URLs rendered for them. The text is deterministic and holds no
+// password or seed.
 //
 // It returns an error wrapping [ErrCredentialMissing] when st lacks an
 // identity's credential, [ErrReservedName] for a name the topology keeps,
@@ -202,6 +204,10 @@ func RenderCentral(inv *Inventory, st *State, o RenderOptions) ([]byte, error) {
 	w.line("leafnodes {")
 	w.kv("host", quote(o.LeafHost))
 	w.kv("port", strconv.Itoa(o.LeafPort))
+	w.line("# Edges dial only the hub URLs rendered for them: an advertised")
+	w.line("# address (every interface's, for a wildcard host) would let them")
+	w.line("# reconnect around the overlay or a proxy.")
+	w.kv("no_advertise", "true")
 	if o.LeafTLS != nil {
 		w.tlsBlock(o.LeafTLS)
 	}

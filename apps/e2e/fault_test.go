@@ -24,6 +24,7 @@ import (
 	"github.com/lintel-io/lintel/authz"
 	"github.com/lintel-io/lintel/devicekit"
 	"github.com/lintel-io/lintel/internal/atomicfile"
+	"github.com/lintel-io/lintel/internal/tcpproxy"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/testing/natstest"
 	"github.com/lintel-io/lintel/testing/pgtest"
@@ -33,11 +34,19 @@ import (
 // faultDevices is how many devices publish during the fault suite.
 const faultDevices = 10
 
-// TestFaults is the fault suite: central and an edge as processes, the
-// link and the database each behind a TCP proxy, devices publishing with
-// durable outboxes all along, while the suite cuts the link, kills central
-// and the edge with SIGKILL and restarts them (the edge also while it
-// forwards the backlog of a cut), and cuts the database.
+// staleLeaf is what the edge's nats-server logs when it closes the leaf
+// link for its unanswered pings.
+const staleLeaf = "Leafnode connection closed: Stale Connection"
+
+// TestFaults is the fault suite: central, an edge and the edge's HTTP
+// gateway as processes, the link and the database each behind a TCP proxy,
+// devices publishing with durable outboxes all along (and one over HTTP
+// through the gateway, sending an event again under the same id until it is
+// answered 2xx), while the suite cuts the link, slows it down (latency and
+// a bandwidth limit), holds it half-open until the edge finds it dead by
+// its own pings, kills central, the edge and the gateway with SIGKILL and
+// restarts them (the edge also while it forwards the backlog of a cut), and
+// cuts the database.
 // After each fault it measures how long a new event takes to reach the
 // database. At the end it counts in four places: the devices' acknowledged
 // ids, the database's rows by id and by payload key, and central's stream:
@@ -65,14 +74,22 @@ func TestFaults(t *testing.T) {
 	}
 	t.Cleanup(pgProxy.Close)
 	dsn.Host = pgProxy.Addr()
+	// The edge reaches central only through the proxy: central does not
+	// advertise its leaf listener (authz renders no_advertise), so a
+	// reconnected edge cannot go around the proxy; the first cut checks it.
+	leaf := freeAddr(t)
 	var link *natstest.Proxy
-	s := render(t, dsn.String(), inventory(faultDevices+1), func(leaf string) string {
+	// Sensors s1..s10 publish over NATS, s11 is the device process and s12
+	// the HTTP device.
+	s := render(t, dsn.String(), inventory(faultDevices+2), func(string) string {
 		if link, err = natstest.NewProxy(leaf); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(link.Close)
 		return "nats-leaf://" + link.Addr()
 	})
+	s.leaf = leaf
+	edit(t, s.central, map[string]any{"leaf_listen": leaf})
 	cen := start(t, filepath.Join(s.bin, "central"), "-config", s.central)
 	waitFor(t, "central ready", ready(s.cadmin))
 	edg := start(t, filepath.Join(s.bin, "edge"), "-config", s.edge)
@@ -127,14 +144,19 @@ func TestFaults(t *testing.T) {
 	}
 	probe := connect(reader, "")
 
+	// The HTTP device publishes through the gateway until the end.
+	gw := startGateway(t, s)
+	web := newHTTPDevice(t, s, gw, topic.Thing{Org: "acme", Edge: "hq", Type: "sensor", Code: "s" + strconv.Itoa(faultDevices+2)})
+	wg.Go(func() { web.run(ctx) })
+
 	// One more device runs as a process of its own, with an outbox, and is
 	// killed with SIGKILL in each round.
 	child := startFaultDevice(t, s, topic.Thing{Org: "acme", Edge: "hq", Type: "sensor", Code: "s" + strconv.Itoa(faultDevices+1)},
 		st.CommandPublicKeys("acme", "hq"))
 
-	// recovered publishes a probe event and waits until the database has
-	// it, returning how long that took.
-	recovered := func(what string) time.Duration {
+	// probeDB publishes a probe event and waits until the database has it,
+	// returning how long that took.
+	probeDB := func(what string) time.Duration {
 		t.Helper()
 		t0 := time.Now()
 		var id message.ID
@@ -150,11 +172,19 @@ func TestFaults(t *testing.T) {
 			err := db.Pool.QueryRow(testCtx(t), "SELECT count(*) FROM lintel.events WHERE id = $1", id.String()).Scan(&n)
 			return err == nil && n == 1
 		})
-		d := time.Since(t0)
+		return time.Since(t0)
+	}
+	// recovered measures how long a new event takes to reach the database
+	// once a fault ended.
+	recovered := func(what string) time.Duration {
+		t.Helper()
+		d := probeDB(what)
 		t.Logf("%s: a new event reached the database %v after the fault ended", what, d.Round(time.Millisecond))
 		return d
 	}
 	recovered("start")
+	pingInterval, pingMax := leafPing(t, s)
+	faulting := time.Now()
 	restart := func(p **process, binary, cfg, admin string) {
 		_ = (*p).cmd.Process.Kill()
 		<-(*p).done
@@ -164,7 +194,11 @@ func TestFaults(t *testing.T) {
 	for r := range rounds {
 		time.Sleep(2 * time.Second) // load before each fault
 		link.Cut()
+		waitFor(t, "the edge's link down with the proxy cut", func() bool { return !edgeLinkUp(s.eadmin) })
 		time.Sleep(3 * time.Second)
+		if edgeLinkUp(s.eadmin) {
+			t.Fatal("the edge's link is up while the proxy is cut: the edge reconnected around it")
+		}
 		link.Restore()
 		recovered(fmt.Sprintf("round %d: link cut for 3 s", r+1))
 
@@ -194,8 +228,51 @@ func TestFaults(t *testing.T) {
 		time.Sleep(3 * time.Second)
 		pgProxy.Restore()
 		recovered(fmt.Sprintf("round %d: database cut for 3 s", r+1))
+
+		// The gateway killed: the HTTP device sends its event again until a
+		// restarted gateway stores it.
+		time.Sleep(2 * time.Second)
+		t0 := time.Now()
+		gw.kill()
+		gw.start(t)
+		waitFor(t, "an HTTP event acknowledged after the gateway's SIGKILL", func() bool { return web.ackedSince(t0) })
+		t.Logf("round %d: gateway SIGKILL: the HTTP device's next event acknowledged %v after the kill", r+1, time.Since(t0).Round(time.Millisecond))
+		recovered(fmt.Sprintf("round %d: gateway SIGKILL", r+1))
+
+		// The link slowed down, not cut: 200 ms each way and 256 KiB/s.
+		time.Sleep(time.Second)
+		const slow = 5 * time.Second
+		t0 = time.Now()
+		link.Impair(tcpproxy.BothWays, tcpproxy.Impairment{Latency: 200 * time.Millisecond, Bandwidth: 256 << 10})
+		t.Logf("round %d: link at 200 ms each way and 256 KiB/s: a new event reached the database in %v", r+1,
+			probeDB(fmt.Sprintf("round %d: link impaired", r+1)).Round(time.Millisecond))
+		time.Sleep(time.Until(t0.Add(slow)))
+		link.Restore()
+		recovered(fmt.Sprintf("round %d: link at 200 ms each way and 256 KiB/s for at least %v", r+1, slow))
+
+		// The link half-open, as behind a dead NAT: nothing crosses, no
+		// close either, so only the edge's own pings can tell. It stays so
+		// until the edge gave up the link and tried again into the void,
+		// and at least as long as its pings may go unanswered.
+		time.Sleep(2 * time.Second)
+		before, stale := link.Stats().Accepted, strings.Count(edg.log(), staleLeaf)
+		t0 = time.Now()
+		link.HalfOpen()
+		waitFor(t, "the edge to find the half-open link dead", func() bool { return !edgeLinkUp(s.eadmin) })
+		detected := time.Since(t0)
+		waitFor(t, "the edge to log that it dropped the link for its unanswered pings", func() bool {
+			return strings.Count(edg.log(), staleLeaf) > stale
+		})
+		waitFor(t, "the edge to try the link again", func() bool { return link.Stats().Accepted > before })
+		time.Sleep(time.Until(t0.Add(pingInterval * time.Duration(pingMax))))
+		held := time.Since(t0)
+		link.Restore()
+		t.Logf("round %d: link half-open: the edge found it dead after %v (pings every %v, at most %d unanswered); restored after %v",
+			r+1, detected.Round(time.Millisecond), pingInterval, pingMax, held.Round(time.Millisecond))
+		recovered(fmt.Sprintf("round %d: link half-open for %v", r+1, held.Round(100*time.Millisecond)))
 	}
 	time.Sleep(time.Second)
+	t.Logf("%d rounds of faults in %v", rounds, time.Since(faulting).Round(time.Second))
 	stop()
 	wg.Wait()
 	child.stop(t)
@@ -206,6 +283,13 @@ func TestFaults(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	for id, key := range child.acked(t) {
+		acked[id] = key
+	}
+	t.Logf("HTTP device: %s", web.summary())
+	if web.retries == 0 {
+		t.Fatal("the HTTP device never had to send an event again: the retries went untested")
+	}
+	for id, key := range web.acked {
 		acked[id] = key
 	}
 	t.Logf("%d events acknowledged, %d publishes failed during faults", len(acked), failed)

@@ -56,4 +56,12 @@
 // The server is shared: tests never stop or reconfigure it, and each pool
 // is small ([DefaultMaxConns]) so that parallel tests stay within
 // max_connections.
+//
+// # A server of the test's own
+//
+// A test that must stop, restart or crash PostgreSQL (to prove what an
+// application does when its database goes away) starts a server of its
+// own with [StartServer]: the machine's PostgreSQL binaries, a data
+// directory in the test's temporary directory, a port of its own, and
+// [Server.Restart], [Server.CrashRestart], [Server.Stop] and [Server.Start].
 package pgtest
