@@ -141,6 +141,12 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		nats.UserInfo(cfg.User, string(cfg.Password)),
 		nats.CustomInboxPrefix(t.InboxPrefix()),
 		nats.MaxReconnects(-1),
+		// An edge that restarts refuses devices until it is ready (and a
+		// rate-limited device for a while): nats.go would close the
+		// connection for good at the second refusal in a row. A device
+		// keeps trying every ReconnectWait; the edge throttles failed
+		// logins. Only the first dial gives up on refused credentials.
+		nats.IgnoreAuthErrorAbort(),
 		nats.ReconnectWait(cfg.ReconnectWait),
 		nats.ReconnectBufSize(cfg.ReconnectBufferSize),
 		nats.DisconnectErrHandler(c.onDisconnect),

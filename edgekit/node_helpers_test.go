@@ -2,8 +2,10 @@ package edgekit_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -253,8 +255,13 @@ func nodeStreamEnvelopes(tb testing.TB, js jetstream.JetStream, stream, subject 
 		tb.Fatalf("stream %s: %v", stream, err)
 	}
 	// An ordered consumer filtered on subject reads only its messages, in
-	// batches: after a flood the stream holds thousands of others.
+	// batches: after a flood the stream holds thousands of others. A
+	// stream that allows no more consumers (central's) is read message by
+	// message.
 	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if errors.Is(err, jetstream.ErrMaximumConsumersLimit) {
+		return nodeStreamEnvelopesBySeq(tb, ctx, s, subject)
+	}
 	if err != nil {
 		tb.Fatalf("stream %s: consumer on %s: %v", stream, subject, err)
 	}
@@ -277,6 +284,49 @@ func nodeStreamEnvelopes(tb testing.TB, js jetstream.JetStream, stream, subject 
 		}
 	}
 	return out
+}
+
+// nodeStreamEnvelopesBySeq is nodeStreamEnvelopes reading every message
+// of s by sequence.
+func nodeStreamEnvelopesBySeq(tb testing.TB, ctx context.Context, s jetstream.Stream, subject string) []*message.Envelope {
+	tb.Helper()
+	info, err := s.Info(ctx)
+	if err != nil {
+		tb.Fatalf("stream info: %v", err)
+	}
+	var out []*message.Envelope
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			tb.Fatalf("stream %s seq %d: %v", info.Config.Name, seq, err)
+		}
+		if !nodeSubjectMatches(subject, m.Subject) {
+			continue
+		}
+		e := new(message.Envelope)
+		if err := message.DecodeMsg(&nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data}, e, nil); err != nil {
+			tb.Fatalf("message on %s: %v", m.Subject, err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// nodeSubjectMatches reports whether subject matches filter (with * and >).
+func nodeSubjectMatches(filter, subject string) bool {
+	f, s := strings.Split(filter, "."), strings.Split(subject, ".")
+	for i, tok := range f {
+		if tok == ">" {
+			return len(s) > i
+		}
+		if i >= len(s) || (tok != "*" && tok != s[i]) {
+			return false
+		}
+	}
+	return len(f) == len(s)
 }
 
 // nodeWaitEnvelope waits until stream holds an envelope on subject that match

@@ -641,17 +641,26 @@ func (s *suite) commands(t *testing.T) {
 	t.Run("acks stored", func(t *testing.T) {
 		e := c.send(t, message.Command{Action: "unlock", Deadline: deadline(timeout)})
 		c.wait(t, e.ID, 1)
+		// The acks were seen on their subject; the stream stores them
+		// right after, so look until both are there (or the time is up).
+		want := []message.AckStatus{message.AckAccepted, message.AckCompleted}
 		var statuses []message.AckStatus
-		for _, m := range s.stored(t, c.d, topic.Ack) {
-			if m.Envelope.CorrelationID == e.ID {
-				a, err := message.DecodePayload[message.Ack](m.Envelope)
-				if err != nil {
-					t.Fatal(err)
+		for end := time.Now().Add(timeout); ; time.Sleep(20 * time.Millisecond) {
+			statuses = statuses[:0]
+			for _, m := range s.stored(t, c.d, topic.Ack) {
+				if m.Envelope.CorrelationID == e.ID {
+					a, err := message.DecodePayload[message.Ack](m.Envelope)
+					if err != nil {
+						t.Fatal(err)
+					}
+					statuses = append(statuses, a.Status)
 				}
-				statuses = append(statuses, a.Status)
+			}
+			if len(statuses) >= len(want) || time.Now().After(end) {
+				break
 			}
 		}
-		if want := []message.AckStatus{message.AckAccepted, message.AckCompleted}; !slices.Equal(statuses, want) {
+		if !slices.Equal(statuses, want) {
 			t.Errorf("stored acks %v, want %v", statuses, want)
 		}
 	})
