@@ -82,7 +82,7 @@ func (d *cmdDispatcher) start(ctx context.Context) error {
 	}
 	d.cc, err = cons.Consume(d.handle, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
-			n.log.Debug("command consumer", LogKeyNodeErr, err)
+			n.log.Debug("command consumer", message.LogKeyError, err)
 		}
 	}))
 	return err
@@ -134,7 +134,7 @@ func (d *cmdDispatcher) handle(msg jetstream.Msg) {
 		d.mu.Unlock()
 		_ = msg.Ack()
 		n.stats.commandsDuplicate.Add(1)
-		n.log.Debug("repeated command not handed out again", LogKeyThing, thing.String(), LogKeyNodeMsgID, env.ID.String())
+		n.log.Debug("repeated command not handed out again", message.LogKeyThing, thing.String(), message.LogKeyMsgID, env.ID.String())
 		return
 	}
 	if cmd.Expired(n.cfg.Now()) {
@@ -193,7 +193,7 @@ func (d *cmdDispatcher) deliverTo(t topic.Thing) {
 			continue
 		}
 		if err := d.deliver(cmdSubject, p); err != nil {
-			d.n.log.Warn("command not handed to device; kept", LogKeyThing, t.String(), LogKeyNodeMsgID, p.env.ID.String(), LogKeyNodeErr, err)
+			d.n.log.Warn("command not handed to device; kept", message.LogKeyThing, t.String(), message.LogKeyMsgID, p.env.ID.String(), message.LogKeyError, err)
 			d.mu.Lock()
 			d.pending[t] = append(list[i:], d.pending[t]...)
 			d.mu.Unlock()
@@ -219,10 +219,10 @@ func (d *cmdDispatcher) deliver(subject string, p *cmdPending) error {
 	}
 	d.remember(p.env.ID)
 	if err := p.msg.Ack(); err != nil {
-		d.n.log.Warn("delivered command not acknowledged in the command stream", LogKeyNodeMsgID, p.env.ID.String(), LogKeyNodeErr, err)
+		d.n.log.Warn("delivered command not acknowledged in the command stream", message.LogKeyMsgID, p.env.ID.String(), message.LogKeyError, err)
 	}
 	d.n.stats.commandsDelivered.Add(1)
-	d.n.log.Debug("command handed to device", LogKeyThing, p.thing.String(), LogKeyNodeMsgID, p.env.ID.String())
+	d.n.log.Debug("command handed to device", message.LogKeyThing, p.thing.String(), message.LogKeyMsgID, p.env.ID.String())
 	return nil
 }
 
@@ -231,24 +231,24 @@ func (d *cmdDispatcher) deliver(subject string, p *cmdPending) error {
 // redelivered later and expired again.
 func (d *cmdDispatcher) expire(p *cmdPending) {
 	if err := d.sendAck(p.thing, p.env.ID, message.AckExpired, AckReasonExpired); err != nil {
-		d.n.log.Error("expired ack not stored; retrying", LogKeyThing, p.thing.String(), LogKeyNodeMsgID, p.env.ID.String(), LogKeyNodeErr, err)
+		d.n.log.Error("expired ack not stored; retrying", message.LogKeyThing, p.thing.String(), message.LogKeyMsgID, p.env.ID.String(), message.LogKeyError, err)
 		_ = p.msg.NakWithDelay(d.n.cfg.CheckInterval)
 		return
 	}
 	d.remember(p.env.ID)
 	_ = p.msg.Ack()
 	d.n.stats.commandsExpired.Add(1)
-	d.n.log.Info("command expired before delivery", LogKeyThing, p.thing.String(), LogKeyNodeMsgID, p.env.ID.String())
+	d.n.log.Info("command expired before delivery", message.LogKeyThing, p.thing.String(), message.LogKeyMsgID, p.env.ID.String())
 }
 
 // drop terminates a command that cannot be delivered, acking it rejected
 // when it names a command and a thing.
 func (d *cmdDispatcher) drop(msg jetstream.Msg, env *message.Envelope, t topic.Thing, reason string) {
 	d.n.stats.commandsRejected.Add(1)
-	d.n.log.Warn("command rejected by the edge", LogKeySubject, msg.Subject(), "reason", reason)
+	d.n.log.Warn("command rejected by the edge", message.LogKeySubject, msg.Subject(), "reason", reason)
 	if env != nil && !env.ID.IsZero() && t != (topic.Thing{}) {
 		if err := d.sendAck(t, env.ID, message.AckRejected, reason); err != nil {
-			d.n.log.Error("rejected ack not stored; retrying", LogKeyThing, t.String(), LogKeyNodeErr, err)
+			d.n.log.Error("rejected ack not stored; retrying", message.LogKeyThing, t.String(), message.LogKeyError, err)
 			_ = msg.NakWithDelay(d.n.cfg.CheckInterval)
 			return
 		}

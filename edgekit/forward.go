@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/message"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -210,7 +211,7 @@ func (h *Hub) updateSources(ctx context.Context, edge string, change func(*jetst
 	if _, err := h.js.UpdateStream(ctx, cfg); err != nil {
 		return err
 	}
-	h.log.Info("updated the sources of central's event stream for a kick", LogKeyEdge, edge, "sources", len(cfg.Sources))
+	h.log.Info("updated the sources of central's event stream for a kick", message.LogKeyEdge, edge, "sources", len(cfg.Sources))
 	return nil
 }
 
@@ -420,7 +421,7 @@ func (s *Supervisor) poll(ctx, runCtx context.Context) error {
 	if err != nil {
 		if ctx.Err() == nil {
 			s.pollErrors.Add(1)
-			h.log.Debug("reading sources failed", LogKeyHubErr, err)
+			h.log.Debug("reading sources failed", message.LogKeyError, err)
 		}
 		return err
 	}
@@ -487,7 +488,7 @@ func (s *Supervisor) poll(ctx, runCtx context.Context) error {
 	}
 	if missing {
 		if n, err := h.repair(pctx); err != nil {
-			h.log.Warn("adding back missing sources failed", LogKeyHubErr, err)
+			h.log.Warn("adding back missing sources failed", message.LogKeyError, err)
 		} else if n > 0 {
 			s.repairs.Add(uint64(n))
 			h.log.Info("added back missing sources", "sources", n)
@@ -583,12 +584,12 @@ func (s *Supervisor) kick(ctx context.Context, edge string, srcs []SourceStatus,
 	if err := h.kick(ctx, edge, names...); err != nil {
 		if ctx.Err() == nil {
 			s.kickErrors.Add(1)
-			h.log.Warn("kicking a stuck source failed", LogKeyEdge, edge, LogKeyFlow, strings.Join(names, ","), LogKeyHubErr, err)
+			h.log.Warn("kicking a stuck source failed", message.LogKeyEdge, edge, logKeyFlow, strings.Join(names, ","), message.LogKeyError, err)
 		}
 		return
 	}
 	s.kicks.Add(1)
-	h.log.Info("kicked a stuck source", LogKeyEdge, edge, LogKeyFlow, strings.Join(names, ","), LogKeyActive, srcs[0].Active, LogKeyLag, srcs[0].Lag, LogKeyKickGap, gap)
+	h.log.Info("kicked a stuck source", message.LogKeyEdge, edge, logKeyFlow, strings.Join(names, ","), logKeyActive, srcs[0].Active, logKeyLag, srcs[0].Lag, logKeyKickGap, gap)
 }
 
 func later(a, b time.Time) time.Time {

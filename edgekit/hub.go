@@ -51,17 +51,15 @@ const (
 	DefaultMaxKickInterval = 15 * time.Second
 )
 
-// Log keys of the hub's records.
+// Keys of the hub's and node's own log records, beside the shared keys
+// of package message.
 const (
-	LogKeyOrg     = "org"
-	LogKeyEdge    = "edge"
-	LogKeyFlow    = "flow"
-	LogKeyThing   = "thing"
-	LogKeyHubErr  = "err"
-	LogKeyLag     = "lag"
-	LogKeyActive  = "active"
-	LogKeyHubMsg  = "msg_id"
-	LogKeyKickGap = "next_kick_in"
+	logKeyFlow    = "flow"
+	logKeyLag     = "lag"
+	logKeyActive  = "active"
+	logKeyKickGap = "next_kick_in"
+	logKeyState   = "state" // a device's liveness state
+	logKeyFill    = "fill"  // a stream's fill, a fraction of its bound
 )
 
 // metaEdges is the metadata key of central's event stream that lists the
@@ -270,7 +268,7 @@ func NewHub(js jetstream.JetStream, cfg HubConfig) (*Hub, error) {
 		cmdKey:        cmdKey,
 		js:            js,
 		cfg:           cfg,
-		log:           cfg.Logger.With(LogKeyOrg, cfg.Org),
+		log:           cfg.Logger.With(message.LogKeyOrg, cfg.Org),
 		eventStream:   evCfg.Name,
 		commandStream: cmdCfg.Name,
 	}
@@ -402,7 +400,7 @@ func (h *Hub) RegisterEdge(ctx context.Context, edge string) error {
 	if _, err := h.setSources(ctx, cfg, want); err != nil {
 		return err
 	}
-	h.log.Info("registered edge", LogKeyEdge, edge)
+	h.log.Info("registered edge", message.LogKeyEdge, edge)
 	return nil
 }
 
@@ -435,7 +433,7 @@ func (h *Hub) RemoveEdge(ctx context.Context, edge string) error {
 	if err := h.js.DeleteKeyValue(ctx, n.CredentialBucket); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("edgekit: credential bucket of %s: %w", edge, err)
 	}
-	h.log.Info("removed edge", LogKeyEdge, edge)
+	h.log.Info("removed edge", message.LogKeyEdge, edge)
 	return nil
 }
 
@@ -658,7 +656,7 @@ func (h *Hub) SendCommand(ctx context.Context, thing topic.Thing, cmd message.Co
 	if _, err := h.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(h.commandStream)); err != nil {
 		return nil, h.explain(fmt.Errorf("edgekit: command %s to %s: %w", e.ID, thing, err))
 	}
-	h.log.Debug("sent command", LogKeyThing, thing.String(), LogKeyHubMsg, e.ID.String())
+	h.log.Debug("sent command", message.LogKeyThing, thing.String(), message.LogKeyMsgID, e.ID.String())
 	return &CommandResult{h: h, id: e.ID, thing: thing, cmd: cmd, from: from}, nil
 }
 

@@ -244,7 +244,7 @@ func (h *Hub) scanCommand(ctx context.Context, thing topic.Thing, id message.ID,
 			if a, err := message.DecodePayload[message.Ack](&e); err == nil && (e.CorrelationID == id || a.CommandID == id) {
 				hit = true
 				if out.apply(&e, a) {
-					h.log.Debug("command outcome", LogKeyThing, thing.String(), LogKeyHubMsg, id.String(), "status", string(out.Status))
+					h.log.Debug("command outcome", message.LogKeyThing, thing.String(), message.LogKeyMsgID, id.String(), "status", string(out.Status))
 				}
 			}
 		}

@@ -121,7 +121,7 @@ func (l *liveTracker) handle(m *nats.Msg) {
 	if strings.HasPrefix(m.Subject, "$SYS.") {
 		var ev server.DisconnectEventMsg
 		if err := json.Unmarshal(m.Data, &ev); err != nil {
-			l.n.log.Warn("undecodable disconnect event", LogKeyNodeErr, err)
+			l.n.log.Warn("undecodable disconnect event", message.LogKeyError, err)
 			return
 		}
 		if t, ok := l.n.deviceOfUser(ev.Client.User); ok {
@@ -131,7 +131,7 @@ func (l *liveTracker) handle(m *nats.Msg) {
 	}
 	e := new(message.Envelope)
 	if err := message.DecodeMsg(m, e, nil); err != nil {
-		l.n.log.Debug("undecodable state message", LogKeySubject, m.Subject, LogKeyNodeErr, err)
+		l.n.log.Debug("undecodable state message", message.LogKeySubject, m.Subject, message.LogKeyError, err)
 		return
 	}
 	if topic.IsReserved(e.Source.Type) {
@@ -181,7 +181,7 @@ func (l *liveTracker) alive(t topic.Thing, boot message.ID, hb time.Duration, bi
 	}
 	l.mu.Unlock()
 	if prev != DeviceOnline {
-		l.n.log.Debug("device online", LogKeyThing, t.String(), LogKeyState, string(DeviceOnline))
+		l.n.log.Debug("device online", message.LogKeyThing, t.String(), logKeyState, string(DeviceOnline))
 		l.n.report.changed()
 	}
 }
@@ -278,17 +278,17 @@ func (l *liveTracker) publishDeath(t topic.Thing, boot message.ID, now time.Time
 		BootID: boot,
 	}
 	if err := message.SetPayload(e, message.Death{BootID: boot, Reason: DeathReasonConnectionLost}); err != nil {
-		l.n.log.Error("death not encoded", LogKeyThing, t.String(), LogKeyNodeErr, err)
+		l.n.log.Error("death not encoded", message.LogKeyThing, t.String(), message.LogKeyError, err)
 		return
 	}
 	ctx, cancel := l.n.opCtx()
 	defer cancel()
 	if err := l.n.publishEnvelope(ctx, e, ""); err != nil {
-		l.n.log.Error("death not stored", LogKeyThing, t.String(), LogKeyNodeErr, err)
+		l.n.log.Error("death not stored", message.LogKeyThing, t.String(), message.LogKeyError, err)
 		return
 	}
 	l.n.stats.deathsPublished.Add(1)
-	l.n.log.Info("device lost", LogKeyThing, t.String(), LogKeyNodeMsgID, e.ID.String())
+	l.n.log.Info("device lost", message.LogKeyThing, t.String(), message.LogKeyMsgID, e.ID.String())
 }
 
 // state returns t's liveness.

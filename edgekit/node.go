@@ -115,19 +115,6 @@ const (
 // the edge's command stream, through which it hands commands to devices.
 const CommandDispatcher = "dispatch"
 
-// Log keys of the node's records (besides [LogKeyOrg], [LogKeyEdge] and
-// [LogKeyThing]). The first three are the module's shared keys of package
-// message under the names the node has always used.
-const (
-	LogKeyNodeErr   = message.LogKeyError
-	LogKeyNodeMsgID = message.LogKeyMsgID
-	LogKeySubject   = message.LogKeySubject
-	// LogKeyState is the key of a device's liveness state.
-	LogKeyState = "state"
-	// LogKeyFill is the key of a stream's fill, a fraction of its bound.
-	LogKeyFill = "fill"
-)
-
 // NodeConfig configures a [Node]. Org, Edge, Inventory, State and
 // Render.HubURLs are required (HubURLs by [authz.EdgeOptions]); the zero
 // value of every other field means its default.
@@ -455,7 +442,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	n := &Node{
 		cfg:      cfg,
 		names:    names,
-		log:      cfg.Logger.With(LogKeyOrg, cfg.Org, LogKeyEdge, cfg.Edge),
+		log:      cfg.Logger.With(message.LogKeyOrg, cfg.Org, message.LogKeyEdge, cfg.Edge),
 		self:     self,
 		auth:     auth,
 		gate:     gate,
@@ -820,7 +807,7 @@ func (n *Node) publishSelf(ctx context.Context, mt topic.MessageType, name strin
 func (n *Node) publishBirth(ctx context.Context) {
 	b := message.Birth{BootID: n.stamp.BootID, Model: "lintel-edge", HeartbeatInterval: n.cfg.StatusInterval}
 	if err := n.publishSelf(ctx, topic.State, message.NameThingBirth, b); err != nil {
-		n.log.Warn("edge birth not stored", LogKeyNodeErr, err)
+		n.log.Warn("edge birth not stored", message.LogKeyError, err)
 	}
 }
 

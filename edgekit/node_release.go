@@ -107,7 +107,7 @@ func (n *Node) release() {
 		}
 		if err := n.releaseOne(ctx, h); err != nil {
 			if !h.failing {
-				n.log.Warn("edge stream release failed; retrying", "stream", h.stream.CachedInfo().Config.Name, LogKeyNodeErr, err)
+				n.log.Warn("edge stream release failed; retrying", "stream", h.stream.CachedInfo().Config.Name, message.LogKeyError, err)
 			}
 			h.failing = true
 			continue

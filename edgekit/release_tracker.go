@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/message"
 )
 
 // trackerKey is where the tracker keeps its own state in the release
@@ -174,7 +175,7 @@ func (h *Hub) track(ctx context.Context) {
 		switch {
 		case err != nil && ctx.Err() == nil && err.Error() != failing:
 			failing = err.Error()
-			h.log.Warn("release tracker failed; retrying", LogKeyHubErr, err)
+			h.log.Warn("release tracker failed; retrying", message.LogKeyError, err)
 		case err == nil:
 			failing = ""
 		}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
 )
 
@@ -127,7 +128,7 @@ func (r *statusReporter) tick() {
 	defer cancel()
 	st, err := n.status(ctx)
 	if err != nil {
-		n.log.Debug("status unavailable", LogKeyNodeErr, err)
+		n.log.Debug("status unavailable", message.LogKeyError, err)
 		return
 	}
 	r.mu.Lock()
@@ -150,14 +151,14 @@ func (r *statusReporter) tick() {
 			name = NameStreamRecovered
 		}
 		if err := n.publishSelf(ctx, topic.Event, name, a); err != nil {
-			n.log.Error("fill alarm not stored", LogKeyFill, st.Fill, LogKeyNodeErr, err)
+			n.log.Error("fill alarm not stored", logKeyFill, st.Fill, message.LogKeyError, err)
 		}
 		if raised {
 			n.stats.alarmsRaised.Add(1)
-			n.log.Warn("event stream filling", LogKeyFill, st.Fill, "threshold", r.level, "backlog", st.Backlog, "link_up", st.LinkUp)
+			n.log.Warn("event stream filling", logKeyFill, st.Fill, "threshold", r.level, "backlog", st.Backlog, "link_up", st.LinkUp)
 		} else {
 			n.stats.alarmsCleared.Add(1)
-			n.log.Info("event stream recovered", LogKeyFill, st.Fill)
+			n.log.Info("event stream recovered", logKeyFill, st.Fill)
 		}
 	}
 	now := n.cfg.Now()
@@ -168,11 +169,11 @@ func (r *statusReporter) tick() {
 		return
 	}
 	if err := n.publishSelf(ctx, topic.State, NameEdgeStatus, st); err != nil {
-		n.log.Debug("status not stored", LogKeyNodeErr, err)
+		n.log.Debug("status not stored", message.LogKeyError, err)
 		return
 	}
 	if st.LinkUp != r.last.LinkUp || !r.published {
-		n.log.Info("edge status", "link_up", st.LinkUp, "backlog", st.Backlog, LogKeyFill, st.Fill, "devices_online", st.DevicesOnline)
+		n.log.Info("edge status", "link_up", st.LinkUp, "backlog", st.Backlog, logKeyFill, st.Fill, "devices_online", st.DevicesOnline)
 	}
 	n.stats.statusPublished.Add(1)
 	r.last, r.lastPub, r.published = st, now, true
