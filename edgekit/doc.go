@@ -35,7 +35,7 @@
 // [NewHub] returns the [Hub] of one org at central. [Hub.Provision] creates
 // the org's event and command streams and registers edges, whose streams
 // central's event stream then sources; [Hub.Supervise] starts the
-// [Supervisor] that restarts sources stuck while their edge is linked, until its Stop; and
+// [Supervisor] that restarts stalled sources until its Stop; and
 // [Hub.SendCommand] sends a signed command and returns a [CommandResult]
 // whose Wait follows its acks to the final outcome, as the Hub example
 // shows.

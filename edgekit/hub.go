@@ -29,25 +29,18 @@ const (
 	// [Hub.Supervise] considers it stalled. A running source hears its edge
 	// consumer's idle heartbeat every second, so three seconds of silence
 	// means the source consumer is not running: the link is down, or the
-	// server is restarting the source or waiting out a retry back-off.
+	// server is waiting out a retry back-off.
 	DefaultStallAfter = 3 * time.Second
-	// DefaultStuckAfter is how long a stalled source may stay silent while
-	// its edge is evidently linked before [Hub.Supervise] kicks it. It is
-	// longer than nats-server takes to restart a source on its own once the
-	// link is back (at worst a reset in flight times out after 5 s, then
-	// the edge's heartbeat restarts it at once), and longer than its first
-	// retry after a refused reset (10 s of back-off).
-	DefaultStuckAfter = 15 * time.Second
 	// DefaultMinKickInterval is the time between the first kicks of a
-	// stuck source, counted from the start of a kick. A kick itself takes
+	// stalled source, counted from the start of a kick. A kick itself takes
 	// about 5.5 s (see [Hub.Kick]), and a source it restarted is given
-	// StuckAfter to be heard before it can be kicked again.
+	// StallAfter to be heard before it counts as stalled again.
 	DefaultMinKickInterval = time.Second
-	// DefaultFastKickFor is how long a stuck source is kicked every
+	// DefaultFastKickFor is how long a stalled source is kicked every
 	// MinKickInterval before the kicks back off.
 	DefaultFastKickFor = 15 * time.Second
 	// DefaultMaxKickInterval bounds the back-off between kicks of a source
-	// that stays stuck.
+	// that stays stalled (its edge is down).
 	DefaultMaxKickInterval = 15 * time.Second
 )
 
@@ -106,17 +99,11 @@ type HubConfig struct {
 	// StallAfter is how long a source may be silent before it counts as
 	// stalled; DefaultStallAfter if zero.
 	StallAfter time.Duration
-	// StuckAfter is how long a stalled source may be silent while its edge
-	// is evidently linked (another of its flows is heard, or the edge
-	// answered a source's reset with an error), or a heard source may go
-	// without a message while its edge holds more, before [Hub.Supervise]
-	// kicks it; DefaultStuckAfter if zero, and at least StallAfter.
-	StuckAfter time.Duration
 	// MinKickInterval and MaxKickInterval bound the back-off between kicks
-	// of a source that stays stuck; DefaultMinKickInterval and
+	// of a source that stays stalled; DefaultMinKickInterval and
 	// DefaultMaxKickInterval if zero.
 	MinKickInterval, MaxKickInterval time.Duration
-	// FastKickFor is how long a stuck source is kicked every
+	// FastKickFor is how long a stalled source is kicked every
 	// MinKickInterval before the kicks back off; DefaultFastKickFor if
 	// zero.
 	FastKickFor time.Duration
@@ -146,10 +133,6 @@ func (c HubConfig) withDefaults() HubConfig {
 	if c.StallAfter <= 0 {
 		c.StallAfter = DefaultStallAfter
 	}
-	if c.StuckAfter <= 0 {
-		c.StuckAfter = DefaultStuckAfter
-	}
-	c.StuckAfter = max(c.StuckAfter, c.StallAfter)
 	if c.MinKickInterval <= 0 {
 		c.MinKickInterval = DefaultMinKickInterval
 	}
@@ -521,7 +504,6 @@ func (h *Hub) setSources(ctx context.Context, cfg jetstream.StreamConfig, edges 
 	if _, err := h.js.UpdateStream(ctx, cfg); err != nil {
 		return 0, fmt.Errorf("edgekit: update sources of %s: %w", h.eventStream, err)
 	}
-	h.log.Info("updated the sources of central's event stream", "edges", len(edges), "sources", len(srcs), "added", added)
 	return added, nil
 }
 

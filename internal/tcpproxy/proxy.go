@@ -431,11 +431,11 @@ func (p *Proxy) read(pc *proxyConn, dir Direction, src net.Conn, f *flight) {
 		case f == nil || pc.dead.Load():
 			// A dead path carries no FIN or RST: the other peer is not
 			// told. Restore, Cut or Close closes the connection.
-		case p.stalled():
-			// Bytes held by the stall would never be read: close now.
-			pc.close()
 		default:
-			// Deliver what is in flight, then close.
+			// Deliver what is in flight, then close: a stall holds the
+			// close behind the bytes it holds, as a stalled network would
+			// deliver them (a device that crashed while its last publish
+			// was in flight has that publish arrive after Restore).
 			f.push(chunk{end: true}, pc.done)
 		}
 		return
@@ -516,18 +516,6 @@ func (p *Proxy) impairment(dir Direction) *impairment {
 		return p.impaired[1].Load()
 	}
 	return p.impaired[0].Load()
-}
-
-// stalled reports whether the proxy is stalled.
-func (p *Proxy) stalled() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	select {
-	case <-p.gate:
-		return false
-	default:
-		return true
-	}
 }
 
 // waitGate blocks while the proxy is stalled. It reports false when pc was
