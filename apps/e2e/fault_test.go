@@ -358,19 +358,37 @@ func TestFaults(t *testing.T) {
 // stream order.
 func checkCentralStream(t *testing.T, js jetstream.JetStream, stream, filter string, acked map[message.ID]string, each func(*message.Envelope)) {
 	t.Helper()
-	cons, err := js.OrderedConsumer(testCtx(t), stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	ctx := testCtx(t)
+	// How many messages match filter: the reading below goes on until it
+	// has them all (a fetch may come back empty before that, on a busy
+	// machine or while an R3 consumer settles).
+	str, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := str.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total uint64
+	for _, n := range info.State.Subjects {
+		total += n
+	}
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	seen, repaired := make(map[message.ID]int), make(map[message.ID]int)
-	for {
-		batch, err := cons.FetchNoWait(500)
+	for read := uint64(0); read < total; {
+		if ctx.Err() != nil {
+			t.Fatalf("central's stream: read %d of %d messages on %s: %v", read, total, filter, ctx.Err())
+		}
+		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := 0
 		for m := range batch.Messages() {
-			got++
+			read++
 			e := new(message.Envelope)
 			if err := message.DecodeMsg(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}, e, nil); err != nil {
 				t.Fatalf("central's stream: %v", err)
@@ -383,9 +401,6 @@ func checkCentralStream(t *testing.T, js jetstream.JetStream, stream, filter str
 			if each != nil {
 				each(e)
 			}
-		}
-		if got == 0 {
-			break
 		}
 	}
 	for id := range acked {
