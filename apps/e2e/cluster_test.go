@@ -170,15 +170,7 @@ func TestFaultsCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	connect := func(th topic.Thing, outbox string) *devicekit.Client {
-		d, err := devicekit.Connect(testCtx(t), devicekit.Config{Thing: th, URLs: []string{"nats://" + cs.device[th.Edge]},
-			CommandKeys: st.CommandPublicKeys("acme", th.Edge), Password: devicekit.Password(cs.password(t, authz.DeviceUser(th))),
-			CAFile: cs.ca.CAFile, HeartbeatInterval: -1, ReconnectWait: 100 * time.Millisecond, Outbox: outbox,
-			Timeout: 10 * time.Second})
-		if err != nil {
-			t.Fatalf("device %s: %v", th, err)
-		}
-		t.Cleanup(func() { _ = d.Close() })
-		return d
+		return cs.site.faultDevice(t, st, cs.device[th.Edge], th, outbox)
 	}
 
 	// The devices publish until the end.

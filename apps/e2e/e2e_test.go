@@ -148,6 +148,23 @@ func (s *site) password(t testing.TB, user string) string {
 	return ""
 }
 
+// faultDevice connects th, a device of the site, to the edge listening on
+// addr, as the fault suites' devices do: TLS pinned to the site's CA,
+// commands checked against st's keys, an outbox when outbox is set, and
+// quick reconnection. The device is closed when t ends.
+func (s *site) faultDevice(t *testing.T, st *authz.State, addr string, th topic.Thing, outbox string) *devicekit.Client {
+	t.Helper()
+	d, err := devicekit.Connect(testCtx(t), devicekit.Config{Thing: th, URLs: []string{"nats://" + addr},
+		CommandKeys: st.CommandPublicKeys(th.Org, th.Edge), Password: devicekit.Password(s.password(t, authz.DeviceUser(th))),
+		CAFile: s.ca.CAFile, HeartbeatInterval: -1, ReconnectWait: 100 * time.Millisecond, Outbox: outbox,
+		Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("device %s: %v", th, err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	return d
+}
+
 // lintelctl runs lintelctl with args and fails the test on an error.
 func (s *site) lintelctl(t testing.TB, args ...string) {
 	t.Helper()

@@ -100,15 +100,7 @@ func TestFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	connect := func(th topic.Thing, outbox string) *devicekit.Client {
-		d, err := devicekit.Connect(testCtx(t), devicekit.Config{Thing: th, URLs: []string{"nats://" + s.device},
-			CommandKeys: st.CommandPublicKeys("acme", "hq"), Password: devicekit.Password(s.password(t, authz.DeviceUser(th))),
-			CAFile: s.ca.CAFile, HeartbeatInterval: -1, ReconnectWait: 100 * time.Millisecond, Outbox: outbox,
-			Timeout: 10 * time.Second})
-		if err != nil {
-			t.Fatalf("device %s: %v", th, err)
-		}
-		t.Cleanup(func() { _ = d.Close() })
-		return d
+		return s.faultDevice(t, st, s.device, th, outbox)
 	}
 
 	// The devices publish until the end, each event with a payload key of
