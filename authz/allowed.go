@@ -144,7 +144,7 @@ type identity struct {
 func identitiesOf(inv *Inventory) ([]identity, error) {
 	ids := make([]identity, 0, len(inv.Things)+len(inv.Edges)+len(inv.Services))
 	for _, t := range sortedThings(inv) {
-		tt := topicThing(t)
+		tt := t.Thing
 		ids = append(ids, identity{user: DeviceUser(tt), org: t.Org, edge: t.Edge, perms: DevicePermissions(tt), mqtt: t.MQTT})
 	}
 	edges := slices.Clone(inv.Edges)

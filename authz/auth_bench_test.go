@@ -11,6 +11,7 @@ import (
 
 	"github.com/lintel-io/lintel/authz"
 	"github.com/lintel-io/lintel/testing/natstest"
+	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"golang.org/x/crypto/bcrypt"
@@ -47,7 +48,7 @@ func BenchmarkReconnectStorm(b *testing.B) {
 	n := *stormSize
 	inv := &authz.Inventory{Orgs: []authz.Org{{Code: "acme"}}, Edges: []authz.Edge{{Org: "acme", Code: "hq"}}}
 	for i := range n {
-		inv.Things = append(inv.Things, authz.Thing{Org: "acme", Edge: "hq", Type: "sensor", Code: fmt.Sprintf("s%04d", i)})
+		inv.Things = append(inv.Things, authz.Thing{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "sensor", Code: fmt.Sprintf("s%04d", i)}})
 	}
 	// One cost-11 hash for every device: the storm pays for comparisons,
 	// not for generating a thousand hashes first.

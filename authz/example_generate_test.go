@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/topic"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -59,7 +60,7 @@ func ExampleInventory_Validate() {
 	inv := &authz.Inventory{
 		Orgs:   []authz.Org{{Code: "acme"}},
 		Edges:  []authz.Edge{{Org: "acme", Code: "hq"}},
-		Things: []authz.Thing{{Org: "acme", Edge: "hq", Type: "reader", Code: "door 1"}},
+		Things: []authz.Thing{{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "door 1"}}},
 		Doors:  []authz.Door{{Org: "acme", Edge: "hq", Code: "front", Locks: []string{"l1"}}},
 	}
 	fmt.Println(inv.Validate())
@@ -74,7 +75,7 @@ func ExamplePasswordCredential_Verify() {
 	inv := &authz.Inventory{
 		Orgs:   []authz.Org{{Code: "acme"}},
 		Edges:  []authz.Edge{{Org: "acme", Code: "hq"}},
-		Things: []authz.Thing{{Org: "acme", Edge: "hq", Type: "lock", Code: "l1"}},
+		Things: []authz.Thing{{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "lock", Code: "l1"}}},
 	}
 	first, err := g.Generate(context.Background(), inv, nil)
 	if err != nil {

@@ -69,7 +69,7 @@ func CentralGatewayDevices(inv *Inventory, org string) []topic.Thing {
 	var out []topic.Thing
 	for _, t := range sortedThings(inv) {
 		if t.Org == org && t.CentralGateway {
-			out = append(out, topicThing(t))
+			out = append(out, t.Thing)
 		}
 	}
 	return out

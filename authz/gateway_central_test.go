@@ -30,10 +30,10 @@ func centralGatewayInventory() *authz.Inventory {
 		Orgs:  []authz.Org{{Code: "acme"}, {Code: "globex"}},
 		Edges: []authz.Edge{{Org: "acme", Code: "hq"}, {Org: "acme", Code: "lab"}, {Org: "globex", Code: "plant"}},
 		Things: []authz.Thing{
-			{Org: "acme", Edge: "hq", Type: "sensor", Code: "s1", CentralGateway: true},
-			{Org: "acme", Edge: "lab", Type: "sensor", Code: "s2", CentralGateway: true},
-			{Org: "acme", Edge: "hq", Type: "reader", Code: "r1"},
-			{Org: "globex", Edge: "plant", Type: "sensor", Code: "s1", CentralGateway: true},
+			{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "sensor", Code: "s1"}, CentralGateway: true},
+			{Thing: topic.Thing{Org: "acme", Edge: "lab", Type: "sensor", Code: "s2"}, CentralGateway: true},
+			{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "r1"}},
+			{Thing: topic.Thing{Org: "globex", Edge: "plant", Type: "sensor", Code: "s1"}, CentralGateway: true},
 		},
 		Services: []authz.Service{
 			{Name: "central", Kind: authz.ServiceCentral, Org: "acme"},

@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nkeys"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -157,7 +156,7 @@ func (inv *Inventory) Identities() (users, edgeKeys []string) {
 	}
 	users = make([]string, 0, len(inv.Things)+len(inv.Services)+len(inv.Edges))
 	for _, t := range inv.Things {
-		users = append(users, DeviceUser(topic.Thing{Org: t.Org, Edge: t.Edge, Type: t.Type, Code: t.Code}))
+		users = append(users, DeviceUser(t.Thing))
 	}
 	for _, s := range inv.Services {
 		users = append(users, ServiceUser(s.Org, s.Name))

@@ -24,7 +24,7 @@ func benchInventory(devices, edges int) *authz.Inventory {
 	types := []string{"reader", "lock", "door_sensor", "sensor"}
 	for d := range devices {
 		edge := inv.Edges[d*edges/devices].Code // in blocks, so a door's devices share its edge
-		inv.Things = append(inv.Things, authz.Thing{Org: "acme", Edge: edge, Type: types[d%4], Code: fmt.Sprintf("d%05d", d)})
+		inv.Things = append(inv.Things, authz.Thing{Thing: topic.Thing{Org: "acme", Edge: edge, Type: types[d%4], Code: fmt.Sprintf("d%05d", d)}})
 		if d%4 == 3 {
 			inv.Doors = append(inv.Doors, authz.Door{Org: "acme", Edge: edge, Code: fmt.Sprintf("door%05d", d),
 				Readers: []string{fmt.Sprintf("d%05d", d-3)}, Locks: []string{fmt.Sprintf("d%05d", d-2)}})
@@ -37,7 +37,7 @@ func benchInventory(devices, edges int) *authz.Inventory {
 // benchDevice returns the user name of one device of inv.
 func benchDevice(inv *authz.Inventory) string {
 	th := inv.Things[len(inv.Things)/2]
-	return authz.DeviceUser(topic.Thing{Org: th.Org, Edge: th.Edge, Type: th.Type, Code: th.Code})
+	return authz.DeviceUser(th.Thing)
 }
 
 func benchClock() time.Time { return time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/lintel-io/lintel/topic"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ func countingGenerator(n *atomic.Int64) *Generator {
 func sensorInventory(n int) *Inventory {
 	inv := &Inventory{Orgs: []Org{{Code: "acme"}}, Edges: []Edge{{Org: "acme", Code: "hq"}}}
 	for i := range n {
-		inv.Things = append(inv.Things, Thing{Org: "acme", Edge: "hq", Type: "sensor", Code: fmt.Sprintf("s%d", i)})
+		inv.Things = append(inv.Things, Thing{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "sensor", Code: fmt.Sprintf("s%d", i)}})
 	}
 	return inv
 }
@@ -54,7 +55,7 @@ func TestGenerateHashesOnlyNewIdentities(t *testing.T) {
 	}
 
 	hashes.Store(0)
-	inv.Things = append(inv.Things, Thing{Org: "acme", Edge: "hq", Type: "lock", Code: "l1"})
+	inv.Things = append(inv.Things, Thing{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "lock", Code: "l1"}})
 	inv.Services = append(inv.Services, Service{Name: "ingest", Kind: ServiceCentral, Org: "acme"})
 	second, err := g.Generate(ctx, inv, first.State)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/topic"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -37,7 +38,7 @@ func TestGenerateProgress(t *testing.T) {
 
 	// A second run with one thing added hashes that one password only.
 	calls = nil
-	inv.Things = append(inv.Things, authz.Thing{Org: "acme", Edge: "hq", Type: "sensor", Code: "new-env"})
+	inv.Things = append(inv.Things, authz.Thing{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "sensor", Code: "new-env"}})
 	res, err = g.Generate(context.Background(), inv, res.State)
 	if err != nil {
 		t.Fatalf("Generate again: %v", err)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nkeys"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -138,7 +139,7 @@ func TestGenerateKeepsExistingCredentials(t *testing.T) {
 	first := mustGenerate(t, g, inv, nil)
 
 	clock.Advance(time.Hour)
-	inv.Things = append(inv.Things, authz.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "back-in"})
+	inv.Things = append(inv.Things, authz.Thing{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "back-in"}})
 	inv.Edges = append(inv.Edges, authz.Edge{Org: "acme", Code: "lab"})
 	second := mustGenerate(t, g, inv, first.State)
 
@@ -196,7 +197,7 @@ func TestGenerateDoesNotMutateInput(t *testing.T) {
 
 	inv2 := loadExample(t)
 	inv2.Things = slices.DeleteFunc(inv2.Things, func(th authz.Thing) bool { return th.Code == "lobby-env" })
-	inv2.Things = append(inv2.Things, authz.Thing{Org: "acme", Edge: "hq", Type: "lock", Code: "new"})
+	inv2.Things = append(inv2.Things, authz.Thing{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "lock", Code: "new"}})
 	if _, err := g.Generate(context.Background(), inv2, st); err != nil {
 		t.Fatal(err)
 	}
@@ -555,7 +556,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 func TestPasswordEntropyAndUniqueness(t *testing.T) {
 	inv := &authz.Inventory{Orgs: []authz.Org{{Code: "acme"}}, Edges: []authz.Edge{{Org: "acme", Code: "hq"}}}
 	for i := range 500 {
-		inv.Things = append(inv.Things, authz.Thing{Org: "acme", Edge: "hq", Type: "sensor", Code: fmt.Sprintf("s%d", i)})
+		inv.Things = append(inv.Things, authz.Thing{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "sensor", Code: fmt.Sprintf("s%d", i)}})
 	}
 	res := mustGenerate(t, credGenerator(newCredClock()), inv, nil)
 	seen := make(map[string]bool)

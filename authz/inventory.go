@@ -1,5 +1,7 @@
 package authz
 
+import "github.com/lintel-io/lintel/topic"
+
 // Inventory is the declarative description of a Lintel deployment: who the
 // organisations, edges, things, doors and services are. It is the single
 // source from which accounts, users, permissions and server configurations
@@ -94,10 +96,11 @@ type Edge struct {
 
 // Thing is a device registered at one edge.
 type Thing struct {
-	Org  string `json:"org"`            // code of the thing's org
-	Edge string `json:"edge"`           // code of the edge it is registered at, an edge of Org
-	Type string `json:"type"`           // e.g. "reader", "lock", "door_sensor", "sensor"
-	Code string `json:"code"`           // unique within its edge
+	// Thing is the thing's identity: its org, the edge it is registered
+	// at (an edge of Org), its type (e.g. "reader", "lock",
+	// "door_sensor", "sensor") and its code, unique within its edge. In
+	// the inventory's JSON its fields sit beside Name and the others.
+	topic.Thing
 	Name string `json:"name,omitempty"` // display name
 	// MQTT lets the device log in over the edge's MQTT listener as well as
 	// over NATS, with the MQTT client ID [MQTTClientID] only. A device

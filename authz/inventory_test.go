@@ -23,11 +23,11 @@ func invFixture() *authz.Inventory {
 			{Org: "beta", Code: "plant", TimeZone: "UTC"},
 		},
 		Things: []authz.Thing{
-			{Org: "acme", Edge: "hq", Type: "reader", Code: "r1"},
-			{Org: "acme", Edge: "hq", Type: "lock", Code: "l1"},
-			{Org: "acme", Edge: "hq", Type: "door_sensor", Code: "s1"},
-			{Org: "acme", Edge: "warehouse", Type: "reader", Code: "r2"},
-			{Org: "beta", Edge: "plant", Type: "reader", Code: "r1"}, // same type+code, other org: fine
+			{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "r1"}},
+			{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "lock", Code: "l1"}},
+			{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "door_sensor", Code: "s1"}},
+			{Thing: topic.Thing{Org: "acme", Edge: "warehouse", Type: "reader", Code: "r2"}},
+			{Thing: topic.Thing{Org: "beta", Edge: "plant", Type: "reader", Code: "r1"}}, // same type+code, other org: fine
 		},
 		Doors: []authz.Door{
 			{Org: "acme", Edge: "hq", Code: "front", Readers: []string{"r1"}, Locks: []string{"l1"}, Sensors: []string{"s1"}},
@@ -199,7 +199,7 @@ func TestValidateErrors(t *testing.T) {
 		{
 			name: "thing code twice at one edge",
 			mutate: func(inv *authz.Inventory) {
-				inv.Things = append(inv.Things, authz.Thing{Org: "acme", Edge: "hq", Type: "sensor", Code: "r1"})
+				inv.Things = append(inv.Things, authz.Thing{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "sensor", Code: "r1"}})
 			},
 			want: `authz: things[5] (acme.hq.sensor.r1): thing code "r1" already used at edge "hq" by things[0] (acme.hq.reader.r1): thing codes are unique within their edge`,
 			is:   []error{authz.ErrDuplicate},
@@ -207,7 +207,7 @@ func TestValidateErrors(t *testing.T) {
 		{
 			name: "device listed under two edges",
 			mutate: func(inv *authz.Inventory) {
-				inv.Things = append(inv.Things, authz.Thing{Org: "acme", Edge: "warehouse", Type: "reader", Code: "r1"})
+				inv.Things = append(inv.Things, authz.Thing{Thing: topic.Thing{Org: "acme", Edge: "warehouse", Type: "reader", Code: "r1"}})
 			},
 			want: `authz: things[5] (acme.warehouse.reader.r1): reader "r1" is also listed at edge "hq" as things[0] (acme.hq.reader.r1): a device belongs to one edge, so org, type and code together are unique`,
 			is:   []error{authz.ErrDuplicate},

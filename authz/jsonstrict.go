@@ -215,10 +215,16 @@ func (w *walker) structFields(t reflect.Type) map[string]reflect.Type {
 	f := make(map[string]reflect.Type, t.NumField())
 	for i := range t.NumField() {
 		sf := t.Field(i)
+		name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+		if sf.Anonymous && name == "" && sf.Type.Kind() == reflect.Struct {
+			// An embedded struct's keys sit beside the outer struct's,
+			// as encoding/json promotes them.
+			maps.Copy(f, w.structFields(sf.Type))
+			continue
+		}
 		if !sf.IsExported() {
 			continue
 		}
-		name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
 		switch name {
 		case "-":
 			continue

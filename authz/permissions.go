@@ -207,7 +207,7 @@ func GatewayPermissions(inv *Inventory, s Service) Permissions {
 		if t.Org != s.Org || (s.Edge != "" && t.Edge != s.Edge) {
 			continue
 		}
-		tt := topicThing(t)
+		tt := t.Thing
 		pub = append(pub, thingSubjects(tt, devicePublishTypes[:])...)
 		sub = append(sub, thingSubjects(tt, deviceSubscribeTypes[:])...)
 	}
@@ -401,16 +401,11 @@ func LeafDenyExports(org, edge string) []string {
 	return []string{"_INBOX.>", "$SYS.>"}
 }
 
-// topicThing converts an inventory thing to its topic identity.
-func topicThing(t Thing) topic.Thing {
-	return topic.Thing{Org: t.Org, Edge: t.Edge, Type: t.Type, Code: t.Code}
-}
-
 // sortedThings returns inv's things in user-name order.
 func sortedThings(inv *Inventory) []Thing {
 	ts := slices.Clone(inv.Things)
 	slices.SortFunc(ts, func(a, b Thing) int {
-		return strings.Compare(DeviceUser(topicThing(a)), DeviceUser(topicThing(b)))
+		return strings.Compare(DeviceUser(a.Thing), DeviceUser(b.Thing))
 	})
 	return ts
 }

@@ -65,7 +65,7 @@ func randomInventory(rng *rand.Rand) *authz.Inventory {
 	}
 	for _, e := range inv.Edges {
 		for range rng.IntN(8) {
-			th := authz.Thing{Org: e.Org, Edge: e.Code, Type: name(false), Code: name(false)}
+			th := authz.Thing{Thing: topic.Thing{Org: e.Org, Edge: e.Code, Type: name(false), Code: name(false)}}
 			if uniq("t:" + th.Org + "." + th.Edge + "." + th.Code) {
 				inv.Things = append(inv.Things, th)
 			}
@@ -81,7 +81,7 @@ func randomInventory(rng *rand.Rand) *authz.Inventory {
 }
 
 func asThing(th authz.Thing) topic.Thing {
-	return topic.Thing{Org: th.Org, Edge: th.Edge, Type: th.Type, Code: th.Code}
+	return th.Thing
 }
 
 // TestDevicePermissionsProperty checks, over random inventories, that every

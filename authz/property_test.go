@@ -79,7 +79,7 @@ func (g *invGen) inventory() *authz.Inventory {
 			orgEdges = append(orgEdges, e.Code)
 			var codes []string
 			for range g.r.IntN(8) {
-				th := authz.Thing{Org: org.Code, Edge: e.Code, Type: g.pick(types), Code: g.token()}
+				th := authz.Thing{Thing: topic.Thing{Org: org.Code, Edge: e.Code, Type: g.pick(types), Code: g.token()}}
 				inv.Things = append(inv.Things, th)
 				codes = append(codes, th.Code)
 			}

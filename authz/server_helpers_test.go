@@ -32,10 +32,10 @@ func natsInv() *authz.Inventory {
 		Orgs:  []authz.Org{{Code: "acme"}},
 		Edges: []authz.Edge{{Org: "acme", Code: "hq"}, {Org: "acme", Code: "wh"}},
 		Things: []authz.Thing{
-			{Org: "acme", Edge: "hq", Type: "reader", Code: "r1"},
-			{Org: "acme", Edge: "hq", Type: "reader", Code: "r2"},
-			{Org: "acme", Edge: "hq", Type: "lock", Code: "l1"},
-			{Org: "acme", Edge: "wh", Type: "reader", Code: "r9"},
+			{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "r1"}},
+			{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "r2"}},
+			{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "lock", Code: "l1"}},
+			{Thing: topic.Thing{Org: "acme", Edge: "wh", Type: "reader", Code: "r9"}},
 		},
 		Services: []authz.Service{
 			{Name: "ingest", Kind: authz.ServiceCentral, Org: "acme"},
@@ -102,7 +102,7 @@ func (c *natsCreds) newEdgeKey(t testing.TB, id string) {
 // does, without depending on it).
 func identitiesOf(inv *authz.Inventory) (users, edgeKeys []string) {
 	for _, th := range inv.Things {
-		users = append(users, authz.DeviceUser(topic.Thing{Org: th.Org, Edge: th.Edge, Type: th.Type, Code: th.Code}))
+		users = append(users, authz.DeviceUser(th.Thing))
 	}
 	for _, s := range inv.Services {
 		users = append(users, authz.ServiceUser(s.Org, s.Name))

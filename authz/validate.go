@@ -149,7 +149,7 @@ func (v *validator) checkThings() {
 			v.rejected["t\x00"+atEdge] = true
 			continue
 		}
-		if err := topic.ValidateThing(topic.Thing{Org: t.Org, Edge: t.Edge, Type: t.Type, Code: t.Code}); err != nil {
+		if err := topic.ValidateThing(t.Thing); err != nil {
 			v.add(entry, tokenProblem(err))
 			v.rejected["t\x00"+atEdge] = true
 			continue

@@ -34,7 +34,7 @@ func inventory(edges ...string) *authz.Inventory {
 		if e == "lab" {
 			code = "r2"
 		}
-		inv.Things = append(inv.Things, authz.Thing{Org: "acme", Edge: e, Type: "reader", Code: code})
+		inv.Things = append(inv.Things, authz.Thing{Thing: topic.Thing{Org: "acme", Edge: e, Type: "reader", Code: code}})
 	}
 	return inv
 }

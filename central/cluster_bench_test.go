@@ -53,7 +53,7 @@ func intake(b *testing.B, nodes, n int) (streamRate, dbRate float64) {
 		Services: []authz.Service{{Name: "central", Kind: authz.ServiceCentral, Org: "acme"}},
 	}
 	for i := range devices {
-		inv.Things = append(inv.Things, authz.Thing{Org: "acme", Edge: "hq", Type: "sensor", Code: "s" + strconv.Itoa(i)})
+		inv.Things = append(inv.Things, authz.Thing{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "sensor", Code: "s" + strconv.Itoa(i)}})
 	}
 	d := &deployment{passwords: map[string]authz.Secret{}, dir: b.TempDir(), orgs: map[string]central.OrgSecrets{}}
 	d.generate(b, inv)

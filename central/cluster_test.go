@@ -145,7 +145,7 @@ func TestClusterStoresOnce(t *testing.T) {
 	pool := pgtest.New(t)
 	d := &deployment{passwords: map[string]authz.Secret{}, dir: t.TempDir(), orgs: map[string]central.OrgSecrets{}}
 	inv := inventory("hq", "lab")
-	inv.Things = append(inv.Things, authz.Thing{Org: "acme", Edge: "hq", Type: "lock", Code: "l1"})
+	inv.Things = append(inv.Things, authz.Thing{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "lock", Code: "l1"}})
 	d.generate(t, inv)
 	cl := newCluster(t, d, pool)
 	if t.Failed() {

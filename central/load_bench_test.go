@@ -60,7 +60,7 @@ func BenchmarkLoad(b *testing.B) {
 	for _, e := range edges {
 		inv.Edges = append(inv.Edges, authz.Edge{Org: "acme", Code: e})
 		for d := range nDevices {
-			inv.Things = append(inv.Things, authz.Thing{Org: "acme", Edge: e, Type: "sensor", Code: e + "s" + strconv.Itoa(d)})
+			inv.Things = append(inv.Things, authz.Thing{Thing: topic.Thing{Org: "acme", Edge: e, Type: "sensor", Code: e + "s" + strconv.Itoa(d)}})
 		}
 	}
 	d := &deployment{passwords: map[string]authz.Secret{}, dir: b.TempDir(), orgs: map[string]central.OrgSecrets{}}

@@ -218,7 +218,7 @@ func TestHubRefusesUnknown(t *testing.T) {
 	}
 	// Once the inventory lists it, the thing is known.
 	inv := *h.inv
-	inv.Things = append(append([]authz.Thing(nil), inv.Things...), authz.Thing{Org: ghost.Org, Edge: ghost.Edge, Type: ghost.Type, Code: ghost.Code})
+	inv.Things = append(append([]authz.Thing(nil), inv.Things...), authz.Thing{Thing: ghost})
 	if err := h.hub.SetInventory(&inv); err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,7 @@ func ExampleHub() {
 	inv := &authz.Inventory{
 		Orgs:   []authz.Org{{Code: "acme"}},
 		Edges:  []authz.Edge{{Org: "acme", Code: "hq"}},
-		Things: []authz.Thing{{Org: "acme", Edge: "hq", Type: "lock", Code: "front"}},
+		Things: []authz.Thing{{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "lock", Code: "front"}}},
 	}
 	// Central signs every command with the org's command key; in a
 	// deployment its seed comes from authz's Secrets.CommandSeeds["acme"].

@@ -93,7 +93,7 @@ func startHubTopo(t testing.TB, o hubTopoOptions) *hubTopo {
 	for _, e := range o.edges {
 		inv.Edges = append(inv.Edges, authz.Edge{Org: hubOrg, Code: e})
 		for i := range o.devices {
-			inv.Things = append(inv.Things, authz.Thing{Org: hubOrg, Edge: e, Type: "sensor", Code: fmt.Sprintf("s%d", i)})
+			inv.Things = append(inv.Things, authz.Thing{Thing: topic.Thing{Org: hubOrg, Edge: e, Type: "sensor", Code: fmt.Sprintf("s%d", i)}})
 		}
 	}
 	h := &hubTopo{t: t, inv: inv, edges: map[string]*hubEdge{}}
@@ -264,7 +264,7 @@ func (h *hubTopo) startEdge(edge string) *hubEdge {
 	}
 	for _, th := range h.inv.Things {
 		if th.Edge == edge {
-			e.things = append(e.things, topic.Thing{Org: th.Org, Edge: th.Edge, Type: th.Type, Code: th.Code})
+			e.things = append(e.things, th.Thing)
 		}
 	}
 	return e

@@ -40,7 +40,7 @@ func (h *Hub) SetInventory(inv *authz.Inventory) error {
 	}
 	for _, t := range inv.Things {
 		if t.Org == h.cfg.Org {
-			known.things[topic.Thing{Org: t.Org, Edge: t.Edge, Type: t.Type, Code: t.Code}] = true
+			known.things[t.Thing] = true
 		}
 	}
 	h.known.Store(known)

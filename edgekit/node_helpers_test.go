@@ -44,10 +44,10 @@ func nodeInventory(extra int) *authz.Inventory {
 		},
 	}
 	for _, t := range []topic.Thing{nodeR1, nodeR2, nodeL1, nodeS1} {
-		inv.Things = append(inv.Things, authz.Thing{Org: t.Org, Edge: t.Edge, Type: t.Type, Code: t.Code, MQTT: t == nodeS1})
+		inv.Things = append(inv.Things, authz.Thing{Thing: t, MQTT: t == nodeS1})
 	}
 	for i := range extra {
-		inv.Things = append(inv.Things, authz.Thing{Org: "acme", Edge: "hq", Type: "sensor", Code: "s" + strconv.Itoa(i+2)})
+		inv.Things = append(inv.Things, authz.Thing{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "sensor", Code: "s" + strconv.Itoa(i+2)}})
 	}
 	return inv
 }

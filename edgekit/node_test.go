@@ -313,7 +313,7 @@ func TestNodeUpdateCredentials(t *testing.T) {
 	node := nodeStart(t, nodeTestConfig(t, env, ""))
 	r3 := topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "r3"}
 	inv := nodeInventory(0)
-	inv.Things = append(inv.Things[1:], authz.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "r3"}) // r1 out, r3 in
+	inv.Things = append(inv.Things[1:], authz.Thing{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "r3"}}) // r1 out, r3 in
 	res, err := (&authz.Generator{Cost: 4}).Generate(nodeCtx(t), inv, env.st)
 	if err != nil {
 		t.Fatal(err)

@@ -55,9 +55,9 @@ func startCentralGateway(t *testing.T) *cgw {
 		Orgs:  []authz.Org{{Code: "acme"}},
 		Edges: []authz.Edge{{Org: "acme", Code: "hq"}, {Org: "acme", Code: "lab"}},
 		Things: []authz.Thing{
-			{Org: "acme", Edge: "hq", Type: "sensor", Code: "s1", CentralGateway: true},
-			{Org: "acme", Edge: "lab", Type: "sensor", Code: "s2", CentralGateway: true},
-			{Org: "acme", Edge: "hq", Type: "reader", Code: "r9"},
+			{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "sensor", Code: "s1"}, CentralGateway: true},
+			{Thing: topic.Thing{Org: "acme", Edge: "lab", Type: "sensor", Code: "s2"}, CentralGateway: true},
+			{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "r9"}},
 		},
 		Services: []authz.Service{
 			{Name: "central", Kind: authz.ServiceCentral, Org: "acme"},

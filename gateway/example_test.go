@@ -26,7 +26,7 @@ func ExampleNew() {
 	inv := &authz.Inventory{
 		Orgs:   []authz.Org{{Code: "acme"}},
 		Edges:  []authz.Edge{{Org: "acme", Code: "hq"}},
-		Things: []authz.Thing{{Org: "acme", Edge: "hq", Type: "reader", Code: "front-in"}},
+		Things: []authz.Thing{{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "front-in"}}},
 	}
 	res, err := (&authz.Generator{Cost: bcrypt.MinCost}).Generate(ctx, inv, nil)
 	if err != nil {

@@ -64,11 +64,11 @@ func newEnvN(tb testing.TB, extra int) *env {
 		},
 	}
 	for _, t := range []topic.Thing{r1, r2, l1, s1, labR1, othR1} {
-		inv.Things = append(inv.Things, authz.Thing{Org: t.Org, Edge: t.Edge, Type: t.Type, Code: t.Code})
+		inv.Things = append(inv.Things, authz.Thing{Thing: t})
 	}
 	for i := range extra {
 		t := sensor(i)
-		inv.Things = append(inv.Things, authz.Thing{Org: t.Org, Edge: t.Edge, Type: t.Type, Code: t.Code})
+		inv.Things = append(inv.Things, authz.Thing{Thing: t})
 	}
 	g := &authz.Generator{Cost: bcrypt.MinCost}
 	res, err := g.Generate(context.Background(), inv, nil)

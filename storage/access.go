@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/lintel-io/lintel/message"
 )
@@ -23,12 +22,12 @@ import (
 // no field for the credential itself, so a clear credential can never
 // reach this table from the ingest.
 type AccessDecision struct {
-	ID     uuid.UUID // the envelope id
-	Time   time.Time // when it was decided: the time its event is stored under ([Event].Time)
-	Org    string    // code of the org
-	Edge   string    // code of the edge that decided
-	Door   string    // code of the door, as the payload names it
-	Reader string    // the thing code of the reader (or controller) that reported it
+	ID     message.ID // the envelope id
+	Time   time.Time  // when it was decided: the time its event is stored under ([Event].Time)
+	Org    string     // code of the org
+	Edge   string     // code of the edge that decided
+	Door   string     // code of the door, as the payload names it
+	Reader string     // the thing code of the reader (or controller) that reported it
 	// CredentialHash identifies the credential without revealing it; see
 	// [HashCredential]. Empty when the edge reported no credential.
 	CredentialHash string

@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/storage"
 	"github.com/lintel-io/lintel/topic"
@@ -55,7 +54,7 @@ func TestIngestCommandSent(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, page.Commands, 1)
 	got := page.Commands[0]
-	assert.Equal(t, uuid.UUID(cmdID), got.ID)
+	assert.Equal(t, cmdID, got.ID)
 	assert.Equal(t, lockL1, got.Thing)
 	assert.Equal(t, "unlock", got.Action)
 	assert.Equal(t, "operator:alice", got.RequestedBy)

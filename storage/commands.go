@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
 )
 
@@ -32,7 +32,7 @@ func (s CommandStatus) Final() bool { return s != CommandPending && s != Command
 // Command is one command and how it ended: who asked what of which thing,
 // when, by when, and the outcome reported by its acks.
 type Command struct {
-	ID            uuid.UUID       // the command's envelope id
+	ID            message.ID      // the command's envelope id
 	Thing         topic.Thing     // the thing it was sent to
 	Action        string          // e.g. "unlock"
 	Params        json.RawMessage // the command's parameters as JSON; nil for none
@@ -49,8 +49,8 @@ type Command struct {
 
 // CommandAck is one acknowledgement of a command.
 type CommandAck struct {
-	ID         uuid.UUID     // the ack's envelope id
-	CommandID  uuid.UUID     // the id of the command acknowledged
+	ID         message.ID    // the ack's envelope id
+	CommandID  message.ID    // the id of the command acknowledged
 	Time       time.Time     // when the thing acknowledged
 	Status     CommandStatus // the status the ack reports, such as [CommandCompleted]
 	Error      string        // the ack's error, if any
@@ -164,7 +164,7 @@ func (s *Store) Commands(ctx context.Context, q CommandQuery) (CommandPage, erro
 }
 
 // CommandAcks returns every ack recorded for a command, oldest first.
-func (s *Store) CommandAcks(ctx context.Context, commandID uuid.UUID) ([]CommandAck, error) {
+func (s *Store) CommandAcks(ctx context.Context, commandID message.ID) ([]CommandAck, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT id, command_id, time, status, error, received_at FROM lintel.command_acks
 		WHERE command_id = $1 ORDER BY time, id`, commandID)

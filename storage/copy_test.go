@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/lintel-io/lintel/storage"
 	"github.com/lintel-io/lintel/topic"
@@ -26,25 +25,25 @@ func TestInsertEventsColumns(t *testing.T) {
 	v, neg := 21.5, math.Inf(-1)
 	tests := map[string]storage.Event{
 		"every column": {
-			ID: uuid.Must(uuid.NewV7()), DeviceTime: now.Add(-time.Second).Add(789 * time.Nanosecond), ReceivedAt: now,
+			ID: newID(), DeviceTime: now.Add(-time.Second).Add(789 * time.Nanosecond), ReceivedAt: now,
 			Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "sensor", Code: "é<1>"}, MessageType: topic.Telemetry,
-			Name: "temperature", BootID: uuid.New(), Seq: math.MaxInt64, CorrelationID: uuid.New(), Replayed: true,
+			Name: "temperature", BootID: newID(), Seq: math.MaxInt64, CorrelationID: newID(), Replayed: true,
 			Value: &v, Payload: json.RawMessage(`{"value":21.5,"unit":"\u00b0C"}`), Envelope: []byte{0, 1, 0xff},
 		},
 		"nulls and empties": {
-			ID: uuid.Must(uuid.NewV7()), DeviceTime: now.Add(-2 * time.Second), ReceivedAt: now,
+			ID: newID(), DeviceTime: now.Add(-2 * time.Second), ReceivedAt: now,
 			Thing: thingA, MessageType: topic.Event, Seq: -5, Value: nil, Payload: nil, Envelope: []byte{},
 		},
 		"infinite reading": {
-			ID: uuid.Must(uuid.NewV7()), DeviceTime: now.Add(-3 * time.Second), ReceivedAt: now,
+			ID: newID(), DeviceTime: now.Add(-3 * time.Second), ReceivedAt: now,
 			Thing: thingA, MessageType: topic.Telemetry, Value: &neg, Payload: json.RawMessage(`null`), Envelope: []byte("e"),
 		},
 		"before 2000, staged": {
-			ID: uuid.Must(uuid.NewV7()), DeviceTime: time.Date(1999, 12, 31, 23, 59, 59, 999999999, time.UTC), ReceivedAt: now,
+			ID: newID(), DeviceTime: time.Date(1999, 12, 31, 23, 59, 59, 999999999, time.UTC), ReceivedAt: now,
 			Thing: thingA, MessageType: topic.Telemetry, Name: "x", Envelope: []byte("e"),
 		},
 		"before 1970, staged": {
-			ID: uuid.Must(uuid.NewV7()), DeviceTime: time.Date(1969, 7, 20, 20, 17, 40, 1500, time.UTC), ReceivedAt: now,
+			ID: newID(), DeviceTime: time.Date(1969, 7, 20, 20, 17, 40, 1500, time.UTC), ReceivedAt: now,
 			Thing: thingA, MessageType: topic.Telemetry, Name: "y", Envelope: []byte("e"),
 		},
 	}
@@ -78,8 +77,8 @@ func TestInsertEventsColumns(t *testing.T) {
 			assert.True(t, rt.Equal(e.ReceivedAt.Truncate(time.Microsecond)))
 			assert.Equal(t, []string{e.Thing.Org, e.Thing.Edge, e.Thing.Type, e.Thing.Code, string(e.MessageType), e.Name},
 				[]string{org, edge, typ, code, mt, n})
-			assert.Equal(t, e.BootID != uuid.Nil, boot.Valid)
-			assert.Equal(t, e.CorrelationID != uuid.Nil, corr.Valid)
+			assert.Equal(t, !e.BootID.IsZero(), boot.Valid)
+			assert.Equal(t, !e.CorrelationID.IsZero(), corr.Valid)
 			if boot.Valid {
 				assert.Equal(t, [16]byte(e.BootID), boot.Bytes)
 			}

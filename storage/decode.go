@@ -5,7 +5,6 @@ import (
 	"math"
 	"strings"
 
-	"github.com/google/uuid"
 	"github.com/lintel-io/lintel/authz"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
@@ -72,14 +71,14 @@ func (d *envelopeDecoder) decode(msg jetstream.Msg) (Event, error) {
 		return Event{}, fmt.Errorf("storage: sequence %d out of range", env.Seq)
 	}
 	ev := Event{
-		ID:            uuid.UUID(env.ID),
+		ID:            env.ID,
 		DeviceTime:    env.Time,
 		Thing:         env.Source,
 		MessageType:   env.Type,
 		Name:          env.Name,
-		BootID:        uuid.UUID(env.BootID),
+		BootID:        env.BootID,
 		Seq:           int64(env.Seq),
-		CorrelationID: uuid.UUID(env.CorrelationID),
+		CorrelationID: env.CorrelationID,
 		Envelope:      msg.Data(),
 	}
 	if p, v, inT, err := d.t.payloadJSON(env.ContentType, env.Payload); err == nil {

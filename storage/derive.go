@@ -11,7 +11,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/lintel-io/lintel/message"
@@ -103,13 +102,13 @@ func (s *Store) deriveAck(e *Event) (*CommandAck, error) {
 		return nil, err
 	}
 	cmd := e.CorrelationID
-	switch pid := uuid.UUID(a.CommandID); {
-	case cmd == uuid.Nil:
+	switch pid := a.CommandID; {
+	case cmd.IsZero():
 		cmd = pid
-	case pid != uuid.Nil && pid != cmd:
+	case !pid.IsZero() && pid != cmd:
 		return nil, fmt.Errorf("correlation id %s but payload command_id %s", cmd, pid)
 	}
-	if cmd == uuid.Nil {
+	if cmd.IsZero() {
 		return nil, errors.New("no command id")
 	}
 	st := CommandStatus(a.Status)
@@ -132,7 +131,7 @@ func (s *Store) deriveCommand(e *Event) (*Command, error) {
 	}
 	cmd := &Command{ID: e.ID, Thing: e.Thing, Action: clean(c.Action), RequestedBy: clean(c.RequestedBy),
 		RequestedAt: s.storedTime(e), Deadline: c.Deadline}
-	if e.CorrelationID != uuid.Nil {
+	if !e.CorrelationID.IsZero() {
 		cmd.CorrelationID = e.CorrelationID.String()
 	}
 	if len(c.Params) > 0 {
@@ -167,7 +166,7 @@ func (s *Store) deriveCommandSent(e *Event) (*Command, error) {
 	if subj.MessageType != topic.Command || subj.Thing.Org != e.Thing.Org || subj.Thing.Edge != e.Thing.Edge {
 		return nil, fmt.Errorf("record on %s.%s names command subject %s", e.Thing.Org, e.Thing.Edge, clean(rec.Subject))
 	}
-	c := &Event{ID: uuid.UUID(rec.CommandID), Thing: subj.Thing, MessageType: topic.Command,
+	c := &Event{ID: rec.CommandID, Thing: subj.Thing, MessageType: topic.Command,
 		DeviceTime: rec.Time, ReceivedAt: e.ReceivedAt}
 	if c.DeviceTime.IsZero() {
 		c.DeviceTime = e.DeviceTime
@@ -195,10 +194,10 @@ func (s *Store) deriveLiveness(e *Event) *LivenessEvent {
 		pb = p.BootID
 	}
 	if !pb.IsZero() {
-		boot = uuid.UUID(pb)
+		boot = pb
 	}
 	l := &LivenessEvent{ID: e.ID, Thing: e.Thing, Kind: livenessKinds[e.Name], Time: s.storedTime(e), ReceivedAt: e.ReceivedAt}
-	if boot != uuid.Nil {
+	if !boot.IsZero() {
 		l.BootID = boot.String()
 	}
 	return l

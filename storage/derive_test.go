@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/storage"
 	"github.com/lintel-io/lintel/topic"
@@ -85,13 +84,13 @@ func TestIngestDerived(t *testing.T) {
 
 	// A command central recorded when it sent it, acked accepted then completed.
 	var ids message.IDGenerator
-	unlock := storage.Command{ID: uuid.UUID(ids.New()), Thing: lockL1, Action: "unlock", RequestedBy: "alice",
+	unlock := storage.Command{ID: ids.New(), Thing: lockL1, Action: "unlock", RequestedBy: "alice",
 		RequestedAt: now.Add(-time.Minute), Deadline: now.Add(time.Minute)}
 	require.NoError(t, s.RecordCommand(ctx, unlock))
 	boot := ids.New()
 	for i, st := range []message.AckStatus{message.AckAccepted, message.AckCompleted} {
 		m, _ := lintelMsg(t, nil, lockL1, topic.Ack, message.NameAck, now.Add(time.Duration(i-50)*time.Second),
-			message.ID(unlock.ID), boot, message.Ack{CommandID: message.ID(unlock.ID), Status: st})
+			unlock.ID, boot, message.Ack{CommandID: unlock.ID, Status: st})
 		n.publishMsg(t, m, true)
 	}
 	// A command seen in the stream, whose ack (failed) comes first, and an
@@ -184,7 +183,7 @@ func TestIngestDerived(t *testing.T) {
 		assert.Equal(t, storage.CommandCompleted, acks[1].Status)
 
 		got = page.Commands[1]
-		assert.Equal(t, uuid.UUID(cmdID), got.ID)
+		assert.Equal(t, cmdID, got.ID)
 		assert.Equal(t, lockL1, got.Thing)
 		assert.Equal(t, "lock", got.Action)
 		assert.Equal(t, "bob", got.RequestedBy)
@@ -439,7 +438,7 @@ func TestDecodeEnvelope(t *testing.T) {
 	}
 	ev, err := storage.DecodeEnvelope(fakeMsg{m: ack})
 	require.NoError(t, err)
-	assert.Equal(t, uuid.UUID(ackID), ev.ID)
+	assert.Equal(t, ackID, ev.ID)
 	assert.JSONEq(t, `{"command_id": "00000000-0000-0000-0000-000000000000", "status": "completed"}`, string(ev.Payload))
 }
 

@@ -12,10 +12,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
 )
 
@@ -27,7 +27,7 @@ type Event struct {
 	// "Time"). It is set by the store; [Store.InsertEvents] ignores it.
 	Time time.Time
 	// ID is the envelope's id. (Time, ID) is the event's unique key.
-	ID uuid.UUID
+	ID message.ID
 	// DeviceTime is the envelope's time, as the device's clock said.
 	DeviceTime time.Time
 	// ReceivedAt is when central received the message.
@@ -40,9 +40,9 @@ type Event struct {
 	// BootID and Seq identify the device's boot and the message's place in
 	// it; CorrelationID is the id of the message this one answers, such as
 	// the command of an ack. Zero ids are stored as NULL.
-	BootID        uuid.UUID
-	Seq           int64     // see BootID
-	CorrelationID uuid.UUID // see BootID
+	BootID        message.ID
+	Seq           int64      // see BootID
+	CorrelationID message.ID // see BootID
 	// Replayed marks events that reached central late, for example
 	// forwarded from an edge's buffer after an outage.
 	Replayed bool
@@ -477,8 +477,8 @@ func appendText(b []byte, s string) []byte {
 }
 
 // appendNullID appends id, or NULL for the zero id.
-func appendNullID(b []byte, id uuid.UUID) []byte {
-	if id == (uuid.UUID{}) {
+func appendNullID(b []byte, id message.ID) []byte {
+	if id == (message.ID{}) {
 		return appendNull(b)
 	}
 	return appendField(b, id[:])
@@ -511,7 +511,7 @@ func (a eventIDs) IndexType() any { return new(uuidArg) }
 
 // uuidArg is an id that pgx encodes from a pointer, which an interface
 // holds without allocating.
-type uuidArg uuid.UUID
+type uuidArg message.ID
 
 func (a *uuidArg) UUIDValue() (pgtype.UUID, error) { return pgtype.UUID{Bytes: *a, Valid: true}, nil }
 

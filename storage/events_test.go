@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
+	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/storage"
 	"github.com/lintel-io/lintel/topic"
 	"github.com/stretchr/testify/assert"
@@ -125,7 +125,7 @@ func TestPaginationExact(t *testing.T) {
 					require.Less(t, pages, 300, "pagination does not end")
 				}
 				require.Len(t, all, 230)
-				seen := map[uuid.UUID]bool{}
+				seen := map[message.ID]bool{}
 				for i, e := range all {
 					require.False(t, seen[e.ID], "event %s twice", e.ID)
 					seen[e.ID] = true
@@ -154,7 +154,7 @@ func TestPaginationExact(t *testing.T) {
 	})
 }
 
-func compareID(a, b uuid.UUID) int {
+func compareID(a, b message.ID) int {
 	for i := range a {
 		if a[i] != b[i] {
 			if a[i] < b[i] {
@@ -245,18 +245,18 @@ func TestRetention(t *testing.T) {
 	fresh := event(thingA, now)
 	_, err := s.InsertEvents(ctx, []storage.Event{old, recent, fresh})
 	require.NoError(t, err)
-	require.NoError(t, s.RecordAccessDecision(ctx, storage.AccessDecision{ID: uuid.New(), Time: old.DeviceTime, Org: "acme", Edge: "hq", Door: "d1", CredentialHash: "h"}))
-	require.NoError(t, s.RecordAccessDecision(ctx, storage.AccessDecision{ID: uuid.New(), Time: now, Org: "acme", Edge: "hq", Door: "d1", CredentialHash: "h"}))
-	require.NoError(t, s.RecordCommand(ctx, storage.Command{ID: uuid.New(), Thing: thingA, Action: "unlock", RequestedBy: "u", RequestedAt: old.DeviceTime}))
+	require.NoError(t, s.RecordAccessDecision(ctx, storage.AccessDecision{ID: newID(), Time: old.DeviceTime, Org: "acme", Edge: "hq", Door: "d1", CredentialHash: "h"}))
+	require.NoError(t, s.RecordAccessDecision(ctx, storage.AccessDecision{ID: newID(), Time: now, Org: "acme", Edge: "hq", Door: "d1", CredentialHash: "h"}))
+	require.NoError(t, s.RecordCommand(ctx, storage.Command{ID: newID(), Thing: thingA, Action: "unlock", RequestedBy: "u", RequestedAt: old.DeviceTime}))
 
 	require.NoError(t, s.EnforceRetention(ctx, 7*24*time.Hour))
 	page, err := s.Events(ctx, storage.EventQuery{})
 	require.NoError(t, err)
-	var ids []uuid.UUID
+	var ids []message.ID
 	for _, e := range page.Events {
 		ids = append(ids, e.ID)
 	}
-	assert.ElementsMatch(t, []uuid.UUID{recent.ID, fresh.ID}, ids)
+	assert.ElementsMatch(t, []message.ID{recent.ID, fresh.ID}, ids)
 	assert.Equal(t, 1, count(t, s.Pool(), "SELECT count(*) FROM lintel.access_decisions"))
 	assert.Zero(t, count(t, s.Pool(), "SELECT count(*) FROM lintel.commands"))
 

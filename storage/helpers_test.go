@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/storage"
 	"github.com/lintel-io/lintel/testing/pgtest"
 	"github.com/lintel-io/lintel/topic"
@@ -81,14 +81,14 @@ var thingA = topic.Thing{Org: "acme", Edge: "hq", Type: "sensor", Code: "s1"}
 
 var seqCounter atomic.Int64
 
-var bootID = uuid.MustParse("0190f3a8-7c1e-7d2a-8b3c-4d5e6f708192")
+var bootID = mustParseID("0190f3a8-7c1e-7d2a-8b3c-4d5e6f708192")
 
 // event returns a telemetry event of th at device time t.
 func event(th topic.Thing, t time.Time) storage.Event {
 	n := seqCounter.Add(1)
 	v := float64(n % 100)
 	return storage.Event{
-		ID:          uuid.Must(uuid.NewV7()),
+		ID:          newID(),
 		DeviceTime:  t,
 		ReceivedAt:  t,
 		Thing:       th,
@@ -126,4 +126,19 @@ func eventually(t testing.TB, what string, f func() error) {
 		}
 		<-tick.C
 	}
+}
+
+// ids makes the tests' envelope ids.
+var ids message.IDGenerator
+
+// newID returns a new envelope id.
+func newID() message.ID { return ids.New() }
+
+// mustParseID parses a canonical id or panics.
+func mustParseID(s string) message.ID {
+	id, err := message.ParseID(s)
+	if err != nil {
+		panic(err)
+	}
+	return id
 }

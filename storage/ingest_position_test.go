@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/storage"
 	"github.com/lintel-io/lintel/testing/natstest"
 	"github.com/nats-io/nats.go/jetstream"
@@ -41,7 +41,7 @@ func newCutDB(t *testing.T) *cutDB {
 	host, port, err := net.SplitHostPort(proxy.Addr())
 	require.NoError(t, err)
 	p, _ := strconv.Atoi(port)
-	app := "ingest-" + uuid.NewString()[:8]
+	app := "ingest-" + newID().String()[:8]
 	cfg.ConnConfig.Host, cfg.ConnConfig.Port = host, uint16(p)
 	cfg.ConnConfig.ConnectTimeout = 2 * time.Second
 	cfg.ConnConfig.RuntimeParams["application_name"] = app
@@ -61,9 +61,9 @@ func (d *cutDB) cut(t *testing.T) {
 }
 
 // publishN publishes n fresh envelopes and returns their ids.
-func publishN(t *testing.T, n *natsEnv, k int) map[uuid.UUID]bool {
+func publishN(t *testing.T, n *natsEnv, k int) map[message.ID]bool {
 	t.Helper()
-	ids := map[uuid.UUID]bool{}
+	ids := map[message.ID]bool{}
 	now := timeNow()
 	for i := range k {
 		subj, data, id := envelope(t, now.Add(time.Duration(i)*time.Millisecond), "")
@@ -74,14 +74,14 @@ func publishN(t *testing.T, n *natsEnv, k int) map[uuid.UUID]bool {
 }
 
 // storedIDs returns the ids of the stored events.
-func storedIDs(t *testing.T, pool *pgxpool.Pool) map[uuid.UUID]int {
+func storedIDs(t *testing.T, pool *pgxpool.Pool) map[message.ID]int {
 	t.Helper()
 	rows, err := pool.Query(testContext(t), "SELECT id FROM lintel.events")
 	require.NoError(t, err)
 	defer rows.Close()
-	out := map[uuid.UUID]int{}
+	out := map[message.ID]int{}
 	for rows.Next() {
-		var id uuid.UUID
+		var id message.ID
 		require.NoError(t, rows.Scan(&id))
 		out[id]++
 	}
@@ -90,7 +90,7 @@ func storedIDs(t *testing.T, pool *pgxpool.Pool) map[uuid.UUID]int {
 }
 
 // assertExactly checks that the stored events are exactly ids, once each.
-func assertExactly(t *testing.T, pool *pgxpool.Pool, ids map[uuid.UUID]bool) {
+func assertExactly(t *testing.T, pool *pgxpool.Pool, ids map[message.ID]bool) {
 	t.Helper()
 	got := storedIDs(t, pool)
 	for id := range ids {

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/storage"
@@ -83,9 +82,9 @@ func runIngest(t testing.TB, s *storage.Store, n *natsEnv, cfg storage.IngestCon
 
 // envelope returns an encoded envelope of thingA at time at, whose payload
 // is the msgpack form of the JSON payload (none if empty).
-func envelope(t testing.TB, at time.Time, payload string) (subject string, data []byte, id uuid.UUID) {
+func envelope(t testing.TB, at time.Time, payload string) (subject string, data []byte, id message.ID) {
 	t.Helper()
-	id = uuid.Must(uuid.NewV7())
+	id = newID()
 	e := storage.Event{ID: id, DeviceTime: at, Thing: thingA, MessageType: topic.Telemetry, Name: "temperature"}
 	if payload != "" {
 		e.Payload = json.RawMessage(payload)
@@ -99,8 +98,8 @@ func envelope(t testing.TB, at time.Time, payload string) (subject string, data 
 func encodeEvent(t testing.TB, e *storage.Event) (string, []byte) {
 	t.Helper()
 	env := message.Envelope{
-		ID: message.ID(e.ID), Time: e.DeviceTime, Source: e.Thing, Type: e.MessageType, Name: e.Name,
-		Seq: uint64(e.Seq), BootID: message.ID(e.BootID),
+		ID: e.ID, Time: e.DeviceTime, Source: e.Thing, Type: e.MessageType, Name: e.Name,
+		Seq: uint64(e.Seq), BootID: e.BootID,
 	}
 	if e.Payload != nil {
 		var v any
@@ -327,7 +326,7 @@ func TestIngestDatabaseOutage(t *testing.T) {
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	now := timeNow()
 	var mu sync.Mutex
-	ids := map[uuid.UUID]bool{}
+	ids := map[message.ID]bool{}
 	pub := func(k int) {
 		for i := range k {
 			subj, data, id := envelope(t, now.Add(time.Duration(len(ids)+i)*time.Millisecond), "")

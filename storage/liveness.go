@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
 )
 
@@ -22,7 +22,7 @@ const (
 
 // LivenessEvent is one birth, heartbeat or death of a thing.
 type LivenessEvent struct {
-	ID         uuid.UUID    // the envelope id
+	ID         message.ID   // the envelope id
 	Thing      topic.Thing  // the thing born, alive or gone
 	Kind       LivenessKind // birth, heartbeat or death
 	BootID     string       // the boot the message names (its payload's, else its envelope's); "" for none

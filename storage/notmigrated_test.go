@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/google/uuid"
 	"github.com/lintel-io/lintel/storage"
 	"github.com/lintel-io/lintel/testing/pgtest"
 	"github.com/stretchr/testify/require"
@@ -24,17 +23,17 @@ func TestQueriesNotMigrated(t *testing.T) {
 			_, err := s.Commands(ctx, storage.CommandQuery{})
 			return err
 		},
-		"CommandAcks": func() error { _, err := s.CommandAcks(ctx, uuid.New()); return err },
+		"CommandAcks": func() error { _, err := s.CommandAcks(ctx, newID()); return err },
 		"AccessDecisions": func() error {
 			_, err := s.AccessDecisions(ctx, storage.AccessQuery{})
 			return err
 		},
 		"Liveness": func() error { _, err := s.Liveness(ctx, "acme", ""); return err },
 		"RecordCommand": func() error {
-			return s.RecordCommand(ctx, storage.Command{ID: uuid.New(), Thing: thingA, Action: "unlock", RequestedAt: timeNow()})
+			return s.RecordCommand(ctx, storage.Command{ID: newID(), Thing: thingA, Action: "unlock", RequestedAt: timeNow()})
 		},
 		"RecordAck": func() error {
-			return s.RecordAck(ctx, storage.CommandAck{ID: uuid.New(), CommandID: uuid.New(), Time: timeNow(), Status: storage.CommandCompleted})
+			return s.RecordAck(ctx, storage.CommandAck{ID: newID(), CommandID: newID(), Time: timeNow(), Status: storage.CommandCompleted})
 		},
 	}
 	for name, call := range calls {

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
 )
 
@@ -227,7 +227,7 @@ func scanEvent(row pgx.CollectableRow) (Event, error) {
 	var e Event
 	var mt string
 	var payload []byte
-	var boot, corr *uuid.UUID
+	var boot, corr *message.ID
 	err := row.Scan(&e.Time, &e.ID, &e.DeviceTime, &e.ReceivedAt, &e.Thing.Org, &e.Thing.Edge, &e.Thing.Type,
 		&e.Thing.Code, &mt, &e.Name, &boot, &e.Seq, &corr, &e.Replayed, &e.Value, &payload, &e.Envelope)
 	if boot != nil {
@@ -308,7 +308,7 @@ const cursorVersion = 1
 
 // encodeCursor encodes a keyset position: a version byte, the time in
 // microseconds since the Unix epoch (PostgreSQL's precision) and the id.
-func encodeCursor(t time.Time, id uuid.UUID) string {
+func encodeCursor(t time.Time, id message.ID) string {
 	var b [1 + 8 + 16]byte
 	b[0] = cursorVersion
 	binary.BigEndian.PutUint64(b[1:], uint64(t.UnixMicro()))
@@ -316,12 +316,13 @@ func encodeCursor(t time.Time, id uuid.UUID) string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-func decodeCursor(s string) (time.Time, uuid.UUID, error) {
+func decodeCursor(s string) (time.Time, message.ID, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil || len(b) != 25 || b[0] != cursorVersion {
-		return time.Time{}, uuid.UUID{}, fmt.Errorf("%w: %q", ErrInvalidCursor, s)
+		return time.Time{}, message.ID{}, fmt.Errorf("%w: %q", ErrInvalidCursor, s)
 	}
 	t := time.UnixMicro(int64(binary.BigEndian.Uint64(b[1:]))).UTC()
-	id, _ := uuid.FromBytes(b[9:])
+	var id message.ID
+	copy(id[:], b[9:])
 	return t, id, nil
 }

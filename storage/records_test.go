@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/storage"
 	"github.com/lintel-io/lintel/topic"
@@ -19,23 +18,23 @@ func TestCommandAuditTrail(t *testing.T) {
 	ctx := testContext(t)
 	lock := topic.Thing{Org: "acme", Edge: "hq", Type: "lock", Code: "l1"}
 
-	unlock := storage.Command{ID: uuid.New(), Thing: lock, Action: "unlock", Params: []byte(`{"seconds": 5}`),
+	unlock := storage.Command{ID: newID(), Thing: lock, Action: "unlock", Params: []byte(`{"seconds": 5}`),
 		RequestedBy: "alice", RequestedAt: now.Add(-time.Minute), Deadline: now.Add(time.Minute)}
 	// Acks arrive out of order, and the final one before the command is recorded.
-	completed := storage.CommandAck{ID: uuid.New(), CommandID: unlock.ID, Time: now.Add(-50 * time.Second), Status: storage.CommandCompleted}
-	accepted := storage.CommandAck{ID: uuid.New(), CommandID: unlock.ID, Time: now.Add(-55 * time.Second), Status: storage.CommandAccepted}
+	completed := storage.CommandAck{ID: newID(), CommandID: unlock.ID, Time: now.Add(-50 * time.Second), Status: storage.CommandCompleted}
+	accepted := storage.CommandAck{ID: newID(), CommandID: unlock.ID, Time: now.Add(-55 * time.Second), Status: storage.CommandAccepted}
 	require.NoError(t, s.RecordAck(ctx, completed))
 	require.NoError(t, s.RecordCommand(ctx, unlock))
 	require.NoError(t, s.RecordAck(ctx, accepted))
 	require.NoError(t, s.RecordAck(ctx, accepted)) // redelivered
 	require.NoError(t, s.RecordCommand(ctx, unlock))
 
-	expired := storage.Command{ID: uuid.New(), Thing: lock, Action: "lock", RequestedBy: "bob",
+	expired := storage.Command{ID: newID(), Thing: lock, Action: "lock", RequestedBy: "bob",
 		RequestedAt: now.Add(-30 * time.Second), Deadline: now.Add(-time.Second)}
 	require.NoError(t, s.RecordCommand(ctx, expired))
-	failed := storage.Command{ID: uuid.New(), Thing: lock, Action: "unlock", RequestedBy: "alice", RequestedAt: now.Add(-10 * time.Second)}
+	failed := storage.Command{ID: newID(), Thing: lock, Action: "unlock", RequestedBy: "alice", RequestedAt: now.Add(-10 * time.Second)}
 	require.NoError(t, s.RecordCommand(ctx, failed))
-	require.NoError(t, s.RecordAck(ctx, storage.CommandAck{ID: uuid.New(), CommandID: failed.ID, Time: now, Status: storage.CommandFailed, Error: "jammed"}))
+	require.NoError(t, s.RecordAck(ctx, storage.CommandAck{ID: newID(), CommandID: failed.ID, Time: now, Status: storage.CommandFailed, Error: "jammed"}))
 
 	page, err := s.Commands(ctx, storage.CommandQuery{Org: "acme", ThingCode: "l1"})
 	require.NoError(t, err)
@@ -75,7 +74,7 @@ func TestLiveness(t *testing.T) {
 	r2 := topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "r2"}
 	rec := func(th topic.Thing, kind storage.LivenessKind, boot string, at time.Duration) {
 		t.Helper()
-		require.NoError(t, s.RecordLiveness(ctx, storage.LivenessEvent{ID: uuid.New(), Thing: th, Kind: kind, BootID: boot, Time: now.Add(at)}))
+		require.NoError(t, s.RecordLiveness(ctx, storage.LivenessEvent{ID: newID(), Thing: th, Kind: kind, BootID: boot, Time: now.Add(at)}))
 	}
 	rec(r1, storage.LivenessBirth, "b1", 0)
 	rec(r1, storage.LivenessHeartbeat, "b1", time.Minute)
@@ -110,7 +109,7 @@ func TestAccessDecisions(t *testing.T) {
 	assert.NotEqual(t, alice, bob)
 	assert.Len(t, alice, 64)
 	for i := range 10 {
-		d := storage.AccessDecision{ID: uuid.New(), Time: now.Add(time.Duration(i) * time.Minute), Org: "acme", Edge: "hq",
+		d := storage.AccessDecision{ID: newID(), Time: now.Add(time.Duration(i) * time.Minute), Org: "acme", Edge: "hq",
 			Door: []string{"front", "back"}[i%2], Reader: "r1", CredentialHash: []string{alice, bob}[i%3/2], Granted: i != 4,
 			Holder: []string{"h-alice", "h-bob"}[i%3/2], Offline: i >= 6, Fallback: i == 9, AuditSeq: int64(i + 1)}
 		require.NoError(t, s.RecordAccessDecision(ctx, d))

@@ -24,10 +24,10 @@ const (
 // Thing identifies one thing (a device, or a platform component under a
 // reserved thing type): the first four parts of a subject.
 type Thing struct {
-	Org  string // organisation
-	Edge string // edge (site) code
-	Type string // thing type, e.g. "reader", "lock", "sensor"
-	Code string // thing code, unique within its edge and type
+	Org  string `json:"org"`  // organisation
+	Edge string `json:"edge"` // edge (site) code
+	Type string `json:"type"` // thing type, e.g. "reader", "lock", "sensor"
+	Code string `json:"code"` // thing code, unique within its edge and type
 }
 
 // Validate reports whether every part of t is a valid token. Reserved thing

@@ -79,11 +79,11 @@ func simulatedThings() map[simulator.Kind][]topic.Thing {
 func liveInventory(inv *authz.Inventory) {
 	inv.Services = append(inv.Services, authz.Service{Name: operatorName, Kind: authz.ServiceOperator, Org: org})
 	for _, t := range simulator.Things(simConfig(1)) {
-		inv.Things = append(inv.Things, authz.Thing{Org: t.Org, Edge: t.Edge, Type: t.Type, Code: t.Code})
+		inv.Things = append(inv.Things, authz.Thing{Thing: t})
 	}
 	inv.Things = append(inv.Things,
-		authz.Thing{Org: org, Edge: edge, Type: kiosk.Type, Code: kiosk.Code},
-		authz.Thing{Org: org, Edge: edge, Type: roofSensor.Type, Code: roofSensor.Code, MQTT: true})
+		authz.Thing{Thing: topic.Thing{Org: org, Edge: edge, Type: kiosk.Type, Code: kiosk.Code}},
+		authz.Thing{Thing: topic.Thing{Org: org, Edge: edge, Type: roofSensor.Type, Code: roofSensor.Code}, MQTT: true})
 	sim := simulatedThings()
 	for i, name := range doorNames {
 		d := authz.Door{Org: org, Edge: edge, Code: name,

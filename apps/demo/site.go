@@ -56,7 +56,7 @@ func inventory(live bool) *authz.Inventory {
 			Readers: []string{reader.Code}, Locks: []string{lock.Code}, Sensors: []string{contact.Code}}},
 	}
 	for _, t := range []topic.Thing{reader, lock, contact, sounder} {
-		inv.Things = append(inv.Things, authz.Thing{Org: t.Org, Edge: t.Edge, Type: t.Type, Code: t.Code})
+		inv.Things = append(inv.Things, authz.Thing{Thing: t})
 	}
 	if live {
 		liveInventory(inv)

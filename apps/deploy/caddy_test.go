@@ -113,7 +113,7 @@ func TestEventThroughCaddy(t *testing.T) {
 	inv := &authz.Inventory{
 		Orgs:     []authz.Org{{Code: "acme"}},
 		Edges:    []authz.Edge{{Org: "acme", Code: "hq"}},
-		Things:   []authz.Thing{{Org: "acme", Edge: "hq", Type: "reader", Code: "r1"}},
+		Things:   []authz.Thing{{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "r1"}}},
 		Services: []authz.Service{{Name: "ingest", Kind: authz.ServiceCentral, Org: "acme"}},
 	}
 	res, err := (&authz.Generator{Cost: bcrypt.MinCost}).Generate(context.Background(), inv, nil)

@@ -114,10 +114,10 @@ func BenchmarkCentralStartup(b *testing.B) {
 		}
 		inv.Edges = append(inv.Edges, authz.Edge{Org: "acme", Code: edge})
 		for d := range 100 {
-			inv.Things = append(inv.Things, authz.Thing{Org: "acme", Edge: edge, Type: "reader", Code: "r" + strconv.Itoa(e*100+d)})
+			inv.Things = append(inv.Things, authz.Thing{Thing: topic.Thing{Org: "acme", Edge: edge, Type: "reader", Code: "r" + strconv.Itoa(e*100+d)}})
 		}
 	}
-	inv.Things = append(inv.Things, authz.Thing{Org: "acme", Edge: "hq", Type: "lock", Code: "l1"})
+	inv.Things = append(inv.Things, authz.Thing{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "lock", Code: "l1"}})
 	s := render(b, "", inv, func(leaf string) string { return "nats-leaf://" + leaf })
 	for _, run := range []string{"first", "restart"} {
 		t0 := time.Now()

@@ -100,8 +100,8 @@ func clusterInventory(n int) *authz.Inventory {
 		Services: []authz.Service{{Name: "central", Kind: authz.ServiceCentral, Org: "acme"}},
 	}
 	for _, e := range []string{"hq", "lab"} {
-		inv.Things = append(inv.Things, authz.Thing{Org: "acme", Edge: e, Type: "lock", Code: "l-" + e},
-			authz.Thing{Org: "acme", Edge: e, Type: "reader", Code: "r-" + e})
+		inv.Things = append(inv.Things, authz.Thing{Thing: topic.Thing{Org: "acme", Edge: e, Type: "lock", Code: "l-" + e}},
+			authz.Thing{Thing: topic.Thing{Org: "acme", Edge: e, Type: "reader", Code: "r-" + e}})
 		inv.Doors = append(inv.Doors, authz.Door{Org: "acme", Edge: e, Code: "front", Readers: []string{"r-" + e}, Locks: []string{"l-" + e}})
 	}
 	for i := range 2 * n {
@@ -109,7 +109,7 @@ func clusterInventory(n int) *authz.Inventory {
 		if i >= n {
 			e = "lab"
 		}
-		inv.Things = append(inv.Things, authz.Thing{Org: "acme", Edge: e, Type: "sensor", Code: "s" + strconv.Itoa(i+1)})
+		inv.Things = append(inv.Things, authz.Thing{Thing: topic.Thing{Org: "acme", Edge: e, Type: "sensor", Code: "s" + strconv.Itoa(i+1)}})
 	}
 	return inv
 }

@@ -243,11 +243,11 @@ func inventory(extra int) *authz.Inventory {
 		Orgs:     []authz.Org{{Code: "acme"}},
 		Edges:    []authz.Edge{{Org: "acme", Code: "hq"}},
 		Services: []authz.Service{{Name: "central", Kind: authz.ServiceCentral, Org: "acme"}},
-		Things: []authz.Thing{{Org: "acme", Edge: "hq", Type: "reader", Code: "r1"},
-			{Org: "acme", Edge: "hq", Type: "lock", Code: "l1"}},
+		Things: []authz.Thing{{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "r1"}},
+			{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "lock", Code: "l1"}}},
 	}
 	for i := range extra {
-		inv.Things = append(inv.Things, authz.Thing{Org: "acme", Edge: "hq", Type: "sensor", Code: "s" + strconv.Itoa(i+1)})
+		inv.Things = append(inv.Things, authz.Thing{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "sensor", Code: "s" + strconv.Itoa(i+1)}})
 	}
 	return inv
 }
@@ -491,7 +491,7 @@ func TestBinaries(t *testing.T) {
 	// logs in without a restart; the link stays up.
 	added := topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "r2"}
 	inv2 := *s.inv
-	inv2.Things = append(append([]authz.Thing(nil), s.inv.Things...), authz.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "r2"})
+	inv2.Things = append(append([]authz.Thing(nil), s.inv.Things...), authz.Thing{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "r2"}})
 	s.writeInventory(t, &inv2)
 	s.lintelctl(t, "render", "--inventory", s.invFile, "--out", s.dir, "--cost", "4")
 	for _, p := range []*process{cen, edg} {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lintel-io/lintel/apps/internal/config"
 	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/topic"
 	"github.com/spf13/cobra"
 )
 
@@ -582,7 +583,7 @@ says otherwise.
 				if err != nil {
 					return nil, err
 				}
-				t := authz.Thing{Org: org, Edge: args[0], Type: args[1], Code: args[2], Name: thingName, MQTT: mqtt}
+				t := authz.Thing{Thing: topic.Thing{Org: org, Edge: args[0], Type: args[1], Code: args[2]}, Name: thingName, MQTT: mqtt}
 				inv.Things = append(inv.Things, t)
 				return &inventoryEdit{verb: "added", entry: thingLabel(len(inv.Things)-1, t)}, nil
 			})
@@ -773,7 +774,7 @@ those doors' lists too. The org is the edge's unless --org says otherwise.
 				if err != nil {
 					return nil, err
 				}
-				want := authz.Thing{Org: org, Edge: args[0], Type: args[1], Code: args[2]}
+				want := authz.Thing{Thing: topic.Thing{Org: org, Edge: args[0], Type: args[1], Code: args[2]}}
 				i := slices.IndexFunc(inv.Things, func(t authz.Thing) bool {
 					return t.Org == want.Org && t.Edge == want.Edge && t.Type == want.Type && t.Code == want.Code
 				})

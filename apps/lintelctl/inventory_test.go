@@ -16,6 +16,7 @@ import (
 
 	"github.com/lintel-io/lintel/apps/internal/config"
 	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/topic"
 	"github.com/spf13/cobra"
 )
 
@@ -279,8 +280,8 @@ func TestAddRemoveRoundTrip(t *testing.T) {
 	wantMode(t, d.inventory, 0o640)
 	inv := loadInv(t, d.inventory)
 	if want := append(slices.Clone(orig.Things),
-		authz.Thing{Org: "acme", Edge: "branch", Type: "reader", Code: "b-in", Name: "Branch entry", MQTT: true},
-		authz.Thing{Org: "acme", Edge: "branch", Type: "lock", Code: "b-lock"}); !reflect.DeepEqual(inv.Things, want) {
+		authz.Thing{Thing: topic.Thing{Org: "acme", Edge: "branch", Type: "reader", Code: "b-in"}, Name: "Branch entry", MQTT: true},
+		authz.Thing{Thing: topic.Thing{Org: "acme", Edge: "branch", Type: "lock", Code: "b-lock"}}); !reflect.DeepEqual(inv.Things, want) {
 		t.Errorf("things %+v, want %+v", inv.Things, want)
 	}
 	if got, want := inv.Doors[1], (authz.Door{Org: "acme", Edge: "branch", Code: "entry", Readers: []string{"b-in"}, Locks: []string{"b-lock"}}); !reflect.DeepEqual(got, want) {
@@ -425,7 +426,7 @@ func TestAddDryRun(t *testing.T) {
 	if err != nil {
 		t.Fatalf("--dry-run printed an inventory that does not parse: %v\n%s", err, r.stdout)
 	}
-	if !slices.Contains(inv.Things, authz.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "side-in"}) {
+	if !slices.Contains(inv.Things, authz.Thing{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "side-in"}}) {
 		t.Errorf("--dry-run printed an inventory without the new thing:\n%s", r.stdout)
 	}
 	if !strings.Contains(r.stderr, "added things[4] (acme.hq.reader.side-in)") || !strings.Contains(r.stderr, "dry run") {

@@ -147,7 +147,7 @@ func newLiveSite(pool *pgxpool.Pool) (*liveSite, error) {
 	}
 	sims := simulator.Things(simulator.Config{Org: "acme", Edge: "hq", Readers: 1, Locks: 1, DoorSensors: 1, EnvSensors: 1})
 	for _, th := range append([]topic.Thing{liveReader, liveLock, liveRelay}, sims...) {
-		inv.Things = append(inv.Things, authz.Thing{Org: th.Org, Edge: th.Edge, Type: th.Type, Code: th.Code})
+		inv.Things = append(inv.Things, authz.Thing{Thing: th})
 	}
 	res, err := (&authz.Generator{Cost: bcrypt.MinCost}).Generate(ctx, inv, nil)
 	if err != nil {

@@ -17,7 +17,6 @@ import (
 	"github.com/lintel-io/lintel/apps/internal/config"
 	"github.com/lintel-io/lintel/authz"
 	"github.com/lintel-io/lintel/edgekit/access"
-	"github.com/lintel-io/lintel/topic"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/bcrypt"
@@ -432,7 +431,7 @@ func planSecrets(inv *authz.Inventory, sec *authz.Secrets, centralUser map[strin
 		}
 	}
 	for _, t := range inv.Things {
-		user := authz.DeviceUser(topic.Thing{Org: t.Org, Edge: t.Edge, Type: t.Type, Code: t.Code})
+		user := authz.DeviceUser(t.Thing)
 		if s, ok := pw(user); ok {
 			password(filepath.Join(l.devices(t.Org, t.Edge), user+".password"), s)
 		}

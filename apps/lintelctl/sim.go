@@ -110,7 +110,7 @@ func (a *app) sim(ctx context.Context, o *simOptions) error {
 	if o.plan {
 		entries := make([]authz.Thing, len(things))
 		for i, t := range things {
-			entries[i] = authz.Thing{Org: t.Org, Edge: t.Edge, Type: t.Type, Code: t.Code}
+			entries[i] = authz.Thing{Thing: t}
 		}
 		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")

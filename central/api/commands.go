@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/lintel-io/lintel/edgekit"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
@@ -193,7 +191,7 @@ func (s *Server) getCommand(c *call) (any, error) {
 	if st := s.central.Store(); st != nil {
 		actx, acancel := s.call(c.r.Context()) // the wait may have used up ctx
 		defer acancel()
-		acks, err := st.CommandAcks(actx, uuid.UUID(id))
+		acks, err := st.CommandAcks(actx, id)
 		if err != nil {
 			return nil, err
 		}

@@ -64,8 +64,8 @@ func inventory() *authz.Inventory {
 		Orgs:     []authz.Org{{Code: "acme"}},
 		Services: []authz.Service{{Name: "central", Kind: authz.ServiceCentral, Org: "acme"}},
 		Edges:    []authz.Edge{{Org: "acme", Code: "hq"}, {Org: "acme", Code: "lab"}},
-		Things: []authz.Thing{{Org: "acme", Edge: "hq", Type: "reader", Code: "r1"}, {Org: "acme", Edge: "hq", Type: "lock", Code: "l1"},
-			{Org: "acme", Edge: "lab", Type: "reader", Code: "r2"}},
+		Things: []authz.Thing{{Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "r1"}}, {Thing: topic.Thing{Org: "acme", Edge: "hq", Type: "lock", Code: "l1"}},
+			{Thing: topic.Thing{Org: "acme", Edge: "lab", Type: "reader", Code: "r2"}}},
 		Doors: []authz.Door{{Org: "acme", Edge: "hq", Code: "front", Readers: []string{"r1"}, Locks: []string{"l1"}}},
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -225,7 +224,7 @@ func (s *Server) listEvents(c *call) (any, error) {
 		for i, e := range p.Events {
 			items[i] = EventItem{Time: e.Time, ID: e.ID.String(), Subject: e.Thing.Subject(e.MessageType).String(), Edge: e.Thing.Edge,
 				Thing: thingRef(e.Thing), Type: string(e.MessageType), Name: e.Name, DeviceTime: e.DeviceTime,
-				Correlates: zeroUUID(e.CorrelationID), Payload: e.Payload}
+				Correlates: idText(e.CorrelationID), Payload: e.Payload}
 		}
 		return page[EventItem]{Items: items, Next: p.Next}, nil
 	}
@@ -255,11 +254,12 @@ func eventItem(m *jetstream.RawStreamMsg, e *message.Envelope) EventItem {
 	return it
 }
 
-func zeroUUID(u uuid.UUID) string {
-	if u == uuid.Nil {
+// idText returns id as text, or "" for the zero id.
+func idText(id message.ID) string {
+	if id.IsZero() {
 		return ""
 	}
-	return u.String()
+	return id.String()
 }
 
 // thingRef returns EDGE.TYPE.CODE.

@@ -242,7 +242,7 @@ func (s *Server) things(edge string) []topic.Thing {
 	var out []topic.Thing
 	for _, t := range s.central.Inventory().Things {
 		if t.Org == s.org && (edge == "" || t.Edge == edge) {
-			out = append(out, topic.Thing{Org: t.Org, Edge: t.Edge, Type: t.Type, Code: t.Code})
+			out = append(out, t.Thing)
 		}
 	}
 	return out

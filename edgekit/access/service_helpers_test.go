@@ -50,7 +50,7 @@ func siteInventory() *authz.Inventory {
 		},
 	}
 	for _, t := range []topic.Thing{siteR1, siteR2, siteL1, siteDS1, siteS1, siteX1} {
-		inv.Things = append(inv.Things, authz.Thing{Org: t.Org, Edge: t.Edge, Type: t.Type, Code: t.Code})
+		inv.Things = append(inv.Things, authz.Thing{Thing: t})
 	}
 	return inv
 }

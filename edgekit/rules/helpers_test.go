@@ -82,7 +82,7 @@ func startEdge(tb testing.TB) *edge {
 		Services: []authz.Service{{Name: "ingest", Kind: authz.ServiceCentral, Org: "acme"}},
 	}
 	for _, t := range []topic.Thing{doorD1, doorD2, doorD3, sounder, sensorT1, hvacH1} {
-		inv.Things = append(inv.Things, authz.Thing{Org: t.Org, Edge: t.Edge, Type: t.Type, Code: t.Code})
+		inv.Things = append(inv.Things, authz.Thing{Thing: t})
 	}
 	g := &authz.Generator{Cost: bcrypt.MinCost}
 	res, err := g.Generate(context.Background(), inv, nil)

@@ -79,14 +79,14 @@ func newDeployment(ctx context.Context, dir string, s shape) (*deployment, error
 		for i := range s.readers {
 			t := readerOf(edge, i)
 			door.Readers = append(door.Readers, t.Code)
-			inv.Things = append(inv.Things, authz.Thing{Org: t.Org, Edge: t.Edge, Type: t.Type, Code: t.Code})
+			inv.Things = append(inv.Things, authz.Thing{Thing: t})
 		}
 		if s.readers > 0 {
 			inv.Doors = append(inv.Doors, door)
 		}
 		for i := range s.sensors {
 			t := sensorOf(edge, i)
-			inv.Things = append(inv.Things, authz.Thing{Org: t.Org, Edge: t.Edge, Type: t.Type, Code: t.Code})
+			inv.Things = append(inv.Things, authz.Thing{Thing: t})
 		}
 	}
 	res, err := (&authz.Generator{Cost: bcrypt.MinCost}).Generate(ctx, inv, nil)
