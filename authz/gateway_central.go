@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nats.go"
@@ -61,6 +62,56 @@ func CentralGatewayStreamConfig(org string) (jetstream.StreamConfig, error) {
 		Storage:   jetstream.FileStorage,
 		Retention: jetstream.LimitsPolicy,
 	}, nil
+}
+
+// CentralGatewayCommandSubject returns the subject on which central's
+// services write a command for t, a device marked [Thing].CentralGateway,
+// into the org's command stream: "_lintel.{org}.{edge}.gwcmd.{type}.{code}".
+// No edge's consumer matches it, so the device's edge never hands the
+// command out; the central gateway reads it through
+// [CentralGatewayCommandConsumerConfig].
+func CentralGatewayCommandSubject(t topic.Thing) string {
+	return InternalPrefix + "." + t.Org + "." + t.Edge + "." + centralGatewayCommandToken + "." + t.Type + "." + t.Code
+}
+
+// ParseCentralGatewayCommandSubject returns the thing a
+// [CentralGatewayCommandSubject] addresses; errors as
+// [ParseCommandSubject].
+func ParseCentralGatewayCommandSubject(s string) (topic.Thing, error) {
+	return parseCommandSubject(s, centralGatewayCommandToken)
+}
+
+// CentralGatewayCommandConsumer is the durable consumer on the org's
+// command stream through which the central gateway takes the commands of
+// its devices.
+const CentralGatewayCommandConsumer = "gw-commands"
+
+// CentralGatewayCommandConsumerConfig returns the configuration of org's
+// [CentralGatewayCommandConsumer]: a pull consumer filtered to
+// [CentralGatewayCommandSubject] subjects, with explicit acks and no limit
+// on redeliveries. Central creates it; the gateway's permissions let it
+// read and acknowledge through it, never create or change a consumer, so
+// it cannot see any other command.
+func CentralGatewayCommandConsumerConfig(org string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       CentralGatewayCommandConsumer,
+		Description:   "Lintel central gateway: commands of the devices it serves",
+		FilterSubject: InternalPrefix + "." + org + ".*." + centralGatewayCommandToken + ".*.*",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxDeliver:    -1,
+		MaxAckPending: 10000,
+	}
+}
+
+// centralGatewayCommandSubjects are what the central gateway of org
+// publishes to read its command consumer: the consumer's info, its next
+// messages, and the acknowledgements of what it got.
+func centralGatewayCommandSubjects(org string) []string {
+	stream, _ := CentralCommandStreamConfig(org)
+	sc := stream.Name + "." + CentralGatewayCommandConsumer
+	return []string{"$JS.API.CONSUMER.INFO." + sc, "$JS.API.CONSUMER.MSG.NEXT." + sc, "$JS.ACK." + sc + ".>"}
 }
 
 // CentralGatewayDevices returns the devices of org that inv marks

@@ -170,10 +170,12 @@ func disconnectEvent(acc string) string { return "$SYS.ACCOUNT." + acc + ".DISCO
 //   - publish and subscribe to everything of its org, "{org}.>", except
 //     publishing device commands, which only edge services do;
 //   - write commands into the org's command stream on [CommandSubject]
-//     subjects, "_lintel.{org}.*.cmd.*.*";
+//     subjects, "_lintel.{org}.*.cmd.*.*", and
+//     [CentralGatewayCommandSubject] subjects, "_lintel.{org}.*.gwcmd.*.*";
 //   - central's JetStream (domain [HubDomain]) and its own inbox.
 func CentralServicePermissions(org, name string) Permissions {
-	pub := append([]string{org + ".>", InternalPrefix + "." + org + ".*.cmd.*.*"}, jsLocal(HubDomain)...)
+	cmds, _ := CentralCommandStreamConfig(org)
+	pub := append(append([]string{org + ".>"}, cmds.Subjects...), jsLocal(HubDomain)...)
 	sub := []string{org + ".>", UserInboxPrefix(ServiceUser(org, name)) + ".>"}
 	return Permissions{
 		Publish:   rules(pub, org+".*.*.*."+string(topic.Command)),
@@ -200,7 +202,8 @@ func OperatorPermissions(org, name string) Permissions {
 // platform reserves ("_edge", "_sys") or for an unregistered device. A
 // gateway scoped to its org (no edge) is the central gateway: it may also
 // publish the gateway-stream subjects of the org's devices marked
-// [Thing].CentralGateway ([CentralGatewaySubject]).
+// [Thing].CentralGateway ([CentralGatewaySubject]), and read and
+// acknowledge their commands through [CentralGatewayCommandConsumer].
 func GatewayPermissions(inv *Inventory, s Service) Permissions {
 	var pub, sub []string
 	for _, t := range sortedThings(inv) {
@@ -211,8 +214,9 @@ func GatewayPermissions(inv *Inventory, s Service) Permissions {
 		pub = append(pub, thingSubjects(tt, devicePublishTypes[:])...)
 		sub = append(sub, thingSubjects(tt, deviceSubscribeTypes[:])...)
 	}
-	if s.Edge == "" {
-		pub = append(pub, centralGatewaySubjects(inv, s.Org)...)
+	if gw := centralGatewaySubjects(inv, s.Org); s.Edge == "" && len(gw) > 0 {
+		pub = append(pub, gw...)
+		pub = append(pub, centralGatewayCommandSubjects(s.Org)...)
 	}
 	sub = append(sub, UserInboxPrefix(ServiceUser(s.Org, s.Name))+".>")
 	return Permissions{Publish: rules(pub), Subscribe: rules(sub)}

@@ -260,17 +260,29 @@ func APIPrefix(domain string) string { return "$JS." + domain + ".API" }
 // from its command stream and is the only publisher on
 // "{org}.{edge}.{type}.{code}.cmd".
 func CommandSubject(t topic.Thing) string {
-	return InternalPrefix + "." + t.Org + "." + t.Edge + ".cmd." + t.Type + "." + t.Code
+	return InternalPrefix + "." + t.Org + "." + t.Edge + "." + commandToken + "." + t.Type + "." + t.Code
 }
 
 // ParseCommandSubject returns the thing a [CommandSubject] addresses. It
 // returns an error wrapping [topic.ErrTokenCount] for a subject of another
 // shape and a [*topic.Error] for an invalid token.
 func ParseCommandSubject(s string) (topic.Thing, error) {
+	return parseCommandSubject(s, commandToken)
+}
+
+// commandToken and centralGatewayCommandToken are the fourth token of
+// [CommandSubject] and [CentralGatewayCommandSubject].
+const (
+	commandToken               = "cmd"
+	centralGatewayCommandToken = "gwcmd"
+)
+
+// parseCommandSubject parses "_lintel.{org}.{edge}.{token}.{type}.{code}".
+func parseCommandSubject(s, token string) (topic.Thing, error) {
 	p := strings.Split(s, ".")
-	if len(p) != 6 || p[0] != InternalPrefix || p[3] != "cmd" {
+	if len(p) != 6 || p[0] != InternalPrefix || p[3] != token {
 		return topic.Thing{}, &topic.Error{Part: topic.PartSubject, Value: s,
-			Reason: "want " + InternalPrefix + ".{org}.{edge}.cmd.{type}.{code}", Err: topic.ErrTokenCount}
+			Reason: "want " + InternalPrefix + ".{org}.{edge}." + token + ".{type}.{code}", Err: topic.ErrTokenCount}
 	}
 	t := topic.Thing{Org: p[1], Edge: p[2], Type: p[4], Code: p[5]}
 	if _, err := topic.EdgeFilter(t.Org, t.Edge); err != nil {
@@ -421,15 +433,20 @@ func (n EdgeNames) CredentialMirrorConfig() jetstream.KeyValueConfig {
 
 // CentralCommandStreamConfig returns the configuration of the org's command
 // stream on central. Central's services write commands into it on
-// [CommandSubject] subjects; each edge sources its own through
-// [EdgeNames.CommandConsumerConfig].
+// [CommandSubject] subjects, which each edge sources its own of through
+// [EdgeNames.CommandConsumerConfig], and on [CentralGatewayCommandSubject]
+// subjects, which the central gateway reads through
+// [CentralGatewayCommandConsumerConfig].
 func CentralCommandStreamConfig(org string) (jetstream.StreamConfig, error) {
 	if err := checkOrgName(org); err != nil {
 		return jetstream.StreamConfig{}, err
 	}
 	return jetstream.StreamConfig{
-		Name:      "commands-" + org,
-		Subjects:  []string{InternalPrefix + "." + org + ".*.cmd.*.*"},
+		Name: "commands-" + org,
+		Subjects: []string{
+			InternalPrefix + "." + org + ".*." + commandToken + ".*.*",
+			InternalPrefix + "." + org + ".*." + centralGatewayCommandToken + ".*.*",
+		},
 		Storage:   jetstream.FileStorage,
 		Retention: jetstream.LimitsPolicy,
 	}, nil

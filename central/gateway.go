@@ -32,8 +32,9 @@ func usesGateway(inv *authz.Inventory, o *org) bool {
 	return len(authz.CentralGatewayDevices(inv, o.code)) > 0
 }
 
-// provisionGateway creates or updates o's gateway stream when inv marks a
-// device of the org for the central gateway. It is idempotent. (It takes
+// provisionGateway creates or updates o's gateway stream, and the central
+// gateway's consumer on o's command stream, when inv marks a device of the
+// org for the central gateway. It is idempotent. (It takes
 // the inventory rather than reading it, since Update calls it holding
 // c.mu.)
 func (c *Central) provisionGateway(ctx context.Context, inv *authz.Inventory, o *org) error {
@@ -50,6 +51,12 @@ func (c *Central) provisionGateway(ctx context.Context, inv *authz.Inventory, o 
 	}
 	if _, err := o.js.CreateOrUpdateStream(ctx, cfg); err != nil {
 		return fmt.Errorf("gateway stream %s: %w", cfg.Name, err)
+	}
+	// The gateway reads its devices' commands through a consumer central
+	// makes, so that the gateway's permissions need no consumer creation.
+	cmds, _ := authz.CentralCommandStreamConfig(o.code)
+	if _, err := o.js.CreateOrUpdateConsumer(ctx, cmds.Name, authz.CentralGatewayCommandConsumerConfig(o.code)); err != nil {
+		return fmt.Errorf("gateway command consumer on %s: %w", cmds.Name, err)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/internal/recent"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nats.go"
@@ -52,12 +53,11 @@ type cmdDispatcher struct {
 
 	mu      sync.Mutex
 	pending map[topic.Thing][]*cmdPending
-	seen    map[message.ID]struct{}
-	order   []message.ID // ring of seen, oldest first
+	seen    *recent.Set[message.ID] // handed out or expired
 }
 
 func newCmdDispatcher(n *Node) *cmdDispatcher {
-	return &cmdDispatcher{n: n, pending: make(map[topic.Thing][]*cmdPending), seen: make(map[message.ID]struct{})}
+	return &cmdDispatcher{n: n, pending: make(map[topic.Thing][]*cmdPending), seen: recent.New[message.ID](cmdSeenSize)}
 }
 
 // nodeCommandConsumerConfig returns the dispatcher's durable consumer on
@@ -130,7 +130,7 @@ func (d *cmdDispatcher) handle(msg jetstream.Msg) {
 	}
 	p := &cmdPending{msg: msg, env: env, cmd: cmd, thing: thing, progressed: n.cfg.Now()}
 	d.mu.Lock()
-	if _, dup := d.seen[env.ID]; dup || d.isPendingLocked(thing, env.ID) {
+	if d.seen.Has(env.ID) || d.isPendingLocked(thing, env.ID) {
 		d.mu.Unlock()
 		_ = msg.Ack()
 		n.stats.commandsDuplicate.Add(1)
@@ -157,20 +157,11 @@ func (d *cmdDispatcher) isPendingLocked(t topic.Thing, id message.ID) bool {
 	return false
 }
 
-// remember records id as handed out (or expired), forgetting the oldest
-// beyond cmdSeenSize.
+// remember records id as handed out (or expired).
 func (d *cmdDispatcher) remember(id message.ID) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, ok := d.seen[id]; ok {
-		return
-	}
-	d.seen[id] = struct{}{}
-	d.order = append(d.order, id)
-	if len(d.order) > cmdSeenSize {
-		delete(d.seen, d.order[0])
-		d.order = d.order[1:]
-	}
+	d.seen.Add(id)
 }
 
 // deliverTo hands t's waiting commands to t if it is subscribed to its cmd

@@ -626,6 +626,9 @@ func (h *Hub) SendCommand(ctx context.Context, thing topic.Thing, cmd message.Co
 		return nil, err
 	}
 	msg.Subject = authz.CommandSubject(thing)
+	if h.viaGateway(thing) {
+		msg.Subject = authz.CentralGatewayCommandSubject(thing)
+	}
 	if err := h.signCommand(msg, thing); err != nil {
 		return nil, fmt.Errorf("edgekit: command to %s: %w", thing, err)
 	}

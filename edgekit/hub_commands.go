@@ -176,31 +176,51 @@ func commandFilters(thing topic.Thing) []string {
 func (h *Hub) readCommand(ctx context.Context, thing topic.Thing, id message.ID, cfg jetstream.OrderedConsumerConfig) (CommandOutcome, bool, error) {
 	out := CommandOutcome{ID: id, Thing: thing}
 	seen := false
-	err := h.scanCommand(ctx, thing, id, cfg, &out, true, func(hit bool) bool {
+	seenHit := func(hit bool) bool {
 		seen = seen || hit
 		return false
-	})
+	}
+	err := h.scanCommand(ctx, h.eventStream, commandFilters(thing), thing, id, cfg, &out, true, seenHit)
+	if err == nil && h.viaGateway(thing) {
+		err = h.scanCommand(ctx, authz.CentralGatewayStream(h.cfg.Org), []string{thing.Subject(topic.Ack).String()},
+			thing, id, gatewayAckFrom(id), &out, true, seenHit)
+	}
 	return out, seen, err
 }
 
-// followCommand reads the acks of command id of thing from sequence from
-// of central's event stream, as they arrive, until done holds.
+// gatewayAckFrom is where the acks of command id can begin in the org's
+// gateway stream: shortly before the command's time.
+func gatewayAckFrom(id message.ID) jetstream.OrderedConsumerConfig {
+	from := id.Time().Add(-commandLookBack)
+	return jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from}
+}
+
+// followCommand reads the acks of command id of thing as they arrive, from
+// sequence from of central's event stream (or, for a device of the central
+// gateway, from shortly before the command's time in the org's gateway
+// stream), until done holds.
 func (h *Hub) followCommand(ctx context.Context, thing topic.Thing, id message.ID, from uint64, done func(CommandOutcome) bool) (CommandOutcome, error) {
 	out := CommandOutcome{ID: id, Thing: thing}
+	stop := func(bool) bool { return done(out) }
+	if h.viaGateway(thing) {
+		err := h.scanCommand(ctx, authz.CentralGatewayStream(h.cfg.Org), []string{thing.Subject(topic.Ack).String()},
+			thing, id, gatewayAckFrom(id), &out, false, stop)
+		return out, err
+	}
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from}
-	err := h.scanCommand(ctx, thing, id, cfg, &out, false, func(bool) bool { return done(out) })
+	err := h.scanCommand(ctx, h.eventStream, commandFilters(thing), thing, id, cfg, &out, false, stop)
 	return out, err
 }
 
-// scanCommand reads the messages about thing in central's event stream with
-// an ordered consumer configured by cfg (its filters set here) and folds
-// the acks of command id into out. It stops when stop, called after each
-// message with whether it was about id, returns true, when ctx ends, or,
-// if drain is set, when it has read every message the stream holds now.
-func (h *Hub) scanCommand(ctx context.Context, thing topic.Thing, id message.ID, cfg jetstream.OrderedConsumerConfig, out *CommandOutcome, drain bool, stop func(hit bool) bool) error {
-	cfg.FilterSubjects = commandFilters(thing)
+// scanCommand reads the messages on filters in stream with an ordered
+// consumer configured by cfg and folds the acks of command id of thing into
+// out. It stops when stop, called after each message with whether it was
+// about id, returns true, when ctx ends, or, if drain is set, when it has
+// read every message the stream holds now.
+func (h *Hub) scanCommand(ctx context.Context, stream string, filters []string, thing topic.Thing, id message.ID, cfg jetstream.OrderedConsumerConfig, out *CommandOutcome, drain bool, stop func(hit bool) bool) error {
+	cfg.FilterSubjects = filters
 	cfg.InactiveThreshold = max(h.cfg.Timeout, 30*time.Second)
-	cons, err := h.js.OrderedConsumer(ctx, h.eventStream, cfg)
+	cons, err := h.js.OrderedConsumer(ctx, stream, cfg)
 	if err != nil {
 		return h.commandErr(id, thing, err)
 	}

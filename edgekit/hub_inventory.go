@@ -14,6 +14,9 @@ import (
 type hubInventory struct {
 	edges  map[string]bool
 	things map[topic.Thing]bool
+	// gateway holds the things marked authz.Thing.CentralGateway, whose
+	// commands go to the central gateway instead of their edge.
+	gateway map[topic.Thing]bool
 }
 
 // SetInventory replaces the inventory the hub checks edges and things
@@ -25,7 +28,7 @@ func (h *Hub) SetInventory(inv *authz.Inventory) error {
 	if inv == nil {
 		return fmt.Errorf("%w: no inventory", ErrInvalidHubConfig)
 	}
-	known := &hubInventory{edges: map[string]bool{}, things: map[topic.Thing]bool{}}
+	known := &hubInventory{edges: map[string]bool{}, things: map[topic.Thing]bool{}, gateway: map[topic.Thing]bool{}}
 	org := false
 	for _, o := range inv.Orgs {
 		org = org || o.Code == h.cfg.Org
@@ -41,6 +44,9 @@ func (h *Hub) SetInventory(inv *authz.Inventory) error {
 	for _, t := range inv.Things {
 		if t.Org == h.cfg.Org {
 			known.things[t.Thing] = true
+			if t.CentralGateway {
+				known.gateway[t.Thing] = true
+			}
 		}
 	}
 	h.known.Store(known)
@@ -63,6 +69,13 @@ func (h *Hub) checkThing(t topic.Thing) error {
 		return fmt.Errorf("%w: %s", ErrUnknownThing, t)
 	}
 	return nil
+}
+
+// viaGateway reports whether t is a device of the central gateway: its
+// commands go on [authz.CentralGatewayCommandSubject] and its acks arrive
+// in the org's gateway stream.
+func (h *Hub) viaGateway(t topic.Thing) bool {
+	return h.known.Load().gateway[t]
 }
 
 // checkInbox returns an error wrapping ErrInboxPrefix when nc logs in as a

@@ -53,6 +53,8 @@ type CentralConfig struct {
 	// PublishTimeout bounds a publish's wait for the gateway stream's
 	// acknowledgement, as in [Config].
 	PublishTimeout time.Duration
+	// MaxPollWait bounds the wait of a command long-poll, as in [Config].
+	MaxPollWait time.Duration
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the client, as in [Config].
 	TrustedProxies []netip.Prefix
@@ -73,8 +75,11 @@ type CentralConfig struct {
 
 // Central is the HTTP gateway at central, for devices that reach no edge
 // (docs/gateway.md, "The central gateway"): an [http.Handler] serving
-// POST /v1/events with the same authentication, rate limit, content modes
-// and answers as a [Gateway]. It publishes each event on one connection
+// POST /v1/events and GET /v1/commands with the same authentication, rate
+// limit, content modes and answers as a [Gateway]. Commands come from its
+// consumer on the org's command stream
+// ([authz.CentralGatewayCommandConsumerConfig]), each held until a poll or
+// stream of its device takes it or its deadline passes. It publishes each event on one connection
 // of its own service user into the org's gateway stream
 // ([authz.CentralGatewayStreamConfig]) on the device's internal subject
 // ([authz.CentralGatewaySubject]), with the event's id as Nats-Msg-Id,
@@ -91,6 +96,8 @@ type Central struct {
 	mux    *http.ServeMux
 	nc     *nats.Conn
 	js     jetstream.JetStream
+	ids    message.IDGenerator // of the acks the gateway stores as a device
+	cmds   *centralCommands
 }
 
 var _ http.Handler = (*Central)(nil)
@@ -117,7 +124,7 @@ func ConnectCentral(ctx context.Context, cfg CentralConfig) (*Central, error) {
 	}
 	g := newShared(Config{
 		Org: cfg.Org, URLs: cfg.URLs, Auth: cfg.Auth, MaxBodyBytes: cfg.MaxBodyBytes, MaxBatch: cfg.MaxBatch,
-		Rate: cfg.Rate, Burst: cfg.Burst, PublishTimeout: cfg.PublishTimeout, TrustedProxies: cfg.TrustedProxies,
+		Rate: cfg.Rate, Burst: cfg.Burst, PublishTimeout: cfg.PublishTimeout, MaxPollWait: cfg.MaxPollWait, TrustedProxies: cfg.TrustedProxies,
 		ClientCertHeader: cfg.ClientCertHeader, ClientCAs: cfg.ClientCAs, RequireClientCert: cfg.RequireClientCert,
 		Now: cfg.Now, Logger: cfg.Logger,
 	})
@@ -148,18 +155,20 @@ func ConnectCentral(ctx context.Context, cfg CentralConfig) (*Central, error) {
 	}
 	c := &Central{g: g, cfg: cfg, stream: authz.CentralGatewayStream(cfg.Org), nc: nc, js: js, mux: http.NewServeMux()}
 	c.mux.HandleFunc("POST "+PathEvents, c.postEvents)
+	c.mux.HandleFunc("GET "+PathCommands, c.getCommands)
 	c.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == PathEvents {
-			w.Header().Set("Allow", http.MethodPost)
+		if allow, ok := map[string]string{PathEvents: http.MethodPost, PathCommands: http.MethodGet}[r.URL.Path]; ok {
+			w.Header().Set("Allow", allow)
 			g.problem(w, newProblem(http.StatusMethodNotAllowed, SlugMethodNotAllowed, "method not allowed",
-				fmt.Sprintf("%s %s: use %s", r.Method, r.URL.Path, http.MethodPost)))
+				fmt.Sprintf("%s %s: use %s", r.Method, r.URL.Path, allow)))
 			return
 		}
 		g.problem(w, newProblem(http.StatusNotFound, SlugNotFound, "not found",
-			fmt.Sprintf("%s %s is not an endpoint of the central gateway, which serves POST %s only; requests and commands go through the device's edge",
-				r.Method, r.URL.Path, PathEvents)))
+			fmt.Sprintf("%s %s is not an endpoint of the central gateway, which serves POST %s and GET %s; requests go through the device's edge",
+				r.Method, r.URL.Path, PathEvents, PathCommands)))
 	})
 	g.wg.Go(g.janitor)
+	c.startCommands(ctx)
 	return c, nil
 }
 
@@ -183,6 +192,9 @@ func newShared(cfg Config) *Gateway {
 	}
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = DefaultPublishTimeout
+	}
+	if cfg.MaxPollWait <= 0 {
+		cfg.MaxPollWait = DefaultMaxPollWait
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -211,9 +223,12 @@ func (c *Central) Stats() Stats { return c.g.Stats() }
 // Connected reports whether the gateway's connection to central is up.
 func (c *Central) Connected() bool { return c.nc.IsConnected() }
 
-// Close closes the gateway's connection to central (requests in flight
-// fail with 503) and stops its janitor. It is idempotent and returns nil.
+// Close stops taking commands (polls and streams end; a command not yet
+// handed over stays in the command stream for the next start), closes the
+// gateway's connection to central (requests in flight fail with 503) and
+// stops its janitor. It is idempotent and returns nil.
 func (c *Central) Close() error {
+	c.cmds.stop()
 	c.nc.Close()
 	return c.g.Close()
 }

@@ -38,6 +38,7 @@ type cgw struct {
 	c         *centralpkg.Central
 	pool      *pgxpool.Pool
 	passwords map[string]authz.Secret
+	seeds     map[string]authz.Secret // command seeds by key id
 	gw        *gateway.Central
 	url       string
 }
@@ -68,7 +69,7 @@ func startCentralGateway(t *testing.T) *cgw {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := &cgw{pool: db.Pool, passwords: res.Secrets.Passwords}
+	x := &cgw{pool: db.Pool, passwords: res.Secrets.Passwords, seeds: res.Secrets.CommandSeeds}
 	x.c, err = centralpkg.Start(testCtx(t), centralpkg.Config{
 		Inventory: inv, State: res.State, Database: db.Pool,
 		Orgs: map[string]centralpkg.OrgSecrets{"acme": {Service: "central", Password: x.service("central"),

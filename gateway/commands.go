@@ -197,27 +197,25 @@ func appendCommand(b []byte, c *command) []byte {
 	return append(b, "}}"...)
 }
 
+// commandFeed is where a poll or a stream takes a device's commands from:
+// a session at the edge, the central gateway's dispatcher at central.
+type commandFeed interface {
+	// take returns the commands to hand over now, the channel closed at
+	// the next change, and whether the feed has ended.
+	take() ([]*command, <-chan struct{}, bool)
+	// handed records that cmds were written to the device's response.
+	handed(cmds []*command)
+}
+
+// handed: the edge acknowledged the commands in its stream before the
+// session received them.
+func (s *session) handed([]*command) {}
+
 // getCommands serves a long-poll, or Server-Sent Events when the client
 // accepts text/event-stream.
 func (g *Gateway) getCommands(w http.ResponseWriter, r *http.Request, s *session) {
-	sse := strings.Contains(r.Header.Get("Accept"), "text/event-stream")
-	wait := DefaultPollWait
-	if v := r.URL.Query().Get("wait"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			p := newProblem(http.StatusBadRequest, SlugMalformed, "bad wait", fmt.Sprintf("wait=%q is not a non-negative duration such as 25s", v))
-			p.Field = "wait"
-			g.problem(w, p)
-			return
-		}
-		wait = d
-	}
-	wait = min(wait, g.cfg.MaxPollWait)
-	if subj := s.thing.Subject(topic.Command).String(); !s.permissions().Allowed(subj, authz.Subscribe) {
-		p := newProblem(http.StatusForbidden, SlugSubjectNotAllowed, "subject not allowed",
-			fmt.Sprintf("device %s may not receive commands on %s", s.thing, subj))
-		p.Subject = subj
-		g.problem(w, p)
+	wait, ok := g.pollWait(w, r)
+	if !ok || !g.mayReceive(w, s.thing, s.permissions()) {
 		return
 	}
 	if err := s.watch(); err != nil {
@@ -225,16 +223,52 @@ func (g *Gateway) getCommands(w http.ResponseWriter, r *http.Request, s *session
 		return
 	}
 	defer s.unwatch()
-	if sse {
-		g.stream(w, r, s)
+	g.serveCommands(w, r, wait, s)
+}
+
+// pollWait reads the request's wait parameter, bounded by MaxPollWait; it
+// answers 400 and returns false for a bad one.
+func (g *Gateway) pollWait(w http.ResponseWriter, r *http.Request) (time.Duration, bool) {
+	wait := DefaultPollWait
+	if v := r.URL.Query().Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			p := newProblem(http.StatusBadRequest, SlugMalformed, "bad wait", fmt.Sprintf("wait=%q is not a non-negative duration such as 25s", v))
+			p.Field = "wait"
+			g.problem(w, p)
+			return 0, false
+		}
+		wait = d
+	}
+	return min(wait, g.cfg.MaxPollWait), true
+}
+
+// mayReceive checks that perms let thing subscribe to its cmd subject; it
+// answers 403 and returns false if not.
+func (g *Gateway) mayReceive(w http.ResponseWriter, thing topic.Thing, perms authz.Permissions) bool {
+	if subj := thing.Subject(topic.Command).String(); !perms.Allowed(subj, authz.Subscribe) {
+		p := newProblem(http.StatusForbidden, SlugSubjectNotAllowed, "subject not allowed",
+			fmt.Sprintf("device %s may not receive commands on %s", thing, subj))
+		p.Subject = subj
+		g.problem(w, p)
+		return false
+	}
+	return true
+}
+
+// serveCommands answers a poll of up to wait, or a stream, from f.
+func (g *Gateway) serveCommands(w http.ResponseWriter, r *http.Request, wait time.Duration, f commandFeed) {
+	if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+		g.stream(w, r, f)
 		return
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
-		cmds, changed, dead := s.take()
+		cmds, changed, dead := f.take()
 		if len(cmds) > 0 || dead {
 			g.writeCommands(w, cmds)
+			f.handed(cmds)
 			return
 		}
 		select {
@@ -267,7 +301,7 @@ func (g *Gateway) writeCommands(w http.ResponseWriter, cmds []*command) {
 // stream serves the device's commands as Server-Sent Events, one event
 // "command" per command (id the command's id, data its CloudEvents JSON),
 // and a comment every DefaultSSEHeartbeat to keep proxies from closing it.
-func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, s *session) {
+func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, f commandFeed) {
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
@@ -283,7 +317,7 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, s *session) {
 	defer hb.Stop()
 	var b []byte
 	for {
-		cmds, changed, dead := s.take()
+		cmds, changed, dead := f.take()
 		for _, c := range cmds {
 			b = append(b[:0], "event: command\n"...)
 			if c.env != nil {
@@ -295,12 +329,17 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, s *session) {
 			b = appendCommand(b, c)
 			b = append(b, "\n\n"...)
 			if _, err := w.Write(b); err != nil {
+				f.handed(cmds)
 				return
 			}
 			g.counter.delivered.Add(1)
 		}
-		if len(cmds) > 0 && rc.Flush() != nil {
-			return
+		if len(cmds) > 0 {
+			err := rc.Flush()
+			f.handed(cmds)
+			if err != nil {
+				return
+			}
 		}
 		if dead {
 			return

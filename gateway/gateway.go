@@ -166,9 +166,6 @@ func New(cfg Config) (*Gateway, error) {
 	case cfg.RequireClientCert && cfg.ClientCertHeader == "":
 		return nil, fmt.Errorf("%w: RequireClientCert without ClientCertHeader", ErrInvalidConfig)
 	}
-	if cfg.MaxPollWait <= 0 {
-		cfg.MaxPollWait = DefaultMaxPollWait
-	}
 	if cfg.CommandLinger <= 0 {
 		cfg.CommandLinger = DefaultCommandLinger
 	}

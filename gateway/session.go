@@ -51,6 +51,7 @@ type command struct {
 	msg *nats.Msg
 	env *message.Envelope
 	cmd message.Command
+	jm  jetstream.Msg // at the central gateway: the command in the command stream, acknowledged once handed over
 }
 
 // session returns t's session, connecting it first when there is none (or

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/central"
 	"github.com/lintel-io/lintel/edgekit"
 	"github.com/lintel-io/lintel/gateway"
 	"github.com/lintel-io/lintel/message"
@@ -114,55 +116,83 @@ func TestCheck(t *testing.T) {
 // TestBinary builds the gateway, runs it as a process in front of an edge
 // node, posts an event through it, reads /readyz, and stops it with
 // SIGTERM: exit code 0.
-func TestBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
+// process is a running gateway binary.
+type process struct {
+	cmd           *exec.Cmd
+	exited        chan error
+	listen, admin string
+	logMu         sync.Mutex
+	logged        strings.Builder // every line, for the secrets check
+}
+
+// binDir holds the binary the tests build, removed by TestMain.
+var binDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
 	}
-	dir, pass, node := site(t)
-	bin := filepath.Join(t.TempDir(), "gateway")
+	os.Exit(code)
+}
+
+// gatewayBin builds the binary once per test run.
+var gatewayBin = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "lintel-gateway-bin")
+	if err != nil {
+		return "", err
+	}
+	binDir = dir
+	bin := filepath.Join(dir, "gateway")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/lintel-io/lintel/apps/gateway").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+		return "", fmt.Errorf("build: %v\n%s", err, out)
 	}
-	cfg := writeConfig(t, dir, `{"org": "acme", "edge": "hq", "inventory": "inventory.json", "state": "state.json",
-  "edge_urls": ["`+node.ClientURL()+`"], "listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0"}`)
-	cmd := exec.Command(bin, "-config", cfg)
-	stderr, err := cmd.StderrPipe()
+	return bin, nil
+})
+
+// startBinary starts the gateway binary on config file cfg, with env
+// added to its environment, and waits until it listens.
+func startBinary(t *testing.T, cfg string, env []string) *process {
+	t.Helper()
+	bin, err := gatewayBin()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	p := &process{cmd: exec.Command(bin, "-config", cfg), exited: make(chan error, 1)}
+	p.cmd.Env = append(os.Environ(), env...)
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
 	lines := make(chan map[string]any, 64)
-	var logMu sync.Mutex
-	var logged strings.Builder // every line, for the secrets check
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			logMu.Lock()
-			logged.Write(sc.Bytes())
-			logged.WriteByte('\n')
-			logMu.Unlock()
+			p.logMu.Lock()
+			p.logged.Write(sc.Bytes())
+			p.logged.WriteByte('\n')
+			p.logMu.Unlock()
 			var m map[string]any
 			if json.Unmarshal(sc.Bytes(), &m) == nil {
 				lines <- m
 			}
 		}
 		close(lines)
-		exited <- cmd.Wait()
+		p.exited <- p.cmd.Wait()
 	}()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	var listen, admin string
+	t.Cleanup(func() { _ = p.cmd.Process.Kill() })
 	timeout := time.After(wait)
-	for listen == "" {
+	for p.listen == "" {
 		select {
 		case m, ok := <-lines:
 			if !ok {
-				t.Fatalf("gateway exited: %v", <-exited)
+				t.Fatalf("gateway exited: %v", <-p.exited)
 			}
 			if m["msg"] == "gateway started" {
-				listen, admin = m["listen"].(string), m["admin"].(string)
+				p.listen, p.admin = m["listen"].(string), m["admin"].(string)
 			}
 		case <-timeout:
 			t.Fatal("gateway did not start")
@@ -172,6 +202,19 @@ func TestBinary(t *testing.T) {
 		for range lines { // keep draining
 		}
 	}()
+	return p
+}
+
+func TestBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir, pass, node := site(t)
+	cfg := writeConfig(t, dir, `{"org": "acme", "edge": "hq", "inventory": "inventory.json", "state": "state.json",
+  "edge_urls": ["`+node.ClientURL()+`"], "listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0"}`)
+	p := startBinary(t, cfg, nil)
+	listen, admin, cmd, exited := p.listen, p.admin, p.cmd, p.exited
+	logMu, logged := &p.logMu, &p.logged
 
 	var ids message.IDGenerator
 	e := &message.Envelope{ID: ids.New(), Time: time.Now().UTC(), Source: reader, Type: topic.Event, Name: "door.opened"}
@@ -242,6 +285,132 @@ func TestBinary(t *testing.T) {
 	}
 	for what, secret := range map[string]string{"the device's password": pass, "the wrong password": wrong} {
 		if strings.Contains(log, secret) {
+			t.Errorf("the gateway logged %s", what)
+		}
+	}
+}
+
+// TestBinaryCentral runs the binary in central mode in front of a real
+// central: a device marked for the central gateway posts an event, which
+// lands in the org's gateway stream, and takes a command central sends it
+// by long-poll, whose ack reaches central's hub.
+func TestBinaryCentral(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	sensor := topic.Thing{Org: "acme", Edge: "hq", Type: "sensor", Code: "s1"}
+	inv := &authz.Inventory{
+		Orgs:   []authz.Org{{Code: "acme"}},
+		Edges:  []authz.Edge{{Org: "acme", Code: "hq"}},
+		Things: []authz.Thing{{Thing: sensor, CentralGateway: true}},
+		Services: []authz.Service{{Name: "central", Kind: authz.ServiceCentral, Org: "acme"},
+			{Name: "gw", Kind: authz.ServiceGateway, Org: "acme"}},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	res, err := (&authz.Generator{Cost: bcrypt.MinCost}).Generate(ctx, inv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := central.Start(ctx, central.Config{
+		Inventory: inv, State: res.State,
+		Orgs: map[string]central.OrgSecrets{"acme": {Service: "central",
+			Password: res.Secrets.Passwords[authz.ServiceUser("acme", "central")], CommandKey: res.Secrets.CommandSeeds["acme"]}},
+		Render: authz.RenderOptions{Host: "127.0.0.1", Port: -1, LeafHost: "127.0.0.1", LeafPort: -1, StoreDir: t.TempDir(), MaxFileStore: 64 << 20},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	dir := t.TempDir()
+	b, err := json.Marshal(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "inventory.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := authz.SaveState(filepath.Join(dir, "state.json"), res.State); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, dir, `{"mode": "central", "org": "acme", "inventory": "inventory.json", "state": "state.json",
+  "central_urls": ["`+c.ClientURL()+`"], "service": "gw", "listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0"}`)
+	gwPass := res.Secrets.Passwords[authz.ServiceUser("acme", "gw")].Reveal()
+	p := startBinary(t, cfg, []string{"LINTEL_GATEWAY_PASSWORD=" + gwPass})
+	pass := res.Secrets.Passwords[authz.DeviceUser(sensor)].Reveal()
+	call := func(method, path string, body []byte) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, method, "http://"+p.listen+path, bytes.NewReader(body))
+		if body != nil {
+			req.Header.Set("Content-Type", message.ContentTypeCloudEventsJSON)
+		}
+		req.SetBasicAuth(authz.DeviceUser(sensor), pass)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out bytes.Buffer
+		_, _ = out.ReadFrom(res.Body)
+		return res.StatusCode, out.Bytes()
+	}
+
+	var ids message.IDGenerator
+	e := &message.Envelope{ID: ids.New(), Time: time.Now().UTC(), Source: sensor, Type: topic.Event, Name: "tamper"}
+	body, err := e.AppendCloudEvent(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, out := call("POST", gateway.PathEvents, body); st != http.StatusOK {
+		t.Fatalf("post: %d %s", st, out)
+	}
+	st, err := c.JetStream("acme").Stream(ctx, authz.CentralGatewayStream("acme"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := st.GetLastMsgForSubject(ctx, sensor.Subject(topic.Event).String()); err != nil || m.Header.Get(message.HeaderMsgID) != e.ID.String() {
+		t.Fatalf("the event is not in the gateway stream: %v", err)
+	}
+
+	sent, err := c.Hub("acme").SendCommand(ctx, sensor, message.Command{Action: "calibrate",
+		Deadline: time.Now().Add(time.Minute), IdempotencyKey: "cal-1"}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out := call("GET", gateway.PathCommands+"?wait=30s", nil)
+	var cmds []map[string]any
+	if code != http.StatusOK || json.Unmarshal(out, &cmds) != nil || len(cmds) != 1 || cmds[0]["id"] != sent.ID().String() {
+		t.Fatalf("poll: %d %s", code, out)
+	}
+	a := &message.Envelope{ID: ids.New(), Time: time.Now().UTC(), Source: sensor, Type: topic.Ack, Name: message.NameAck, CorrelationID: sent.ID()}
+	if err := message.SetPayload(a, message.Ack{CommandID: sent.ID(), Status: message.AckCompleted}); err != nil {
+		t.Fatal(err)
+	}
+	if body, err = a.AppendCloudEvent(nil); err != nil {
+		t.Fatal(err)
+	}
+	if st, out := call("POST", gateway.PathEvents, body); st != http.StatusOK {
+		t.Fatalf("post the ack: %d %s", st, out)
+	}
+	o, err := sent.Wait(ctx)
+	if err != nil || o.Status != message.AckCompleted {
+		t.Fatalf("outcome %+v: %v", o, err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("gateway did not stop on SIGTERM")
+	}
+	p.logMu.Lock()
+	defer p.logMu.Unlock()
+	for what, secret := range map[string]string{"the device's password": pass, "the gateway's password": gwPass} {
+		if strings.Contains(p.logged.String(), secret) {
 			t.Errorf("the gateway logged %s", what)
 		}
 	}
