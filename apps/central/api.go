@@ -28,7 +28,8 @@ type apiServer struct {
 // serves it on its listener.
 func startAPI(ctx context.Context, cfg *config.API, replicas int, c *central.Central, log *slog.Logger) (*apiServer, error) {
 	ac := api.Config{Central: c, Org: cfg.Org, BootstrapTokenFile: cfg.BootstrapTokenFile, TokenLogin: cfg.TokenLogin, Replicas: replicas,
-		StaleAfter: time.Duration(cfg.StaleAfter), Logger: log.With("component", "api")}
+		StaleAfter: time.Duration(cfg.StaleAfter), TrustedProxies: cfg.Proxies(), OperatorAuditMaxAge: time.Duration(cfg.OperatorAuditMaxAge),
+		Logger: log.With("component", "api")}
 	if o := cfg.OIDC; o != nil {
 		ac.OIDC = &api.OIDCConfig{Issuer: o.Issuer, ClientID: o.ClientID, Audience: o.Audience, RedirectURL: o.RedirectURL,
 			RoleClaim: o.RoleClaim}

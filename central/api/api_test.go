@@ -50,6 +50,7 @@ func TestAPI(t *testing.T) {
 	t.Run("Commands", func(t *testing.T) { testCommands(t, f) })
 	t.Run("EdgesThingsAudit", func(t *testing.T) { testEdgesThingsAudit(t, f) })
 	t.Run("EventsFromJetStream", func(t *testing.T) { testEvents(t, f, false) })
+	t.Run("EventsScanBudget", func(t *testing.T) { testScanBudget(t, f) })
 	t.Run("LiveEventsAndDoors", func(t *testing.T) { testLiveAndDoors(t, f) })
 	t.Run("Decisions", func(t *testing.T) { testDecisions(t, f) })
 	t.Run("AuditLogPaging", func(t *testing.T) { testAuditLogPaging(t, f) })
@@ -320,6 +321,11 @@ func testCredentials(t *testing.T, f *fixture) {
 		{[]byte(`{"card": "1234", "holder": "bob", "doors": "front"}`), "doors"},
 		{[]byte(`{"card": "1234", "holder": "bob"} {}`), ""},
 		{[]byte(`not json`), ""},
+		{map[string]any{"id": "ABC", "kind": "card", "holder": "bob"}, "id"},
+		{map[string]any{"id": strings.Repeat("a", 64), "holder": "bob"}, "kind"},
+		{map[string]any{"id": strings.Repeat("a", 64), "kind": "mobile", "holder": "bob"}, "kind"},
+		{map[string]any{"card": "1234", "kind": "card", "holder": "bob"}, "kind"},
+		{map[string]any{"card": "1234", "id": strings.Repeat("a", 64), "kind": "card", "holder": "bob"}, "id"},
 	}
 	for _, b := range bad {
 		res := f.do(t, "POST", base, op, b.body)
@@ -330,6 +336,22 @@ func testCredentials(t *testing.T, f *fixture) {
 	}
 	if res := f.do(t, "POST", api.PathPrefix+"/edges/nowhere/credentials", op, map[string]any{"card": "1", "holder": "x"}); res.status != http.StatusNotFound || res.problem(t).Field != "edge" {
 		t.Errorf("unknown edge: %d %s", res.status, res.body)
+	}
+	// A credential given by its hash, made on the operator's machine with
+	// the org's hash key: stored under it, and the same credential as the
+	// PIN central hashes.
+	pinID := message.Credential("5566").Hash(f.hashKey)
+	byID := f.do(t, "POST", base, op, map[string]any{"id": pinID, "kind": "pin", "holder": "bob", "doors": []string{"front"}})
+	var bi api.CredentialItem
+	byID.decode(t, &bi)
+	if byID.status != http.StatusCreated || bi.ID != pinID || bi.Kind != "pin" || bi.State != "active" {
+		t.Fatalf("create by id: %d %+v", byID.status, bi)
+	}
+	if res := f.do(t, "POST", base, op, map[string]any{"pin": "5566", "holder": "bob"}); res.status != http.StatusConflict || !strings.Contains(res.problem(t).Detail, pinID) {
+		t.Fatalf("create the PIN created by id: %d %s", res.status, res.body)
+	}
+	if res := f.do(t, "PUT", base+"/"+pinID, op, map[string]any{"holder": "bob", "kind": "card"}); res.status != http.StatusBadRequest {
+		t.Errorf("update with a kind: %d", res.status)
 	}
 	upd := f.do(t, "PUT", base+"/"+cr.ID, op, map[string]any{"holder": "alice b.", "doors": []string{"front"}})
 	var up api.CredentialItem
@@ -436,8 +458,55 @@ func testGroupsSchedulesRules(t *testing.T, f *fixture) {
 		t.Fatalf("schedules: %+v", scheds)
 	}
 	// A credential may now name the group and schedule.
-	if res := f.do(t, "POST", p+"/credentials", op, map[string]any{"pin": "4711", "holder": "bob", "groups": []string{"staff"}, "schedules": []string{"office"}}); res.status != http.StatusCreated {
+	res = f.do(t, "POST", p+"/credentials", op, map[string]any{"pin": "4711", "holder": "bob", "groups": []string{"staff"}, "schedules": []string{"office"}})
+	if res.status != http.StatusCreated {
 		t.Fatalf("credential with group and schedule: %d %s", res.status, res.body)
+	}
+	var bob api.CredentialItem
+	res.decode(t, &bob)
+	// One at a time; removed only once no credential names them.
+	var g api.GroupItem
+	f.do(t, "GET", p+"/groups/staff", f.prov.Token(t, "vera", "viewer"), nil).decode(t, &g)
+	if g.Name != "staff" || !slices.Equal(g.Doors, []string{"front"}) {
+		t.Fatalf("get group: %+v", g)
+	}
+	var sc api.ScheduleItem
+	f.do(t, "GET", p+"/schedules/office", op, nil).decode(t, &sc)
+	if sc.Name != "office" || len(sc.Intervals) != 1 || !slices.Equal(sc.Intervals[0].Days, []string{"mon", "tue"}) {
+		t.Fatalf("get schedule: %+v", sc)
+	}
+	for _, path := range []string{p + "/groups/staff", p + "/schedules/office"} {
+		res := f.do(t, "DELETE", path, op, nil)
+		if res.status != http.StatusConflict || !strings.Contains(res.problem(t).Detail, bob.ID) {
+			t.Fatalf("DELETE %s named by a credential: %d %s", path, res.status, res.body)
+		}
+	}
+	for _, path := range []string{p + "/groups/nosuch", p + "/schedules/nosuch"} {
+		for _, method := range []string{"GET", "DELETE"} {
+			if res := f.do(t, method, path, op, nil); res.status != http.StatusNotFound {
+				t.Errorf("%s %s: %d %s", method, path, res.status, res.body)
+			}
+		}
+	}
+	if res := f.do(t, "GET", p+"/groups/no%20such", op, nil); res.status != http.StatusBadRequest || res.problem(t).Field != "name" {
+		t.Errorf("a bad group name: %d %s", res.status, res.body)
+	}
+	if res := f.do(t, "PUT", p+"/groups/spare", op, map[string]any{"doors": []string{"front"}}); res.status != http.StatusOK {
+		t.Fatalf("put group spare: %d %s", res.status, res.body)
+	}
+	var removed struct {
+		Revision uint64 `json:"revision"`
+	}
+	f.do(t, "DELETE", p+"/groups/spare", op, nil).decode(t, &removed)
+	if removed.Revision == 0 {
+		t.Fatalf("remove group: %+v", removed)
+	}
+	if res := f.do(t, "GET", p+"/groups/spare", op, nil); res.status != http.StatusNotFound {
+		t.Fatalf("a removed group: %d %s", res.status, res.body)
+	}
+	f.do(t, "GET", p+"/groups", op, nil).decode(t, &groups)
+	if len(groups) != 1 || groups[0].Name != "staff" {
+		t.Fatalf("groups after a removal: %+v", groups)
 	}
 	good := []byte(`{"rules": [{"name": "door-held", "match": "acme.hq.door_sensor.*.state", "when": "payload.open", "for": "30s",
 	  "actions": [{"event": {"name": "alarm.door_held_open"}}]}]}`)
@@ -469,7 +538,7 @@ func testGroupsSchedulesRules(t *testing.T, f *fixture) {
 		t.Fatalf("get rules: %d %s", got.status, got.body)
 	}
 	log := f.auditLog(t)
-	for _, a := range []string{"putGroup", "putSchedule", "putRules"} {
+	for _, a := range []string{"putGroup", "putSchedule", "putRules", "removeGroup"} {
 		if !slices.ContainsFunc(log, func(e api.AuditEntry) bool { return e.Action == a }) {
 			t.Errorf("no audit record of %s", a)
 		}
@@ -610,7 +679,7 @@ func testEvents(t *testing.T, f *fixture, _ bool) {
 	dev := f.device(t, reader)
 	var ids []string
 	for i := range 5 {
-		id, err := dev.PublishEvent(ctx(t), "test.event", map[string]int{"n": i})
+		id, err := dev.PublishEvent(ctx(t), "test.event", map[string]float64{"n": float64(i), "value": float64(i) + 0.5})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -637,6 +706,13 @@ func testEvents(t *testing.T, f *fixture, _ bool) {
 			for _, e := range p.Items {
 				if e.Name != "test.event" || e.Thing != "hq.reader.r1" || e.Type != "evt" || len(e.Payload) == 0 {
 					t.Fatalf("event: %+v", e)
+				}
+				// Received when central's stream stored it; the reading of
+				// its payload; not late.
+				var n struct{ N float64 }
+				if err := json.Unmarshal(e.Payload, &n); err != nil || e.Value == nil || *e.Value != n.N+0.5 || e.Replayed ||
+					e.ReceivedAt.IsZero() || !e.ReceivedAt.Equal(e.Time) {
+					t.Fatalf("event %s: value %v, replayed %v, received %v, stored %v (%s)", e.ID, e.Value, e.Replayed, e.ReceivedAt, e.Time, e.Payload)
 				}
 				got = append(got, e.ID)
 			}

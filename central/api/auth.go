@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -75,6 +76,9 @@ type Principal struct {
 	Via string `json:"via"`
 	// Role is the caller's role.
 	Role Role `json:"role"`
+
+	session string // the console session's id, for a session
+	token   string // the API token's id, for a token or a session begun from one
 }
 
 // who returns the principal as the operator audit log and commands'
@@ -113,9 +117,12 @@ func (s *Server) authenticate(r *http.Request) (*Principal, error) {
 		return s.oidc.verifyBearer(r.Context(), cred)
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil && s.sessions() {
-		sess, err := s.readSession(c.Value)
+		sess, err := s.sessionOf(r.Context(), c.Value)
+		if errors.Is(err, errSessionEnded) {
+			return nil, problemf(http.StatusUnauthorized, slugUnauthorized, "", "the session is not valid (%v): log in again", err)
+		}
 		if err != nil {
-			return nil, problemf(http.StatusUnauthorized, slugUnauthorized, "", "the session is not valid: log in again")
+			return nil, err
 		}
 		if !safeMethod(r.Method) {
 			h := r.Header.Get(csrfHeader)
@@ -123,7 +130,7 @@ func (s *Server) authenticate(r *http.Request) (*Principal, error) {
 				return nil, problemf(http.StatusForbidden, slugCSRF, csrfHeader, "a cookie-authenticated %s needs the session's CSRF token in the %s header", r.Method, csrfHeader)
 			}
 		}
-		return &Principal{Subject: sess.Subject, Name: sess.Name, Via: "session", Role: sess.Role}, nil
+		return &Principal{Subject: sess.Subject, Name: sess.Name, Via: "session", Role: sess.Role, session: sess.ID, token: sess.Token}, nil
 	}
 	return nil, problemf(http.StatusUnauthorized, slugUnauthorized, "Authorization", "no credentials: send \"Authorization: Bearer TOKEN\"")
 }

@@ -58,7 +58,10 @@ func (s *Server) consolePage(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.sessions() {
 		if c, err := r.Cookie(sessionCookie); err == nil {
-			if sess, err := s.readSession(c.Value); err == nil && sess.Role > RolePublic {
+			ctx, cancel := s.call(r.Context())
+			sess, err := s.sessionOf(ctx, c.Value)
+			cancel()
+			if err == nil && sess.Role > RolePublic {
 				d.User, d.Role = sess.Subject, sess.Role.String()
 				if sess.Name != "" {
 					d.User = sess.Name

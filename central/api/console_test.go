@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"os"
@@ -67,7 +68,7 @@ func artifactDir(t *testing.T) string {
 // paths.
 func TestConsoleInBrowser(t *testing.T) {
 	exe := chromium(t)
-	f := newFixture(t, fixtureOptions{edge: true})
+	f := newFixture(t, fixtureOptions{edge: true, linkProxy: true})
 	f.prov.SetUser(oidctest.User{Subject: "carol", Email: "carol@example.com", Roles: []string{"operator"}})
 	dir := artifactDir(t)
 	// hq decides access itself, from its copy of the credentials, and
@@ -142,14 +143,28 @@ func TestConsoleInBrowser(t *testing.T) {
 			}
 		})
 	}
-	// shot saves a full-page screenshot of the console as it is now.
+	// shot saves a screenshot of the console as it is now: of the
+	// section the state is about (a CSS selector), or of the full page
+	// when section is empty. No two are the same picture.
 	shots := 0
-	shot := func(name string) chromedp.Action[chromedp.Void] {
+	seen := map[[32]byte]string{}
+	shot := func(name, section string) chromedp.Action[chromedp.Void] {
 		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			png, err := chromedp.FullScreenshot(100)(ctx, tg)
+			var png []byte
+			var err error
+			if section == "" {
+				png, err = chromedp.FullScreenshot(100)(ctx, tg)
+			} else {
+				png, err = chromedp.Screenshot(chromedp.CSS(section))(ctx, tg)
+			}
 			if err != nil {
 				return fmt.Errorf("screenshot %s: %w", name, err)
 			}
+			sum := sha256.Sum256(png)
+			if prev, ok := seen[sum]; ok {
+				return fmt.Errorf("screenshot %s is the same picture as %s", name, prev)
+			}
+			seen[sum] = name
 			shots++
 			path := filepath.Join(dir, fmt.Sprintf("console-%02d-%s.png", shots, name))
 			if err := os.WriteFile(path, png, 0o644); err != nil {
@@ -160,10 +175,12 @@ func TestConsoleInBrowser(t *testing.T) {
 		})
 	}
 	const card = "5550001112223334"
+	const erinCard = "5550009998887776"
+	var erinID string
 	err = chromedp.Do(bctx,
 		chromedp.Navigate(f.web.URL+"/"),
 		chromedp.WaitVisible(chromedp.CSS("#login-link")),
-		shot("login"),
+		shot("login", ""),
 		chromedp.Click(chromedp.CSS("#login-link")),
 		chromedp.WaitVisible(chromedp.CSS("#whoami")),
 		poll("hq up in the edges table", `(() => { const r = document.querySelector('#edges tr[data-edge="hq"]'); return !!r && r.children[1].textContent === "up"; })()`),
@@ -172,7 +189,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		poll("the unlock's ack", `document.querySelector('#doors tr[data-door="hq.front"]').lastChild.textContent === "unlock: completed"`),
 		poll("the door unlocked", `document.querySelector('#doors tr[data-door="hq.front"]').children[2].textContent.startsWith("unlocked")`),
 		poll("hq's audit chain", `(() => { const r = document.querySelector('#edges tr[data-edge="hq"]'); return !!r && r.children[6].textContent !== "-"; })()`),
-		shot("edges-doors-unlocked"),
+		shot("edges-doors-unlocked", ""),
 		poll("the live stream open", `document.getElementById("live-status").textContent === "live"`),
 		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 			_, err := rd.PublishEvent(ctx, "console.check", map[string]int{"n": 1})
@@ -182,7 +199,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		// The event-rate chart counts the live stream: a bar for this
 		// second, and the status says how many.
 		poll("the event-rate chart", `document.querySelectorAll("#rate-chart rect").length > 0 && /^[1-9][0-9]* events in the last/.test(document.getElementById("rate-status").textContent)`),
-		shot("live-event"),
+		shot("live-event", ""),
 		poll("the credential edge list", `document.getElementById("cred-edge-select").options.length === 2`),
 		chromedp.SetValue(chromedp.CSS(`#cred-add input[name="holder"]`), "dave"),
 		chromedp.SetValue(chromedp.CSS(`#cred-add input[name="card"]`), card),
@@ -194,7 +211,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		present(card, func(d message.AccessDecision) bool { return d.Granted }, "dave's card granted"),
 		chromedp.Click(chromedp.CSS(`#credentials tbody tr button[data-action="revoke"]`)),
 		poll("dave's credential revoked", `[...document.querySelectorAll("#credentials tbody tr")].some(r => r.children[0].textContent === "dave" && r.children[2].textContent.startsWith("revoked"))`),
-		shot("credentials"),
+		shot("credentials", ""),
 		// The next presentation is denied, as revoked, once the
 		// revocation has reached hq.
 		present(card, func(d message.AccessDecision) bool { return !d.Granted && d.Reason == message.DenyRevoked }, "dave's card denied as revoked"),
@@ -207,7 +224,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			if (!ok) document.querySelector('#access-filter button[type="submit"]').click();
 			return ok;
 		})()`),
-		shot("access-log"),
+		shot("access-log", "#access-section"),
 		// Central's auditor verified hq's signed trail: the edges table
 		// shows the chain intact, with hq's backlog once its status
 		// report is in and the credential set version dave's credential
@@ -216,7 +233,46 @@ func TestConsoleInBrowser(t *testing.T) {
 			const r = document.querySelector('#edges tr[data-edge="hq"]');
 			return !!r && r.children[6].textContent === "intact" && r.children[2].textContent !== "-" && r.children[3].textContent !== "0";
 		})()`),
-		shot("edges-audit"),
+		poll("no audit alarm", `document.getElementById("audit-alarms").hidden`),
+		shot("edges-audit", "#edges-section"),
+		// A revoked grant: with hq's link cut, erin's card is revoked at
+		// central and still granted by hq, which cannot know; once the link
+		// is back, central's auditor raises the alarm and the console
+		// shows it.
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			var cred struct {
+				ID string `json:"id"`
+			}
+			f.do(t, "POST", api.PathPrefix+"/edges/hq/credentials", f.admin,
+				map[string]any{"holder": "erin", "card": erinCard, "doors": []string{"front"}}).decode(t, &cred)
+			erinID = cred.ID
+			return nil
+		}),
+		present(erinCard, func(d message.AccessDecision) bool { return d.Granted }, "erin's card granted"),
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			f.proxy.Cut()
+			waitFor(t, "hq's link down", func() bool { return !f.node.LinkUp() })
+			if res := f.do(t, "POST", api.PathPrefix+"/credentials/"+erinID+"/revoke", f.admin, map[string]string{"reason": "lost"}); res.status != http.StatusOK {
+				return fmt.Errorf("revoke erin's card: %d %s", res.status, res.body)
+			}
+			return nil
+		}),
+		present(erinCard, func(d message.AccessDecision) bool { return d.Granted && d.Offline }, "erin's card granted offline"),
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			f.proxy.Restore()
+			waitFor(t, "hq's link up", f.node.LinkUp)
+			return nil
+		}),
+		poll("the revoked-grant alarm shown", `(() => {
+			const box = document.getElementById("audit-alarms");
+			const r = document.querySelector('#edges tr[data-edge="hq"]');
+			const cell = r && r.children[6].firstChild;
+			return !box.hidden && box.offsetHeight > 0 &&
+				[...box.querySelectorAll("li.alarm-grant")].some(li => li.dataset.edge === "hq" && li.textContent.includes("revoked credential granted: erin at door front") && li.textContent.includes("offline") && li.textContent.endsWith(": lost")) &&
+				!!cell && cell.className === "alarm" && cell.textContent === "intact · 1 revoked grant" &&
+				getComputedStyle(box).backgroundColor !== "rgba(0, 0, 0, 0)";
+		})()`),
+		shot("audit-alarm", "#edges-section"),
 	)
 	if err != nil {
 		t.Fatal(err)

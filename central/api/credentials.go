@@ -12,6 +12,7 @@ import (
 
 	"github.com/lintel-io/lintel/edgekit/access"
 	"github.com/lintel-io/lintel/message"
+	"github.com/lintel-io/lintel/topic"
 )
 
 // CredentialItem is a credential as the API shows it: its id (the keyed
@@ -43,10 +44,16 @@ func credentialItem(edge string, c *access.Credential) *CredentialItem {
 		Changed: c.Changed, Revision: c.Revision}
 }
 
-// credentialBody is the body of createCredential and updateCredential.
+// credentialBody is the body of createCredential and updateCredential. A
+// credential is created from its card number (Card) or PIN, which central
+// hashes, or from its id (ID, the keyed hash made with the org's hash key
+// on the operator's machine) and its Kind, so that the secret never
+// leaves that machine.
 type credentialBody struct {
 	Card       *string  `json:"card"`
 	PIN        *string  `json:"pin"`
+	ID         *string  `json:"id"`
+	Kind       *string  `json:"kind"`
 	Holder     string   `json:"holder"`
 	Doors      []string `json:"doors"`
 	Groups     []string `json:"groups"`
@@ -138,30 +145,56 @@ func (s *Server) createCredential(c *call) (any, error) {
 	if err := c.decode(&b); err != nil {
 		return nil, err
 	}
-	secret, kind := b.Card, message.CredentialCard
-	field := "card"
-	switch {
-	case b.Card != nil && b.PIN != nil:
-		return nil, invalid("pin", "give card or pin, not both")
-	case b.PIN != nil:
-		secret, kind, field = b.PIN, message.CredentialPIN, "pin"
-	case b.Card == nil:
-		return nil, invalid("card", "give the card number (card) or the PIN (pin)")
+	var given []string
+	for name, p := range map[string]*string{"card": b.Card, "pin": b.PIN, "id": b.ID} {
+		if p != nil {
+			given = append(given, name)
+		}
 	}
-	v := strings.TrimSpace(*secret)
-	if v == "" || len(v) > 256 || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return nil, invalid(field, "%s: want 1 to 256 printable characters", field)
+	slices.Sort(given) // card, id, pin
+	switch {
+	case len(given) == 0:
+		return nil, invalid("card", "give the card number (card), the PIN (pin), or the credential's hash (id) and its kind")
+	case len(given) > 1:
+		return nil, invalid(given[len(given)-1], "give one of card, pin and id, not %s", strings.Join(given, " and "))
+	case b.Kind != nil && b.ID == nil:
+		return nil, invalid("kind", "kind goes with id only: card and pin say their kind")
 	}
 	m, err := s.manager()
 	if err != nil {
 		return nil, err
 	}
-	cr := &access.Credential{Kind: kind, State: access.StateActive}
+	cr := &access.Credential{State: access.StateActive}
 	if err := b.apply(cr); err != nil {
 		return nil, err
 	}
-	if cr.ID, err = m.Hash(message.Credential(v)); err != nil {
-		return nil, err
+	field := "card"
+	if b.ID != nil {
+		field = "id"
+		if err := access.ValidCredentialID(*b.ID); err != nil {
+			return nil, invalid("id", "id %q: want the 64 lower-case hex characters of the credential's hash, made with the org's hash key", *b.ID)
+		}
+		switch kind := message.CredentialKind(deref(b.Kind)); kind {
+		case message.CredentialCard, message.CredentialPIN:
+			cr.ID, cr.Kind = *b.ID, kind
+		case "":
+			return nil, invalid("kind", "kind is required with id: card or pin")
+		default:
+			return nil, invalid("kind", "kind %q: want card or pin", kind)
+		}
+	} else {
+		secret, kind := b.Card, message.CredentialCard
+		if b.PIN != nil {
+			secret, kind, field = b.PIN, message.CredentialPIN, "pin"
+		}
+		v := strings.TrimSpace(*secret)
+		if v == "" || len(v) > 256 || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return nil, invalid(field, "%s: want 1 to 256 printable characters", field)
+		}
+		cr.Kind = kind
+		if cr.ID, err = m.Hash(message.Credential(v)); err != nil {
+			return nil, err
+		}
 	}
 	ctx, cancel := s.call(c.r.Context())
 	defer cancel()
@@ -195,8 +228,8 @@ func (s *Server) updateCredential(c *call) (any, error) {
 	if err := c.decode(&b); err != nil {
 		return nil, err
 	}
-	if b.Card != nil || b.PIN != nil {
-		return nil, invalid("card", "a credential's card number or PIN cannot change: create a new credential")
+	if b.Card != nil || b.PIN != nil || b.ID != nil || b.Kind != nil {
+		return nil, invalid("card", "a credential's card number, PIN, id or kind cannot change: create a new credential")
 	}
 	m, err := s.manager()
 	if err != nil {
@@ -288,4 +321,91 @@ func heldAt(ctx context.Context, m *access.Manager, id string, edges iter.Seq[st
 		}
 	}
 	return out
+}
+
+// deref returns *p, or "" for nil.
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func (s *Server) getGroup(c *call) (any, error) {
+	return getNamedItem(s, c, groupKind, (*access.Manager).Group)
+}
+
+func (s *Server) getSchedule(c *call) (any, error) {
+	return getNamedItem(s, c, scheduleKind, (*access.Manager).Schedule)
+}
+
+func (s *Server) removeGroup(c *call) (any, error) {
+	return removeNamedItem(s, c, groupKind, (*access.Manager).Group, (*access.Manager).RemoveGroup)
+}
+
+func (s *Server) removeSchedule(c *call) (any, error) {
+	return removeNamedItem(s, c, scheduleKind, (*access.Manager).Schedule, (*access.Manager).RemoveSchedule)
+}
+
+// namedGetter reads a group or schedule at an edge with its revision:
+// (*access.Manager).Group or Schedule.
+type namedGetter[T any] func(m *access.Manager, ctx context.Context, edge, name string) (T, uint64, error)
+
+// namedPath reads and checks the {edge} and {name} path parameters.
+func (s *Server) namedPath(c *call, kind string) (edge, name string, err error) {
+	edge, name = c.r.PathValue("edge"), c.r.PathValue("name")
+	if err := s.edge(edge); err != nil {
+		return "", "", err
+	}
+	if err := topic.ValidateToken(topic.PartThingCode, name); err != nil {
+		return "", "", invalid("name", "%s name %q: %v", kind, name, err)
+	}
+	return edge, name, nil
+}
+
+// getNamedItem answers with the object of kind k named {name} at the
+// {edge}.
+func getNamedItem[T, I any](s *Server, c *call, k namedKind[T, I], get namedGetter[T]) (any, error) {
+	edge, name, err := s.namedPath(c, k.name)
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.manager()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := s.call(c.r.Context())
+	defer cancel()
+	v, _, err := get(m, ctx, edge, name)
+	if err != nil {
+		return nil, err
+	}
+	return k.item(name, v), nil
+}
+
+// removeNamedItem removes the object of kind k named {name} at the
+// {edge}; a credential that names it makes it a 409 naming the
+// credentials.
+func removeNamedItem[T, I any](s *Server, c *call, k namedKind[T, I], get namedGetter[T],
+	remove func(m *access.Manager, ctx context.Context, edge, name string) (uint64, error)) (any, error) {
+	edge, name, err := s.namedPath(c, k.name)
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.manager()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := s.call(c.r.Context())
+	defer cancel()
+	v, _, err := get(m, ctx, edge, name)
+	if err != nil {
+		return nil, err
+	}
+	rev, err := remove(m, ctx, edge, name)
+	if err != nil {
+		return nil, err
+	}
+	c.change = &change{object: "edge " + edge + " " + k.name + " " + name, before: k.item(name, v)}
+	return namedChange{Edge: edge, Name: name, Revision: rev}, nil
 }

@@ -25,7 +25,12 @@
 // configurable claim), or with the console's session cookie, set by the
 // provider's authorization-code login, whose unsafe requests need the
 // X-CSRF-Token header ([Config].TokenLogin lets an API token start such a
-// session where there is no provider). [Config].BootstrapTokenFile gives a
+// session where there is no provider). Sessions are recorded at central
+// ([SessionBucket], cookies signed with the org's key in
+// [SessionKeyBucket]): they survive a restart, hold on every node, and end
+// at logout or when the API token that began one is revoked. Failed logins
+// are throttled per client, read from X-Forwarded-For of
+// [Config].TrustedProxies only. [Config].BootstrapTokenFile gives a
 // first administrator a token.
 //
 // The same handler serves the console at [ConsolePath]: one page, a script

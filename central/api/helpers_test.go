@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/crypto/bcrypt"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/lintel-io/lintel/edgekit"
 	"github.com/lintel-io/lintel/edgekit/access"
 	"github.com/lintel-io/lintel/message"
+	"github.com/lintel-io/lintel/testing/natstest"
 	"github.com/lintel-io/lintel/testing/oidctest"
 	"github.com/lintel-io/lintel/topic"
 )
@@ -84,6 +86,7 @@ type fixture struct {
 	web       *httptest.Server
 	handler   atomic.Pointer[http.Handler]
 	node      *edgekit.Node
+	proxy     *natstest.Proxy // the link's proxy, with fixtureOptions.linkProxy
 	// admin is the bootstrap API token.
 	admin     string
 	tokenFile string
@@ -96,6 +99,9 @@ type fixture struct {
 type fixtureOptions struct {
 	db   *pgxpool.Pool
 	edge bool
+	// linkProxy links the edges to central through fixture.proxy, which
+	// can cut the link.
+	linkProxy bool
 }
 
 func newFixture(t testing.TB, o fixtureOptions) *fixture {
@@ -127,11 +133,20 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 		Inventory: f.inv, State: f.st, Orgs: orgs, Database: o.db,
 		Render: authz.RenderOptions{Host: "127.0.0.1", Port: -1, LeafHost: "127.0.0.1", LeafPort: -1,
 			StoreDir: t.TempDir(), MaxFileStore: 256 << 20, PingInterval: time.Second},
+		// Behind the link's proxy, edges must reconnect through it, not to
+		// central's own address.
+		ServerOptions: func(so *server.Options) { so.LeafNode.NoAdvertise = o.linkProxy },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(f.c.Stop)
+	if o.linkProxy {
+		if f.proxy, err = natstest.NewProxy(f.c.LeafAddr()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(f.proxy.Close)
+	}
 	f.prov = oidctest.New(t, oidctest.Config{})
 	f.web = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		(*f.handler.Load()).ServeHTTP(w, r)
@@ -173,10 +188,14 @@ func (f *fixture) readToken(t testing.TB) string {
 
 func (f *fixture) startEdge(t testing.TB, edge string) *edgekit.Node {
 	t.Helper()
+	hub := f.c.LeafAddr()
+	if f.proxy != nil {
+		hub = f.proxy.Addr()
+	}
 	n, err := edgekit.Start(ctx(t), edgekit.NodeConfig{
 		Org: "acme", Edge: edge, Inventory: f.inv, State: f.st,
 		Render: authz.RenderOptions{Host: "127.0.0.1", Port: -1, StoreDir: t.TempDir(), MaxFileStore: 256 << 20,
-			PingInterval: time.Second, HubURLs: []string{"nats-leaf://" + f.c.LeafAddr()}, ConfigDir: f.dir,
+			PingInterval: time.Second, HubURLs: []string{"nats-leaf://" + hub}, ConfigDir: f.dir,
 			SeedFile: authz.EdgeKeyID("acme", edge) + ".seed"},
 		LeafReconnectInterval: 100 * time.Millisecond, CheckInterval: 50 * time.Millisecond,
 	})

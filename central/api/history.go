@@ -22,11 +22,13 @@ import (
 const (
 	defaultLimit = 50
 	maxLimit     = 1000
-	// scanBudget bounds how many messages of central's event stream one
-	// page reads without a database, newest first, to fill a page: a
-	// filter that matches little returns a short page and a cursor.
-	scanBudget = 5000
 )
+
+// scanBudget bounds how many messages of central's event stream one page
+// reads without a database, in either order, to fill a page: a filter
+// that matches little returns a short page (even an empty one) and a
+// cursor to go on from. A variable so that the tests can lower it.
+var scanBudget = 5000
 
 // page is one page of a history route: the items and the cursor of the
 // next page, "" after the last.
@@ -37,16 +39,28 @@ type page[T any] struct {
 
 // EventItem is an event as the API lists it.
 type EventItem struct {
-	Time       time.Time       `json:"time"`                     // when it happened
-	ID         string          `json:"id"`                       // its id
-	Subject    string          `json:"subject"`                  // the NATS subject
-	Edge       string          `json:"edge"`                     // the edge code
-	Thing      string          `json:"thing"`                    // the thing, EDGE.TYPE.CODE
-	Type       string          `json:"type"`                     // the message type
-	Name       string          `json:"name,omitempty"`           // its name
-	DeviceTime time.Time       `json:"device_time"`              // the envelope's time, by the device's clock
-	Correlates string          `json:"correlation_id,omitempty"` // the id of the message it answers, such as the command of an ack
-	Payload    json.RawMessage `json:"payload,omitempty"`        // the payload as JSON
+	Time       time.Time `json:"time"`                     // when it happened
+	ID         string    `json:"id"`                       // its id
+	Subject    string    `json:"subject"`                  // the NATS subject
+	Edge       string    `json:"edge"`                     // the edge code
+	Thing      string    `json:"thing"`                    // the thing, EDGE.TYPE.CODE
+	Type       string    `json:"type"`                     // the message type
+	Name       string    `json:"name,omitempty"`           // its name
+	DeviceTime time.Time `json:"device_time"`              // the envelope's time, by the device's clock
+	Correlates string    `json:"correlation_id,omitempty"` // the id of the message it answers, such as the command of an ack
+	// ReceivedAt is when central received it: when central's event stream
+	// stored it, which is what the database records, with or without one.
+	ReceivedAt time.Time `json:"received_at"`
+	// Replayed marks an event that reached central late, such as one
+	// forwarded from an edge's buffer after an outage: as the database
+	// recorded it, or, without one, by the rule storage applies (the
+	// replayed header, or received more than storage.DefaultReplayedAfter
+	// after its device time).
+	Replayed bool `json:"replayed,omitempty"`
+	// Value is the payload's numeric reading, if it has one
+	// (storage.PayloadValue).
+	Value   *float64        `json:"value,omitempty"`
+	Payload json.RawMessage `json:"payload,omitempty"` // the payload as JSON
 }
 
 // DecisionItem is an access decision as the API lists it. It carries the
@@ -224,7 +238,7 @@ func (s *Server) listEvents(c *call) (any, error) {
 		for i, e := range p.Events {
 			items[i] = EventItem{Time: e.Time, ID: e.ID.String(), Subject: e.Thing.Subject(e.MessageType).String(), Edge: e.Thing.Edge,
 				Thing: thingRef(e.Thing), Type: string(e.MessageType), Name: e.Name, DeviceTime: e.DeviceTime,
-				Correlates: idText(e.CorrelationID), Payload: e.Payload}
+				Correlates: idText(e.CorrelationID), ReceivedAt: e.ReceivedAt, Replayed: e.Replayed, Value: e.Value, Payload: e.Payload}
 		}
 		return page[EventItem]{Items: items, Next: p.Next}, nil
 	}
@@ -242,13 +256,15 @@ func (s *Server) listEvents(c *call) (any, error) {
 
 func eventItem(m *jetstream.RawStreamMsg, e *message.Envelope) EventItem {
 	it := EventItem{Time: m.Time.UTC(), ID: e.ID.String(), Subject: m.Subject, Edge: e.Source.Edge, Thing: thingRef(e.Source),
-		Type: string(e.Type), Name: e.Name, DeviceTime: e.Time}
+		Type: string(e.Type), Name: e.Name, DeviceTime: e.Time, ReceivedAt: m.Time.UTC()}
+	// As storage's ingest decides it, with its defaults (central's).
+	it.Replayed = m.Header.Get(storage.DefaultReplayedHeader) != "" || m.Time.Sub(e.Time) > storage.DefaultReplayedAfter
 	if !e.CorrelationID.IsZero() {
 		it.Correlates = e.CorrelationID.String()
 	}
 	if len(e.Payload) > 0 {
 		if p, err := storage.PayloadJSON(e.ContentType, e.Payload); err == nil {
-			it.Payload = p
+			it.Payload, it.Value = p, storage.PayloadValue(p)
 		}
 	}
 	return it
@@ -415,7 +431,11 @@ func (s *Server) scan(ctx context.Context, q *query, filter string, take func(*j
 				return "", err
 			}
 		}
-		for seq <= state.LastSeq && taken < q.limit {
+		for budget := scanBudget; seq <= state.LastSeq && taken < q.limit; {
+			if budget--; budget < 0 {
+				// Read enough for one page: go on from here.
+				return strconv.FormatUint(seq-1, 10), nil
+			}
 			m, err := str.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
 			if errors.Is(err, jetstream.ErrMsgNotFound) {
 				return "", nil

@@ -150,12 +150,15 @@ func (a *oidcAuth) verifyBearer(ctx context.Context, raw string) (*Principal, er
 	return a.principal(tok, "oidc")
 }
 
-// session is the console's session, in a cookie signed by the server.
+// session is the console's session, in a cookie signed with the org's
+// cookie key (SessionKeyBucket); ID is its key in SessionBucket.
 type session struct {
+	ID      string    `json:"id"`
 	Subject string    `json:"sub"`
 	Name    string    `json:"name,omitempty"`
 	Role    Role      `json:"role"`
 	CSRF    string    `json:"csrf"`
+	Token   string    `json:"token,omitempty"` // the API token it began from
 	Expires time.Time `json:"exp"`
 }
 
@@ -204,6 +207,9 @@ func (s *Server) readSession(v string) (*session, error) {
 	if time.Now().After(sess.Expires) {
 		return nil, errors.New("expired")
 	}
+	if sess.ID == "" {
+		return nil, errors.New("no session id")
+	}
 	return &sess, nil
 }
 
@@ -245,20 +251,21 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) error {
 	if err := s.loginAvailable(); err != nil {
 		return err
 	}
-	if s.loginThrottled(r.RemoteAddr, false) {
+	client := s.clientAddr(r)
+	if s.loginThrottled(client, false) {
 		return problemf(http.StatusTooManyRequests, slugLoginThrottle, "", "too many failed logins from this address; try again in a minute")
 	}
 	p, err := s.callback(r)
 	if err != nil {
-		s.loginThrottled(r.RemoteAddr, true)
-		s.log.Warn("login failed", "remote", r.RemoteAddr, "err", err)
+		s.loginThrottled(client, true)
+		s.log.Warn("login failed", "client", client, "remote", r.RemoteAddr, "err", err)
 		return problemf(http.StatusUnauthorized, slugLoginFailed, "", "%v", err)
 	}
 	if p.Role == RolePublic {
 		return problemf(http.StatusForbidden, slugForbidden, "", "%s has no Lintel role in claim %q", p.Subject, s.oidc.cfg.RoleClaim)
 	}
 	s.setCookie(w, r, loginCookie, "", -1, true)
-	if err := s.startSession(w, r, p); err != nil {
+	if err := s.startSession(w, r, p, ""); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/", http.StatusFound)

@@ -1,15 +1,110 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
+	"reflect"
 	"strings"
+	"time"
 )
+
+// listPage is the shape of a paged list's answer, for the OpenAPI
+// document: page[T] with its item type.
+type listPage[T any] struct {
+	Items []T    `json:"items"`
+	Next  string `json:"next,omitempty"`
+}
+
+// responseTypes are the Go types of the main routes' answers, by
+// operation id, from which the OpenAPI document's response schemas are
+// derived.
+var responseTypes = map[string]reflect.Type{
+	"getMe":           reflect.TypeFor[Principal](),
+	"listEdges":       reflect.TypeFor[[]EdgeStatus](),
+	"getEdge":         reflect.TypeFor[EdgeStatus](),
+	"listDoors":       reflect.TypeFor[[]DoorItem](),
+	"listThings":      reflect.TypeFor[[]ThingStatus](),
+	"listEvents":      reflect.TypeFor[listPage[EventItem]](),
+	"listDecisions":   reflect.TypeFor[listPage[DecisionItem]](),
+	"listCommands":    reflect.TypeFor[listPage[CommandItem]](),
+	"listCredentials": reflect.TypeFor[[]CredentialItem](),
+	"getCredential":   reflect.TypeFor[CredentialItem](),
+	"listGroups":      reflect.TypeFor[[]GroupItem](),
+	"listSchedules":   reflect.TypeFor[[]ScheduleItem](),
+	"listAuditLog":    reflect.TypeFor[listPage[AuditEntry]](),
+	"listTokens":      reflect.TypeFor[[]Token](),
+}
+
+// schemaOf returns a JSON schema of t as encoding/json writes it: the
+// exported fields by their JSON names, times as date-time strings.
+func schemaOf(t reflect.Type) map[string]any {
+	switch {
+	case t == reflect.TypeFor[time.Time]():
+		return dateTime()
+	case t == reflect.TypeFor[json.RawMessage]():
+		return map[string]any{}
+	case t.Implements(reflect.TypeFor[json.Marshaler]()) || t.Implements(reflect.TypeFor[interface{ MarshalText() ([]byte, error) }]()):
+		return map[string]any{"type": "string"}
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		return schemaOf(t.Elem())
+	case reflect.Bool:
+		return map[string]any{"type": "boolean"}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return map[string]any{"type": "integer"}
+	case reflect.Float32, reflect.Float64:
+		return map[string]any{"type": "number"}
+	case reflect.String:
+		return map[string]any{"type": "string"}
+	case reflect.Slice, reflect.Array:
+		return map[string]any{"type": "array", "items": schemaOf(t.Elem())}
+	case reflect.Map:
+		return map[string]any{"type": "object", "additionalProperties": schemaOf(t.Elem())}
+	case reflect.Struct:
+		props := map[string]any{}
+		addFields(t, props)
+		return map[string]any{"type": "object", "properties": props}
+	}
+	return map[string]any{}
+}
+
+// addFields adds the JSON fields of struct type t, embedded structs'
+// included, to props.
+func addFields(t reflect.Type, props map[string]any) {
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() && !f.Anonymous {
+			continue
+		}
+		if f.Anonymous && name == "" {
+			ft := f.Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				addFields(ft, props)
+				continue
+			}
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		props[name] = schemaOf(f.Type)
+	}
+}
 
 // bodySchemas are the JSON schemas of the request bodies, by the name a
 // route's body refers to.
 var bodySchemas = map[string]map[string]any{
 	"credentialCreate": object(map[string]any{
 		"card": str("the card number; hashed by central, never stored or echoed"), "pin": str("a PIN instead of a card; hashed likewise"),
+		"id":     str("instead of card or pin: the credential's keyed hash (64 lower-case hex), made with the org's hash key where the number was read"),
+		"kind":   map[string]any{"type": "string", "enum": []string{"card", "pin"}, "description": "with id: what the hash is of"},
 		"holder": str("who holds it"), "doors": strs("doors it opens"), "groups": strs("door groups whose doors it opens"),
 		"schedules": strs("schedules that say when it may be used"), "valid_from": dateTime(), "valid_until": dateTime(),
 	}, "holder"),
@@ -73,10 +168,23 @@ func (s *Server) OpenAPI() map[string]any {
 			params = append(params, map[string]any{"name": q.name, "in": "query", "required": q.required, "description": q.desc,
 				"schema": map[string]any{"type": "string"}})
 		}
+		success := map[string]any{"application/json": map[string]any{}}
+		if t, ok := responseTypes[rt.ID]; ok {
+			success = map[string]any{"application/json": map[string]any{"schema": schemaOf(t)}}
+		}
+		if rt.ID == "streamEvents" {
+			success = map[string]any{"text/event-stream": map[string]any{
+				"schema": map[string]any{"type": "string", "description": "server-sent events: each named \"event\", its id the " +
+					"event's stream sequence and its data the event as listEvents lists it, in JSON (x-lintel-event-data); " +
+					"comment lines keep the connection alive; an event named \"ended\" closes the stream of a session that " +
+					"was logged out or of an API token that was revoked"},
+				"x-lintel-event-data": schemaOf(reflect.TypeFor[EventItem]()),
+			}}
+		}
 		op := map[string]any{
 			"operationId": rt.ID, "summary": rt.Summary, "x-lintel-role": rt.Role.String(),
 			"responses": map[string]any{
-				"2XX":     map[string]any{"description": "success", "content": map[string]any{"application/json": map[string]any{}}},
+				"2XX":     map[string]any{"description": "success", "content": success},
 				"400":     problem,
 				"default": problem,
 			},

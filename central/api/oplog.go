@@ -53,11 +53,13 @@ type opLog struct {
 	subject string
 }
 
-func openOpLog(ctx context.Context, js jetstream.JetStream, org string, replicas int) (*opLog, error) {
+// openOpLog creates org's operator audit stream, or updates it, keeping
+// entries for maxAge.
+func openOpLog(ctx context.Context, js jetstream.JetStream, org string, replicas int, maxAge time.Duration) (*opLog, error) {
 	l := &opLog{js: js, stream: OperatorAuditStream(org), subject: OperatorAuditSubject(org)}
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: l.stream,
 		Description: "Lintel operator audit log: changes made through central's API", Subjects: []string{l.subject},
-		Storage: jetstream.FileStorage, Replicas: replicas, DenyDelete: true, DenyPurge: true}); err != nil {
+		Storage: jetstream.FileStorage, Replicas: replicas, MaxAge: maxAge, DenyDelete: true, DenyPurge: true}); err != nil {
 		return nil, fmt.Errorf("api: operator audit stream: %w", err)
 	}
 	return l, nil

@@ -2,10 +2,10 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -26,6 +26,9 @@ const (
 	DefaultStaleAfter = 2 * time.Minute
 	DefaultMaxWait    = time.Minute
 	DefaultSessionTTL = 8 * time.Hour
+	// DefaultOperatorAuditMaxAge is how long the operator audit log keeps
+	// an entry: 400 days, a year and a margin.
+	DefaultOperatorAuditMaxAge = 400 * 24 * time.Hour
 	// PathPrefix is where every route of the API is served.
 	PathPrefix = "/api/v1"
 )
@@ -51,7 +54,17 @@ type Config struct {
 	// /api/v1/auth/token), for a deployment without an OIDC provider such
 	// as the demo. Default false.
 	TokenLogin bool
-	// Replicas is how many copies of the API's bucket and stream a
+	// TrustedProxies are the addresses of the reverse proxies (such as
+	// Caddy) whose X-Forwarded-For header names the client: the address
+	// failed logins are throttled by. Requests from other addresses are
+	// judged by their own address, and their header is ignored. Nil
+	// trusts no proxy.
+	TrustedProxies []netip.Prefix
+	// OperatorAuditMaxAge is how long the operator audit log
+	// ([OperatorAuditStream]) keeps an entry; DefaultOperatorAuditMaxAge
+	// when zero. It applies to an existing stream too.
+	OperatorAuditMaxAge time.Duration
+	// Replicas is how many copies of the API's buckets and stream a
 	// clustered central keeps; zero means one.
 	Replicas int
 	// StaleAfter is how long an online thing may stay silent before it is
@@ -75,6 +88,7 @@ type Server struct {
 	central   *central.Central
 	js        jetstream.JetStream
 	tokens    *tokenStore
+	sess      *sessionStore // the console's sessions; nil without sessions
 	oplog     *opLog
 	oidc      *oidcAuth
 	routes    []route
@@ -84,8 +98,9 @@ type Server struct {
 	closeOnce sync.Once
 	closed    chan struct{} // closed by Close: ends the live event streams
 	live      liveHub       // the live event streams' shared consumer
-	// sessionKey signs the console's session and login cookies; a new one
-	// at each start, so a restart logs everyone out.
+	// sessionKey signs the console's session and login cookies: the
+	// org's, from SessionKeyBucket, the same on every node and across
+	// restarts.
 	sessionKey []byte
 }
 
@@ -132,19 +147,28 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		js = cfg.Central.JetStream(org)
 	}
+	if cfg.OperatorAuditMaxAge < 0 {
+		return nil, fmt.Errorf("%w: OperatorAuditMaxAge %v is negative", ErrInvalidConfig, cfg.OperatorAuditMaxAge)
+	}
+	if cfg.OperatorAuditMaxAge == 0 {
+		cfg.OperatorAuditMaxAge = DefaultOperatorAuditMaxAge
+	}
 	s := &Server{cfg: cfg, org: org, log: cfg.Logger.With("org", org), central: cfg.Central, js: js,
-		sessionKey: make([]byte, 32), closed: make(chan struct{}),
-		failures: map[string]*rate.Limiter{}}
-	_, _ = rand.Read(s.sessionKey)
+		closed: make(chan struct{}), failures: map[string]*rate.Limiter{}}
 	var err error
 	if s.tokens, err = openTokenStore(ctx, js, org, cfg.Replicas); err != nil {
 		return nil, err
 	}
-	if s.oplog, err = openOpLog(ctx, js, org, cfg.Replicas); err != nil {
+	if s.oplog, err = openOpLog(ctx, js, org, cfg.Replicas, cfg.OperatorAuditMaxAge); err != nil {
 		return nil, err
 	}
 	if cfg.OIDC != nil {
 		if s.oidc, err = newOIDCAuth(ctx, *cfg.OIDC); err != nil {
+			return nil, err
+		}
+	}
+	if s.sessions() {
+		if s.sess, s.sessionKey, err = openSessionStore(ctx, js, org, cfg.Replicas, s.sessionTTL()); err != nil {
 			return nil, err
 		}
 	}

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -179,6 +180,14 @@ func (s *Server) streamEvents(c *call) (any, error) {
 	fl.Flush()
 	beat := time.NewTicker(streamHeartbeat)
 	defer beat.Stop()
+	// A stream of a session or an API token ends when the session is
+	// logged out or the token revoked.
+	var recheck <-chan time.Time
+	if c.p != nil && (c.p.session != "" || c.p.token != "") {
+		t := time.NewTicker(sessionRecheck)
+		defer t.Stop()
+		recheck = t.C
+	}
 	write := func(ev liveEvent) {
 		fmt.Fprintf(c.w, "id: %d\nevent: event\ndata: %s\n\n", ev.seq, ev.data)
 	}
@@ -195,6 +204,12 @@ func (s *Server) streamEvents(c *call) (any, error) {
 		case <-beat.C:
 			fmt.Fprint(c.w, ": beat\n\n")
 			fl.Flush()
+		case <-recheck:
+			if err := s.stillValid(ctx, c.p); errors.Is(err, errSessionEnded) {
+				fmt.Fprintf(c.w, "event: ended\ndata: %s\n\n", err)
+				fl.Flush()
+				return nil, nil
+			}
 		case ev := <-l.events:
 			write(ev)
 			// What else is queued goes out with it, in one flush; only

@@ -157,7 +157,7 @@ func (ts *tokenStore) verify(ctx context.Context, token string) (*Principal, err
 		t.LastUsed = now.UTC()
 		_ = ts.put(ctx, t, rev) // a concurrent use wrote it; either is fine
 	}
-	return &Principal{Subject: "token:" + t.ID, Name: t.Name, Via: "token", Role: t.Role}, nil
+	return &Principal{Subject: "token:" + t.ID, Name: t.Name, Via: "token", Role: t.Role, token: t.ID}, nil
 }
 
 // list returns every token, revoked ones included, oldest first.

@@ -1,8 +1,10 @@
 package config
 
 import (
+	"net/netip"
 	"net/url"
 	"os"
+	"strconv"
 
 	"github.com/lintel-io/lintel/authz"
 )
@@ -30,10 +32,22 @@ type API struct {
 	// StaleAfter is how long an online thing may be silent before the API
 	// reports it stale. Default 2m.
 	StaleAfter Duration `json:"stale_after,omitempty"`
+	// TrustedProxies are the CIDR prefixes of the reverse proxies whose
+	// X-Forwarded-For names the client, by which failed logins are
+	// throttled. Default loopback only (the Caddy in front).
+	TrustedProxies []string `json:"trusted_proxies,omitempty"`
+	// OperatorAuditMaxAge is how long the operator audit log keeps an
+	// entry. Default 400 days (9600h).
+	OperatorAuditMaxAge Duration `json:"operator_audit_max_age,omitempty"`
 	// OIDC, when set, accepts the JWTs of an OpenID Connect provider and
 	// enables the console's login.
 	OIDC *OIDC `json:"oidc,omitempty"`
+
+	prefixes []netip.Prefix
 }
+
+// Proxies returns TrustedProxies, parsed.
+func (a *API) Proxies() []netip.Prefix { return a.prefixes }
 
 // OIDC is the OpenID Connect provider the API trusts.
 type OIDC struct {
@@ -74,6 +88,21 @@ func (c *Central) checkAPI(p *problems, a *API) {
 	a.BootstrapTokenFile = path(c.dir, a.BootstrapTokenFile)
 	if a.StaleAfter < 0 {
 		p.add("api.stale_after", "negative")
+	}
+	if a.OperatorAuditMaxAge < 0 {
+		p.add("api.operator_audit_max_age", "negative")
+	}
+	if a.TrustedProxies == nil {
+		a.TrustedProxies = []string{"127.0.0.1/32", "::1/128"}
+	}
+	a.prefixes = nil
+	for i, s := range a.TrustedProxies {
+		pf, err := netip.ParsePrefix(s)
+		if err != nil {
+			p.add("api.trusted_proxies["+strconv.Itoa(i)+"]", "want a CIDR prefix such as 10.0.0.0/8, not %q", s)
+			continue
+		}
+		a.prefixes = append(a.prefixes, pf)
 	}
 	o := a.OIDC
 	if o == nil {

@@ -53,6 +53,9 @@ func TestLoadCentralAPI(t *testing.T) {
 	if a.Listen != DefaultAPIListen || !a.TokenLogin || a.BootstrapTokenFile != filepath.Join(filepath.Dir(p), "secrets", "admin.token") {
 		t.Fatalf("defaults and paths: %+v", a)
 	}
+	if ps := a.Proxies(); len(ps) != 2 || ps[0].String() != "127.0.0.1/32" || ps[1].String() != "::1/128" {
+		t.Fatalf("trusted proxies default to loopback: %v", ps)
+	}
 	if a.OIDC.ClientSecret().Reveal() != "s3cret" || a.OIDC.RoleClaim != "groups" || a.OIDC.Roles["lintel-admins"] != "admin" {
 		t.Fatalf("oidc: %+v", a.OIDC)
 	}
@@ -66,8 +69,10 @@ func TestLoadCentralAPIErrorsNameTheField(t *testing.T) {
 		`"oidc": {"issuer": "https://l.example.com", "client_id": "x", "redirect_url": "https://c/cb"}`:                                     "api.oidc.client_secret_file",
 		`"oidc": {"issuer": "https://l.example.com", "client_id": "x", "roles": {"g": "root"}}`:                                             "api.oidc.roles.g",
 		`"oidc": {"issuer": "https://l.example.com", "client_id": "x", "redirect_url": "/cb", "client_secret_file": "secrets/oidc.secret"}`: "api.oidc.redirect_url",
-		`"stale_after": "-1s"`:   "api.stale_after",
-		`"listn": "127.0.0.1:1"`: "listn",
+		`"stale_after": "-1s"`:            "api.stale_after",
+		`"trusted_proxies": ["10.0.0.1"]`: "api.trusted_proxies[0]",
+		`"operator_audit_max_age": "-1h"`: "api.operator_audit_max_age",
+		`"listn": "127.0.0.1:1"`:          "listn",
 	}
 	for api, field := range cases {
 		body := `{"inventory": "inventory.json", "state": "state.json", "secrets_dir": "secrets", "store_dir": "s", "plaintext": true, "api": {` + api + `}}`

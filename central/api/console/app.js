@@ -64,6 +64,55 @@ function status(id, text, error) {
   p.classList.toggle("error", !!error);
 }
 
+function plural(n, one, many) { return n + " " + (n === 1 ? one : many); }
+
+// auditCell is the edges table's audit column for an edge's audit report
+// (null when it could not be read): "not verified" until central's
+// auditor has checked anything, "intact" or "BROKEN" and the number of
+// breaks, and the number of revoked grants, styled as an alarm.
+function auditCell(a) {
+  if (!a) return "-";
+  const breaks = a.breaks || [], grants = a.revoked_grants || [];
+  const parts = [breaks.length ? "BROKEN: " + plural(breaks.length, "break", "breaks") : a.through ? "intact" : "not verified"];
+  if (grants.length) parts.push(plural(grants.length, "revoked grant", "revoked grants"));
+  return el("span", parts.join(" · "), breaks.length || grants.length ? "alarm" : a.through ? "" : "unverified");
+}
+
+function when(t) { return t ? new Date(t).toLocaleString() : "?"; }
+
+// showAlarms lists every edge's audit alarms in the banner above the
+// edges table, which shows only when there is one.
+function showAlarms(edges, audits) {
+  const box = document.getElementById("audit-alarms");
+  const list = box.querySelector("ul");
+  list.replaceChildren();
+  edges.forEach((e, i) => {
+    const a = audits[i];
+    if (!a) return;
+    for (const b of a.breaks || []) {
+      const x = b.alarm;
+      let text = `${e.edge}: audit chain ${x.kind} at ${when(b.time)}, event ${x.event}`;
+      if (x.expected_seq || x.got_seq) text += ` (expected record ${x.expected_seq}, got ${x.got_seq})`;
+      if (x.subject) text += ` on ${x.subject}`;
+      if (x.detail) text += `: ${x.detail}`;
+      const li = el("li", text, "alarm-break");
+      li.dataset.edge = e.edge;
+      list.append(li);
+    }
+    for (const g of a.revoked_grants || []) {
+      const x = g.alarm;
+      let text = `${e.edge}: revoked credential granted: ${x.holder || x.credential.slice(0, 12) + "…"} at door ${x.door} (reader ${x.reader})` +
+        `${x.offline ? " offline" : ""} at ${when(x.decision_time)}; revoked at central at ${when(x.revoked_at)}`;
+      if (x.reason) text += `: ${x.reason}`;
+      const li = el("li", text, "alarm-grant");
+      li.dataset.edge = e.edge;
+      list.append(li);
+    }
+  });
+  box.hidden = list.children.length === 0;
+  document.getElementById("audit-alarms-title").textContent = plural(list.children.length, "audit alarm", "audit alarms");
+}
+
 async function loadEdges() {
   const tbody = document.querySelector("#edges tbody");
   const edges = await api("GET", "/edges");
@@ -71,9 +120,10 @@ async function loadEdges() {
   tbody.replaceChildren();
   edges.forEach((e, i) => {
     const tr = row(tbody, [e.edge, el("span", e.link, e.link), e.backlog, e.credential_version, e.credentials_received,
-      ago(e.credentials_synced_at), audits[i] ? (audits[i].intact ? "intact" : "BROKEN") : "-"]);
+      ago(e.credentials_synced_at), auditCell(audits[i])]);
     tr.dataset.edge = e.edge;
   });
+  showAlarms(edges, audits);
   const sel = document.getElementById("cred-edge-select");
   if (sel.options.length === 0) {
     for (const e of edges) sel.append(new Option(e.edge, e.edge));
@@ -165,6 +215,12 @@ function live() {
   const src = new EventSource(API + "/events/stream");
   src.addEventListener("open", () => status("live-status", "live"));
   src.addEventListener("error", () => status("live-status", "reconnecting…", true));
+  // The server ends the stream when the session was logged out or its
+  // API token revoked: reconnecting would be refused.
+  src.addEventListener("ended", () => {
+    src.close();
+    status("live-status", "the session has ended: reload the page to log in again", true);
+  });
   setInterval(drawRate, 1000);
   src.addEventListener("event", m => {
     const e = JSON.parse(m.data);
