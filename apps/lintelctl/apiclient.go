@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +12,6 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -28,7 +28,7 @@ import (
 const apiPrefix = "/api/v1"
 
 // apiClient is central's HTTP API as the context names it (api_url,
-// api_token_file): the live commands go through it instead of NATS when
+// api_token_file, api_ca_file): the live commands go through it instead of NATS when
 // the context has one.
 type apiClient struct {
 	cx    *config.Context
@@ -55,8 +55,15 @@ func (f *liveFlags) viaAPI() (*apiClient, error) {
 	if err != nil {
 		return nil, err
 	}
+	roots, err := cx.APIRootCAs()
+	if err != nil {
+		return nil, err
+	}
 	base := strings.TrimSuffix(strings.TrimSuffix(cx.APIURL, "/"), apiPrefix)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if roots != nil {
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
 	return &apiClient{cx: cx, base: base + apiPrefix, token: tok, hc: &http.Client{Transport: tr}}, nil
 }
 
@@ -191,11 +198,17 @@ func (a *app) statusAPI(ctx context.Context, o *liveFlags, c *apiClient, names [
 	return a.printStatus(o, out)
 }
 
-// credAddAPI is "cred add" through the API: the card number or PIN goes
-// to central, which hashes it. A credential the edge already holds is
-// updated in place (holder, doors, groups, schedules, validity; its state
-// stays).
+// credAddAPI is "cred add" through the API: the card number or PIN is
+// hashed here, with the context's hash_key_file, and only its hash (the
+// credential's id) and kind go to central; without hash_key_file it
+// refuses rather than send the number. A credential the edge already holds
+// is updated in place (holder, doors, groups, schedules, validity; its
+// state stays).
 func (a *app) credAddAPI(ctx context.Context, o *credAddOptions, c *apiClient, edge string, cred message.Credential, kind message.CredentialKind, cr *access.Credential) error {
+	key, err := c.cx.HashKey()
+	if err != nil {
+		return fmt.Errorf("%w (a card number or PIN leaves this machine only as its hash)", err)
+	}
 	body := map[string]any{"holder": cr.Holder, "doors": cr.Doors, "groups": cr.Groups, "schedules": cr.Schedules}
 	for k, t := range map[string]time.Time{"valid_from": cr.ValidFrom, "valid_until": cr.ValidUntil} {
 		if !t.IsZero() {
@@ -206,15 +219,13 @@ func (a *app) credAddAPI(ctx context.Context, o *credAddOptions, c *apiClient, e
 	defer cancel()
 	path := "/edges/" + url.PathEscape(edge) + "/credentials"
 	var row credRow
+	id := cred.Hash(key)
 	created := maps.Clone(body)
-	created[string(kind)] = string(cred)
-	err := c.do(call, "POST", path, nil, created, &row)
-	var e *apiError
-	if errors.As(err, &e) && e.status == http.StatusConflict {
-		// Held already: the problem names its id; replace what may change.
-		if id := credentialIDIn.FindString(e.Detail); id != "" {
-			err = c.do(call, "PUT", path+"/"+id, nil, body, &row)
-		}
+	created["id"], created["kind"] = id, string(kind)
+	err = c.do(call, "POST", path, nil, created, &row)
+	if status, field := problemField(err); status == http.StatusConflict && field == "id" {
+		// Held already: replace what may change.
+		err = c.do(call, "PUT", path+"/"+id, nil, body, &row)
 	}
 	if err != nil {
 		return fmt.Errorf("add the credential of %s at %s: %w", o.holder, edge, err)
@@ -225,9 +236,6 @@ func (a *app) credAddAPI(ctx context.Context, o *credAddOptions, c *apiClient, e
 	fmt.Fprintf(a.stdout, "added %s (%s) for %s at %s: credential set version %d\n", row.ID, kind, row.Holder, edge, row.Revision)
 	return nil
 }
-
-// credentialIDIn finds a credential id in a problem's detail.
-var credentialIDIn = regexp.MustCompile(`\b[0-9a-f]{64}\b`)
 
 // credStateAPI is "cred suspend|reinstate|revoke" through the API. The API
 // names credentials by id only: --card and --pin are hashed here, with the

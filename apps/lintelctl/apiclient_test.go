@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +31,19 @@ type liveAPI struct {
 	url, token string
 	context    string // the context file with api_url and api_token_file
 	dir        string
+
+	handler http.Handler // the API's handler, recording what it receives
+
+	mu     sync.Mutex
+	bodies []string // "METHOD PATH BODY" of every request the API received
+}
+
+// received returns the requests the API received so far, as "METHOD PATH
+// BODY".
+func (a *liveAPI) received() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.bodies)
 }
 
 // startAPI serves central's API on the live site's central for the test
@@ -42,14 +58,29 @@ func startAPI(t *testing.T) *liveAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv.Handler())
+	a := &liveAPI{liveSite: s, dir: t.TempDir()}
+	h := srv.Handler()
+	// Every request's body is recorded on its way in, as sent.
+	a.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		a.mu.Lock()
+		a.bodies = append(a.bodies, r.Method+" "+r.URL.Path+" "+string(body))
+		a.mu.Unlock()
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		h.ServeHTTP(w, r)
+	})
+	hs := httptest.NewServer(a.handler)
 	t.Cleanup(hs.Close)
 	t.Cleanup(func() { _ = srv.Close() }) // first: it ends the live streams
 	token, err := os.ReadFile(tokenFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &liveAPI{liveSite: s, url: hs.URL, token: strings.TrimSpace(string(token)), dir: t.TempDir()}
+	a.url, a.token = hs.URL, strings.TrimSpace(string(token))
 	a.context = a.writeContext(t, "api.context.json", a.token)
 	return a
 }
@@ -168,6 +199,19 @@ func TestLiveAPI(t *testing.T) {
 		if added.ID == "" || added.State != "active" || added.Revision == 0 || added.Holder != "erin" || added.Kind != "card" {
 			t.Fatalf("cred add (API) printed %+v", added)
 		}
+		// The number never reached the API: only its hash, made here.
+		sent := 0
+		for _, r := range a.received() {
+			if strings.Contains(r, card) {
+				t.Fatalf("the API received the card number: %s", r)
+			}
+			if strings.HasPrefix(r, "POST /api/v1/edges/hq/credentials ") && strings.Contains(r, added.ID) && strings.Contains(r, `"kind":"card"`) {
+				sent++
+			}
+		}
+		if sent != 1 {
+			t.Fatalf("%d requests created credential %s by its id: %q", sent, added.ID, a.received())
+		}
 		// Central hashed it as lintelctl does over NATS: the same id.
 		var sus stateReport
 		a.mustJSON(t, &sus, "cred", "suspend", "--card", card, "--reason", "lost")
@@ -214,6 +258,29 @@ func TestLiveAPI(t *testing.T) {
 		a.apiJSON(t, &again, "cred", "add", "hq", "--holder", "erin b.", "--card", card, "--door", "front")
 		if again.ID != added.ID || again.Holder != "erin b." {
 			t.Fatalf("cred add (API) of a held card printed %+v", again)
+		}
+		for _, r := range a.received() {
+			if strings.Contains(r, card) {
+				t.Fatalf("the API received the card number: %s", r)
+			}
+		}
+		// Without the hash key, cred add refuses instead of sending the
+		// number.
+		cx, err := config.LoadContext(a.context)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cx.HashKeyFile = ""
+		noKey := filepath.Join(a.dir, "nokey.json")
+		if err := config.WriteContext(noKey, cx); err != nil {
+			t.Fatal(err)
+		}
+		before := len(a.received())
+		if r := lintelctl(t, "cred", "add", "hq", "--holder", "erin", "--card", card, "--door", "front", "--context", noKey); r.code != exitError || !strings.Contains(r.stderr, "hash_key_file") {
+			t.Fatalf("cred add (API) without hash_key_file: exit %d %s", r.code, r.stderr)
+		}
+		if got := a.received(); len(got) != before {
+			t.Fatalf("cred add (API) without hash_key_file sent %q", got[before:])
 		}
 		if r := a.api(t, "cred", "revoke", added.ID, "--reason", "left"); r.err != nil || !strings.Contains(r.stdout, "revoked at hq") {
 			t.Fatalf("cred revoke (API): %v\n%s%s", r.err, r.stdout, r.stderr)
@@ -292,6 +359,77 @@ func TestLiveAPI(t *testing.T) {
 		}
 	})
 
+	t.Run("GroupsSchedulesGetListRemove", func(t *testing.T) {
+		sched := filepath.Join(a.dir, "weekend.json")
+		if err := os.WriteFile(sched, []byte(`{"intervals": [{"days": ["sat","sun"], "from": "08:00", "until": "12:00"}]}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range [][]string{{"cred", "group", "put", "hq", "lobby", "--door", "front"}, {"cred", "schedule", "put", "hq", "weekend", sched}} {
+			if r := a.ctl(t, args...); r.err != nil {
+				t.Fatalf("%s: %v %s", strings.Join(args, " "), r.err, r.stderr)
+			}
+		}
+		// The same answers both ways.
+		both := func(args ...string) string {
+			t.Helper()
+			n, p := a.ctl(t, args...), a.api(t, args...)
+			if n.err != nil || p.err != nil || n.stdout != p.stdout {
+				t.Fatalf("%s: NATS %v %q %s, API %v %q %s", strings.Join(args, " "), n.err, n.stdout, n.stderr, p.err, p.stdout, p.stderr)
+			}
+			return n.stdout
+		}
+		var g groupRow
+		if err := json.Unmarshal([]byte(both("cred", "group", "get", "hq", "lobby", "-o", "json")), &g); err != nil || g.Name != "lobby" || !slices.Equal(g.Doors, []string{"front"}) {
+			t.Fatalf("group get: %+v %v", g, err)
+		}
+		var gs []groupRow
+		if err := json.Unmarshal([]byte(both("cred", "group", "list", "hq", "-o", "json")), &gs); err != nil || !slices.ContainsFunc(gs, func(r groupRow) bool { return r.Name == "lobby" }) {
+			t.Fatalf("group list: %+v %v", gs, err)
+		}
+		var sc scheduleRow
+		if err := json.Unmarshal([]byte(both("cred", "schedule", "get", "hq", "weekend", "-o", "json")), &sc); err != nil || sc.Name != "weekend" ||
+			len(sc.Intervals) != 1 || sc.Intervals[0].From != "08:00" || !slices.Equal(sc.Intervals[0].Days, []string{"sat", "sun"}) {
+			t.Fatalf("schedule get: %+v %v", sc, err)
+		}
+		if out := both("cred", "schedule", "list", "hq"); !strings.Contains(out, "NAME") || !strings.Contains(out, "weekend  sat,sun 08:00-12:00") {
+			t.Fatalf("schedule list:\n%s", out)
+		}
+		// Named by a credential: refused both ways, naming it.
+		card := fmt.Sprintf("%010d", (time.Now().UnixNano()+11)%1e10)
+		var gus credRow
+		a.mustJSON(t, &gus, "cred", "add", "hq", "--holder", "gus", "--card", card, "--group", "lobby", "--schedule", "weekend")
+		for _, args := range [][]string{{"cred", "group", "remove", "hq", "lobby"}, {"cred", "schedule", "remove", "hq", "weekend"}} {
+			n, p := a.ctl(t, args...), a.api(t, args...)
+			if n.code != exitError || p.code != exitError || !strings.Contains(n.stderr, gus.ID) || !strings.Contains(p.stderr, gus.ID) || !strings.Contains(p.stderr, "409") {
+				t.Fatalf("%s while a credential names it: NATS exit %d %s; API exit %d %s", strings.Join(args, " "), n.code, n.stderr, p.code, p.stderr)
+			}
+		}
+		// Revoked, it never grants again: no longer in the way.
+		if r := a.ctl(t, "cred", "revoke", gus.ID, "--reason", "left"); r.err != nil {
+			t.Fatalf("cred revoke: %v %s", r.err, r.stderr)
+		}
+		if r := a.api(t, "cred", "group", "remove", "hq", "lobby"); r.err != nil || !strings.Contains(r.stdout, "removed group lobby at hq: credential set version") {
+			t.Fatalf("group remove (API): exit %d %s%s", r.code, r.stdout, r.stderr)
+		}
+		var rm struct {
+			Edge, Schedule string
+			Revision       uint64
+		}
+		a.mustJSON(t, &rm, "cred", "schedule", "remove", "hq", "weekend")
+		if rm.Edge != "hq" || rm.Schedule != "weekend" || rm.Revision == 0 {
+			t.Fatalf("schedule remove printed %+v", rm)
+		}
+		for _, args := range [][]string{{"cred", "group", "get", "hq", "lobby"}, {"cred", "schedule", "get", "hq", "weekend"}, {"cred", "group", "remove", "hq", "lobby"}} {
+			n, p := a.ctl(t, args...), a.api(t, args...)
+			if n.code != exitError || p.code != exitError || !strings.Contains(p.stderr, "404") {
+				t.Fatalf("%s once removed: NATS exit %d %s; API exit %d %s", strings.Join(args, " "), n.code, n.stderr, p.code, p.stderr)
+			}
+		}
+		if out := both("cred", "group", "list", "hq", "-o", "json"); strings.Contains(out, `"lobby"`) {
+			t.Fatalf("group list after the removal: %s", out)
+		}
+	})
+
 	t.Run("Command", func(t *testing.T) {
 		var rep commandReport
 		a.apiJSON(t, &rep, "command", "send", "hq.lock.l1", "unlock", "--param", "duration=5s", "--wait", "--timeout", "60s")
@@ -306,6 +444,10 @@ func TestLiveAPI(t *testing.T) {
 		r := a.api(t, "command", "send", "acme.hq.relay.x1", "pulse", "--wait", "--timeout", "60s")
 		if r.code != exitError || !strings.Contains(r.stdout, "sent") || !strings.Contains(r.stdout, "failed") || !strings.Contains(r.stderr, "jammed") {
 			t.Fatalf("a failing command (API): exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+		}
+		r = a.api(t, "command", "send", "hq.lock.l2", "unlock", "--deadline", "1s", "--wait", "--timeout", "60s")
+		if r.code != exitError || !strings.Contains(r.stdout, "expired") || !strings.Contains(r.stderr, "expired") {
+			t.Fatalf("a command that expires (API): exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 		}
 		a.apiJSON(t, &rep, "command", "send", "hq.lock.l1", "unlock")
 		if rep.Status != "pending" || rep.ID == "" {
@@ -330,7 +472,7 @@ func TestLiveAPI(t *testing.T) {
 		var ids []string
 		for i := range 3 {
 			ctx, cancel := context.WithTimeout(context.Background(), liveWait)
-			id, err := a.reader.PublishEvent(ctx, "api.query.test", map[string]int{"n": i})
+			id, err := a.reader.PublishEvent(ctx, "api.query.test", map[string]float64{"n": float64(i), "value": float64(i) + 0.25})
 			cancel()
 			if err != nil {
 				t.Fatal(err)
@@ -358,7 +500,8 @@ func TestLiveAPI(t *testing.T) {
 		}
 		for i := range pn.Items {
 			n, p := pn.Items[i], pp.Items[i]
-			if n.ID != p.ID || n.Subject != p.Subject || n.Name != p.Name || !n.Time.Equal(p.Time) || !n.DeviceTime.Equal(p.DeviceTime) || !bytes.Equal(n.Payload, p.Payload) {
+			if n.ID != p.ID || n.Subject != p.Subject || n.Name != p.Name || !n.Time.Equal(p.Time) || !n.DeviceTime.Equal(p.DeviceTime) || !bytes.Equal(n.Payload, p.Payload) ||
+				n.ReceivedAt.IsZero() || !n.ReceivedAt.Equal(p.ReceivedAt) || n.Replayed != p.Replayed || n.Value == nil || p.Value == nil || *n.Value != *p.Value {
 				t.Fatalf("event %d: NATS %+v, API %+v", i, n, p)
 			}
 		}
@@ -501,6 +644,47 @@ func TestLiveAPI(t *testing.T) {
 		}
 	})
 
+	t.Run("TLS", func(t *testing.T) {
+		// The API over https with a certificate of a CA the system does
+		// not trust: api_ca_file names it.
+		ts := httptest.NewTLSServer(a.handler)
+		t.Cleanup(ts.Close)
+		ca := filepath.Join(a.dir, "api-ca.pem")
+		if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cx, err := config.LoadContext(a.context)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cx.APIURL = ts.URL
+		tlsContext := filepath.Join(a.dir, "tls.json")
+		if err := config.WriteContext(tlsContext, cx); err != nil {
+			t.Fatal(err)
+		}
+		if r := lintelctl(t, "status", "--context", tlsContext); r.code != exitError || !strings.Contains(r.stderr, "certificate") {
+			t.Fatalf("https without api_ca_file: exit %d %s", r.code, r.stderr)
+		}
+		cx.APICAFile = "api-ca.pem" // relative to the context file
+		if err := config.WriteContext(tlsContext, cx); err != nil {
+			t.Fatal(err)
+		}
+		before := len(a.received())
+		if r := lintelctl(t, "status", "--context", tlsContext); r.err != nil || !strings.Contains(r.stdout, "hq") {
+			t.Fatalf("https with api_ca_file: exit %d %s%s", r.code, r.stdout, r.stderr)
+		}
+		if got := a.received()[before:]; !slices.ContainsFunc(got, func(r string) bool { return strings.HasPrefix(r, "GET /api/v1/edges ") }) {
+			t.Fatalf("status over https reached the API with %q", got)
+		}
+		// A file that holds no certificate is refused, naming it.
+		if err := os.WriteFile(ca, []byte("not a certificate\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if r := lintelctl(t, "status", "--context", tlsContext); r.code != exitError || !strings.Contains(r.stderr, "api_ca_file") {
+			t.Fatalf("an api_ca_file without a certificate: exit %d %s", r.code, r.stderr)
+		}
+	})
+
 	t.Run("Context", func(t *testing.T) {
 		for name, tc := range map[string]struct {
 			cx   config.Context
@@ -510,6 +694,8 @@ func TestLiveAPI(t *testing.T) {
 			"NoToken":    {config.Context{Org: "acme", APIURL: a.url}, "api_token_file: required"},
 			"NotAURL":    {config.Context{Org: "acme", APIURL: "lintel.example.com", APITokenFile: "api.context.token"}, "api_url"},
 			"TokenNoURL": {config.Context{Org: "acme", Servers: []string{"nats://127.0.0.1:4222"}, User: "u", PasswordFile: "api.context.token", APITokenFile: "api.context.token"}, "set without api_url"},
+			"CANoURL":    {config.Context{Org: "acme", Servers: []string{"nats://127.0.0.1:4222"}, User: "u", PasswordFile: "api.context.token", APICAFile: "api.context.token"}, "api_ca_file: set without api_url"},
+			"NoCAFile":   {config.Context{Org: "acme", APIURL: a.url, APITokenFile: "api.context.token", APICAFile: "nosuch.pem"}, "api_ca_file"},
 		} {
 			path := filepath.Join(a.dir, name+".json")
 			if err := config.WriteContext(path, &tc.cx); err != nil {

@@ -25,8 +25,8 @@ type credFlags struct {
 }
 
 func (f *credFlags) add(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.card, "card", "", `the card number ("-" reads it from stdin); hashed here, or by central's API with api_url`)
-	cmd.Flags().StringVar(&f.pin, "pin", "", `the PIN ("-" reads it from stdin); hashed here, or by central's API with api_url`)
+	cmd.Flags().StringVar(&f.card, "card", "", `the card number ("-" reads it from stdin); hashed here with the context's hash_key_file`)
+	cmd.Flags().StringVar(&f.pin, "pin", "", `the PIN ("-" reads it from stdin); hashed here with the context's hash_key_file`)
 	cmd.MarkFlagsMutuallyExclusive("card", "pin")
 }
 
@@ -127,16 +127,12 @@ func (a *app) credCommand() *cobra.Command {
 Central keeps them in each edge's credential bucket, which the edge mirrors
 and decides from, online or not.
 
-Over NATS, a card number or PIN never leaves this machine: lintelctl
-hashes it with the org's hash key (the context's hash_key_file) and
-central and the edges only ever see the hash, the credential's ID.
-
-Through central's API (a context with api_url), "cred add" sends the card
-number or PIN to the API (use https), which hashes it and stores only the
-hash; a credential the edge already holds is updated in place, keeping its
-state. The API names credentials by ID only, so suspend, reinstate and
-revoke with --card or --pin hash it here, with the context's
-hash_key_file.`,
+A card number or PIN never leaves this machine: lintelctl hashes it with
+the org's hash key (the context's hash_key_file) and central and the
+edges only ever see the hash, the credential's ID. This holds over NATS
+and through central's API (a context with api_url) alike: there "cred
+add" sends the ID and the kind, and a credential the edge already holds
+is updated in place, keeping its state.`,
 		Example: `  lintelctl cred add hq --holder alice --card 0012345678 --door front
   lintelctl cred suspend --card 0012345678 --reason 'reported lost'
   lintelctl cred list hq`,

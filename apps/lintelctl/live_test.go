@@ -23,6 +23,7 @@ import (
 	"github.com/lintel-io/lintel/devicekit/simulator"
 	"github.com/lintel-io/lintel/edgekit"
 	"github.com/lintel-io/lintel/edgekit/access"
+	"github.com/lintel-io/lintel/internal/tcpproxy"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/testing/pgtest"
 	"github.com/lintel-io/lintel/topic"
@@ -33,11 +34,13 @@ import (
 const liveWait = 60 * time.Second
 
 // Things of the live tests' edge hq: reader r1 and lock l1 of door front,
-// and relay x1, whose commands always fail.
+// relay x1, whose commands always fail, and lock l2, which never
+// connects, so its commands expire.
 var (
 	liveReader = topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "r1"}
 	liveLock   = topic.Thing{Org: "acme", Edge: "hq", Type: "lock", Code: "l1"}
 	liveRelay  = topic.Thing{Org: "acme", Edge: "hq", Type: "relay", Code: "x1"}
+	liveIdle   = topic.Thing{Org: "acme", Edge: "hq", Type: "lock", Code: "l2"}
 )
 
 // liveSite is a running central with history in PostgreSQL, edge hq
@@ -48,6 +51,7 @@ type liveSite struct {
 	context string // the context file
 	central *central.Central
 	node    *edgekit.Node
+	link    *tcpproxy.Proxy // hq's leaf link to central, to cut
 	reader  *devicekit.Client
 	pool    *pgxpool.Pool
 
@@ -143,10 +147,11 @@ func newLiveSite(pool *pgxpool.Pool) (*liveSite, error) {
 		Edges: []authz.Edge{{Org: "acme", Code: "hq", Name: "Headquarters"}},
 		Services: []authz.Service{{Name: "central", Kind: authz.ServiceCentral, Org: "acme"},
 			{Name: "ops", Kind: authz.ServiceOperator, Org: "acme"}},
-		Doors: []authz.Door{{Org: "acme", Edge: "hq", Code: "front", Readers: []string{"r1"}, Locks: []string{"l1"}}},
+		Doors: []authz.Door{{Org: "acme", Edge: "hq", Code: "front", Readers: []string{"r1"}, Locks: []string{"l1"}},
+			{Org: "acme", Edge: "hq", Code: "door-reader-1", Readers: []string{"reader-1"}, Locks: []string{"lock-1"}}},
 	}
 	sims := simulator.Things(simulator.Config{Org: "acme", Edge: "hq", Readers: 1, Locks: 1, DoorSensors: 1, EnvSensors: 1})
-	for _, th := range append([]topic.Thing{liveReader, liveLock, liveRelay}, sims...) {
+	for _, th := range append([]topic.Thing{liveReader, liveLock, liveRelay, liveIdle}, sims...) {
 		inv.Things = append(inv.Things, authz.Thing{Thing: th})
 	}
 	res, err := (&authz.Generator{Cost: bcrypt.MinCost}).Generate(ctx, inv, nil)
@@ -205,10 +210,14 @@ func newLiveSite(pool *pgxpool.Pool) (*liveSite, error) {
 		return nil, err
 	}
 	onStop(s.central.Stop)
+	if s.link, err = tcpproxy.New(s.central.LeafAddr()); err != nil {
+		return nil, err
+	}
+	onStop(s.link.Close)
 	if s.node, err = edgekit.Start(ctx, edgekit.NodeConfig{
 		Org: "acme", Edge: "hq", Inventory: inv, State: st,
 		Render: authz.RenderOptions{Host: "127.0.0.1", Port: -1, StoreDir: filepath.Join(dir, "edge"), MaxFileStore: 1 << 30,
-			PingInterval: time.Second, HubURLs: []string{"nats-leaf://" + s.central.LeafAddr()}, ConfigDir: dir, SeedFile: "leaf.seed"},
+			PingInterval: time.Second, HubURLs: []string{"nats-leaf://" + s.link.Addr()}, ConfigDir: dir, SeedFile: "leaf.seed"},
 		LeafReconnectInterval: 100 * time.Millisecond,
 		CommandKey:            sec.CommandSeeds[authz.EdgeKeyID("acme", "hq")],
 		StatusInterval:        time.Second,
@@ -434,6 +443,13 @@ func TestLiveCommand(t *testing.T) {
 	if r.code != exitError || !strings.Contains(r.stdout, "sent") || !strings.Contains(r.stdout, "failed") ||
 		!strings.Contains(r.stderr, "jammed") {
 		t.Fatalf("a failing command: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	// To a lock that never connects: expired once its deadline passed,
+	// exit 1.
+	r = s.ctl(t, "command", "send", "hq.lock.l2", "unlock", "--deadline", "1s", "--wait", "--timeout", "60s", "-o", "json")
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != exitError || rep.Status != "expired" || rep.DoneAfter == "" ||
+		!strings.Contains(r.stderr, "expired") {
+		t.Fatalf("a command that expires: exit %d %+v (%v)\n%s", r.code, rep, err, r.stderr)
 	}
 	// Without --wait: sent, pending, exit 0.
 	s.mustJSON(t, &rep, "command", "send", "hq.lock.l1", "unlock")
@@ -770,6 +786,64 @@ func TestLiveRulesGroupsSchedules(t *testing.T) {
 // TestLiveAudit: audit verify reports the edge's chain as central's
 // auditor verified it; a decision record forged at central (not from the
 // edge, not signed by it) breaks it, and verify then exits 1 naming it.
+// TestLiveAuditRevokedGrant: a card revoked at central while hq's link
+// is down is still granted by hq, offline; once the link is back, audit
+// verify reports the grant of a revoked credential, which is no break of
+// the chain: it exits 0 unless the chain has breaks (TestLiveAudit forges
+// one, so a repeated run sees it).
+func TestLiveAuditRevokedGrant(t *testing.T) {
+	s := startLive(t)
+	card := fmt.Sprintf("%010d", (time.Now().UnixNano()+13)%1e10)
+	var c credRow
+	s.mustJSON(t, &c, "cred", "add", "hq", "--holder", "ivan", "--card", card, "--door", "front")
+	eventually(t, "hq to grant ivan", func() error {
+		if d := s.present(t, card); !d.Granted {
+			return fmt.Errorf("decision %+v", d)
+		}
+		return nil
+	})
+	s.link.Cut()
+	t.Cleanup(func() {
+		s.link.Restore()
+		eventually(t, "hq's link back", func() error {
+			if !s.node.LinkUp() {
+				return errors.New("link down")
+			}
+			return nil
+		})
+	})
+	eventually(t, "hq's link down", func() error {
+		if s.node.LinkUp() {
+			return errors.New("link up")
+		}
+		return nil
+	})
+	if r := s.ctl(t, "cred", "revoke", c.ID, "--reason", "stolen"); r.err != nil || !strings.Contains(r.stdout, "revoked at hq") {
+		t.Fatalf("cred revoke: exit %d %s%s", r.code, r.stdout, r.stderr)
+	}
+	if d := s.present(t, card); !d.Granted {
+		t.Fatalf("hq, offline, decided %+v; it holds the credential active", d)
+	}
+	s.link.Restore()
+	eventually(t, "the revoked grant reported", func() error {
+		r := s.ctl(t, "audit", "verify", "hq", "-o", "json")
+		var rep access.AuditReport
+		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+			return fmt.Errorf("%v: %s", err, r.stderr)
+		}
+		if (r.code == exitOK) != (len(rep.Breaks) == 0) || !slices.ContainsFunc(rep.RevokedGrants, func(g access.AuditAlarm[access.RevokedGrantAlarm]) bool {
+			return g.Alarm.Credential == c.ID && g.Alarm.Door == "front" && g.Alarm.Reason == "stolen" && g.Alarm.Offline
+		}) {
+			return fmt.Errorf("exit %d with %d breaks, revoked grants %+v", r.code, len(rep.Breaks), rep.RevokedGrants)
+		}
+		return nil
+	})
+	if r := s.ctl(t, "audit", "verify", "hq"); !strings.Contains(r.stdout, "REVOKED GRANT AT") || !strings.Contains(r.stdout, "ivan") ||
+		!strings.Contains(r.stdout, "stolen") {
+		t.Fatalf("audit verify: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
 func TestLiveAudit(t *testing.T) {
 	s := startLive(t)
 	s.present(t, "13131313") // at least one decision in the chain
@@ -825,9 +899,24 @@ func TestLiveSim(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &plan); err != nil || len(plan.Things) != 4 || plan.Things[0].Code != "reader-1" {
 		t.Fatalf("sim --plan: %v %v\n%s", r.err, err, r.stdout)
 	}
+	// A card enrolled for the simulated reader's door, which it presents
+	// (--cards) among unknown ones.
+	card := fmt.Sprintf("%010d", (time.Now().UnixNano()+17)%1e10)
+	var c credRow
+	s.mustJSON(t, &c, "cred", "add", "hq", "--holder", "sim", "--card", card, "--door", "door-reader-1")
+	cards := filepath.Join(t.TempDir(), "cards.txt")
+	if err := os.WriteFile(cards, []byte("# enrolled\n"+card+"\n\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "hq to hold the card", func() error {
+		if d := s.present(t, card); d.Reason != message.DenyDoorNotAllowed {
+			return fmt.Errorf("decision at front %+v, want denied as not allowed there", d)
+		}
+		return nil
+	})
 	args := []string{"sim", "--url", s.node.ClientURL(), "--org", "acme", "--edge", "hq",
 		"--passwords", filepath.Join(s.dir, "devices"), "--state", filepath.Join(s.dir, "state.json"),
-		"--readers", "1", "--locks", "1", "--door-sensors", "1", "--env-sensors", "1",
+		"--readers", "1", "--locks", "1", "--door-sensors", "1", "--env-sensors", "1", "--cards", cards,
 		"--reader-interval", "50ms", "--door-interval", "50ms", "--telemetry-interval", "50ms", "--duration", "2s", "-o", "json"}
 	r = lintelctl(t, args...)
 	var rep simReport
@@ -842,6 +931,26 @@ func TestLiveSim(t *testing.T) {
 		}
 		return nil
 	})
+	eventually(t, "the simulated reader's card granted and others denied", func() error {
+		var p queryPage[decisionRow]
+		s.mustJSON(t, &p, "query", "decisions", "--door", "door-reader-1", "--limit", "1000")
+		granted, denied := 0, 0
+		for _, d := range p.Items {
+			switch {
+			case d.Granted && d.Credential == c.ID && d.Holder == "sim":
+				granted++
+			case !d.Granted:
+				denied++
+			}
+		}
+		if granted == 0 || denied == 0 {
+			return fmt.Errorf("%d granted, %d denied", granted, denied)
+		}
+		return nil
+	})
+	if r := lintelctl(t, append(slices.Clone(args[:len(args)-2]), "--cards", filepath.Join(t.TempDir(), "none.txt"))...); r.code != exitError || !strings.Contains(r.stderr, "--cards") {
+		t.Fatalf("sim --cards of a missing file: exit %d %s", r.code, r.stderr)
+	}
 	// Ten readers, of which the inventory has one: the second is named.
 	bad := append(slices.Clone(args[:len(args)-2]), "--readers", "10")
 	if r := lintelctl(t, bad...); r.code != exitError || !strings.Contains(r.stderr, "reader-2") {

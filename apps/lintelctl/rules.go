@@ -156,8 +156,8 @@ func (d *ctlConn) hasEdge(edge string) error {
 	return fmt.Errorf("edge %q: not an edge of org %s in the inventory", edge, d.cx.Org)
 }
 
-// groupCommand and scheduleCommand are "cred group put" and "cred
-// schedule put".
+// groupCommand and scheduleCommand are "cred group put|get|list|remove"
+// and "cred schedule put|get|list|remove".
 func (a *app) groupCommand() *cobra.Command {
 	var o liveFlags
 	var doors []string
@@ -181,8 +181,9 @@ func (a *app) groupCommand() *cobra.Command {
 	put.Flags().StringSliceVar(&doors, "door", nil, "a door of the group (repeatable, or comma-separated)")
 	_ = put.MarkFlagRequired("door")
 	cmd := &cobra.Command{Use: "group", Short: "Door groups: named sets of doors credentials can refer to",
-		Example: "  lintelctl cred group put hq staff --door front,back"}
+		Example: "  lintelctl cred group put hq staff --door front,back\n  lintelctl cred group list hq\n  lintelctl cred group remove hq staff"}
 	cmd.AddCommand(put)
+	cmd.AddCommand(namedCommands(a, groupSpec)...)
 	return cmd
 }
 
@@ -213,8 +214,9 @@ intervals as JSON, in the edge's local time:
 	}
 	addLiveFlags(put, &o)
 	cmd := &cobra.Command{Use: "schedule", Short: "Weekly schedules that say when credentials may be used",
-		Example: "  lintelctl cred schedule put hq office office.json"}
+		Example: "  lintelctl cred schedule put hq office office.json\n  lintelctl cred schedule get hq office -o json\n  lintelctl cred schedule remove hq office"}
 	cmd.AddCommand(put)
+	cmd.AddCommand(namedCommands(a, scheduleSpec)...)
 	return cmd
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/lintel-io/lintel/authz"
 	"github.com/lintel-io/lintel/devicekit"
 	"github.com/lintel-io/lintel/devicekit/simulator"
+	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
 )
 
@@ -38,6 +40,7 @@ type simOptions struct {
 	passwords string
 	state     string
 	ca        string
+	cards     string // the file of card numbers readers present
 	cfg       simulator.Config
 	duration  time.Duration
 	output    string
@@ -53,8 +56,14 @@ func (a *app) simCommand() *cobra.Command {
 logs in with its own password and permissions and behaves as its kind does
 (package devicekit/simulator): readers present cards now and then, locks
 carry out the commands they receive (checking their signature), door
-contacts open, close and now and then report a forced door, environment
-sensors send telemetry.
+contacts open, close and now and then report a door held or forced open,
+environment sensors send telemetry.
+
+Readers present random card numbers, which the edge denies as unknown;
+with --cards FILE (card numbers, one a line; blank lines and lines
+starting with # are skipped) they present one of those every other time,
+so that a card enrolled for the reader's door (door-reader-1 for
+reader-1, ...) is granted.
 
 The simulated things are named reader-1, reader-2, ..., lock-1, ...,
 door-1, ..., sensor-1, ...; they must be in the inventory and rendered.
@@ -80,6 +89,7 @@ publish failed.`,
 	f.StringVar(&o.passwords, "passwords", "", "the directory of the devices' password files, as render writes them")
 	f.StringVar(&o.state, "state", "", "the state file: the command keys locks trust")
 	f.StringVar(&o.ca, "ca", "", "the CA of the edge's TLS certificate, when its client listener has TLS")
+	f.StringVar(&o.cards, "cards", "", "a file of card numbers, one a line, that readers present every other time")
 	f.IntVar(&o.cfg.Readers, "readers", 2, "card readers")
 	f.IntVar(&o.cfg.Locks, "locks", 2, "locks")
 	f.IntVar(&o.cfg.DoorSensors, "door-sensors", 2, "door contacts")
@@ -125,6 +135,13 @@ func (a *app) sim(ctx context.Context, o *simOptions) error {
 		return usagef("--state is required: the command keys locks trust")
 	case len(things) == 0:
 		return usagef("no devices to simulate")
+	}
+	if o.cards != "" {
+		cards, err := readCards(o.cards)
+		if err != nil {
+			return err
+		}
+		o.cfg.Cards = cards
 	}
 	st, err := authz.LoadState(o.state)
 	if err != nil {
@@ -189,4 +206,28 @@ loop:
 		return fmt.Errorf("%d publishes or requests failed (see the edge's log)", stats.Errors)
 	}
 	return closeErr
+}
+
+// readCards reads the card numbers of file, one a line, skipping blank
+// lines and comments (#).
+func readCards(file string) ([]message.Credential, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--cards: %w", err)
+	}
+	var cards []message.Credential
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if len(line) > 256 || strings.ContainsFunc(line, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return nil, fmt.Errorf("--cards %s: line %d: want a card number of 1 to 256 printable characters", file, i+1)
+		}
+		cards = append(cards, message.Credential(line))
+	}
+	if len(cards) == 0 {
+		return nil, usagef("--cards %s: no card numbers in it", file)
+	}
+	return cards, nil
 }

@@ -43,7 +43,8 @@ type Kind string
 const (
 	// Reader is a card reader: it sends an access request
 	// (message.NameAccessRequested) every ReaderInterval and waits for the
-	// edge's decision.
+	// edge's decision. It presents a random card number, or, when
+	// Config.Cards lists some, one of those every other time.
 	Reader Kind = "reader"
 	// Lock is a door lock: it carries out "unlock" and "lock" commands,
 	// rejects others, and reports its door's state (message.NameDoorState)
@@ -51,7 +52,8 @@ const (
 	Lock Kind = "lock"
 	// DoorSensor is a door contact: it reports its door opening and closing
 	// (message.NameDoorState) every DoorInterval, and now and then an event
-	// that the door was held open (message.NameDoorHeldOpen).
+	// that the door was held open (message.NameDoorHeldOpen, one opening in
+	// ten) or forced open (message.NameDoorForcedOpen, one in twenty).
 	DoorSensor Kind = "door"
 	// EnvSensor is an environment sensor: it sends temperature and humidity
 	// readings (message.NameSensorReading telemetry) every TelemetryInterval.
@@ -84,6 +86,10 @@ type Config struct {
 	// Seed seeds every device's random source, so that one seed gives the
 	// same behaviour on every run.
 	Seed uint64
+	// Cards are card numbers the readers present every other time, drawn
+	// at random, so that some requests can be granted; the others are
+	// random numbers. Empty: random numbers only.
+	Cards []message.Credential
 	// Connect connects a device as thing. Required.
 	Connect func(ctx context.Context, thing topic.Thing) (devicekit.Device, error)
 	// Logger receives the simulator's log records; nil discards them.
@@ -186,6 +192,7 @@ func Start(ctx context.Context, cfg Config) (*Simulator, error) {
 	}
 	for i, d := range s.devices {
 		b := newBehaviour(cfg.Seed, i, Kind(things[i].Type), things[i].Code)
+		b.cards = cfg.Cards
 		if Kind(things[i].Type) == Lock {
 			sub, err := d.HandleCommands(ctx, devicekit.HandlerFunc(func(ctx context.Context, cmd devicekit.Command) error {
 				return s.command(d, b, cmd)
@@ -290,10 +297,10 @@ func (s *Simulator) run(ctx context.Context, d devicekit.Device, b *behaviour) {
 				return err
 			})
 		case DoorSensor:
-			st, heldOpen := b.doorChange()
+			st, event := b.doorChange()
 			s.call(ctx, d, func(ctx context.Context) error { return errOnly(d.PublishState(ctx, message.NameDoorState, st)) })
-			if heldOpen {
-				s.call(ctx, d, func(ctx context.Context) error { return errOnly(d.PublishEvent(ctx, message.NameDoorHeldOpen, st)) })
+			if event != "" {
+				s.call(ctx, d, func(ctx context.Context) error { return errOnly(d.PublishEvent(ctx, event, st)) })
 			}
 		case EnvSensor:
 			r := b.reading()
@@ -348,6 +355,7 @@ type behaviour struct {
 
 	mu     sync.Mutex // a lock's state changes under commands
 	rng    *rand.Rand
+	cards  []message.Credential // a reader's known cards (Config.Cards)
 	open   bool
 	locked bool
 	temp   float64
@@ -375,27 +383,38 @@ func (b *behaviour) wait(mean time.Duration) time.Duration {
 	return mean/2 + time.Duration(b.rng.Int64N(int64(mean)+1))
 }
 
-// accessRequest returns the next card presented to a reader.
+// accessRequest returns the next card presented to a reader: one of its
+// known cards every other time, when it has some, else a random number.
 func (b *behaviour) accessRequest() message.AccessRequest {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return message.AccessRequest{
-		Door:       b.door,
-		Kind:       message.CredentialCard,
-		Credential: message.Credential(fmt.Sprintf("%08d", b.rng.IntN(100_000_000))),
+	cred := message.Credential(fmt.Sprintf("%08d", b.rng.IntN(100_000_000)))
+	if len(b.cards) > 0 && b.rng.IntN(2) == 0 {
+		cred = b.cards[b.rng.IntN(len(b.cards))]
 	}
+	return message.AccessRequest{Door: b.door, Kind: message.CredentialCard, Credential: cred}
 }
 
-// doorChange opens or closes the door, and says whether it is now being
-// held open too long (one opening in ten).
-func (b *behaviour) doorChange() (message.DoorState, bool) {
+// doorChange opens or closes the door, and returns the event an opening
+// also raises, if any: held open too long (one opening in ten), or
+// forced open, with the lock engaged (one in twenty).
+func (b *behaviour) doorChange() (message.DoorState, string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.open = !b.open
 	st := message.DoorState{Door: b.door, Open: b.open, Locked: !b.open}
-	held := b.open && b.rng.IntN(10) == 0
-	st.HeldOpen = held
-	return st, held
+	if !b.open {
+		return st, ""
+	}
+	switch n := b.rng.IntN(20); {
+	case n < 2:
+		st.HeldOpen = true
+		return st, message.NameDoorHeldOpen
+	case n == 2:
+		st.Forced, st.Locked = true, true
+		return st, message.NameDoorForcedOpen
+	}
+	return st, ""
 }
 
 // reading returns the next reading, alternating temperature and humidity,

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -55,6 +56,10 @@ type Context struct {
 	// APITokenFile holds an API token ("lintel_..."; mode 0600) the
 	// commands send as a bearer token; required with APIURL.
 	APITokenFile string `json:"api_token_file,omitempty"`
+	// APICAFile holds the CA certificates (PEM) that signed the API's
+	// https certificate, when the system's roots do not: a private CA,
+	// or a self-signed certificate. Optional, with APIURL only.
+	APICAFile string `json:"api_ca_file,omitempty"`
 
 	dir string
 }
@@ -107,7 +112,13 @@ func (c *Context) checkAPI(p *problems) {
 		if c.APITokenFile != "" {
 			p.add("api_token_file", "set without api_url")
 		}
+		if c.APICAFile != "" {
+			p.add("api_ca_file", "set without api_url")
+		}
 		return
+	}
+	if c.APICAFile != "" {
+		p.requireFile("api_ca_file", c.path(c.APICAFile))
 	}
 	u, err := url.Parse(c.APIURL)
 	switch {
@@ -138,6 +149,24 @@ func (c *Context) APIToken() (authz.Secret, error) {
 		return authz.Secret{}, fmt.Errorf("%w: context: api_token_file is not set", ErrInvalid)
 	}
 	return ReadSecret(c.path(c.APITokenFile))
+}
+
+// APIRootCAs returns the certificate pool api_ca_file holds, nil when the
+// context names none (the system's roots then apply). It returns an error
+// wrapping [ErrInvalid] when the file holds no PEM certificate.
+func (c *Context) APIRootCAs() (*x509.CertPool, error) {
+	if c.APICAFile == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(c.path(c.APICAFile))
+	if err != nil {
+		return nil, fmt.Errorf("%w: context: api_ca_file: %w", ErrInvalid, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("%w: context: api_ca_file %s: no PEM certificate in it", ErrInvalid, c.path(c.APICAFile))
+	}
+	return pool, nil
 }
 
 // WriteContext writes c to path (mode 0600), creating its directory.
