@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lintel-io/lintel/testing/natstest"
 	"github.com/lintel-io/lintel/testing/tooltest"
 )
 
@@ -222,5 +223,138 @@ func TestAnsibleNebula(t *testing.T) {
 		if line != "" && !strings.HasPrefix(line, "-----") && strings.Contains(first+rotated, line) {
 			t.Fatal("the host key appears in Ansible's output")
 		}
+	}
+}
+
+// TestAnsibleLintelAndCaddy runs the playbook's lintel and caddy roles
+// for real with this machine as edge acme.hq, into a staging prefix
+// (lintel_manage_service and caddy_manage_service false: no user, unit
+// or service): the control node renders, the lintel role installs the
+// edge's binary, configuration, secrets and TLS files and checks them
+// with the binary's -check, and the caddy role installs the Caddyfile,
+// the site's certificates and Caddy's environment and validates them
+// with caddy. The edge's configuration points at central on the overlay
+// (the example's address plan). A second run changes nothing, and a
+// configuration the binary refuses stops the play.
+//
+// The migrations role is not run here: central migrates its database when
+// it starts, so that role needs the service.
+func TestAnsibleLintelAndCaddy(t *testing.T) {
+	bin := tooltest.Path(t, "ansible-playbook", "ansible")
+	tooltest.Path(t, "caddy", "caddy")
+	dir, err := filepath.Abs("ansible")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apps := buildApps(t)
+	tmp := t.TempDir()
+	out, prefix := filepath.Join(tmp, "out"), filepath.Join(tmp, "prefix")
+	if err := os.MkdirAll(filepath.Join(prefix, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ca := natstest.TempCA(t)
+	inventory := filepath.Join(tmp, "hosts.yml")
+	if err := os.WriteFile(inventory, []byte(`all:
+  children:
+    control:
+      hosts:
+        localhost:
+          ansible_connection: local
+          ansible_python_interpreter: "{{ ansible_playbook_python }}"
+    edges:
+      hosts:
+        edge-under-test:
+          ansible_connection: local
+          ansible_python_interpreter: "{{ ansible_playbook_python }}"
+          nebula_name: edge-acme-hq
+          lintel_org: acme
+          lintel_edge: hq
+          caddy_gateway_site: https://gw.hq.acme.example:8443
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	user, group := "root", "root"
+	if b, err := exec.Command("id", "-un").Output(); err == nil {
+		user = strings.TrimSpace(string(b))
+	}
+	if b, err := exec.Command("id", "-gn").Output(); err == nil {
+		group = strings.TrimSpace(string(b))
+	}
+	tlsFiles := `{"lintel_tls_files": {"tls/edge.crt": "` + ca.ServerCertFile + `", "tls/edge.key": "` + ca.ServerKeyFile +
+		`", "tls/central-ca.crt": "` + ca.CAFile + `"}}`
+	run := func(extra ...string) (string, error) {
+		t.Helper()
+		args := append([]string{"-i", inventory, "site.yml", "--tags", "lintel,caddy",
+			"-e", "ansible_become=false", "-e", "lintel_lintelctl=" + filepath.Join(apps, "lintelctl"), "-e", "lintel_deploy_dir=" + out,
+			"-e", "lintel_state_file=" + filepath.Join(out, "state.json"), "-e", `{"render_extra_args": ["--cost", "4"]}`,
+			"-e", "lintel_inventory_file=" + filepath.Join(dir, "inventory/example/lintel-inventory.json"),
+			"-e", "nebula_plan_file=" + filepath.Join(dir, "inventory/example/nebula-plan.json"),
+			"-e", "nebula_out_dir=" + filepath.Join(out, "nebula"),
+			"-e", "lintel_build_dir=" + apps, "-e", "lintel_bin_dir=" + filepath.Join(prefix, "bin"),
+			"-e", "lintel_etc_dir=" + filepath.Join(prefix, "etc/lintel"), "-e", "lintel_data_dir=" + filepath.Join(prefix, "db"),
+			"-e", "lintel_user=" + user, "-e", "lintel_group=" + group,
+			"-e", "lintel_root_user=" + user, "-e", "lintel_root_group=" + group, "-e", "lintel_manage_service=false",
+			"-e", "caddy_config_dir=" + filepath.Join(prefix, "etc/caddy"), "-e", "caddy_owner=" + user, "-e", "caddy_group=" + group,
+			"-e", "caddy_tls_cert_src=" + ca.ServerCertFile, "-e", "caddy_tls_key_src=" + ca.ServerKeyFile,
+			"-e", "caddy_client_ca_src=" + ca.CAFile, "-e", "caddy_manage_service=false"}, extra...)
+		b, err := ansibleCmd(t, dir, bin, args...).CombinedOutput()
+		return string(b), err
+	}
+	first, err := run("-e", tlsFiles)
+	if err != nil {
+		t.Fatalf("ansible-playbook: %v\n%s", err, first)
+	}
+	recap := regexp.MustCompile(`edge-under-test\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=(\d+)`)
+	if m := recap.FindStringSubmatch(first); m == nil || m[1] == "0" || m[2] != "0" {
+		t.Fatalf("first run: want changes and no failure:\n%s", first)
+	}
+	if !strings.Contains(first, "Check the configuration with the new binary") || !strings.Contains(first, "Validate the Caddyfile") {
+		t.Fatalf("first run: the checks did not run:\n%s", first)
+	}
+
+	// What the roles installed: the binary runs, the configuration links
+	// to central's overlay address, the secrets are the owner's alone.
+	if b, err := exec.Command(filepath.Join(prefix, "bin/lintel-edge"), "-config", filepath.Join(prefix, "etc/lintel/edge.json"), "-check").CombinedOutput(); err != nil {
+		t.Fatalf("installed edge -check: %v\n%s", err, b)
+	}
+	edgeJSON, err := os.ReadFile(filepath.Join(prefix, "etc/lintel/edge.json"))
+	if err != nil || !strings.Contains(string(edgeJSON), `"nats-leaf://10.42.0.2:7422"`) {
+		t.Errorf("installed edge.json does not name central's overlay leaf listener (%v):\n%s", err, edgeJSON)
+	}
+	for _, f := range []string{"leaf.seed", "audit.seed", "hash.key"} {
+		if fi, err := os.Stat(filepath.Join(prefix, "etc/lintel/secrets", f)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("secret %s: %v, want mode 0600", f, err)
+		}
+	}
+	env, err := os.ReadFile(filepath.Join(prefix, "etc/caddy/lintel.env"))
+	if err != nil || !strings.Contains(string(env), "LINTEL_GATEWAY_SITE=https://gw.hq.acme.example:8443") {
+		t.Errorf("Caddy's environment (%v):\n%s", err, env)
+	}
+	for _, f := range []string{"etc/caddy/Caddyfile", "etc/caddy/tls/site.crt", "etc/caddy/tls/site.key", "etc/caddy/tls/client-ca.crt"} {
+		if _, err := os.Stat(filepath.Join(prefix, f)); err != nil {
+			t.Errorf("not installed: %v", err)
+		}
+	}
+
+	second, err := run("-e", tlsFiles)
+	if err != nil {
+		t.Fatalf("second run: %v\n%s", err, second)
+	}
+	if m := recap.FindStringSubmatch(second); m == nil || m[1] != "0" {
+		t.Fatalf("second run: want no change:\n%s", second)
+	}
+	for _, s := range secretValues(t, out) {
+		if strings.Contains(first+second, s) {
+			t.Errorf("a secret of %s appears in Ansible's output", out)
+		}
+	}
+
+	// Without the CA of central's certificate, in a fresh prefix, the
+	// binary's -check refuses the configuration, naming the field, and the
+	// play stops there.
+	o, err := run("-e", "lintel_etc_dir="+filepath.Join(prefix, "etc/lintel-broken"),
+		"-e", `{"lintel_tls_files": {"tls/edge.crt": "`+ca.ServerCertFile+`", "tls/edge.key": "`+ca.ServerKeyFile+`"}}`)
+	if m := recap.FindStringSubmatch(o); err == nil || m == nil || m[2] == "0" || !strings.Contains(o, "hub_tls.ca_file") {
+		t.Fatalf("a configuration naming a missing file: %v, want the check to fail the play naming hub_tls.ca_file:\n%s", err, o)
 	}
 }

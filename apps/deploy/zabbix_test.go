@@ -43,6 +43,95 @@ var (
 // zbx is a parsed YAML mapping of the export.
 type zbx = map[string]any
 
+// zbxObject is what one kind of object of the export may hold: fields of
+// its own, and fields holding objects (a mapping or a list of them) of
+// another kind.
+type zbxObject struct {
+	fields  []string
+	objects map[string]string
+}
+
+// zbxFormat is Zabbix 7.0's template export format (the importer's
+// schema, C70XmlValidator), by kind of object: the fields each may have.
+// A field not listed is a mistake, such as a misspelling, that Zabbix
+// refuses on import.
+var zbxFormat = map[string]zbxObject{
+	"export": {[]string{"version"}, map[string]string{"template_groups": "group", "host_groups": "group", "templates": "template",
+		"hosts": "opaque", "triggers": "trigger", "graphs": "opaque", "media_types": "opaque", "maps": "opaque", "images": "opaque"}},
+	"group": {[]string{"uuid", "name"}, nil},
+	"template": {[]string{"uuid", "template", "name", "description"}, map[string]string{"vendor": "vendor", "templates": "ref",
+		"groups": "ref", "tags": "tag", "macros": "macro", "items": "item", "discovery_rules": "discovery rule",
+		"httptests": "opaque", "dashboards": "opaque", "valuemaps": "valuemap"}},
+	"vendor":   {[]string{"name", "version"}, nil},
+	"ref":      {[]string{"name"}, nil},
+	"tag":      {[]string{"tag", "value"}, nil},
+	"macro":    {[]string{"macro", "type", "value", "description"}, nil},
+	"valuemap": {[]string{"uuid", "name"}, map[string]string{"mappings": "mapping"}},
+	"mapping":  {[]string{"type", "value", "newvalue"}, nil},
+	"item": {slices.Concat(zbxItemFields, []string{"history", "trends", "value_type", "units", "inventory_link", "logtimefmt"}),
+		map[string]string{"valuemap": "ref", "preprocessing": "step", "master_item": "key ref", "query_fields": "pair",
+			"headers": "pair", "tags": "tag", "triggers": "trigger"}},
+	"item prototype": {slices.Concat(zbxItemFields, []string{"history", "trends", "value_type", "units", "inventory_link", "logtimefmt", "discover"}),
+		map[string]string{"valuemap": "ref", "preprocessing": "step", "master_item": "key ref", "query_fields": "pair",
+			"headers": "pair", "tags": "tag", "trigger_prototypes": "trigger prototype"}},
+	"discovery rule": {slices.Concat(zbxItemFields, []string{"lifetime_type", "lifetime", "enabled_lifetime_type", "enabled_lifetime"}),
+		map[string]string{"preprocessing": "step", "master_item": "key ref", "query_fields": "pair", "headers": "pair",
+			"filter": "opaque", "overrides": "opaque", "lld_macro_paths": "lld macro path", "item_prototypes": "item prototype",
+			"trigger_prototypes": "trigger prototype", "graph_prototypes": "opaque", "host_prototypes": "opaque"}},
+	"step":           {[]string{"type", "parameters", "error_handler", "error_handler_params"}, nil},
+	"key ref":        {[]string{"key"}, nil},
+	"pair":           {[]string{"name", "value"}, nil},
+	"lld macro path": {[]string{"lld_macro", "path"}, nil},
+	"trigger":        {zbxTriggerFields, map[string]string{"dependencies": "dependency", "tags": "tag"}},
+	"trigger prototype": {slices.Concat(zbxTriggerFields, []string{"discover"}),
+		map[string]string{"dependencies": "dependency", "tags": "tag"}},
+	"dependency": {[]string{"name", "expression", "recovery_expression"}, nil},
+}
+
+// The fields that items, item prototypes and discovery rules share, and
+// those of triggers and trigger prototypes.
+var (
+	zbxItemFields = []string{"uuid", "name", "type", "snmp_oid", "key", "delay", "status", "allowed_hosts", "params",
+		"ipmi_sensor", "authtype", "username", "password", "publickey", "privatekey", "description", "jmx_endpoint",
+		"timeout", "url", "parameters", "posts", "status_codes", "follow_redirects", "post_type", "http_proxy",
+		"retrieve_mode", "request_method", "output_format", "allow_traps", "ssl_cert_file", "ssl_key_file",
+		"ssl_key_password", "verify_peer", "verify_host"}
+	zbxTriggerFields = []string{"uuid", "expression", "recovery_mode", "recovery_expression", "name", "event_name",
+		"opdata", "correlation_mode", "correlation_tag", "url_name", "url", "status", "priority", "description",
+		"type", "manual_close"}
+)
+
+// zbxFields reports, through bad, every field of m (an object of kind, at
+// where) and of the objects under it that zbxFormat does not allow.
+func zbxFields(m zbx, kind, where string, bad func(string, ...any)) {
+	f, ok := zbxFormat[kind]
+	if !ok {
+		return // "opaque": parts of the format the templates do not use
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if slices.Contains(f.fields, k) {
+			continue
+		}
+		sub, ok := f.objects[k]
+		if !ok {
+			bad("%s: unknown field %q (%s)", where, k, kind)
+			continue
+		}
+		if one, ok := m[k].(zbx); ok {
+			zbxFields(one, sub, where+"."+k, bad)
+			continue
+		}
+		for i, e := range list(m[k]) {
+			zbxFields(e, sub, fmt.Sprintf("%s.%s[%d]", where, k, i), bad)
+		}
+	}
+}
+
 func list(v any) []zbx {
 	var out []zbx
 	if l, ok := v.([]any); ok {
@@ -89,6 +178,7 @@ func zbxCheck(doc zbx) (problems []string, metrics []metricRef) {
 	if !ok {
 		return []string{"no zabbix_export mapping"}, nil
 	}
+	zbxFields(exp, "export", "zabbix_export", bad)
 	if v := str(exp, "version"); v != "6.4" && v != "7.0" {
 		bad("zabbix_export.version %q: want '6.4' or '7.0'", v)
 	}
@@ -354,6 +444,25 @@ func TestZabbixTemplateFormat(t *testing.T) {
 		}, "not the template"},
 		{"undefined macro", func(d zbx) { first(d, "templates")["macros"] = []any{} }, "not defined in the template"},
 		{"bad value type", func(d zbx) { first(d, "templates", "items")["value_type"] = "STRING" }, "value_type"},
+		{"misspelled item field", func(d zbx) {
+			it := first(d, "templates", "items")
+			it["value_typ"] = it["value_type"]
+			delete(it, "value_type")
+		}, `templates[0].items[0]: unknown field "value_typ" (item)`},
+		{"misspelled trigger prototype field", func(d zbx) {
+			for _, r := range list(first(d, "templates")["discovery_rules"]) {
+				for _, it := range list(r["item_prototypes"]) {
+					for _, tr := range list(it["trigger_prototypes"]) {
+						tr["priorty"] = "HIGH"
+						return
+					}
+				}
+			}
+		}, `unknown field "priorty" (trigger prototype)`},
+		{"misspelled nested field", func(d zbx) {
+			first(d, "templates", "items")["tags"] = []any{zbx{"tag": "component", "vaule": "raw"}}
+		}, `items[0].tags[0]: unknown field "vaule" (tag)`},
+		{"item field on a template", func(d zbx) { first(d, "templates")["delay"] = "1m" }, `unknown field "delay" (template)`},
 		{"bad preprocessing", func(d zbx) {
 			for _, it := range list(first(d, "templates")["items"]) {
 				for _, p := range list(it["preprocessing"]) {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,8 +29,9 @@ import (
 )
 
 // secretsOf returns every secret value lintelctl render wrote under root
-// (its output directory): passwords, NKey seeds and hash keys, each also
-// in the other encodings a careless log line might use.
+// (its output directory): passwords, NKey seeds and hash keys, and the API
+// tokens central writes there (bootstrap_token_file), each also in the
+// other encodings a careless log line might use.
 func secretsOf(t testing.TB, root string) []string {
 	t.Helper()
 	var out []string
@@ -38,7 +40,7 @@ func secretsOf(t testing.TB, root string) []string {
 			return nil
 		}
 		switch filepath.Ext(path) {
-		case ".password", ".seed", ".key":
+		case ".password", ".seed", ".key", ".token":
 		default:
 			return nil
 		}
@@ -113,11 +115,17 @@ func securityEvents(log, event string) []map[string]any {
 // at the edge and at central, a publish outside a device's permissions, a
 // command and its ack, a reload and a stop. No password, NKey seed, hash
 // key or guessed password appears in any line either wrote, or in
-// lintelctl's output; the refused logins, the throttling and the
+// lintelctl's output, nor central's API token, a guessed token or a
+// console session's cookie; the refused logins, the throttling and the
 // permission violation are logged as security events with the user.
 func TestNoSecretsInLogs(t *testing.T) {
 	db := pgtest.NewDB(t)
 	s := render(t, db.DSN, nil, func(leaf string) string { return "nats-leaf://" + leaf })
+	// Central serves its API, with a first admin token and console
+	// logins by token.
+	apiAddr := freeAddr(t)
+	edit(t, s.central, map[string]any{"api": map[string]any{"listen": apiAddr,
+		"bootstrap_token_file": "secrets/admin.token", "token_login": true}})
 	cen := start(t, filepath.Join(s.bin, "central"), "-config", s.central)
 	waitFor(t, "central ready", ready(s.cadmin))
 	edg := start(t, filepath.Join(s.bin, "edge"), "-config", s.edge)
@@ -183,9 +191,61 @@ func TestNoSecretsInLogs(t *testing.T) {
 		t.Fatal("the lock never ran the command")
 	}
 
+	// The API: the admin token, a wrong one, and a console session begun
+	// from the token, whose cookie is a secret too.
+	var guesses []string
+	token, err := config.ReadSecret(filepath.Join(s.dir, "central/secrets/admin.token"))
+	if err != nil {
+		t.Fatalf("central's bootstrap token: %v", err)
+	}
+	apiGet := func(path string, set func(*http.Request)) int {
+		req, err := http.NewRequest(http.MethodGet, "http://"+apiAddr+"/api/v1"+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set(req)
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+		return r.StatusCode
+	}
+	bearer := func(tok string) func(*http.Request) {
+		return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
+	}
+	if code := apiGet("/edges", bearer(token.Reveal())); code != http.StatusOK {
+		t.Fatalf("GET /edges with the admin token: %d", code)
+	}
+	wrongToken := "lintel-guessed-api-token-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	guesses = append(guesses, wrongToken)
+	if code := apiGet("/edges", bearer(wrongToken)); code != http.StatusUnauthorized {
+		t.Fatalf("GET /edges with a wrong token: %d, want 401", code)
+	}
+	login, err := http.Post("http://"+apiAddr+"/api/v1/auth/token", "application/json",
+		strings.NewReader(`{"token": "`+token.Reveal()+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, login.Body)
+	login.Body.Close()
+	var session *http.Cookie
+	for _, c := range login.Cookies() {
+		if c.Name == "lintel_session" {
+			session = c
+		}
+	}
+	if login.StatusCode != http.StatusOK || session == nil {
+		t.Fatalf("token login: %d, cookies %v", login.StatusCode, login.Cookies())
+	}
+	guesses = append(guesses, session.Value)
+	if code := apiGet("/edges", func(r *http.Request) { r.AddCookie(session) }); code != http.StatusOK {
+		t.Fatalf("GET /edges with the session: %d", code)
+	}
+
 	// Wrong passwords: the reader's at the edge until it is throttled, the
 	// service's at central.
-	var guesses []string
 	guess := func(url, user string, opts ...nats.Option) {
 		pw := "guess-" + strconv.Itoa(len(guesses)) + "-of-a-password"
 		guesses = append(guesses, pw)

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/lintel-io/lintel/apps/internal/config"
 )
@@ -24,8 +25,9 @@ const (
 )
 
 // centralConfig returns the starter central.json: a [config.Central] with
-// comments, written once and then left to the operator.
-func centralConfig() []byte {
+// comments, written once and then left to the operator. leafListen is its
+// leaf_listen (the default, or its overlay address from the Nebula plan).
+func centralConfig(leafListen string) []byte {
 	return fmt.Appendf(nil, `// Configuration of Lintel's central node (apps/central). lintelctl render
 // wrote it once and never overwrites it: edit it freely. Relative paths are
 // relative to this file's directory. Unknown keys are refused.
@@ -66,13 +68,23 @@ func centralConfig() []byte {
   "log": {"level": "info", "format": "json"}
 }
 `, q(cfgInventory), q(cfgState), q(cfgSecrets), q(centralStore),
-		q(config.DefaultCentralListen), q(config.DefaultCentralLeafListen),
+		q(config.DefaultCentralListen), q(leafListen),
 		q(centralCert), q(centralKey), q(config.DefaultCentralAdmin))
 }
 
 // edgeConfig returns the starter edge.json of edge at org: a
 // [config.Edge] with comments, written once and then left to the operator.
-func edgeConfig(org, edge string) []byte {
+// hubURLs are central's leaf listeners, from the Nebula plan; none writes
+// a placeholder to replace.
+func edgeConfig(org, edge string, hubURLs []string) []byte {
+	hubs, hubComment := q(hubPlaceholder), "Central's leaf listener(s): replace the placeholder."
+	if len(hubURLs) > 0 {
+		quoted := make([]string, len(hubURLs))
+		for i, u := range hubURLs {
+			quoted[i] = q(u)
+		}
+		hubs, hubComment = strings.Join(quoted, ", "), "Central's leaf listeners, on the Nebula overlay (the address plan)."
+	}
 	return fmt.Appendf(nil, `// Configuration of Lintel's edge node %[1]s of org %[2]s (apps/edge).
 // lintelctl render wrote it once and never overwrites it: edit it freely.
 // Relative paths are relative to this file's directory. Unknown keys are
@@ -90,7 +102,7 @@ func edgeConfig(org, edge string) []byte {
   "store_dir": %[8]s,
   // The device listener.
   "listen": %[9]s,
-  // Central's leaf listener(s): replace the placeholder.
+  // %[15]s
   "hub_urls": [%[10]s],
   // TLS of the device listener, and the CA that signed central's leaf
   // certificate: PEM files the operator supplies (they are not generated);
@@ -105,8 +117,8 @@ func edgeConfig(org, edge string) []byte {
   "log": {"level": "info", "format": "json"}
 }
 `, edge, org, q(org), q(edge), q(cfgInventory), q(cfgState), q(cfgSecrets), q(edgeStore),
-		q(config.DefaultEdgeListen), q(hubPlaceholder), q(edgeCert), q(edgeKey), q(edgeHubCA),
-		q(config.DefaultEdgeAdmin))
+		q(config.DefaultEdgeListen), hubs, q(edgeCert), q(edgeKey), q(edgeHubCA),
+		q(config.DefaultEdgeAdmin), hubComment)
 }
 
 // q returns s as a JSON string.

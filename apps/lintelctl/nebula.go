@@ -33,6 +33,7 @@ const (
 	nebulaGroupLighthouse = "lighthouse"
 	nebulaGroupCentral    = "central"
 	nebulaGroupEdge       = "edge"
+	nebulaGroupMonitoring = "monitoring"
 )
 
 // nebulaOrgGroup is the group of every edge of org; nebulaSiteGroup the
@@ -56,6 +57,9 @@ type nebulaPlan struct {
 	// any of which may also be a lighthouse. At least one lighthouse.
 	Lighthouses []nebulaPlanHost `json:"lighthouses,omitempty"`
 	Central     []nebulaPlanHost `json:"central"`
+	// Monitoring are the hosts that scrape the admin listeners (a Zabbix
+	// server or proxy), in group "monitoring". Optional.
+	Monitoring []nebulaPlanHost `json:"monitoring,omitempty"`
 	// Edges maps "org.edge" to the edge's overlay address.
 	Edges map[string]string `json:"edges"`
 	// Ports are what the firewalls admit.
@@ -89,6 +93,14 @@ type nebulaPorts struct {
 	// gateway behind Caddy), open to the site's group. Default: the port
 	// of the edge's default listen (4222), 8883 and 443.
 	Devices []int `json:"devices,omitempty"`
+	// CentralAdmin is central's admin listener (/readyz, /metrics), open
+	// to group "monitoring". Default: the port of central's default
+	// admin_listen (9470).
+	CentralAdmin int `json:"central_admin,omitempty"`
+	// EdgeAdmin are the admin listeners of an edge's host, the edge's and
+	// the gateway's, open to group "monitoring". Default: the ports of
+	// their default admin_listen (9471, 9472).
+	EdgeAdmin []int `json:"edge_admin,omitempty"`
 }
 
 // nebulaHost is one host of the overlay, as generated.
@@ -130,8 +142,10 @@ The address plan is JSON (whole-line "//" comments allowed):
     "listen_port": 4242,
     "lighthouses": [{"name": "lighthouse", "ip": "10.42.0.1", "public": "203.0.113.10:4242"}],
     "central": [{"name": "central-1", "ip": "10.42.0.2"}],
+    "monitoring": [{"name": "zabbix", "ip": "10.42.0.10"}],
     "edges": {"acme.hq": "10.42.1.1"},
-    "ports": {"leaf": 7422, "route": 6222, "devices": [4222, 8883, 443]}
+    "ports": {"leaf": 7422, "route": 6222, "devices": [4222, 8883, 443],
+              "central_admin": 9470, "edge_admin": [9471, 9472]}
   }
 
 A central node with "lighthouse": true and a "public" address is a
@@ -141,11 +155,16 @@ fingerprints of revoked certificates (nebula-cert print -path host.crt):
 every host refuses them, and drops their tunnels when it reloads.
 
 Groups and firewalls: central nodes are in group central, edges in edge,
-org-<org> and the device listeners of an edge are open to group
-site-<org>-<edge> (sign devices or an operator's laptop into it). Inbound,
-a central node admits the leaf port from group edge and the route port from
-group central; an edge admits its device ports from its site group; every
-host answers ICMP. Nothing else is admitted: edges cannot reach each other.
+org-<org>, the monitoring hosts (a Zabbix server or proxy) in monitoring,
+and the device listeners of an edge are open to group site-<org>-<edge>
+(sign devices or an operator's laptop into it). Inbound, a central node
+admits the leaf port from group edge, the route port from group central and
+its admin port (/readyz, /metrics) from group monitoring; an edge admits
+its device ports from its site group and the edge's and gateway's admin
+ports from group monitoring; every host answers ICMP. Nothing else is
+admitted: edges cannot reach each other, and a monitoring host admits
+nothing but ICMP. Admin listeners bind 127.0.0.1 by default: set
+admin_listen to the host's overlay address for monitoring to reach them.
 
 Under --out it writes:
 
@@ -222,8 +241,8 @@ func loadNebulaPlan(path string) (*nebulaPlan, error) {
 }
 
 // nebulaHosts checks plan against inv and returns every host of the
-// overlay, lighthouses first, then central nodes, then edges in inventory
-// order. All problems are returned at once.
+// overlay, lighthouses first, then central nodes, monitoring hosts, then
+// edges in inventory order. All problems are returned at once.
 func nebulaHosts(inv *authz.Inventory, plan *nebulaPlan) ([]nebulaHost, error) {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
@@ -252,17 +271,30 @@ func nebulaHosts(inv *authz.Inventory, plan *nebulaPlan) ([]nebulaHost, error) {
 	if _, dev := config.SplitHostPort(config.DefaultEdgeListen); plan.Ports.Devices == nil {
 		plan.Ports.Devices = []int{dev, nebulaMQTTPort, nebulaHTTPSPort}
 	}
+	if _, admin := config.SplitHostPort(config.DefaultCentralAdmin); plan.Ports.CentralAdmin == 0 {
+		plan.Ports.CentralAdmin = admin
+	}
+	if plan.Ports.EdgeAdmin == nil {
+		_, edge := config.SplitHostPort(config.DefaultEdgeAdmin)
+		_, gateway := config.SplitHostPort(config.DefaultGatewayAdmin)
+		plan.Ports.EdgeAdmin = []int{edge, gateway}
+	}
 	for _, p := range []struct {
 		name string
 		port int
-	}{{"listen_port", plan.ListenPort}, {"ports.leaf", plan.Ports.Leaf}, {"ports.route", plan.Ports.Route}} {
+	}{{"listen_port", plan.ListenPort}, {"ports.leaf", plan.Ports.Leaf}, {"ports.route", plan.Ports.Route}, {"ports.central_admin", plan.Ports.CentralAdmin}} {
 		if p.port < 1 || p.port > 65535 {
 			bad("%s %d: want 1 to 65535", p.name, p.port)
 		}
 	}
-	for i, p := range plan.Ports.Devices {
-		if p < 1 || p > 65535 {
-			bad("ports.devices[%d] %d: want 1 to 65535", i, p)
+	for _, l := range []struct {
+		name  string
+		ports []int
+	}{{"ports.devices", plan.Ports.Devices}, {"ports.edge_admin", plan.Ports.EdgeAdmin}} {
+		for i, p := range l.ports {
+			if p < 1 || p > 65535 {
+				bad("%s[%d] %d: want 1 to 65535", l.name, i, p)
+			}
 		}
 	}
 
@@ -337,6 +369,14 @@ func nebulaHosts(inv *authz.Inventory, plan *nebulaPlan) ([]nebulaHost, error) {
 		hosts = append(hosts, nebulaHost{Name: h.Name, Role: "central", IP: addr(what, h.Name, h.IP),
 			Groups: groups, Lighthouse: h.Lighthouse, Public: h.Public})
 	}
+	for i, h := range plan.Monitoring {
+		what := fmt.Sprintf("monitoring[%d] (%s)", i, h.Name)
+		if h.Lighthouse || h.Public != "" {
+			bad("%s: a monitoring host is not a lighthouse; remove lighthouse and public", what)
+		}
+		hosts = append(hosts, nebulaHost{Name: h.Name, Role: "monitoring", IP: addr(what, h.Name, h.IP),
+			Groups: []string{nebulaGroupMonitoring}})
+	}
 	listed := map[string]bool{}
 	for i, e := range inv.Edges {
 		key := e.Org + "." + e.Code
@@ -385,7 +425,8 @@ func nebulaInbound(h nebulaHost, inv *authz.Inventory, plan *nebulaPlan) []nebul
 	case "central":
 		rules = append(rules,
 			nebulaRule{Port: strconv.Itoa(plan.Ports.Leaf), Proto: "tcp", Group: nebulaGroupEdge},
-			nebulaRule{Port: strconv.Itoa(plan.Ports.Route), Proto: "tcp", Group: nebulaGroupCentral})
+			nebulaRule{Port: strconv.Itoa(plan.Ports.Route), Proto: "tcp", Group: nebulaGroupCentral},
+			nebulaRule{Port: strconv.Itoa(plan.Ports.CentralAdmin), Proto: "tcp", Group: nebulaGroupMonitoring})
 	case "edge":
 		for _, e := range inv.Edges {
 			if nebulaEdgeName(e.Org, e.Code) != h.Name {
@@ -393,6 +434,9 @@ func nebulaInbound(h nebulaHost, inv *authz.Inventory, plan *nebulaPlan) []nebul
 			}
 			for _, p := range plan.Ports.Devices {
 				rules = append(rules, nebulaRule{Port: strconv.Itoa(p), Proto: "tcp", Group: nebulaSiteGroup(e.Org, e.Code)})
+			}
+			for _, p := range plan.Ports.EdgeAdmin {
+				rules = append(rules, nebulaRule{Port: strconv.Itoa(p), Proto: "tcp", Group: nebulaGroupMonitoring})
 			}
 		}
 	}

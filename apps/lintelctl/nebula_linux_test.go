@@ -152,6 +152,17 @@ func (s *syncBuffer) String() string {
 
 const nebulaWait = 30 * time.Second
 
+// cannotRun ends a test that this machine cannot run, saying what is
+// missing: it skips, or fails when LINTEL_REQUIRE_TOOLS=1 (as in CI),
+// where a missing privilege or device must not pass unnoticed.
+func cannotRun(t testing.TB, missing string) {
+	t.Helper()
+	if os.Getenv("LINTEL_REQUIRE_TOOLS") == "1" {
+		t.Fatalf("%s (LINTEL_REQUIRE_TOOLS=1 makes this a failure)", missing)
+	}
+	t.Skipf("%s (LINTEL_REQUIRE_TOOLS=1 makes this a failure)", missing)
+}
+
 // overlay is central (also the lighthouse) and one edge, each a nebula
 // process with its TUN device in its own network namespace, linked by a
 // veth pair as their underlay.
@@ -171,10 +182,10 @@ func startOverlay(t *testing.T, blockEdge bool) *overlay {
 	tooltest.Path(t, "nsenter", "util-linux")
 	tooltest.Path(t, "ip", "iproute2")
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces, a veth pair and TUN devices need CAP_SYS_ADMIN and CAP_NET_ADMIN")
+		cannotRun(t, "needs root: network namespaces, a veth pair and TUN devices need CAP_SYS_ADMIN and CAP_NET_ADMIN")
 	}
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skipf("no TUN device (%v): nebula cannot create its interface", err)
+		cannotRun(t, fmt.Sprintf("no TUN device (%v): nebula cannot create its interface", err))
 	}
 
 	// Inside the namespaces the underlay is 192.168.242.0/24 and the
@@ -196,7 +207,7 @@ func startOverlay(t *testing.T, blockEdge bool) *overlay {
 	o := &overlay{site: s, central: newNetns(t), edge: newNetns(t)}
 	if out, err := exec.Command("ip", "link", "add", "name", "lnc", "netns", strconv.Itoa(o.central.pid),
 		"type", "veth", "peer", "name", "lne", "netns", strconv.Itoa(o.edge.pid)).CombinedOutput(); err != nil {
-		t.Skipf("cannot create a veth pair between network namespaces here: %v: %s", err, out)
+		cannotRun(t, fmt.Sprintf("cannot create a veth pair between network namespaces here: %v: %s", err, out))
 	}
 	o.central.run(t, "ip", "addr", "add", "192.168.242.1/24", "dev", "lnc")
 	o.central.run(t, "ip", "link", "set", "lnc", "up")
@@ -342,5 +353,42 @@ func TestNebulaBlocklistRefusesEdge(t *testing.T) {
 			t.Fatal("central never refused the blocklisted edge")
 		}
 		time.Sleep(50 * time.Millisecond) // the edge is handshaking
+	}
+}
+
+// cannotRunRecorder is a testing.TB that records how cannotRun ended the
+// test.
+type cannotRunRecorder struct {
+	testing.TB
+	how, msg string
+}
+
+func (r *cannotRunRecorder) Helper() {}
+
+func (r *cannotRunRecorder) Fatalf(format string, args ...any) {
+	r.how, r.msg = "failed", fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+func (r *cannotRunRecorder) Skipf(format string, args ...any) {
+	r.how, r.msg = "skipped", fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// TestCannotRun: what the overlay tests lack (root, a TUN device, veth)
+// skips them, but fails them under LINTEL_REQUIRE_TOOLS=1, naming it.
+func TestCannotRun(t *testing.T) {
+	for _, tc := range []struct{ env, how string }{{"", "skipped"}, {"1", "failed"}} {
+		t.Setenv("LINTEL_REQUIRE_TOOLS", tc.env)
+		r := &cannotRunRecorder{TB: t}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			cannotRun(r, "no TUN device")
+		}()
+		<-done
+		if r.how != tc.how || !strings.Contains(r.msg, "no TUN device") {
+			t.Errorf("LINTEL_REQUIRE_TOOLS=%q: %s: %q", tc.env, r.how, r.msg)
+		}
 	}
 }

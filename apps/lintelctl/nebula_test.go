@@ -32,6 +32,7 @@ const nebulaPlanJSON = `// The overlay of the test site.
   "network": "10.42.0.0/16",
   "lighthouses": [{"name": "lighthouse", "ip": "10.42.0.1", "public": "203.0.113.10:4242"}],
   "central": [{"name": "central-1", "ip": "10.42.0.2"}, {"name": "central-2", "ip": "10.42.0.3", "lighthouse": true, "public": "203.0.113.11:4242"}],
+  "monitoring": [{"name": "zabbix", "ip": "10.42.0.10"}],
   "edges": {"acme.hq": "10.42.1.1", "acme.depot": "10.42.1.2", "globex.lab": "10.42.2.1"}
 }`
 
@@ -123,6 +124,7 @@ func TestNebulaConfigsPassNebulaTest(t *testing.T) {
 		"lighthouse":      {"10.42.0.1/16", []string{"lighthouse"}},
 		"central-1":       {"10.42.0.2/16", []string{"central"}},
 		"central-2":       {"10.42.0.3/16", []string{"central", "lighthouse"}},
+		"zabbix":          {"10.42.0.10/16", []string{"monitoring"}},
 		"edge-acme-hq":    {"10.42.1.1/16", []string{"edge", "org-acme"}},
 		"edge-acme-depot": {"10.42.1.2/16", []string{"edge", "org-acme"}},
 		"edge-globex-lab": {"10.42.2.1/16", []string{"edge", "org-globex"}},
@@ -160,12 +162,29 @@ func TestNebulaConfigsPassNebulaTest(t *testing.T) {
 			if strings.Contains(string(cfg), "7422") || strings.Contains(string(out), `"groups":["edge"]`) {
 				t.Errorf("%s: an edge admits other edges:\n%s", h.Name, cfg)
 			}
+			// The edge's and the gateway's admin listeners, from monitoring only.
+			for _, port := range []string{"9471", "9472"} {
+				if !hasRule(h.Inbound, port, "tcp", "monitoring") || !strings.Contains(string(out), `"endPort":`+port+`,"groups":["monitoring"]`) {
+					t.Errorf("%s: admin port %s not admitted from monitoring:\n%s", h.Name, port, out)
+				}
+			}
+			if strings.Count(string(out), `"groups":["monitoring"]`) != 2 {
+				t.Errorf("%s: monitoring admitted to more than the two admin ports:\n%s", h.Name, out)
+			}
 		case h.Role == "central":
 			if !hasRule(h.Inbound, "7422", "tcp", "edge") || !strings.Contains(string(out), `"endPort":7422,"groups":["edge"]`) {
 				t.Errorf("%s: leaf port not admitted from edges:\n%s", h.Name, out)
 			}
 			if !hasRule(h.Inbound, "6222", "tcp", "central") {
 				t.Errorf("%s: route port not admitted from central: %+v", h.Name, h.Inbound)
+			}
+			if !hasRule(h.Inbound, "9470", "tcp", "monitoring") || !strings.Contains(string(out), `"endPort":9470,"groups":["monitoring"]`) ||
+				strings.Count(string(out), `"groups":["monitoring"]`) != 1 {
+				t.Errorf("%s: admin port not admitted from monitoring alone:\n%s", h.Name, out)
+			}
+		case h.Role == "monitoring":
+			if len(h.Inbound) != 1 || strings.Contains(string(out), `"groups":[`) {
+				t.Errorf("%s: a monitoring host admits more than ICMP: %+v\n%s", h.Name, h.Inbound, out)
 			}
 		}
 		if len(h.Inbound) == 0 || h.Inbound[0].Proto != "icmp" {
@@ -260,6 +279,11 @@ func TestNebulaPlanErrors(t *testing.T) {
 		{"bad port", `{"network": "10.42.0.0/16", "central": [{"name": "c", "ip": "10.42.0.2", "lighthouse": true, "public": "h:4242"}],
 			"edges": {"acme.hq": "10.42.1.1", "acme.depot": "10.42.1.2", "globex.lab": "10.42.2.1"}, "ports": {"devices": [4222, 70000]}}`,
 			[]string{`ports.devices[1] 70000: want 1 to 65535`}},
+		{"bad monitoring", `{"network": "10.42.0.0/16", "central": [{"name": "c", "ip": "10.42.0.2", "lighthouse": true, "public": "h:4242"}],
+			"monitoring": [{"name": "zabbix", "ip": "10.42.0.2", "lighthouse": true}],
+			"edges": {"acme.hq": "10.42.1.1", "acme.depot": "10.42.1.2", "globex.lab": "10.42.2.1"}, "ports": {"edge_admin": [0], "central_admin": 65536}}`,
+			[]string{`monitoring[0] (zabbix): a monitoring host is not a lighthouse`, `monitoring[0] (zabbix): ip 10.42.0.2 is also central[0] (c)'s`,
+				`ports.edge_admin[0] 0: want 1 to 65535`, `ports.central_admin 65536: want 1 to 65535`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newNebulaSite(t, nebulaInventory, tc.plan)

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,7 +32,13 @@ type renderOptions struct {
 	cost      int
 	output    string // table or json
 	force     bool
+	// nebulaPlan is the Nebula address plan the configurations are linked
+	// to; default: nebula-plan.json beside the inventory, when it exists.
+	nebulaPlan string
 }
+
+// nebulaPlanFile is the address plan render looks for beside the inventory.
+const nebulaPlanFile = "nebula-plan.json"
 
 // renderCommand returns "lintelctl render".
 func (a *app) renderCommand() *cobra.Command {
@@ -66,7 +74,15 @@ losing it means re-keying every device and edge. Render writes it atomically
 The first render of a large inventory takes a while: bcrypt at the default
 cost takes about 0.1 s of CPU per password (10,000 devices: 10 to 20
 minutes on 2 cores). A progress bar is drawn on stderr when it is a terminal.
-An interrupted render writes nothing.`,
+An interrupted render writes nothing.
+
+With a Nebula address plan (--nebula-plan, or nebula-plan.json beside the
+inventory; see "lintelctl nebula"), the configurations written are linked
+to the overlay: central's leaf_listen is the first central node's overlay
+address and the plan's leaf port, and each edge's hub_urls name every
+central node's leaf listener on the overlay. Without one, leaf_listen is
+0.0.0.0:7422 and hub_urls a placeholder to replace. Configurations already
+written are left as they are.`,
 		Example: `  lintelctl render --inventory deploy/inventory.json --out deploy/out
   lintelctl render --inventory deploy/inventory.json --state /secure/state.json --out deploy/out
   lintelctl render --inventory deploy/inventory.json --out deploy/out --output json`,
@@ -80,6 +96,16 @@ An interrupted render writes nothing.`,
 			}
 			if o.state == "" {
 				o.state = filepath.Join(filepath.Dir(o.inventory), "state.json")
+			}
+			if o.nebulaPlan == "" {
+				p := filepath.Join(filepath.Dir(o.inventory), nebulaPlanFile)
+				ok, err := exists(p)
+				if err != nil {
+					return err
+				}
+				if ok {
+					o.nebulaPlan = p
+				}
 			}
 			rep, err := a.render(cmd.Context(), o)
 			if err != nil {
@@ -95,6 +121,7 @@ An interrupted render writes nothing.`,
 	f.IntVar(&o.cost, "cost", authz.DefaultCost, "bcrypt cost of new password hashes (4 is for tests only)")
 	f.StringVar(&o.output, "output", "table", "summary format: table or json")
 	f.BoolVar(&o.force, "force", false, "render even though the state file is missing while --out holds an earlier render (re-keys everything)")
+	f.StringVar(&o.nebulaPlan, "nebula-plan", "", "the Nebula address plan new configurations are linked to (default: nebula-plan.json beside the inventory, when it exists)")
 	_ = cmd.MarkFlagRequired("inventory") // the flags exist
 	_ = cmd.MarkFlagRequired("out")
 	return cmd
@@ -150,6 +177,10 @@ func (a *app) render(ctx context.Context, o renderOptions) (*renderReport, error
 	if err := checkSites(inv); err != nil {
 		return nil, fmt.Errorf("inventory %s: %w", o.inventory, err)
 	}
+	lk, err := overlayLinks(inv, o.nebulaPlan)
+	if err != nil {
+		return nil, err
+	}
 	l := layout{dir: o.out}
 	st, err := loadState(o, l)
 	if err != nil {
@@ -200,7 +231,7 @@ func (a *app) render(ctx context.Context, o renderOptions) (*renderReport, error
 		return nil, err
 	}
 	rep.Files = append(rep.Files, o.state)
-	if err := a.writeCopies(inv, data, res.State, l, rep); err != nil {
+	if err := a.writeLinkedCopies(inv, data, res.State, l, lk, rep); err != nil {
 		return nil, err
 	}
 	rep.Warnings = missingSecrets(inv, centralUser, l)
@@ -469,9 +500,52 @@ func servicePasswordCopy(l layout, user string) ([]byte, error) {
 	return b, err
 }
 
+// links are what the configurations say of how edges reach central.
+type links struct {
+	leafListen string   // central's leaf_listen
+	hubURLs    []string // each edge's hub_urls; nil for the placeholder
+}
+
+// overlayLinks returns the links of the Nebula plan at path, checked
+// against inv as lintelctl nebula checks it, or the defaults when path is
+// empty.
+func overlayLinks(inv *authz.Inventory, path string) (links, error) {
+	if path == "" {
+		return links{leafListen: config.DefaultCentralLeafListen}, nil
+	}
+	plan, err := loadNebulaPlan(path)
+	if err != nil {
+		return links{}, fmt.Errorf("nebula %w", err)
+	}
+	hosts, err := nebulaHosts(inv, plan)
+	if err != nil {
+		return links{}, fmt.Errorf("nebula plan %s: %w", path, err)
+	}
+	var l links
+	port := strconv.Itoa(plan.Ports.Leaf)
+	for _, h := range hosts {
+		if h.Role != "central" {
+			continue
+		}
+		ip := strings.SplitN(h.IP, "/", 2)[0]
+		if l.leafListen == "" {
+			l.leafListen = net.JoinHostPort(ip, port)
+		}
+		l.hubURLs = append(l.hubURLs, "nats-leaf://"+net.JoinHostPort(ip, port))
+	}
+	return l, nil
+}
+
 // writeCopies writes the inventory and state copies of central and every
-// edge, and their configuration files where missing.
+// edge, and their configuration files where missing, unlinked to an
+// overlay.
 func (a *app) writeCopies(inv *authz.Inventory, invData []byte, st *authz.State, l layout, rep *renderReport) error {
+	return a.writeLinkedCopies(inv, invData, st, l, links{leafListen: config.DefaultCentralLeafListen}, rep)
+}
+
+// writeLinkedCopies is writeCopies with the configurations linked as lk
+// says.
+func (a *app) writeLinkedCopies(inv *authz.Inventory, invData []byte, st *authz.State, l layout, lk links, rep *renderReport) error {
 	dirs := []string{l.central()}
 	for _, e := range inv.Edges {
 		dirs = append(dirs, l.edge(e.Org, e.Code))
@@ -494,12 +568,12 @@ func (a *app) writeCopies(inv *authz.Inventory, invData []byte, st *authz.State,
 	configs := []struct {
 		path string
 		data []byte
-	}{{filepath.Join(l.central(), "central.json"), centralConfig()}}
+	}{{filepath.Join(l.central(), "central.json"), centralConfig(lk.leafListen)}}
 	for _, e := range inv.Edges {
 		configs = append(configs, struct {
 			path string
 			data []byte
-		}{filepath.Join(l.edge(e.Org, e.Code), "edge.json"), edgeConfig(e.Org, e.Code)})
+		}{filepath.Join(l.edge(e.Org, e.Code), "edge.json"), edgeConfig(e.Org, e.Code, lk.hubURLs)})
 	}
 	for _, c := range configs {
 		ok, err := exists(c.path)

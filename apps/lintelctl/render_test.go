@@ -487,3 +487,78 @@ func TestRenderInterrupted(t *testing.T) {
 		t.Fatalf("interrupted render wrote the state (%v)", err)
 	}
 }
+
+// TestRenderLinksNebulaPlan: with nebula-plan.json beside the inventory,
+// the configurations render writes put central's leaf listener on its
+// overlay address and point each edge at every central node's, on the
+// plan's leaf port; a plan that does not fit the inventory is refused,
+// naming it, and nothing is written; --nebula-plan names another file.
+func TestRenderLinksNebulaPlan(t *testing.T) {
+	d := newDeployment(t)
+	plan := filepath.Join(d.dir, "nebula-plan.json")
+	if err := os.WriteFile(plan, []byte(`{"network": "10.42.0.0/16",
+		"central": [{"name": "central-1", "ip": "10.42.0.2", "lighthouse": true, "public": "203.0.113.10:4242"}, {"name": "central-2", "ip": "10.42.0.3"}],
+		"edges": {"acme.hq": "10.42.1.1"}, "ports": {"leaf": 7500}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.render(t)
+	central, err := os.ReadFile(filepath.Join(d.out, "central", "central.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		LeafListen string `json:"leaf_listen"`
+	}
+	if err := json.Unmarshal(config.StripComments(central), &c); err != nil || c.LeafListen != "10.42.0.2:7500" {
+		t.Errorf("central.json: leaf_listen %q (%v), want 10.42.0.2:7500", c.LeafListen, err)
+	}
+	edge := filepath.Join(d.out, "edges", "acme-hq", "edge.json")
+	for _, f := range []string{filepath.Join(d.out, "edges", "acme-hq", "tls", "edge.crt"), filepath.Join(d.out, "edges", "acme-hq", "tls", "edge.key"),
+		filepath.Join(d.out, "edges", "acme-hq", "tls", "central-ca.crt")} {
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte("PEM\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e, err := config.LoadEdge(edge)
+	if err != nil {
+		t.Fatalf("LoadEdge: %v", err)
+	}
+	if want := []string{"nats-leaf://10.42.0.2:7500", "nats-leaf://10.42.0.3:7500"}; !slices.Equal(e.HubURLs, want) {
+		t.Errorf("edge.json: hub_urls %v, want %v", e.HubURLs, want)
+	}
+
+	// A plan that lacks an edge of the inventory is refused before
+	// anything is written.
+	d2 := newDeployment(t)
+	if err := os.WriteFile(filepath.Join(d2.dir, "nebula-plan.json"), []byte(`{"network": "10.42.0.0/16",
+		"central": [{"name": "central-1", "ip": "10.42.0.2", "lighthouse": true, "public": "203.0.113.10:4242"}], "edges": {}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := lintelctl(t, "render", "--inventory", d2.inventory, "--out", d2.out, "--cost", "4")
+	if r.code != exitError || !strings.Contains(r.stderr, "nebula plan "+filepath.Join(d2.dir, "nebula-plan.json")) ||
+		!strings.Contains(r.stderr, "edge acme.hq of the inventory") {
+		t.Fatalf("render with a plan lacking the edge: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if _, err := os.Stat(d2.out); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a refused render wrote %s: %v", d2.out, err)
+	}
+	if _, err := os.Stat(d2.state); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a refused render wrote %s: %v", d2.state, err)
+	}
+	// --nebula-plan names a plan elsewhere; a missing one is an error.
+	elsewhere := filepath.Join(t.TempDir(), "plan.json")
+	if err := os.Rename(plan, elsewhere); err != nil {
+		t.Fatal(err)
+	}
+	d3 := deployment{dir: d.dir, inventory: d.inventory, state: d.state, out: filepath.Join(d.dir, "out3")}
+	d3.render(t, "--nebula-plan", elsewhere)
+	if b, err := os.ReadFile(filepath.Join(d3.out, "edges", "acme-hq", "edge.json")); err != nil || !strings.Contains(string(b), `"nats-leaf://10.42.0.3:7500"`) {
+		t.Errorf("--nebula-plan: edge.json %s (%v)", b, err)
+	}
+	if r := lintelctl(t, "render", "--inventory", d.inventory, "--out", d3.out, "--cost", "4", "--nebula-plan", plan); r.code != exitError || !strings.Contains(r.stderr, plan) {
+		t.Errorf("a missing --nebula-plan: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

@@ -6,9 +6,13 @@
 #       Snapshot DATASET and every dataset below it at one instant
 #       (zfs snapshot -r is atomic across them), as DATASET@lintel-CLASS-
 #       <UTC time>; send the new snapshot offsite with -r; then keep the
-#       newest H hourly, D daily and W weekly snapshots and destroy the rest.
-#       CLASS is hourly (default), daily or weekly: run it from cron once
-#       per class, each at its own interval. -k defaults to 24,7,8.
+#       newest H hourly, D daily and W weekly snapshots and destroy the rest
+#       of the snapshots so named, never the one just taken nor the one
+#       last sent offsite (kept in the dataset's lintel:offsite property).
+#       Snapshots named otherwise are left alone. CLASS is hourly
+#       (default), daily or weekly: run it from cron once per class, each
+#       at its own interval. -k defaults to 24,7,8; CLASS's count must be
+#       at least 1.
 #
 #       -p DB runs CHECKPOINT in PostgreSQL database DB first. The snapshot
 #       holds data files and WAL at one instant, exactly what a power cut
@@ -96,6 +100,12 @@ backup_zfs() {
 	count_ok "$keep_hourly" "-k hourly"
 	count_ok "$keep_daily" "-k daily"
 	count_ok "$keep_weekly" "-k weekly"
+	case $class in
+	hourly) n=$keep_hourly ;;
+	daily) n=$keep_daily ;;
+	weekly) n=$keep_weekly ;;
+	esac
+	[ "$n" -ge 1 ] || die "-k $keep: keeps no $class snapshot, not even the one this run takes"
 	rhost=
 	rds=
 	if [ -n "$remote" ]; then
@@ -128,30 +138,29 @@ backup_zfs() {
 				die "the remote's newest snapshot @$base is no longer here: no incremental stream is possible; check both sides, then send a full stream into a fresh remote dataset"
 			fi
 		fi
+		# Remembered on the dataset: pruning keeps it, whichever class runs.
+		run zfs set "lintel:offsite=$snap" "$ds"
 	fi
 
-	# Prune each class to its count, oldest first.
-	for c in hourly daily weekly; do
-		case $c in
-		hourly) n=$keep_hourly ;;
-		daily) n=$keep_daily ;;
-		weekly) n=$keep_weekly ;;
-		esac
-		if ! list=$(zfs list -H -t snapshot -o name -s creation -d 1 "$ds" 2>/dev/null); then
-			[ "$dry" = 1 ] || die "zfs list $ds failed"
-			printf '# (dry run: zfs list -H -t snapshot -o name -s creation -d 1 %s failed here; nothing shown to prune)\n' "$ds"
-			break
-		fi
-		matching=$(printf '%s\n' "$list" | grep "@lintel-$c-" || true)
-		total=$(printf '%s\n' "$matching" | grep -c . || true)
-		if [ "$dry" = 1 ] && [ "$c" = "$class" ]; then
-			total=$((total + 1)) # the snapshot just shown
-		fi
-		excess=$((total - n))
-		[ "$excess" -gt 0 ] || continue
-		printf '%s\n' "$matching" | head -n "$excess" | while read -r old; do
-			run zfs destroy -r "$old"
-		done
+	# Prune to the retention policy (zfs_prune_select, in the library):
+	# never the snapshot just taken, nor the one last sent offsite.
+	if ! list=$(zfs list -H -p -t snapshot -o name,creation -d 1 "$ds" 2>/dev/null); then
+		[ "$dry" = 1 ] || die "zfs list $ds failed"
+		printf '# (dry run: zfs list -H -p -t snapshot -o name,creation -d 1 %s failed here; nothing shown to prune)\n' "$ds"
+		return 0
+	fi
+	if [ "$dry" = 1 ]; then
+		# The snapshot just shown, as if it had been taken.
+		list=$(printf '%s\n%s\t%s' "$list" "$ds@$snap" "$(date +%s)")
+	fi
+	offsite=$(zfs get -H -o value lintel:offsite "$ds" 2>/dev/null) || offsite=
+	case $offsite in
+	'' | -) offsite= ;;
+	*) offsite=$ds@$offsite ;;
+	esac
+	doomed=$(printf '%s\n' "$list" | zfs_prune_select "$keep_hourly" "$keep_daily" "$keep_weekly" ${offsite:+"$offsite"}) || die "cannot tell which snapshots of $ds to prune"
+	for old in $doomed; do
+		run zfs destroy -r "$old"
 	done
 }
 

@@ -100,10 +100,12 @@ restore_files() {
 		list=$(mktemp)
 		trap 'rm -f "$list"; for s in $stopped; do service_ctl start "$s"; done' EXIT
 		pg_restore -l "$from/postgres.dump" >"$list"
-		if grep -q ' EXTENSION - timescaledb$' "$list"; then
+		# pg_restore -l ends these entries with the owner, which for an
+		# extension is empty: a space, then the end of the line.
+		if grep -q ' EXTENSION - timescaledb *$' "$list"; then
 			# The extension is created and readied by hand; its entries in
 			# the dump are skipped.
-			grep -v -e ' EXTENSION - timescaledb$' -e ' COMMENT - EXTENSION timescaledb$' "$list" >"$list.ts"
+			grep -v -e ' EXTENSION - timescaledb *$' -e ' COMMENT - EXTENSION timescaledb *$' "$list" >"$list.ts"
 			mv "$list.ts" "$list"
 			run psql -X -q -v ON_ERROR_STOP=1 -d "$db" -c 'CREATE EXTENSION IF NOT EXISTS timescaledb' -c 'SELECT timescaledb_pre_restore()'
 			run pg_restore --no-password --exit-on-error --no-owner -L "$list" -d "$db" "$from/postgres.dump"
