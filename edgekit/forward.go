@@ -104,10 +104,11 @@ func (h *Hub) Sources(ctx context.Context) ([]SourceStatus, error) {
 
 // Kick restarts the sourcing of edge's events, telemetry and platform
 // records: it removes the edge's sources from central's event stream,
-// waits about 5.5 s and adds them again. [Hub.Supervise] restarts only the
-// flows that stalled. Kick returns once the sources are back, or when ctx
-// ends (the sources then come back with the next [Hub.Provision] or
-// supervisor poll).
+// waits about 5.5 s and adds them again: two updates of the stream's
+// configuration. [Hub.Supervise] restarts only the flows that are stuck,
+// never those of an edge that is merely unreachable. Kick returns once the
+// sources are back, or when ctx ends (the sources then come back with the
+// next [Hub.Provision] or supervisor poll).
 //
 // Removing a source cancels its source consumer and any retry nats-server
 // had scheduled with back-off. A consumer reset it had sent may still be
@@ -207,8 +208,11 @@ func (h *Hub) updateSources(ctx context.Context, edge string, change func(*jetst
 	if !change(&cfg) {
 		return nil
 	}
-	_, err = h.js.UpdateStream(ctx, cfg)
-	return err
+	if _, err := h.js.UpdateStream(ctx, cfg); err != nil {
+		return err
+	}
+	h.log.Info("updated the sources of central's event stream for a kick", message.LogKeyEdge, edge, "sources", len(cfg.Sources))
+	return nil
 }
 
 // repair adds the sources of registered edges that have none (but not one
@@ -246,6 +250,11 @@ type Supervisor struct {
 	kickers sync.WaitGroup // the kicks in progress
 	tracker sync.WaitGroup // the release tracker
 
+	// Used by poll only, which runs once in Supervise and then in run.
+	stallOf map[string]*kickState // edge/flow → its stall
+	behind  map[string]*lagState  // edge/flow → the lag it reports, while above zero
+	linkOf  map[string]*edgeLink  // edge → evidence of its link
+
 	polls, pollErrors, stalls, kicks, kickErrors, repairs atomic.Uint64
 }
 
@@ -263,45 +272,38 @@ type Supervisor struct {
 // without a gap; an edge releases nothing beyond that, and sends again
 // what central never stored (docs/edge-release.md).
 //
-// Why: nats-server resumes a durable source on its own, but not always
-// fast. A consumer reset sent while the edge is unreachable is awaited for
-// 5 s, and a leaf reconnection during that wait does not retry (the retry
-// on leaf connect skips a source whose setup is in progress); each failed
-// attempt then adds 10 s of back-off per failure, up to 2 minutes, before
-// the next. A probe on the deliver subject cuts the back-off short when the
-// edge's heartbeat arrives, but only for a reset that timed out.
-//
 // How: every HubConfig.PollInterval it reads the stream's source info. A
-// source is stalled when central has not heard from it for more than
-// HubConfig.StallAfter: a running source hears a message or the edge
-// consumer's heartbeat every second, whatever the traffic, so silence means
-// its consumer is not running, whether because the link is down or the
-// server is backing off. A stalled source is kicked ([Hub.Kick]) at once,
-// then every HubConfig.MinKickInterval for the first HubConfig.FastKickFor
-// of the stall (a central restart or a short cut: the link is typically
-// back within a second or two), then with a back-off that doubles up to
-// HubConfig.MaxKickInterval while it stays stalled; it starts over once the
-// source runs. While the link is down a kick is wasted but cheap (two
-// stream updates and a backward scan of central's stream for the edge's
-// newest message); the first kick after the link is back starts the source
-// within about a second. A source missing for a registered edge is added
-// back.
+// source is stalled when central has not heard from it for
+// HubConfig.StallAfter (a running source hears a message or its edge
+// consumer's heartbeat every second, whatever the traffic). Without
+// HubConfig.EdgeNodes a stalled source is kicked ([Hub.Kick] of its flows)
+// at once, then every HubConfig.MinKickInterval for HubConfig.FastKickFor,
+// then with a back-off that doubles up to HubConfig.MaxKickInterval; it
+// starts over once the source runs. With EdgeNodes a stalled source is
+// left to nats-server, which restarts it on its own once the link is back,
+// and kicked only when stuck: silent for HubConfig.StuckAfter while its
+// edge was evidently linked all along (another of its flows heard, or a
+// reset the edge answered with an error). In both modes a source heard but
+// without a message for StuckAfter while its edge holds more (an unchanged
+// lag above zero) is stuck too, and a source missing for a registered edge
+// (a kick interrupted) is added back. Why each choice: docs/edge-release.md,
+// "The supervisor".
 //
 // The hub's service user cannot see central's system account (leaf connect
 // events) nor the edge's JetStream API (consumer info): the authz
 // permissions confine it to its org, so the source info is the signal.
 func (h *Hub) Supervise(ctx context.Context) (*Supervisor, error) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Supervisor{h: h, cancel: cancel, done: make(chan struct{})}
-	kicks := map[string]*kickState{}
-	if err := s.poll(ctx, runCtx, kicks); err != nil {
+	s := &Supervisor{h: h, cancel: cancel, done: make(chan struct{}),
+		stallOf: map[string]*kickState{}, behind: map[string]*lagState{}, linkOf: map[string]*edgeLink{}}
+	if err := s.poll(ctx, runCtx); err != nil {
 		cancel()
 		s.kickers.Wait()
 		close(s.done)
 		return nil, err
 	}
 	s.tracker.Go(func() { s.h.track(runCtx) })
-	go s.run(runCtx, kicks)
+	go s.run(runCtx)
 	return s, nil
 }
 
@@ -336,9 +338,33 @@ type kickState struct {
 	gap   time.Duration // wait after the next kick
 }
 
+// lagState is the lag a heard source reports, and since when unchanged.
+type lagState struct {
+	lag   uint64
+	since time.Time
+}
+
+// edgeLink is the supervisor's evidence that an edge is linked to
+// central: one of its flows heard (at the time central heard it, not
+// when the supervisor read it), or a source whose reset the edge answered
+// with an error.
+type edgeLink struct {
+	since time.Time // linked since, without a gap longer than StallAfter
+	last  time.Time // last evidently linked
+}
+
+// linkedFor returns for how long, as of now, the edge has been evidently
+// linked without a gap longer than stallAfter; zero when it is not.
+func (l *edgeLink) linkedFor(now time.Time, stallAfter time.Duration) time.Duration {
+	if l == nil || l.since.IsZero() || now.Sub(l.last) > stallAfter {
+		return 0
+	}
+	return now.Sub(l.since)
+}
+
 // run polls every PollInterval, after the first poll Supervise made,
 // until ctx (the supervisor's own) ends.
-func (s *Supervisor) run(ctx context.Context, kicks map[string]*kickState) {
+func (s *Supervisor) run(ctx context.Context) {
 	defer close(s.done)
 	defer s.tracker.Wait()
 	defer s.kickers.Wait()
@@ -350,14 +376,26 @@ func (s *Supervisor) run(ctx context.Context, kicks map[string]*kickState) {
 			return
 		case <-t.C:
 		}
-		_ = s.poll(ctx, ctx, kicks)
+		_ = s.poll(ctx, ctx)
 	}
 }
 
 // poll reads the sources within ctx, adds back missing ones and starts
-// kicks of the stalled ones, which run within runCtx. It returns the error
+// kicks of the stuck ones, which run within runCtx. It returns the error
 // of reading the sources.
-func (s *Supervisor) poll(ctx, runCtx context.Context, kicks map[string]*kickState) error {
+//
+// A source silent for more than StallAfter counts as stalled, but is left
+// to nats-server, which restarts it on its own once the link is back: a
+// kick then would only delay it (a kick pauses the edge's flows for about
+// 5.5 s, and each of its two stream updates makes the server scan
+// central's event stream backwards, during which the stream takes no
+// sourced message). The supervisor kicks a source only once it is stuck:
+// silent for StuckAfter while its edge has been evidently linked for as
+// long (see [edgeLink]), or heard without a message for StuckAfter while
+// the edge holds more ([Supervisor.stuckBehind]). While the link is down
+// there is no such evidence, so an outage of any length costs no stream
+// update.
+func (s *Supervisor) poll(ctx, runCtx context.Context) error {
 	h := s.h
 	pctx, cancel := context.WithTimeout(ctx, max(h.cfg.PollInterval*4, 2*time.Second))
 	defer cancel()
@@ -371,6 +409,7 @@ func (s *Supervisor) poll(ctx, runCtx context.Context, kicks map[string]*kickSta
 		return err
 	}
 	now := h.cfg.Now()
+	s.noteLinks(now, st)
 	missing := false
 	stalled := map[string][]SourceStatus{} // edge → its flows to kick now
 	gaps := map[string]time.Duration{}     // edge → wait after this kick
@@ -383,27 +422,43 @@ func (s *Supervisor) poll(ctx, runCtx context.Context, kicks map[string]*kickSta
 			continue
 		}
 		key := src.Edge + "/" + src.Flow
+		var kickedAt time.Time
+		if at, ok := s.kicked.Load(src.Edge); ok {
+			kickedAt = at.(time.Time)
+		}
 		if src.Active >= 0 && src.Active <= h.cfg.StallAfter {
-			delete(kicks, key)
-			continue
-		}
-		k := kicks[key]
-		if k == nil {
-			k = &kickState{since: now, gap: h.cfg.MinKickInterval}
-			kicks[key] = k
-		}
-		if src.Active < 0 {
-			// Not heard from since it (re)started: it gets StallAfter
-			// from then (as far as the supervisor knows) to be heard.
-			started := k.since
-			if at, ok := s.kicked.Load(src.Edge); ok {
-				started = later(started, at.(time.Time))
-			}
-			if now.Sub(started) <= h.cfg.StallAfter {
+			if !s.stuckBehind(key, src, now, kickedAt) {
+				delete(s.stallOf, key)
 				continue
 			}
+			// Heard, but no message for StuckAfter while the edge holds
+			// more: stuck (the heard source is its own evidence of the
+			// link).
+		} else {
+			delete(s.behind, key)
 		}
-		s.stalls.Add(1)
+		k := s.stallOf[key]
+		if k == nil {
+			k = &kickState{since: now, gap: h.cfg.MinKickInterval}
+			s.stallOf[key] = k
+		}
+		if src.Active < 0 || src.Active > h.cfg.StallAfter {
+			silent := src.Active
+			if silent < 0 {
+				// Not heard from since it (re)started: silent since then,
+				// as far as the supervisor knows.
+				silent = now.Sub(later(k.since, kickedAt))
+			}
+			if silent <= h.cfg.StallAfter {
+				continue
+			}
+			s.stalls.Add(1)
+			if h.cfg.EdgeNodes && (silent < h.cfg.StuckAfter || s.linkOf[src.Edge].linkedFor(now, h.cfg.StallAfter) < h.cfg.StuckAfter) {
+				continue // the link is down, or nats-server may still restart it
+			}
+		} else {
+			s.stalls.Add(1)
+		}
 		if now.Before(k.next) {
 			continue
 		}
@@ -435,6 +490,69 @@ func (s *Supervisor) poll(ctx, runCtx context.Context, kicks map[string]*kickSta
 	return nil
 }
 
+// stuckBehind reports whether src, a source heard within StallAfter, has
+// received no message for StuckAfter (since the later of then and
+// kickedAt, when its edge's last kick ended) while the edge's stream held
+// more: the lag it reported with its last message is above zero and has
+// not changed. A source that moves has a lag that moves with it.
+func (s *Supervisor) stuckBehind(key string, src SourceStatus, now, kickedAt time.Time) bool {
+	if src.Lag == 0 {
+		delete(s.behind, key)
+		return false
+	}
+	b := s.behind[key]
+	if b == nil || b.lag != src.Lag {
+		s.behind[key] = &lagState{lag: src.Lag, since: now}
+		return false
+	}
+	return now.Sub(later(b.since, kickedAt)) >= s.h.cfg.StuckAfter
+}
+
+// noteLinks updates the evidence of each edge's link from the sources st,
+// read at now, and forgets edges no longer registered.
+func (s *Supervisor) noteLinks(now time.Time, st []SourceStatus) {
+	stallAfter := s.h.cfg.StallAfter
+	seen := map[string]bool{}
+	for _, src := range st {
+		seen[src.Edge] = true
+		var at time.Time // when the edge was last evidently linked
+		switch {
+		case src.Missing:
+			continue
+		case src.Error != "":
+			at = now
+		case src.Active >= 0 && src.Active <= stallAfter:
+			at = now.Add(-src.Active)
+		default:
+			continue
+		}
+		l := s.linkOf[src.Edge]
+		if l == nil {
+			l = &edgeLink{}
+			s.linkOf[src.Edge] = l
+		}
+		if l.since.IsZero() || at.Sub(l.last) > stallAfter {
+			l.since = at
+		}
+		l.last = later(l.last, at)
+	}
+	for e := range s.linkOf {
+		if !seen[e] {
+			delete(s.linkOf, e)
+		}
+	}
+	for key := range s.stallOf {
+		if e, _, _ := strings.Cut(key, "/"); !seen[e] {
+			delete(s.stallOf, key)
+		}
+	}
+	for key := range s.behind {
+		if e, _, _ := strings.Cut(key, "/"); !seen[e] {
+			delete(s.behind, key)
+		}
+	}
+}
+
 // kick restarts the stalled flows srcs of edge. Kicks of different edges
 // run side by side: each waits sourceSettle between removing and adding
 // back its sources.
@@ -449,12 +567,12 @@ func (s *Supervisor) kick(ctx context.Context, edge string, srcs []SourceStatus,
 	if err := h.kick(ctx, edge, names...); err != nil {
 		if ctx.Err() == nil {
 			s.kickErrors.Add(1)
-			h.log.Warn("kicking a stalled source failed", message.LogKeyEdge, edge, logKeyFlow, strings.Join(names, ","), message.LogKeyError, err)
+			h.log.Warn("kicking a stuck source failed", message.LogKeyEdge, edge, logKeyFlow, strings.Join(names, ","), message.LogKeyError, err)
 		}
 		return
 	}
 	s.kicks.Add(1)
-	h.log.Info("kicked a stalled source", message.LogKeyEdge, edge, logKeyFlow, strings.Join(names, ","), logKeyActive, srcs[0].Active, logKeyKickGap, gap)
+	h.log.Info("kicked a stuck source", message.LogKeyEdge, edge, logKeyFlow, strings.Join(names, ","), logKeyActive, srcs[0].Active, logKeyLag, srcs[0].Lag, logKeyKickGap, gap)
 }
 
 func later(a, b time.Time) time.Time {

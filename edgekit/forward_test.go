@@ -10,12 +10,13 @@ import (
 )
 
 // TestSupervisorStartContext: the context given to Supervise bounds its
-// start only. The supervisor goes on kicking a stalled source after that
+// start only. The supervisor goes on kicking a stuck source after that
 // context ends, and stops with Stop.
 func TestSupervisorStartContext(t *testing.T) {
 	h := startHubTopo(t, hubTopoOptions{devices: 1, noSupervisor: true, hubConfig: func(c *edgekit.HubConfig) {
 		c.PollInterval = 100 * time.Millisecond
-		c.StallAfter = time.Second
+		c.StallAfter = 2 * time.Second
+		c.StuckAfter = 3 * time.Second
 	}})
 
 	ended, cancel := context.WithCancel(context.Background())
@@ -32,18 +33,27 @@ func TestSupervisorStartContext(t *testing.T) {
 	t.Cleanup(sup.Stop)
 	cancel()
 
+	// The telemetry flow gets stuck while the link stays up: its consumer
+	// on the edge is gone, so the edge answers its resets with an error,
+	// and the event flow goes on being heard.
 	e := h.edges["hq"]
-	e.proxy.Cut()
-	hubWaitFor(t, "a kick of the stalled sources after the start's context ended", func() bool { return sup.Stats().Kicks > 0 })
+	n := e.names
+	if err := e.js.DeleteConsumer(hubCtx(t), n.TelemetryStream, n.TelemetryConsumer); err != nil {
+		t.Fatal(err)
+	}
+	hubWaitFor(t, "a kick of the stuck source after the start's context ended", func() bool { return sup.Stats().Kicks > 0 })
 	select {
 	case <-sup.Done():
 		t.Fatal("the supervisor stopped when the start's context ended")
 	default:
 	}
 	if st := sup.Stats(); st.Stalls == 0 || st.Polls < 2 {
-		t.Errorf("stats %+v: want polls that found the sources stalled", st)
+		t.Errorf("stats %+v: want polls that found the source stalled", st)
 	}
-	e.proxy.Restore()
+	if _, err := e.js.CreateOrUpdatePushConsumer(hubCtx(t), n.TelemetryStream, n.TelemetryConsumerConfig()); err != nil {
+		t.Fatal(err)
+	}
+	hubWaitFor(t, "the telemetry source running again", func() bool { return flowHeard(t, h, edgekit.FlowTelemetry) })
 
 	sup.Stop()
 	select {
@@ -52,4 +62,70 @@ func TestSupervisorStartContext(t *testing.T) {
 		t.Fatal("Done not closed once Stop returned")
 	}
 	sup.Stop() // idempotent
+}
+
+// TestSupervisorWaitsOutOutage: with HubConfig.EdgeNodes, a source silent
+// because the link is down is not kicked however long the outage lasts
+// (central's event stream keeps its sources), and sourcing resumes on its
+// own once the link is back. (The edges here are plain servers, which
+// cannot send again what nats-server's source-restart race may make
+// central skip, so the test checks that every flow runs again, not the
+// count: edge nodes' tests and the fault suites check exactly once.)
+func TestSupervisorWaitsOutOutage(t *testing.T) {
+	const stuckAfter = 3 * time.Second
+	h := startHubTopo(t, hubTopoOptions{devices: 2, hubConfig: func(c *edgekit.HubConfig) {
+		c.PollInterval = 100 * time.Millisecond
+		c.StallAfter = 2 * time.Second
+		c.StuckAfter = stuckAfter
+		c.EdgeNodes = true
+	}})
+	e := h.edges["hq"]
+	devs := h.devices(e)
+	hubPublishEvents(t, devs, 5)
+	h.waitForwarded()
+
+	e.proxy.Cut()
+	hubWaitFor(t, "the link to drop", func() bool { return e.srv.Server().NumLeafNodes() == 0 })
+	hubPublishEvents(t, devs, 100)
+	// Each poll counts the three flows stalled; wait for polls spanning
+	// twice StuckAfter (polls are at least PollInterval apart).
+	polls := int(2 * stuckAfter / (100 * time.Millisecond))
+	base := h.sup.Stats().Stalls
+	hubWaitFor(t, "the sources stalled for several times StuckAfter", func() bool {
+		st, err := h.hub.Sources(hubCtx(t))
+		if err != nil {
+			return false
+		}
+		for _, src := range st {
+			if src.Missing {
+				t.Fatalf("source %s/%s removed during the outage (supervisor %+v)", src.Edge, src.Flow, h.sup.Stats())
+			}
+		}
+		return h.sup.Stats().Stalls >= base+uint64(3*polls)
+	})
+	if st := h.sup.Stats(); st.Kicks != 0 || st.KickErrors != 0 || st.Repairs != 0 {
+		t.Fatalf("supervisor %+v during the outage: want no kick and no repair", st)
+	}
+
+	e.proxy.Restore()
+	for _, flow := range []string{edgekit.FlowEvents, edgekit.FlowTelemetry, edgekit.FlowPlatform} {
+		hubWaitFor(t, "the "+flow+" source running again", func() bool { return flowHeard(t, h, flow) })
+	}
+	if st := h.sup.Stats(); st.Kicks != 0 {
+		t.Fatalf("supervisor %+v after the outage: want no kick", st)
+	}
+}
+
+// flowHeard reports whether central has heard the flow of edge hq lately.
+func flowHeard(t *testing.T, h *hubTopo, flow string) bool {
+	st, err := h.hub.Sources(hubCtx(t))
+	if err != nil {
+		return false
+	}
+	for _, src := range st {
+		if src.Edge == "hq" && src.Flow == flow {
+			return src.Active >= 0 && src.Active <= 2*time.Second
+		}
+	}
+	return false
 }

@@ -29,18 +29,25 @@ const (
 	// [Hub.Supervise] considers it stalled. A running source hears its edge
 	// consumer's idle heartbeat every second, so three seconds of silence
 	// means the source consumer is not running: the link is down, or the
-	// server is waiting out a retry back-off.
+	// server is restarting the source or waiting out a retry back-off.
 	DefaultStallAfter = 3 * time.Second
+	// DefaultStuckAfter is how long a stalled source may stay silent while
+	// its edge is evidently linked before [Hub.Supervise] kicks it. It is
+	// longer than nats-server takes to restart a source on its own once the
+	// link is back (at worst a reset in flight times out after 5 s, then
+	// the edge's heartbeat restarts it at once), and longer than its first
+	// retry after a refused reset (10 s of back-off).
+	DefaultStuckAfter = 15 * time.Second
 	// DefaultMinKickInterval is the time between the first kicks of a
-	// stalled source, counted from the start of a kick. A kick itself takes
+	// stuck source, counted from the start of a kick. A kick itself takes
 	// about 5.5 s (see [Hub.Kick]), and a source it restarted is given
-	// StallAfter to be heard before it counts as stalled again.
+	// StuckAfter to be heard before it can be kicked again.
 	DefaultMinKickInterval = time.Second
-	// DefaultFastKickFor is how long a stalled source is kicked every
+	// DefaultFastKickFor is how long a stuck source is kicked every
 	// MinKickInterval before the kicks back off.
 	DefaultFastKickFor = 15 * time.Second
 	// DefaultMaxKickInterval bounds the back-off between kicks of a source
-	// that stays stalled (its edge is down).
+	// that stays stuck.
 	DefaultMaxKickInterval = 15 * time.Second
 )
 
@@ -99,11 +106,29 @@ type HubConfig struct {
 	// StallAfter is how long a source may be silent before it counts as
 	// stalled; DefaultStallAfter if zero.
 	StallAfter time.Duration
+	// StuckAfter is how long a heard source may go without a message while
+	// its edge holds more, and, with EdgeNodes, how long a stalled source
+	// may be silent while its edge is evidently linked (another of its
+	// flows is heard, or the edge answered a source's reset with an
+	// error), before [Hub.Supervise] kicks it; DefaultStuckAfter if zero,
+	// and at least StallAfter.
+	StuckAfter time.Duration
+	// EdgeNodes says that every edge of the org runs an edge node
+	// ([Start]), which sends again what a source restart made central skip
+	// (docs/edge-release.md). [Hub.Supervise] then leaves a source that is
+	// silent because its link is down to nats-server, which restarts it
+	// once the link is back, and kicks only a stuck one (see StuckAfter):
+	// an outage and its catch-up cost no update of central's event stream,
+	// and a large backlog arrives several times faster. Without it the
+	// supervisor kicks every source silent for StallAfter, which also
+	// closes nats-server's source-restart race for edges that are plain
+	// nats-servers, at the cost of that speed.
+	EdgeNodes bool
 	// MinKickInterval and MaxKickInterval bound the back-off between kicks
-	// of a source that stays stalled; DefaultMinKickInterval and
+	// of a source that stays stuck; DefaultMinKickInterval and
 	// DefaultMaxKickInterval if zero.
 	MinKickInterval, MaxKickInterval time.Duration
-	// FastKickFor is how long a stalled source is kicked every
+	// FastKickFor is how long a stuck source is kicked every
 	// MinKickInterval before the kicks back off; DefaultFastKickFor if
 	// zero.
 	FastKickFor time.Duration
@@ -133,6 +158,10 @@ func (c HubConfig) withDefaults() HubConfig {
 	if c.StallAfter <= 0 {
 		c.StallAfter = DefaultStallAfter
 	}
+	if c.StuckAfter <= 0 {
+		c.StuckAfter = DefaultStuckAfter
+	}
+	c.StuckAfter = max(c.StuckAfter, c.StallAfter)
 	if c.MinKickInterval <= 0 {
 		c.MinKickInterval = DefaultMinKickInterval
 	}
@@ -504,6 +533,7 @@ func (h *Hub) setSources(ctx context.Context, cfg jetstream.StreamConfig, edges 
 	if _, err := h.js.UpdateStream(ctx, cfg); err != nil {
 		return 0, fmt.Errorf("edgekit: update sources of %s: %w", h.eventStream, err)
 	}
+	h.log.Info("updated the sources of central's event stream", "edges", len(edges), "sources", len(srcs), "added", added)
 	return added, nil
 }
 

@@ -86,3 +86,25 @@ func TestWriteTable(t *testing.T) {
 		}
 	}
 }
+
+// TestQuantileNearestRank: the p99 of a few runs is the slowest of them,
+// and of 1,000 values the 990th.
+func TestQuantileNearestRank(t *testing.T) {
+	l := latencies{3 * time.Second, 1 * time.Second, 8 * time.Second}
+	if got := l.quantile(0.99); got != 8*time.Second {
+		t.Errorf("p99 of 3 runs: %v, want the slowest, 8s", got)
+	}
+	if got := l.quantile(0.5); got != 3*time.Second {
+		t.Errorf("p50 of 3 runs: %v, want 3s", got)
+	}
+	var many latencies
+	for i := range 1000 {
+		many = append(many, time.Duration(1000-i))
+	}
+	if got := many.quantile(0.99); got != 990 {
+		t.Errorf("p99 of 1..1000: %d, want 990", got)
+	}
+	if got := (latencies{}).quantile(0.99); got != 0 {
+		t.Errorf("p99 of none: %v", got)
+	}
+}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"math"
 	"os"
 	"runtime"
 	"slices"
@@ -88,8 +89,10 @@ func (l latencies) quantile(q float64) time.Duration {
 		return 0
 	}
 	slices.Sort(l)
-	i := int(q * float64(len(l)-1))
-	return l[i]
+	// Nearest rank: the smallest value with at least q of the values at or
+	// below it, so that the p99 of a few runs is their slowest.
+	i := int(math.Ceil(q*float64(len(l)))) - 1
+	return l[max(i, 0)]
 }
 
 // ms returns d in milliseconds; us in microseconds.
