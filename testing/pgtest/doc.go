@@ -34,10 +34,14 @@
 // # Where the server comes from
 //
 // In this order: the connection string in LINTEL_TEST_DATABASE_URL
-// ([EnvDatabaseURL]); else, when a Docker daemon answers, a TimescaleDB
-// container ([DefaultTimescaleImage], started once per process through
-// testcontainers, whose reaper removes it when the process ends); else
-// PostgreSQL on 127.0.0.1:5432, user postgres, database test ([DefaultURL]).
+// ([EnvDatabaseURL]); else, when a Docker daemon answers and the test
+// binary imports github.com/lintel-io/lintel/testing/pgtest/pgdocker, a
+// TimescaleDB container ([DefaultTimescaleImage], started once per process
+// through testcontainers, whose reaper removes it when the process ends;
+// see [UseContainers]); else PostgreSQL on 127.0.0.1:5432, user postgres,
+// database test ([DefaultURL]). pgdocker is a module of its own, so that
+// testcontainers and its dependencies stay out of the go.sum of a module
+// that does not import it.
 // Finding no Docker costs a stat of its socket, or at most half a second of
 // ping when a socket exists but no daemon answers; it never hangs.
 //

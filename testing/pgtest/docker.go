@@ -9,10 +9,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
-
-	"github.com/testcontainers/testcontainers-go"
-	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
 )
 
 const (
@@ -23,11 +21,43 @@ const (
 	containerStartTimeout = 3 * time.Minute
 )
 
-// dockerWanted reports whether a Docker daemon answers, unless EnvNoDocker
-// forbids looking. It costs a stat of the socket when there is none, and at
-// most dockerPingTimeout when there is one.
+// ContainerStarter starts a PostgreSQL server with TimescaleDB from the
+// container image image and returns the connection string of a superuser
+// on it. The container must be removed when the test process ends,
+// however it ends; ctx bounds the start.
+type ContainerStarter func(ctx context.Context, image string) (dsn string, err error)
+
+// starter is the registered ContainerStarter, if any.
+var starter struct {
+	sync.Mutex
+	start ContainerStarter
+}
+
+// UseContainers lets pgtest start a TimescaleDB container when a Docker
+// daemon answers and no server is configured (see the package
+// documentation). Importing the package
+// github.com/lintel-io/lintel/testing/pgtest/pgdocker, a module of its own
+// built on testcontainers, registers its starter; without it pgtest never
+// starts a container, and its module needs no container library.
+func UseContainers(start ContainerStarter) {
+	starter.Lock()
+	defer starter.Unlock()
+	starter.start = start
+}
+
+// containerStarter returns the registered ContainerStarter, or nil.
+func containerStarter() ContainerStarter {
+	starter.Lock()
+	defer starter.Unlock()
+	return starter.start
+}
+
+// dockerWanted reports whether a container can be started: a
+// ContainerStarter is registered and a Docker daemon answers, unless
+// EnvNoDocker forbids looking. It costs a stat of the socket when there is
+// none, and at most dockerPingTimeout when there is one.
 func dockerWanted() bool {
-	if truthy(EnvNoDocker) {
+	if truthy(EnvNoDocker) || containerStarter() == nil {
 		return false
 	}
 	return dockerPing(context.Background(), os.Getenv("DOCKER_HOST"), dockerSockets()) == nil
@@ -110,9 +140,8 @@ func dockerPing(ctx context.Context, host string, sockets []string) error {
 	return nil
 }
 
-// containerServer starts, once per process, a TimescaleDB container and
-// returns it as a server. testcontainers' reaper removes the container when
-// the test process ends, however it ends.
+// containerServer starts, once per process, a TimescaleDB container through
+// the registered ContainerStarter and returns it as a server.
 func containerServer(ctx context.Context) (*server, error) {
 	servers.containerOnce.Do(func() {
 		servers.container, servers.containerErr = startContainer(ctx)
@@ -121,37 +150,25 @@ func containerServer(ctx context.Context) (*server, error) {
 }
 
 func startContainer(ctx context.Context) (*server, error) {
+	start := containerStarter()
+	if start == nil {
+		return nil, errors.New("no container starter (import github.com/lintel-io/lintel/testing/pgtest/pgdocker)")
+	}
 	img := os.Getenv(EnvTimescaleImage)
 	if img == "" {
 		img = DefaultTimescaleImage
 	}
 	ctx, cancel := context.WithTimeout(ctx, containerStartTimeout)
 	defer cancel()
-	ctr, err := tcpostgres.Run(ctx, img,
-		tcpostgres.WithDatabase("postgres"),
-		tcpostgres.WithUsername("postgres"),
-		tcpostgres.WithPassword("postgres"),
-		tcpostgres.BasicWaitStrategies(),
-		testcontainers.WithLabels(map[string]string{"io.lintel.pgtest": "1"}),
-	)
+	dsn, err := start(ctx, img)
 	if err != nil {
-		if ctr != nil {
-			_ = testcontainers.TerminateContainer(ctr)
-		}
 		return nil, fmt.Errorf("start %s: %w", img, err)
-	}
-	dsn, err := ctr.ConnectionString(ctx, "sslmode=disable")
-	if err != nil {
-		_ = testcontainers.TerminateContainer(ctr)
-		return nil, fmt.Errorf("container %s: %w", img, err)
 	}
 	s, err := probe(ctx, dsn, "container "+img)
 	if err != nil {
-		_ = testcontainers.TerminateContainer(ctr)
 		return nil, err
 	}
 	if !s.timescale {
-		_ = testcontainers.TerminateContainer(ctr)
 		return nil, fmt.Errorf("container %s has no timescaledb extension", img)
 	}
 	return s, nil

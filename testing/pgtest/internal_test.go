@@ -327,3 +327,38 @@ func pgxConnQueryInt(ctx context.Context, srv *server, sql string, arg any, n *i
 	defer func() { _ = c.Close(context.WithoutCancel(ctx)) }()
 	return c.QueryRow(ctx, sql, arg).Scan(n)
 }
+
+// TestStartContainerThroughStarter: pgtest starts no container without a
+// registered starter (the pgdocker module), and probes what a starter
+// returns: the image it was asked for, its errors wrapped, a server
+// without TimescaleDB refused. The starter here hands back the local
+// PostgreSQL, as a container would its own.
+func TestStartContainerThroughStarter(t *testing.T) {
+	t.Cleanup(func() { UseContainers(nil) })
+	UseContainers(nil)
+	_, err := startContainer(context.Background())
+	require.ErrorContains(t, err, "pgdocker")
+
+	boom := errors.New("no such image")
+	var asked string
+	UseContainers(func(_ context.Context, image string) (string, error) { asked = image; return "", boom })
+	t.Setenv(EnvTimescaleImage, "example/timescaledb:test")
+	_, err = startContainer(context.Background())
+	require.ErrorIs(t, err, boom)
+	assert.Equal(t, "example/timescaledb:test", asked)
+
+	if _, err := probe(context.Background(), DefaultURL, "local"); err != nil {
+		if truthy(EnvRequireDB) {
+			t.Fatalf("no PostgreSQL on %s: %v", DefaultURL, err)
+		}
+		t.Skipf("no PostgreSQL on %s for the rest: %v", DefaultURL, err)
+	}
+	UseContainers(func(context.Context, string) (string, error) { return DefaultURL, nil })
+	s, err := startContainer(context.Background())
+	if err == nil {
+		assert.True(t, s.timescale, "a server without TimescaleDB was accepted as the container")
+		assert.Equal(t, "container example/timescaledb:test", s.source)
+	} else {
+		assert.ErrorContains(t, err, "no timescaledb extension")
+	}
+}
