@@ -146,7 +146,7 @@ func jsLocal(domain string) []string {
 func EdgeServicePermissions(org, edge string) Permissions {
 	own := org + "." + edge + ".>"
 	n, _ := NamesFor(org, edge)
-	pub := append([]string{own, "_INBOX." + org + "." + edge + ".*.*.>", n.PlatformPrefix + ".*.*.*",
+	pub := append([]string{own, "_INBOX." + org + "." + edge + ".*.*.>", n.platformPrefix + ".*.*.*",
 		n.CredentialInfo, n.CredentialGet + ".>", n.CredentialReset, n.ReleaseGet("*")}, jsLocal(edge)...)
 	sub := []string{
 		own,
@@ -314,9 +314,9 @@ func LeafPermissions(org, edge string) (Permissions, error) {
 	own := org + "." + edge + ".>"
 	pub := []string{
 		own,
-		n.EventDeliver,
-		n.TelemetryDeliver,
-		n.PlatformDeliver,
+		n.eventDeliver,
+		n.telemetryDeliver,
+		n.platformDeliver,
 		apiReply(n.Domain, n.EventStream, n.EventConsumer),
 		apiReply(n.Domain, n.TelemetryStream, n.TelemetryConsumer),
 		apiReply(n.Domain, n.PlatformStream, n.PlatformConsumer),
@@ -330,8 +330,8 @@ func LeafPermissions(org, edge string) (Permissions, error) {
 	pub = append(pub, flowControl(HubDomain, n.CentralCommandStream, n.CommandConsumer)...)
 	sub := []string{
 		thingConfig(org, edge),
-		n.CredentialDeliver,
-		n.CommandDeliver,
+		n.credentialDeliver,
+		n.commandDeliver,
 		n.SyncReplyPrefix + ".*",
 		n.ReleaseReplyPrefix() + ".>",
 		apiReply(HubDomain, n.CredentialStream, n.CredentialConsumer),

@@ -198,13 +198,13 @@ func TestScopedPermissionsProperty(t *testing.T) {
 					continue
 				}
 				n, _ := authz.NamesFor(o.Org, o.Code)
-				others := []string{o.Org + "." + o.Code + ".r.c.evt", o.Org + "." + o.Code + ".r.c.cmd", n.EventDeliver, n.CredentialDeliver,
-					n.CommandDeliver, "_INBOX." + o.Org + "." + o.Code + ".r.c.x", "_INBOX._edge." + o.Org + "." + o.Code + ".x",
+				others := []string{o.Org + "." + o.Code + ".r.c.evt", o.Org + "." + o.Code + ".r.c.cmd", authz.DeliversOf(n).Event, authz.DeliversOf(n).Credential,
+					authz.DeliversOf(n).Command, "_INBOX." + o.Org + "." + o.Code + ".r.c.x", "_INBOX._edge." + o.Org + "." + o.Code + ".x",
 					"$JSC.R.hub.h." + n.CredentialStream + "." + n.CredentialConsumer + ".x",
 					"$JS.hub.API.CONSUMER.RESET." + n.CentralCommandStream + "." + n.CommandConsumer,
 					"$JS." + o.Code + ".API.CONSUMER.RESET." + n.EventStream + "." + n.EventConsumer,
 					"$JS.FC." + n.EventStream + "." + n.EventConsumer + ".x",
-					n.TelemetryDeliver,
+					authz.DeliversOf(n).Telemetry,
 					"$JSC.R." + o.Code + ".h." + n.TelemetryStream + "." + n.TelemetryConsumer + ".x",
 					"$JS." + o.Code + ".API.CONSUMER.RESET." + n.TelemetryStream + "." + n.TelemetryConsumer,
 					"$JS.FC." + n.TelemetryStream + "." + n.TelemetryConsumer + ".x",

@@ -205,10 +205,10 @@ func TestTwoEdgeIsolation(t *testing.T) {
 
 	t.Run("hq injects nothing into wh's flows", func(t *testing.T) {
 		injections := []string{
-			nwh.EventDeliver,     // wh's events to central
-			nwh.TelemetryDeliver, // wh's telemetry to central
-			nwh.CredentialDeliver,
-			nwh.CommandDeliver,
+			authz.DeliversOf(nwh).Event,     // wh's events to central
+			authz.DeliversOf(nwh).Telemetry, // wh's telemetry to central
+			authz.DeliversOf(nwh).Credential,
+			authz.DeliversOf(nwh).Command,
 			"acme.wh.reader.r9.cmd",
 			"acme.wh.reader.r9.evt",
 			authz.CommandSubject(mkThing("acme", "wh", "reader", "r9")),
@@ -366,13 +366,13 @@ func TestLeafLinkEnforcedByCentral(t *testing.T) {
 	})
 
 	allowed := []struct{ verb, subject, what string }{
-		{"Subscription", nhq.CredentialDeliver, "its own mirror"},
-		{"Subscription", nhq.CommandDeliver, "its own commands"},
+		{"Subscription", authz.DeliversOf(nhq).Credential, "its own mirror"},
+		{"Subscription", authz.DeliversOf(nhq).Command, "its own commands"},
 		{"Subscription", "acme.hq.reader.r1.cfg", "its devices' config"},
 		{"Subscription", "acme.hq.>", "its edge, wildcard (central filters on delivery)"},
 		{"Publish", "acme.hq.reader.r1.evt", "its live events"},
-		{"Publish", nhq.EventDeliver, "its events to sourcing"},
-		{"Publish", nhq.TelemetryDeliver, "its telemetry to sourcing"},
+		{"Publish", authz.DeliversOf(nhq).Event, "its events to sourcing"},
+		{"Publish", authz.DeliversOf(nhq).Telemetry, "its telemetry to sourcing"},
 		{"Publish", "$JSC.R.hq.x." + nhq.TelemetryStream + "." + nhq.TelemetryConsumer + ".y", "answering the reset of its telemetry consumer"},
 		{"Subscription", "$JS.hq.API.CONSUMER.RESET." + nhq.TelemetryStream + "." + nhq.TelemetryConsumer, "central resetting its telemetry consumer"},
 		{"Subscription", "$JS.FC." + nhq.TelemetryStream + "." + nhq.TelemetryConsumer + ".x", "flow control of its telemetry"},
@@ -393,10 +393,10 @@ func TestLeafLinkEnforcedByCentral(t *testing.T) {
 	}
 
 	denied := []struct{ verb, subject string }{
-		{"Subscription", nwh.CredentialDeliver},
-		{"Subscription", nwh.CommandDeliver},
-		{"Subscription", nwh.EventDeliver},
-		{"Subscription", nwh.TelemetryDeliver},
+		{"Subscription", authz.DeliversOf(nwh).Credential},
+		{"Subscription", authz.DeliversOf(nwh).Command},
+		{"Subscription", authz.DeliversOf(nwh).Event},
+		{"Subscription", authz.DeliversOf(nwh).Telemetry},
 		{"Subscription", "$JS.wh.API.CONSUMER.RESET." + nwh.TelemetryStream + "." + nwh.TelemetryConsumer},
 		{"Subscription", "$JS.FC." + nwh.TelemetryStream + "." + nwh.TelemetryConsumer + ".x"},
 		{"Subscription", "acme.wh.reader.r9.evt"},
@@ -413,10 +413,10 @@ func TestLeafLinkEnforcedByCentral(t *testing.T) {
 		{"Subscription", "$JS.hq.API.CONSUMER.CREATE." + nhq.EventStream},
 		{"Subscription", "_INBOX._svc.acme.ingest.x"},
 		{"Subscription", "$SYS.ACCOUNT.acme.CONNECT"},
-		{"Publish", nwh.EventDeliver},
-		{"Publish", nwh.TelemetryDeliver},
+		{"Publish", authz.DeliversOf(nwh).Event},
+		{"Publish", authz.DeliversOf(nwh).Telemetry},
 		{"Publish", "$JSC.R.wh.x." + nwh.TelemetryStream + "." + nwh.TelemetryConsumer + ".y"},
-		{"Publish", nwh.CredentialDeliver},
+		{"Publish", authz.DeliversOf(nwh).Credential},
 		{"Publish", "acme.wh.reader.r9.cmd"},
 		{"Publish", authz.CommandSubject(mkThing("acme", "hq", "reader", "r1"))},
 		{"Publish", "$JS.hub.API.CONSUMER.CREATE." + nhq.CredentialStream},

@@ -55,19 +55,14 @@ var eventMessageTypes = [...]topic.MessageType{topic.Event, topic.State, topic.A
 //	Domain               hq                        the edge's JetStream domain
 //	EventStream          events-acme-hq            on the edge: evt, state, ack of the edge
 //	EventConsumer        to-hub                    durable on EventStream, read by central
-//	EventDeliver         _lintel.acme.hq.fwd.evt   edge → central
 //	TelemetryStream      telemetry-acme-hq         on the edge: tlm of the edge, persisted asynchronously
 //	TelemetryConsumer    to-hub-tlm                durable on TelemetryStream, read by central
-//	TelemetryDeliver     _lintel.acme.hq.fwd.tlm   edge → central
 //	PlatformStream       platform-acme-hq          on the edge: the platform's own records (audit trail), no device writes it
-//	PlatformPrefix       _lintel.acme.hq.rec       what PlatformStream captures, stored as "acme.hq.{type}.{code}.{msgtype}"
 //	PlatformConsumer     to-hub-platform           durable on PlatformStream, read by central
-//	PlatformDeliver      _lintel.acme.hq.fwd.platform edge → central
 //	CentralEventStream   events-acme               on central: sources every edge's EventStream, TelemetryStream and PlatformStream
 //	CredentialBucket     creds-acme-hq             KV bucket on central, and its mirror on the edge
 //	CredentialStream     KV_creds-acme-hq          the bucket's stream, on both sides
 //	CredentialConsumer   to-hq                     durable on central's CredentialStream
-//	CredentialDeliver    _lintel.acme.hq.fwd.creds central → edge
 //	CredentialInfo       $JS.hub.API.STREAM.INFO.KV_creds-acme-hq   the edge asks central how far its bucket is
 //	CredentialGet        $JS.hub.API.DIRECT.GET.KV_creds-acme-hq   the edge reads one entry of its bucket at central
 //	CredentialReset      $JS.hub.API.CONSUMER.RESET.KV_creds-acme-hq.to-hq   the edge rewinds its mirror's consumer
@@ -75,14 +70,14 @@ var eventMessageTypes = [...]topic.MessageType{topic.Event, topic.State, topic.A
 //	CentralCommandStream commands-acme             on central: every command of the org
 //	CommandFilter        _lintel.acme.hq.cmd.*.*   the edge's part of CentralCommandStream
 //	CommandConsumer      to-hq                     durable on CentralCommandStream
-//	CommandDeliver       _lintel.acme.hq.fwd.cmd   central → edge
 //	CommandStream        commands-acme-hq          on the edge: sources the edge's commands
 //
 // Every cross-domain flow is a durable, flow-controlled sourcing consumer
 // that the origin side creates ([EdgeNames.EventConsumerConfig],
 // [EdgeNames.TelemetryConsumerConfig], [EdgeNames.CredentialConsumerConfig],
 // [EdgeNames.CommandConsumerConfig])
-// with a fixed deliver subject under the edge's own DeliverPrefix. The
+// with a fixed deliver subject under the edge's private namespace
+// "_lintel.{org}.{edge}.fwd" (the deliver subjects are kept unexported). The
 // sourcing side only asks the origin to reset that consumer, so the leaf
 // permissions allow exactly one API subject per flow, and an edge can
 // neither create consumers on central (which could deliver anywhere) nor
@@ -94,35 +89,34 @@ type EdgeNames struct {
 
 	Domain string // the edge's JetStream domain: its edge code
 
-	// DeliverPrefix is the edge's private namespace for sourcing and
+	// deliverPrefix is the edge's private namespace for sourcing and
 	// mirroring deliveries, "_lintel.{org}.{edge}.fwd"; the deliver
 	// subjects below lie in it.
-	DeliverPrefix string
+	deliverPrefix string
 
 	EventStream        string   // the edge's event stream, on the edge's domain
-	EventSubjects      []string // what EventStream captures: "{org}.{edge}.*.*.{evt,state,ack}"
+	eventSubjects      []string // what EventStream captures: "{org}.{edge}.*.*.{evt,state,ack}"
 	EventConsumer      string   // durable on EventStream that CentralEventStream sources through
-	EventDeliver       string   // deliver subject of EventConsumer (edge → central)
+	eventDeliver       string   // deliver subject of EventConsumer (edge → central)
 	CentralEventStream string   // central's event stream of the org: sources every edge, captures only CentralEventSubjects
 
 	TelemetryStream   string   // the edge's telemetry stream, on the edge's domain
-	TelemetrySubjects []string // what TelemetryStream captures: "{org}.{edge}.*.*.tlm"
+	telemetrySubjects []string // what TelemetryStream captures: "{org}.{edge}.*.*.tlm"
 	TelemetryConsumer string   // durable on TelemetryStream that CentralEventStream sources through
-	TelemetryDeliver  string   // deliver subject of TelemetryConsumer (edge → central)
+	telemetryDeliver  string   // deliver subject of TelemetryConsumer (edge → central)
 
 	// PlatformStream is the edge's stream of platform records (see
-	// [EdgeNames.PlatformStreamConfig]); PlatformPrefix is the subject
-	// prefix it captures, "_lintel.{org}.{edge}.rec", which no device may
-	// publish.
+	// [EdgeNames.PlatformStreamConfig]), captured below
+	// "_lintel.{org}.{edge}.rec", which no device may publish.
 	PlatformStream   string
-	PlatformPrefix   string // see PlatformStream
+	platformPrefix   string // see PlatformStream
 	PlatformConsumer string // durable on PlatformStream that CentralEventStream sources through
-	PlatformDeliver  string // deliver subject of PlatformConsumer (edge → central)
+	platformDeliver  string // deliver subject of PlatformConsumer (edge → central)
 
 	CredentialBucket   string // KV bucket on central holding the edge's credentials, mirrored on the edge under the same name
 	CredentialStream   string // the stream behind CredentialBucket: "KV_" + CredentialBucket
 	CredentialConsumer string // durable on central's CredentialStream that the edge's mirror reads through
-	CredentialDeliver  string // deliver subject of CredentialConsumer (central → edge)
+	credentialDeliver  string // deliver subject of CredentialConsumer (central → edge)
 	// CredentialInfo is the JetStream API subject of central's stream info
 	// of CredentialStream. The edge service asks it, with a reply subject
 	// below SyncReplyPrefix, to learn the last revision central holds, and
@@ -150,7 +144,7 @@ type EdgeNames struct {
 	CentralCommandStream string // central's command stream of the org, fed on CommandSubject subjects
 	CommandFilter        string // the edge's commands within CentralCommandStream
 	CommandConsumer      string // durable on CentralCommandStream, filtered by CommandFilter
-	CommandDeliver       string // deliver subject of CommandConsumer (central → edge)
+	commandDeliver       string // deliver subject of CommandConsumer (central → edge)
 	CommandStream        string // the edge's command stream: sources only its own commands from central
 }
 
@@ -168,32 +162,32 @@ func NamesFor(org, edge string) (EdgeNames, error) {
 		Edge:   edge,
 		Domain: edge,
 
-		DeliverPrefix: fwd,
+		deliverPrefix: fwd,
 
 		EventStream:        "events-" + org + "-" + edge,
 		EventConsumer:      "to-" + HubDomain,
-		EventDeliver:       fwd + ".evt",
+		eventDeliver:       fwd + ".evt",
 		CentralEventStream: "events-" + org,
 
 		TelemetryStream:   "telemetry-" + org + "-" + edge,
-		TelemetrySubjects: []string{org + "." + edge + ".*.*." + string(topic.Telemetry)},
+		telemetrySubjects: []string{org + "." + edge + ".*.*." + string(topic.Telemetry)},
 		TelemetryConsumer: "to-" + HubDomain + "-" + string(topic.Telemetry),
-		TelemetryDeliver:  fwd + "." + string(topic.Telemetry),
+		telemetryDeliver:  fwd + "." + string(topic.Telemetry),
 
 		PlatformStream:   "platform-" + org + "-" + edge,
-		PlatformPrefix:   InternalPrefix + "." + org + "." + edge + ".rec",
+		platformPrefix:   InternalPrefix + "." + org + "." + edge + ".rec",
 		PlatformConsumer: "to-" + HubDomain + "-platform",
-		PlatformDeliver:  fwd + ".platform",
+		platformDeliver:  fwd + ".platform",
 
 		CredentialBucket:   "creds-" + org + "-" + edge,
 		CredentialConsumer: "to-" + edge,
-		CredentialDeliver:  fwd + ".creds",
+		credentialDeliver:  fwd + ".creds",
 		SyncReplyPrefix:    fwd + ".sync",
 
 		CentralCommandStream: "commands-" + org,
 		CommandFilter:        InternalPrefix + "." + org + "." + edge + ".cmd.*.*",
 		CommandConsumer:      "to-" + edge,
-		CommandDeliver:       fwd + ".cmd",
+		commandDeliver:       fwd + ".cmd",
 		CommandStream:        "commands-" + org + "-" + edge,
 	}
 	n.CredentialStream = "KV_" + n.CredentialBucket
@@ -201,7 +195,7 @@ func NamesFor(org, edge string) (EdgeNames, error) {
 	n.CredentialGet = APIPrefix(HubDomain) + ".DIRECT.GET." + n.CredentialStream
 	n.CredentialReset = APIPrefix(HubDomain) + ".CONSUMER.RESET." + n.CredentialStream + "." + n.CredentialConsumer
 	for _, mt := range eventMessageTypes {
-		n.EventSubjects = append(n.EventSubjects, org+"."+edge+".*.*."+string(mt))
+		n.eventSubjects = append(n.eventSubjects, org+"."+edge+".*.*."+string(mt))
 	}
 	return n, nil
 }
@@ -304,7 +298,7 @@ func UserInboxPrefix(user string) string { return "_INBOX." + user }
 func (n EdgeNames) EventStreamConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:      n.EventStream,
-		Subjects:  append([]string(nil), n.EventSubjects...),
+		Subjects:  append([]string(nil), n.eventSubjects...),
 		Storage:   jetstream.FileStorage,
 		Retention: jetstream.LimitsPolicy,
 	}
@@ -312,10 +306,10 @@ func (n EdgeNames) EventStreamConfig() jetstream.StreamConfig {
 
 // EventConsumerConfig returns the durable consumer that the edge service
 // creates on its event stream for central to source from: it pushes to
-// n.EventDeliver and is acknowledged through flow control, as nats-server
+// n.eventDeliver and is acknowledged through flow control, as nats-server
 // requires of a durable sourcing consumer.
 func (n EdgeNames) EventConsumerConfig() jetstream.ConsumerConfig {
-	return sourcingConsumer(n.EventConsumer, n.EventDeliver, "")
+	return sourcingConsumer(n.EventConsumer, n.eventDeliver, "")
 }
 
 // EventSource returns the entry for this edge in the Sources of central's
@@ -324,7 +318,7 @@ func (n EdgeNames) EventSource() *jetstream.StreamSource {
 	return &jetstream.StreamSource{
 		Name:     n.EventStream,
 		External: &jetstream.ExternalStream{APIPrefix: APIPrefix(n.Domain)},
-		Consumer: &jetstream.StreamConsumerSource{Name: n.EventConsumer, DeliverSubject: n.EventDeliver},
+		Consumer: &jetstream.StreamConsumerSource{Name: n.EventConsumer, DeliverSubject: n.eventDeliver},
 	}
 }
 
@@ -340,7 +334,7 @@ func (n EdgeNames) EventSource() *jetstream.StreamSource {
 func (n EdgeNames) TelemetryStreamConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        n.TelemetryStream,
-		Subjects:    append([]string(nil), n.TelemetrySubjects...),
+		Subjects:    append([]string(nil), n.telemetrySubjects...),
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		PersistMode: jetstream.AsyncPersistMode,
@@ -349,10 +343,10 @@ func (n EdgeNames) TelemetryStreamConfig() jetstream.StreamConfig {
 
 // TelemetryConsumerConfig returns the durable consumer that the edge
 // service creates on its telemetry stream for central to source from, like
-// [EdgeNames.EventConsumerConfig]: it pushes to n.TelemetryDeliver and is
+// [EdgeNames.EventConsumerConfig]: it pushes to n.telemetryDeliver and is
 // acknowledged through flow control.
 func (n EdgeNames) TelemetryConsumerConfig() jetstream.ConsumerConfig {
-	return sourcingConsumer(n.TelemetryConsumer, n.TelemetryDeliver, "")
+	return sourcingConsumer(n.TelemetryConsumer, n.telemetryDeliver, "")
 }
 
 // TelemetrySource returns the entry for this edge's telemetry in the
@@ -361,7 +355,7 @@ func (n EdgeNames) TelemetrySource() *jetstream.StreamSource {
 	return &jetstream.StreamSource{
 		Name:     n.TelemetryStream,
 		External: &jetstream.ExternalStream{APIPrefix: APIPrefix(n.Domain)},
-		Consumer: &jetstream.StreamConsumerSource{Name: n.TelemetryConsumer, DeliverSubject: n.TelemetryDeliver},
+		Consumer: &jetstream.StreamConsumerSource{Name: n.TelemetryConsumer, DeliverSubject: n.telemetryDeliver},
 	}
 }
 
@@ -412,7 +406,7 @@ func (n EdgeNames) CredentialBucketConfig() jetstream.KeyValueConfig {
 // CredentialConsumerConfig returns the durable consumer that central creates
 // on n.CredentialStream for the edge's mirror to read through.
 func (n EdgeNames) CredentialConsumerConfig() jetstream.ConsumerConfig {
-	return sourcingConsumer(n.CredentialConsumer, n.CredentialDeliver, "")
+	return sourcingConsumer(n.CredentialConsumer, n.credentialDeliver, "")
 }
 
 // CredentialMirrorConfig returns the configuration of the edge's mirror of
@@ -426,7 +420,7 @@ func (n EdgeNames) CredentialMirrorConfig() jetstream.KeyValueConfig {
 		Mirror: &jetstream.StreamSource{
 			Name:     n.CredentialStream,
 			External: &jetstream.ExternalStream{APIPrefix: APIPrefix(HubDomain)},
-			Consumer: &jetstream.StreamConsumerSource{Name: n.CredentialConsumer, DeliverSubject: n.CredentialDeliver},
+			Consumer: &jetstream.StreamConsumerSource{Name: n.CredentialConsumer, DeliverSubject: n.credentialDeliver},
 		},
 	}
 }
@@ -454,9 +448,9 @@ func CentralCommandStreamConfig(org string) (jetstream.StreamConfig, error) {
 
 // CommandConsumerConfig returns the durable consumer that central creates on
 // the org's command stream for the edge: only the edge's commands
-// (n.CommandFilter), pushed to n.CommandDeliver.
+// (n.CommandFilter), pushed to n.commandDeliver.
 func (n EdgeNames) CommandConsumerConfig() jetstream.ConsumerConfig {
-	return sourcingConsumer(n.CommandConsumer, n.CommandDeliver, n.CommandFilter)
+	return sourcingConsumer(n.CommandConsumer, n.commandDeliver, n.CommandFilter)
 }
 
 // CommandStreamConfig returns the configuration of the edge's command
@@ -470,7 +464,7 @@ func (n EdgeNames) CommandStreamConfig() jetstream.StreamConfig {
 		Sources: []*jetstream.StreamSource{{
 			Name:     n.CentralCommandStream,
 			External: &jetstream.ExternalStream{APIPrefix: APIPrefix(HubDomain)},
-			Consumer: &jetstream.StreamConsumerSource{Name: n.CommandConsumer, DeliverSubject: n.CommandDeliver},
+			Consumer: &jetstream.StreamConsumerSource{Name: n.CommandConsumer, DeliverSubject: n.commandDeliver},
 		}},
 	}
 }

@@ -8,18 +8,18 @@ import (
 // PlatformSubject returns the subject on which the edge's own services
 // publish a platform record of thing t (a reserved thing type such as
 // [topic.ThingTypeAccess] or [topic.ThingTypeEdge]) with message type mt
-// into the edge's platform stream: "{PlatformPrefix}.{type}.{code}.{mt}".
+// into the edge's platform stream: "_lintel.{org}.{edge}.rec.{type}.{code}.{mt}".
 // The stream stores it under t's own subject, "{org}.{edge}.{type}.{code}.{mt}"
 // ([EdgeNames.PlatformStreamConfig]).
 func (n EdgeNames) PlatformSubject(t topic.Thing, mt topic.MessageType) string {
-	return n.PlatformPrefix + "." + t.Type + "." + t.Code + "." + string(mt)
+	return n.platformPrefix + "." + t.Type + "." + t.Code + "." + string(mt)
 }
 
 // PlatformStreamConfig returns the configuration of the edge's platform
 // stream, created on the edge (domain n.Domain) by the edge service: the
 // records of the platform itself (the access service's decisions, the audit
 // trail) apart from everything devices write. It captures
-// "{PlatformPrefix}.*.*.*", a subject no device or leaf may publish
+// "_lintel.{org}.{edge}.rec.*.*.*", a subject no device or leaf may publish
 // ([DevicePermissions], [LeafPermissions]), and stores each record under the
 // subject of the thing it is about, "{org}.{edge}.{type}.{code}.{msgtype}"
 // (a subject transform), so that central and storage read it like any other
@@ -28,11 +28,11 @@ func (n EdgeNames) PlatformSubject(t topic.Thing, mt topic.MessageType) string {
 func (n EdgeNames) PlatformStreamConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:      n.PlatformStream,
-		Subjects:  []string{n.PlatformPrefix + ".*.*.*"},
+		Subjects:  []string{n.platformPrefix + ".*.*.*"},
 		Storage:   jetstream.FileStorage,
 		Retention: jetstream.LimitsPolicy,
 		SubjectTransform: &jetstream.SubjectTransformConfig{
-			Source:      n.PlatformPrefix + ".*.*.*",
+			Source:      n.platformPrefix + ".*.*.*",
 			Destination: n.Org + "." + n.Edge + ".{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}",
 		},
 	}
@@ -42,7 +42,7 @@ func (n EdgeNames) PlatformStreamConfig() jetstream.StreamConfig {
 // creates on its platform stream for central to source from, like
 // [EdgeNames.EventConsumerConfig].
 func (n EdgeNames) PlatformConsumerConfig() jetstream.ConsumerConfig {
-	return sourcingConsumer(n.PlatformConsumer, n.PlatformDeliver, "")
+	return sourcingConsumer(n.PlatformConsumer, n.platformDeliver, "")
 }
 
 // PlatformSource returns the entry for this edge's platform records in the
@@ -51,7 +51,7 @@ func (n EdgeNames) PlatformSource() *jetstream.StreamSource {
 	return &jetstream.StreamSource{
 		Name:     n.PlatformStream,
 		External: &jetstream.ExternalStream{APIPrefix: APIPrefix(n.Domain)},
-		Consumer: &jetstream.StreamConsumerSource{Name: n.PlatformConsumer, DeliverSubject: n.PlatformDeliver},
+		Consumer: &jetstream.StreamConsumerSource{Name: n.PlatformConsumer, DeliverSubject: n.platformDeliver},
 	}
 }
 

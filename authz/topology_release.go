@@ -50,7 +50,7 @@ func (n EdgeNames) ReleaseGet(flow string) string {
 
 // ReleaseReplyPrefix is the edge's namespace for the answers to
 // [EdgeNames.ReleaseGet] (central → edge).
-func (n EdgeNames) ReleaseReplyPrefix() string { return n.DeliverPrefix + ".release" }
+func (n EdgeNames) ReleaseReplyPrefix() string { return n.deliverPrefix + ".release" }
 
 // FlowOf returns the flow of the edge's sourced stream named name (the
 // first token of a [HeaderStreamSource] header, [SourceName]).

@@ -18,17 +18,35 @@ func ExampleNamesFor() {
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println(n.Domain, n.EventStream, n.EventConsumer, n.EventDeliver)
+	fmt.Println(n.Domain, n.EventStream, n.EventConsumer)
 	fmt.Println(n.CentralEventStream)
-	fmt.Println(n.CredentialBucket, n.CredentialConsumer, n.CredentialDeliver)
-	fmt.Println(n.CentralCommandStream, n.CommandFilter, n.CommandConsumer, n.CommandDeliver, n.CommandStream)
+	fmt.Println(n.CredentialBucket, n.CredentialConsumer)
+	fmt.Println(n.CentralCommandStream, n.CommandFilter, n.CommandConsumer, n.CommandStream)
 	fmt.Println(authz.CommandSubject(topic.Thing{Org: "acme", Edge: "hq", Type: "lock", Code: "front"}))
 	// Output:
-	// hq events-acme-hq to-hub _lintel.acme.hq.fwd.evt
+	// hq events-acme-hq to-hub
 	// events-acme
-	// creds-acme-hq to-hq _lintel.acme.hq.fwd.creds
-	// commands-acme _lintel.acme.hq.cmd.*.* to-hq _lintel.acme.hq.fwd.cmd commands-acme-hq
+	// creds-acme-hq to-hq
+	// commands-acme _lintel.acme.hq.cmd.*.* to-hq commands-acme-hq
 	// _lintel.acme.hq.cmd.lock.front
+}
+
+// TestDeliverSubjects: every flow's deliver subject lies in the edge's
+// private namespace.
+func TestDeliverSubjects(t *testing.T) {
+	n, err := authz.NamesFor("acme", "hq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := authz.DeliversOf(n)
+	if d.Prefix != "_lintel.acme.hq.fwd" {
+		t.Fatalf("prefix %q", d.Prefix)
+	}
+	for _, s := range []string{d.Event, d.Telemetry, d.Platform, d.Credential, d.Command} {
+		if !strings.HasPrefix(s, d.Prefix+".") {
+			t.Errorf("deliver subject %q is not below %s", s, d.Prefix)
+		}
+	}
 }
 
 func TestNamesForErrors(t *testing.T) {
@@ -80,14 +98,14 @@ func TestNamesAreValid(t *testing.T) {
 				t.Errorf("asset name %q", s)
 			}
 		}
-		for _, s := range []string{n.EventDeliver, n.TelemetryDeliver, n.CredentialDeliver, n.CommandDeliver} {
-			if strings.ContainsAny(s, "*> ") || !strings.HasPrefix(s, n.DeliverPrefix+".") {
+		for _, s := range []string{authz.DeliversOf(n).Event, authz.DeliversOf(n).Telemetry, authz.DeliversOf(n).Credential, authz.DeliversOf(n).Command} {
+			if strings.ContainsAny(s, "*> ") || !strings.HasPrefix(s, authz.DeliversOf(n).Prefix+".") {
 				t.Errorf("deliver subject %q", s)
 			}
 		}
 		// The deliver subjects never fall into the streams they feed or
 		// the command intake.
-		for _, s := range []string{n.EventDeliver, n.TelemetryDeliver, n.CredentialDeliver, n.CommandDeliver} {
+		for _, s := range []string{authz.DeliversOf(n).Event, authz.DeliversOf(n).Telemetry, authz.DeliversOf(n).Credential, authz.DeliversOf(n).Command} {
 			if _, err := authz.ParseCommandSubject(s); err == nil {
 				t.Errorf("deliver subject %q parses as a command", s)
 			}
@@ -130,17 +148,17 @@ func TestJetStreamConfigs(t *testing.T) {
 		durable, gotDeliver   string
 		gotFilter             string
 	}{
-		{n.EventConsumer, n.EventDeliver, "", n.EventConsumerConfig().Durable, n.EventConsumerConfig().DeliverSubject, n.EventConsumerConfig().FilterSubject},
-		{n.TelemetryConsumer, n.TelemetryDeliver, "", n.TelemetryConsumerConfig().Durable, n.TelemetryConsumerConfig().DeliverSubject, n.TelemetryConsumerConfig().FilterSubject},
-		{n.CredentialConsumer, n.CredentialDeliver, "", n.CredentialConsumerConfig().Durable, n.CredentialConsumerConfig().DeliverSubject, n.CredentialConsumerConfig().FilterSubject},
-		{n.CommandConsumer, n.CommandDeliver, n.CommandFilter, n.CommandConsumerConfig().Durable, n.CommandConsumerConfig().DeliverSubject, n.CommandConsumerConfig().FilterSubject},
+		{n.EventConsumer, authz.DeliversOf(n).Event, "", n.EventConsumerConfig().Durable, n.EventConsumerConfig().DeliverSubject, n.EventConsumerConfig().FilterSubject},
+		{n.TelemetryConsumer, authz.DeliversOf(n).Telemetry, "", n.TelemetryConsumerConfig().Durable, n.TelemetryConsumerConfig().DeliverSubject, n.TelemetryConsumerConfig().FilterSubject},
+		{n.CredentialConsumer, authz.DeliversOf(n).Credential, "", n.CredentialConsumerConfig().Durable, n.CredentialConsumerConfig().DeliverSubject, n.CredentialConsumerConfig().FilterSubject},
+		{n.CommandConsumer, authz.DeliversOf(n).Command, n.CommandFilter, n.CommandConsumerConfig().Durable, n.CommandConsumerConfig().DeliverSubject, n.CommandConsumerConfig().FilterSubject},
 	} {
 		if cc.durable != cc.name || cc.gotDeliver != cc.deliver || cc.gotFilter != cc.filter {
 			t.Errorf("consumer %+v", cc)
 		}
 	}
 	m := n.CredentialMirrorConfig().Mirror
-	if m.Name != n.CredentialStream || m.External.APIPrefix != "$JS.hub.API" || m.Consumer.DeliverSubject != n.CredentialDeliver {
+	if m.Name != n.CredentialStream || m.External.APIPrefix != "$JS.hub.API" || m.Consumer.DeliverSubject != authz.DeliversOf(n).Credential {
 		t.Errorf("mirror %+v", m)
 	}
 	src := n.CommandStreamConfig().Sources[0]
@@ -149,8 +167,8 @@ func TestJetStreamConfigs(t *testing.T) {
 	}
 	ev, _ := authz.CentralEventStreamConfig("acme", "hq", "wh")
 	if !slices.Equal(ev.Subjects, []string{"acme.*._sys.*.evt"}) || len(ev.Sources) != 6 || ev.Sources[3].External.APIPrefix != "$JS.wh.API" ||
-		ev.Sources[1].Name != n.TelemetryStream || ev.Sources[1].Consumer.DeliverSubject != n.TelemetryDeliver ||
-		ev.Sources[2].Name != n.PlatformStream || ev.Sources[2].Consumer.DeliverSubject != n.PlatformDeliver ||
+		ev.Sources[1].Name != n.TelemetryStream || ev.Sources[1].Consumer.DeliverSubject != authz.DeliversOf(n).Telemetry ||
+		ev.Sources[2].Name != n.PlatformStream || ev.Sources[2].Consumer.DeliverSubject != authz.DeliversOf(n).Platform ||
 		ev.Sources[4].Name != "telemetry-acme-wh" || ev.Sources[4].External.APIPrefix != "$JS.wh.API" ||
 		ev.Sources[5].Name != "platform-acme-wh" {
 		t.Errorf("central event stream %+v", ev)
