@@ -40,6 +40,18 @@ var flows = [...]flow{
 	{FlowPlatform, func(n authz.EdgeNames) string { return n.PlatformStream }, authz.EdgeNames.PlatformSource},
 }
 
+// sourceRestartGrace is how long, with HubConfig.EdgeNodes, a source that
+// has not run since it (re)started may stay silent while its edge is
+// evidently linked before the supervisor kicks it: longer than nats-server
+// takes to restart a source on its own once the link is back (at worst
+// about 6 s, a consumer reset in flight timing out after 5 s).
+const sourceRestartGrace = 8 * time.Second
+
+// errFlowControlStalled is nats-server's error code for a source whose
+// flow control went unanswered (JSSourceConsumerFlowControlStalledErr): an
+// outage, not a refusal of the edge.
+const errFlowControlStalled = 10228
+
 // SourceStatus is the state of one source of central's event stream (one
 // flow of one edge), as nats-server reports it.
 type SourceStatus struct {
@@ -61,6 +73,10 @@ type SourceStatus struct {
 	Active time.Duration
 	// Error is the source's last setup error, if any.
 	Error string
+	// refused: Error is an answer of the edge (or a local failure) to the
+	// source's setup, not nats-server's note of a flow-control stall,
+	// which an outage makes.
+	refused bool
 	// Missing reports a registered edge that has no source at the moment
 	// (a kick in progress, or one that was interrupted).
 	Missing bool
@@ -94,6 +110,7 @@ func (h *Hub) Sources(ctx context.Context) ([]SourceStatus, error) {
 				st.Active = si.Active
 				if si.Error != nil {
 					st.Error = si.Error.Error()
+					st.refused = si.Error.ErrorCode != errFlowControlStalled
 				}
 			}
 			out = append(out, st)
@@ -282,8 +299,10 @@ type Supervisor struct {
 // starts over once the source runs. With EdgeNodes a stalled source is
 // left to nats-server, which restarts it on its own once the link is back,
 // and kicked only when stuck: silent for HubConfig.StuckAfter while its
-// edge was evidently linked all along (another of its flows heard, or a
-// reset the edge answered with an error). In both modes a source heard but
+// edge was evidently linked all along (another of its flows heard), or
+// for 8 s when the source has not run since it (re)started or the edge
+// refused its setup (its consumer not there yet, say), which nats-server
+// would retry only after a growing back-off. In both modes a source heard but
 // without a message for StuckAfter while its edge holds more (an unchanged
 // lag above zero) is stuck too, and a source missing for a registered edge
 // (a kick interrupted) is added back. Why each choice: docs/edge-release.md,
@@ -453,8 +472,22 @@ func (s *Supervisor) poll(ctx, runCtx context.Context) error {
 				continue
 			}
 			s.stalls.Add(1)
-			if h.cfg.EdgeNodes && (silent < h.cfg.StuckAfter || s.linkOf[src.Edge].linkedFor(now, h.cfg.StallAfter) < h.cfg.StuckAfter) {
-				continue // the link is down, or nats-server may still restart it
+			// With EdgeNodes a silent source is left to nats-server while
+			// the link may be down or nats-server may still restart it on
+			// its own: for StuckAfter while its edge is evidently linked,
+			// or for sourceRestartGrace when the source has not run since
+			// it (re)started or the edge refused its setup (its consumer
+			// not there yet, as when central starts before the edge is
+			// ready), which nats-server would retry only after a back-off
+			// of 10 s more per failure.
+			if h.cfg.EdgeNodes {
+				wait := h.cfg.StuckAfter
+				if src.Active < 0 || src.refused {
+					wait = min(wait, max(sourceRestartGrace, h.cfg.StallAfter))
+				}
+				if silent < wait || s.linkOf[src.Edge].linkedFor(now, h.cfg.StallAfter) < wait {
+					continue
+				}
 			}
 		} else {
 			s.stalls.Add(1)
@@ -519,7 +552,7 @@ func (s *Supervisor) noteLinks(now time.Time, st []SourceStatus) {
 		switch {
 		case src.Missing:
 			continue
-		case src.Error != "":
+		case src.refused:
 			at = now
 		case src.Active >= 0 && src.Active <= stallAfter:
 			at = now.Add(-src.Active)

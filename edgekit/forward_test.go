@@ -129,3 +129,32 @@ func flowHeard(t *testing.T, h *hubTopo, flow string) bool {
 	}
 	return false
 }
+
+// TestSupervisorKicksUnstartedSource: with HubConfig.EdgeNodes, a source
+// that does not run after a restart while its edge is evidently linked (its
+// consumer on the edge is gone; the event flow is heard) is kicked after
+// 8 s, without waiting out StuckAfter: nats-server would retry its setup
+// only after a growing back-off.
+func TestSupervisorKicksUnstartedSource(t *testing.T) {
+	h := startHubTopo(t, hubTopoOptions{devices: 1, hubConfig: func(c *edgekit.HubConfig) {
+		c.PollInterval = 100 * time.Millisecond
+		c.StallAfter = 2 * time.Second
+		c.StuckAfter = 10 * time.Minute
+		c.EdgeNodes = true
+	}})
+	e := h.edges["hq"]
+	n := e.names
+	if err := e.js.DeleteConsumer(hubCtx(t), n.TelemetryStream, n.TelemetryConsumer); err != nil {
+		t.Fatal(err)
+	}
+	// A restart of the sources: nats-server sets them up again, and the
+	// telemetry flow's setup finds no consumer on the edge.
+	if err := h.hub.Kick(hubCtx(t), "hq"); err != nil {
+		t.Fatal(err)
+	}
+	hubWaitFor(t, "the supervisor's kick of the unstarted source", func() bool { return h.sup.Stats().Kicks > 0 })
+	if _, err := e.js.CreateOrUpdatePushConsumer(hubCtx(t), n.TelemetryStream, n.TelemetryConsumerConfig()); err != nil {
+		t.Fatal(err)
+	}
+	hubWaitFor(t, "the telemetry source running again", func() bool { return flowHeard(t, h, edgekit.FlowTelemetry) })
+}

@@ -111,15 +111,17 @@ type HubConfig struct {
 	// may be silent while its edge is evidently linked (another of its
 	// flows is heard, or the edge answered a source's reset with an
 	// error), before [Hub.Supervise] kicks it; DefaultStuckAfter if zero,
-	// and at least StallAfter.
+	// and at least StallAfter. A source that has not run since it
+	// (re)started, or whose setup the edge refused, waits 8 s at most.
 	StuckAfter time.Duration
 	// EdgeNodes says that every edge of the org runs an edge node
 	// ([Start]), which sends again what a source restart made central skip
-	// (docs/edge-release.md). [Hub.Supervise] then leaves a source that is
-	// silent because its link is down to nats-server, which restarts it
-	// once the link is back, and kicks only a stuck one (see StuckAfter):
-	// an outage and its catch-up cost no update of central's event stream,
-	// and a large backlog arrives several times faster. Without it the
+	// (docs/edge-release.md). [Hub.Supervise] then leaves a source that was
+	// heard and is silent because its link is down to nats-server, which
+	// restarts it once the link is back, and kicks only a stuck one (see
+	// StuckAfter): an outage and its catch-up cost no update of central's
+	// event stream, and a large backlog arrives several times faster.
+	// Without it the
 	// supervisor kicks every source silent for StallAfter, which also
 	// closes nats-server's source-restart race for edges that are plain
 	// nats-servers, at the cost of that speed.
