@@ -175,7 +175,7 @@ func TestLiveAPI(t *testing.T) {
 				return err
 			}
 			if len(sn) != 1 || len(sp) != 1 || sn[0].Edge != sp[0].Edge || sp[0].Link != "up" || sn[0].Link != "up" ||
-				sn[0].CredentialVersion != sp[0].CredentialVersion || sp[0].Status == nil {
+				sn[0].CredentialVersion != sp[0].CredentialVersion || sp[0].Status == nil || sn[0].Status == nil {
 				return fmt.Errorf("NATS %+v, API %+v", sn, sp)
 			}
 			sameKeys(t, "status", n.stdout, p.stdout)
