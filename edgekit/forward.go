@@ -269,6 +269,7 @@ type Supervisor struct {
 
 	// Used by poll only, which runs once in Supervise and then in run.
 	stallOf map[string]*kickState // edge/flow → its stall
+	heard   map[string]bool       // edge/flow → heard since the supervisor started or last kicked it
 	behind  map[string]*lagState  // edge/flow → the lag it reports, while above zero
 	linkOf  map[string]*edgeLink  // edge → evidence of its link
 
@@ -302,7 +303,9 @@ type Supervisor struct {
 // edge was evidently linked all along (another of its flows heard), or
 // for 8 s when the source has not run since it (re)started or the edge
 // refused its setup (its consumer not there yet, say), which nats-server
-// would retry only after a growing back-off. In both modes a source heard but
+// would retry only after a growing back-off. A source the supervisor has
+// not heard since it started or last kicked it (central's start) is kicked
+// as without EdgeNodes. In both modes a source heard but
 // without a message for StuckAfter while its edge holds more (an unchanged
 // lag above zero) is stuck too, and a source missing for a registered edge
 // (a kick interrupted) is added back. Why each choice: docs/edge-release.md,
@@ -314,7 +317,7 @@ type Supervisor struct {
 func (h *Hub) Supervise(ctx context.Context) (*Supervisor, error) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Supervisor{h: h, cancel: cancel, done: make(chan struct{}),
-		stallOf: map[string]*kickState{}, behind: map[string]*lagState{}, linkOf: map[string]*edgeLink{}}
+		stallOf: map[string]*kickState{}, heard: map[string]bool{}, behind: map[string]*lagState{}, linkOf: map[string]*edgeLink{}}
 	if err := s.poll(ctx, runCtx); err != nil {
 		cancel()
 		s.kickers.Wait()
@@ -446,6 +449,7 @@ func (s *Supervisor) poll(ctx, runCtx context.Context) error {
 			kickedAt = at.(time.Time)
 		}
 		if src.Active >= 0 && src.Active <= h.cfg.StallAfter {
+			s.heard[key] = true
 			if !s.stuckBehind(key, src, now, kickedAt) {
 				delete(s.stallOf, key)
 				continue
@@ -480,7 +484,12 @@ func (s *Supervisor) poll(ctx, runCtx context.Context) error {
 			// not there yet, as when central starts before the edge is
 			// ready), which nats-server would retry only after a back-off
 			// of 10 s more per failure.
-			if h.cfg.EdgeNodes {
+			// A source never heard since the supervisor started (central's
+			// start) or last kicked it is kicked as without EdgeNodes: with
+			// no flow of its edge heard, nothing tells a link that is not
+			// up yet from an edge whose consumers are not there yet, which
+			// nats-server retries only after its back-off.
+			if h.cfg.EdgeNodes && s.heard[key] {
 				wait := h.cfg.StuckAfter
 				if src.Active < 0 || src.refused {
 					wait = min(wait, max(sourceRestartGrace, h.cfg.StallAfter))
@@ -496,6 +505,7 @@ func (s *Supervisor) poll(ctx, runCtx context.Context) error {
 			continue
 		}
 		stalled[src.Edge] = append(stalled[src.Edge], src)
+		delete(s.heard, key) // the kick restarts it
 		gaps[src.Edge] = max(gaps[src.Edge], k.gap)
 		k.next = now.Add(k.gap)
 		if now.Sub(k.since) >= h.cfg.FastKickFor {
@@ -572,6 +582,11 @@ func (s *Supervisor) noteLinks(now time.Time, st []SourceStatus) {
 	for e := range s.linkOf {
 		if !seen[e] {
 			delete(s.linkOf, e)
+		}
+	}
+	for key := range s.heard {
+		if e, _, _ := strings.Cut(key, "/"); !seen[e] {
+			delete(s.heard, key)
 		}
 	}
 	for key := range s.stallOf {

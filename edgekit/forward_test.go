@@ -83,6 +83,13 @@ func TestSupervisorWaitsOutOutage(t *testing.T) {
 	devs := h.devices(e)
 	hubPublishEvents(t, devs, 5)
 	h.waitForwarded()
+	// Every flow ran before the outage (the supervisor kicks a source it
+	// has never heard as it would without EdgeNodes).
+	for _, flow := range []string{edgekit.FlowEvents, edgekit.FlowTelemetry, edgekit.FlowPlatform} {
+		hubWaitFor(t, "the "+flow+" source running", func() bool { return flowHeard(t, h, flow) })
+	}
+	heardAt := h.sup.Stats().Polls
+	hubWaitFor(t, "supervisor polls that hear them too", func() bool { return h.sup.Stats().Polls >= heardAt+3 })
 
 	e.proxy.Cut()
 	hubWaitFor(t, "the link to drop", func() bool { return e.srv.Server().NumLeafNodes() == 0 })
