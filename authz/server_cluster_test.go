@@ -3,7 +3,6 @@ package authz_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/internal/freeaddr"
 	"github.com/lintel-io/lintel/testing/natstest"
 )
 
@@ -23,17 +23,8 @@ import (
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
 	var ports []int
-	var ls []net.Listener
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
+		ports = append(ports, freeaddr.Port(t))
 	}
 	return ports
 }

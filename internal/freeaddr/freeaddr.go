@@ -3,18 +3,33 @@
 // cluster's routes).
 //
 // An address is free when it is handed out, not reserved: the kernel may
-// give the same port to anyone once the probe's listener closes. What this
-// package adds over listening on port 0 and closing is that one process
-// never hands out the same port twice, so two servers of one test (or of
-// two tests running in parallel) are never configured with the same
-// address.
+// give the same port to anyone once the probe's listener closes. Two
+// things make a clash unlikely. One process never hands out the same port
+// twice, so two servers of one test (or of two tests running in parallel)
+// are never configured with the same address. And the ports come from
+// below the kernel's ephemeral range (on Linux
+// /proc/sys/net/ipv4/ip_local_port_range), which the kernel draws from for
+// the local end of every outgoing connection and for every listener on port
+// 0: otherwise a connection another server opens between the probe and the
+// server's start (a leaf node dialling its hub, say) can take the port.
 package freeaddr
 
 import (
+	"math/rand/v2"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
+)
+
+// Ports are drawn from [lowPort, the ephemeral range's start), at most
+// maxFixed, when that leaves at least minSpan ports; otherwise from port 0.
+const (
+	lowPort  = 12000
+	maxFixed = 32768
+	minSpan  = 4000
 )
 
 var (
@@ -47,6 +62,21 @@ func On(tb testing.TB, host string) string {
 	if handed[host] == nil {
 		handed[host] = map[int]bool{}
 	}
+	if hi := fixedLimit(); hi > 0 {
+		for range 1000 {
+			port := lowPort + rand.IntN(hi-lowPort)
+			if handed[host][port] {
+				continue
+			}
+			l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+			if err != nil {
+				continue // in use
+			}
+			_ = l.Close()
+			handed[host][port] = true
+			return l.Addr().String()
+		}
+	}
 	// The probes stay open until one is new, so the kernel cannot offer
 	// the same port twice within one call.
 	var probes []net.Listener
@@ -69,4 +99,22 @@ func On(tb testing.TB, host string) string {
 	}
 	tb.Fatalf("freeaddr: no new port on %s after 1000 tries", host)
 	return ""
+}
+
+// fixedLimit returns the end (exclusive) of the range ports are drawn
+// from, or 0 to use port 0: when the ephemeral range leaves fewer than
+// minSpan ports above lowPort.
+func fixedLimit() int {
+	hi := maxFixed
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if lo, err := strconv.Atoi(f[0]); err == nil {
+				hi = min(hi, lo)
+			}
+		}
+	}
+	if hi-lowPort < minSpan {
+		return 0
+	}
+	return hi
 }

@@ -25,3 +25,17 @@ func TestNeverTwice(t *testing.T) {
 		t.Fatalf("Port = %d", p)
 	}
 }
+
+// TestBelowEphemeral: on Linux the ports handed out are below the
+// ephemeral range, so no outgoing connection's local port can take one.
+func TestBelowEphemeral(t *testing.T) {
+	hi := fixedLimit()
+	if hi == 0 {
+		t.Skip("the ephemeral range leaves too few ports below it")
+	}
+	for range 100 {
+		if p := Port(t); p < lowPort || p >= hi {
+			t.Fatalf("port %d outside [%d, %d)", p, lowPort, hi)
+		}
+	}
+}
