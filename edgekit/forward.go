@@ -40,12 +40,31 @@ var flows = [...]flow{
 	{FlowPlatform, func(n authz.EdgeNames) string { return n.PlatformStream }, authz.EdgeNames.PlatformSource},
 }
 
-// sourceRestartGrace is how long, with HubConfig.EdgeNodes, a source that
-// has not run since it (re)started may stay silent while its edge is
-// evidently linked before the supervisor kicks it: longer than nats-server
-// takes to restart a source on its own once the link is back (at worst
-// about 6 s, a consumer reset in flight timing out after 5 s).
-const sourceRestartGrace = 8 * time.Second
+// sourceRefusedGrace is how long, with HubConfig.EdgeNodes, a source whose
+// setup the edge refused may stay silent while its edge is evidently
+// linked before the supervisor kicks it: nats-server retries a refused
+// setup only after a back-off of 10 s more per failure.
+//
+// A source that merely has not run since it (re)started gets StuckAfter,
+// not this: nats-server restarts a source on its own once the link is
+// back, but not at once. A reset in flight when the link returns is
+// awaited for 5 s and retried after a back-off, and a source silent for
+// under 10 s when the link returns is restarted only by the next source
+// health check (every 10 s), if its consumer does not simply resume.
+// Kicking such a source early costs two updates of the stream, each a
+// backward scan of it, and slowed a 100,000-event catch-up from a median
+// of 5.9 s to 9.4 s.
+const sourceRefusedGrace = 8 * time.Second
+
+// unheardKickSpan is how many times StuckAfter after its start (2 min by
+// default) the supervisor, with HubConfig.EdgeNodes, kicks a source it has
+// never heard without any sign of its edge's link: long enough for
+// central's start before its edges are ready, and bounded because each
+// kick of a source with no message in central's stream makes nats-server
+// scan the whole stream backwards, twice. An edge that is registered but
+// down (decommissioned, or a site without power) would otherwise cost two
+// such scans every MaxKickInterval for as long as it stays down.
+const unheardKickSpan = 8
 
 // errFlowControlStalled is nats-server's error code for a source whose
 // flow control went unanswered (JSSourceConsumerFlowControlStalledErr): an
@@ -77,6 +96,10 @@ type SourceStatus struct {
 	// source's setup, not nats-server's note of a flow-control stall,
 	// which an outage makes.
 	refused bool
+	// fcStalled: Error is nats-server's note of a flow-control stall: the
+	// edge's consumer says it waits for a flow-control reply that has not
+	// reached it.
+	fcStalled bool
 	// Missing reports a registered edge that has no source at the moment
 	// (a kick in progress, or one that was interrupted).
 	Missing bool
@@ -111,6 +134,7 @@ func (h *Hub) Sources(ctx context.Context) ([]SourceStatus, error) {
 				if si.Error != nil {
 					st.Error = si.Error.Error()
 					st.refused = si.Error.ErrorCode != errFlowControlStalled
+					st.fcStalled = !st.refused
 				}
 			}
 			out = append(out, st)
@@ -258,9 +282,10 @@ type SupervisorStats struct {
 // those that stall. Start one with [Hub.Supervise]; it runs until
 // [Supervisor.Stop].
 type Supervisor struct {
-	h      *Hub
-	cancel context.CancelFunc
-	done   chan struct{}
+	h       *Hub
+	cancel  context.CancelFunc
+	done    chan struct{}
+	started time.Time // by h.cfg.Now
 
 	kicking sync.Map       // edge → struct{}: a kick of the edge in progress
 	kicked  sync.Map       // edge → time.Time: when its last kick ended
@@ -269,8 +294,9 @@ type Supervisor struct {
 
 	// Used by poll only, which runs once in Supervise and then in run.
 	stallOf map[string]*kickState // edge/flow → its stall
-	heard   map[string]bool       // edge/flow → heard since the supervisor started or last kicked it
+	heard   map[string]bool       // edge/flow → heard since the supervisor started
 	behind  map[string]*lagState  // edge/flow → the lag it reports, while above zero
+	fcStall map[string]time.Time  // edge/flow → heard stalled on flow control since
 	linkOf  map[string]*edgeLink  // edge → evidence of its link
 
 	polls, pollErrors, stalls, kicks, kickErrors, repairs atomic.Uint64
@@ -301,13 +327,17 @@ type Supervisor struct {
 // left to nats-server, which restarts it on its own once the link is back,
 // and kicked only when stuck: silent for HubConfig.StuckAfter while its
 // edge was evidently linked all along (another of its flows heard), or
-// for 8 s when the source has not run since it (re)started or the edge
-// refused its setup (its consumer not there yet, say), which nats-server
-// would retry only after a growing back-off. A source the supervisor has
-// not heard since it started or last kicked it (central's start) is kicked
-// as without EdgeNodes. In both modes a source heard but
-// without a message for StuckAfter while its edge holds more (an unchanged
-// lag above zero) is stuck too, and a source missing for a registered edge
+// for 8 s when the edge refused its setup, which nats-server would retry
+// only after a growing back-off. A source the supervisor has not heard
+// since it started (central's start) is kicked as without EdgeNodes while
+// another flow of its edge is heard, and otherwise only for 8 times
+// StuckAfter after the start (2 min by default): an edge registered but
+// down costs no kicks after that. In
+// both modes a source heard but without a message for StuckAfter while its
+// edge holds more (an unchanged lag above zero), or heard but stalled on
+// flow control for StuckAfter (its edge consumer waits for a reply that
+// does not reach it, and nats-server, hearing its heartbeats, never
+// restarts it), is stuck too, and a source missing for a registered edge
 // (a kick interrupted) is added back. Why each choice: docs/edge-release.md,
 // "The supervisor".
 //
@@ -316,8 +346,8 @@ type Supervisor struct {
 // permissions confine it to its org, so the source info is the signal.
 func (h *Hub) Supervise(ctx context.Context) (*Supervisor, error) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Supervisor{h: h, cancel: cancel, done: make(chan struct{}),
-		stallOf: map[string]*kickState{}, heard: map[string]bool{}, behind: map[string]*lagState{}, linkOf: map[string]*edgeLink{}}
+	s := &Supervisor{h: h, cancel: cancel, done: make(chan struct{}), started: h.cfg.Now(),
+		stallOf: map[string]*kickState{}, heard: map[string]bool{}, behind: map[string]*lagState{}, fcStall: map[string]time.Time{}, linkOf: map[string]*edgeLink{}}
 	if err := s.poll(ctx, runCtx); err != nil {
 		cancel()
 		s.kickers.Wait()
@@ -450,15 +480,17 @@ func (s *Supervisor) poll(ctx, runCtx context.Context) error {
 		}
 		if src.Active >= 0 && src.Active <= h.cfg.StallAfter {
 			s.heard[key] = true
-			if !s.stuckBehind(key, src, now, kickedAt) {
+			behind := s.stuckBehind(key, src, now, kickedAt)
+			if fc := s.stuckOnFlowControl(key, src, now, kickedAt); !behind && !fc {
 				delete(s.stallOf, key)
 				continue
 			}
 			// Heard, but no message for StuckAfter while the edge holds
-			// more: stuck (the heard source is its own evidence of the
-			// link).
+			// more, or stalled on flow control as long: stuck (the heard
+			// source is its own evidence of the link).
 		} else {
 			delete(s.behind, key)
+			delete(s.fcStall, key)
 		}
 		k := s.stallOf[key]
 		if k == nil {
@@ -479,20 +511,27 @@ func (s *Supervisor) poll(ctx, runCtx context.Context) error {
 			// With EdgeNodes a silent source is left to nats-server while
 			// the link may be down or nats-server may still restart it on
 			// its own: for StuckAfter while its edge is evidently linked,
-			// or for sourceRestartGrace when the source has not run since
-			// it (re)started or the edge refused its setup (its consumer
-			// not there yet, as when central starts before the edge is
-			// ready), which nats-server would retry only after a back-off
-			// of 10 s more per failure.
+			// or for sourceRefusedGrace when the edge refused its setup,
+			// which nats-server would retry only after a back-off of 10 s
+			// more per failure.
 			// A source never heard since the supervisor started (central's
-			// start) or last kicked it is kicked as without EdgeNodes: with
-			// no flow of its edge heard, nothing tells a link that is not
-			// up yet from an edge whose consumers are not there yet, which
-			// nats-server retries only after its back-off.
+			// start) is kicked as without EdgeNodes: with no flow of its
+			// edge heard, nothing tells a link that is not up yet from an
+			// edge whose consumers are not there yet, which nats-server
+			// retries only after its back-off. After unheardKickSpan
+			// times StuckAfter it takes another flow of its edge heard: an
+			// edge down since central's start is left alone. A kick does
+			// not make a source unheard: the kicks it would then bring
+			// on, each two backward scans of the stream, would slow every
+			// catch-up.
+			if h.cfg.EdgeNodes && !s.heard[key] && now.Sub(s.started) > unheardKickSpan*h.cfg.StuckAfter &&
+				s.linkOf[src.Edge].linkedFor(now, h.cfg.StallAfter) == 0 {
+				continue
+			}
 			if h.cfg.EdgeNodes && s.heard[key] {
 				wait := h.cfg.StuckAfter
-				if src.Active < 0 || src.refused {
-					wait = min(wait, max(sourceRestartGrace, h.cfg.StallAfter))
+				if src.refused {
+					wait = min(wait, max(sourceRefusedGrace, h.cfg.StallAfter))
 				}
 				if silent < wait || s.linkOf[src.Edge].linkedFor(now, h.cfg.StallAfter) < wait {
 					continue
@@ -505,7 +544,6 @@ func (s *Supervisor) poll(ctx, runCtx context.Context) error {
 			continue
 		}
 		stalled[src.Edge] = append(stalled[src.Edge], src)
-		delete(s.heard, key) // the kick restarts it
 		gaps[src.Edge] = max(gaps[src.Edge], k.gap)
 		k.next = now.Add(k.gap)
 		if now.Sub(k.since) >= h.cfg.FastKickFor {
@@ -549,6 +587,25 @@ func (s *Supervisor) stuckBehind(key string, src SourceStatus, now, kickedAt tim
 		return false
 	}
 	return now.Sub(later(b.since, kickedAt)) >= s.h.cfg.StuckAfter
+}
+
+// stuckOnFlowControl reports whether src, a source heard within
+// StallAfter, has been stalled on flow control for StuckAfter (since the
+// later of then and kickedAt): its edge consumer's heartbeats keep saying
+// it waits for a flow-control reply that does not reach it, so it sends
+// nothing, and nats-server, which hears the heartbeats, never restarts it.
+// Its reported lag is of its last message and may well be zero.
+func (s *Supervisor) stuckOnFlowControl(key string, src SourceStatus, now, kickedAt time.Time) bool {
+	if !src.fcStalled {
+		delete(s.fcStall, key)
+		return false
+	}
+	since, ok := s.fcStall[key]
+	if !ok {
+		s.fcStall[key] = now
+		return false
+	}
+	return now.Sub(later(since, kickedAt)) >= s.h.cfg.StuckAfter
 }
 
 // noteLinks updates the evidence of each edge's link from the sources st,
@@ -597,6 +654,11 @@ func (s *Supervisor) noteLinks(now time.Time, st []SourceStatus) {
 	for key := range s.behind {
 		if e, _, _ := strings.Cut(key, "/"); !seen[e] {
 			delete(s.behind, key)
+		}
+	}
+	for key := range s.fcStall {
+		if e, _, _ := strings.Cut(key, "/"); !seen[e] {
+			delete(s.fcStall, key)
 		}
 	}
 }

@@ -3,8 +3,11 @@ package edgekit_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/lintel-io/lintel/edgekit"
 )
@@ -139,14 +142,14 @@ func flowHeard(t *testing.T, h *hubTopo, flow string) bool {
 
 // TestSupervisorKicksUnstartedSource: with HubConfig.EdgeNodes, a source
 // that does not run after a restart while its edge is evidently linked (its
-// consumer on the edge is gone; the event flow is heard) is kicked after
-// 8 s, without waiting out StuckAfter: nats-server would retry its setup
-// only after a growing back-off.
+// consumer on the edge is gone; the event flow is heard) is kicked once
+// StuckAfter has passed: nats-server would retry its setup only after a
+// growing back-off.
 func TestSupervisorKicksUnstartedSource(t *testing.T) {
 	h := startHubTopo(t, hubTopoOptions{devices: 1, hubConfig: func(c *edgekit.HubConfig) {
 		c.PollInterval = 100 * time.Millisecond
 		c.StallAfter = 2 * time.Second
-		c.StuckAfter = 10 * time.Minute
+		c.StuckAfter = 5 * time.Second
 		c.EdgeNodes = true
 	}})
 	e := h.edges["hq"]
@@ -164,4 +167,89 @@ func TestSupervisorKicksUnstartedSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	hubWaitFor(t, "the telemetry source running again", func() bool { return flowHeard(t, h, edgekit.FlowTelemetry) })
+}
+
+// TestSupervisorLeavesAbsentEdge: with HubConfig.EdgeNodes, the sources of
+// an edge that is registered but never links are kicked while central is
+// starting (8 times StuckAfter), and then left alone (each kick of them
+// scans central's whole stream), while a linked edge's flows run on.
+func TestSupervisorLeavesAbsentEdge(t *testing.T) {
+	const stuckAfter = time.Second
+	h := startHubTopo(t, hubTopoOptions{devices: 1, absent: []string{"lab"}, hubConfig: func(c *edgekit.HubConfig) {
+		c.PollInterval = 100 * time.Millisecond
+		c.StallAfter = time.Second
+		c.StuckAfter = stuckAfter
+		c.MinKickInterval = 200 * time.Millisecond
+		c.FastKickFor = time.Second
+		c.MaxKickInterval = time.Second
+		c.EdgeNodes = true
+	}})
+	started := time.Now()
+	hubWaitFor(t, "kicks of the absent edge while central starts", func() bool { return h.sup.Stats().Kicks > 0 })
+	// Past the span (the supervisor started before started), once the
+	// last kick has ended (a kick removes the sources for 5.5 s): the
+	// sources stay in place over polls spanning several kick intervals.
+	hubWaitFor(t, "the end of the start-up span", func() bool { return time.Since(started) > 8*stuckAfter })
+	labPresent := func() bool {
+		st, err := h.hub.Sources(hubCtx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, src := range st {
+			if src.Missing {
+				return false
+			}
+		}
+		return true
+	}
+	hubWaitFor(t, "the last kick to end", labPresent)
+	kicks, polls := h.sup.Stats().Kicks, h.sup.Stats().Polls
+	for h.sup.Stats().Polls < polls+150 {
+		if !labPresent() {
+			t.Fatalf("supervisor %+v: the absent edge's sources kicked after the start-up span", h.sup.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := h.sup.Stats(); st.Kicks != kicks {
+		t.Fatalf("supervisor %+v: %d kicks of the absent edge after the start-up span", st, st.Kicks-kicks)
+	}
+	hubPublishEvents(t, h.devices(h.edges["hq"]), 5)
+	h.waitForwarded()
+}
+
+// TestSupervisorKicksFlowControlStall: a source heard (its edge consumer's
+// heartbeats arrive) but stalled on flow control, because central's
+// replies do not reach the edge, moves nothing while nats-server, hearing
+// it, never restarts it: after StuckAfter the supervisor kicks it.
+func TestSupervisorKicksFlowControlStall(t *testing.T) {
+	h := startHubTopo(t, hubTopoOptions{devices: 2, hubConfig: func(c *edgekit.HubConfig) {
+		c.PollInterval = 100 * time.Millisecond
+		c.StallAfter = 2 * time.Second
+		c.StuckAfter = 3 * time.Second
+		c.EdgeNodes = true
+	}, edgeServer: func(o *server.Options) {
+		for _, r := range o.LeafNode.Remotes {
+			r.DenyImports = append(r.DenyImports, "$JS.FC.>")
+		}
+	}})
+	e := h.edges["hq"]
+	hubWaitFor(t, "the events source running", func() bool { return flowHeard(t, h, edgekit.FlowEvents) })
+	stalled := func() bool {
+		st, err := h.hub.Sources(hubCtx(t))
+		if err != nil {
+			return false
+		}
+		for _, src := range st {
+			if src.Flow == edgekit.FlowEvents && strings.Contains(src.Error, "flow control") {
+				return true
+			}
+		}
+		return false
+	}
+	devs := h.devices(e)
+	hubWaitFor(t, "the events source stalled on flow control", func() bool {
+		hubPublishEvents(t, devs, 200)
+		return stalled()
+	})
+	hubWaitFor(t, "the supervisor's kick of the stalled source", func() bool { return h.sup.Stats().Kicks > 0 })
 }

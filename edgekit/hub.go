@@ -107,12 +107,13 @@ type HubConfig struct {
 	// stalled; DefaultStallAfter if zero.
 	StallAfter time.Duration
 	// StuckAfter is how long a heard source may go without a message while
-	// its edge holds more, and, with EdgeNodes, how long a stalled source
+	// its edge holds more or stay stalled on flow control, and, with
+	// EdgeNodes, how long a stalled source
 	// may be silent while its edge is evidently linked (another of its
 	// flows is heard, or the edge answered a source's reset with an
 	// error), before [Hub.Supervise] kicks it; DefaultStuckAfter if zero,
-	// and at least StallAfter. A source that has not run since it
-	// (re)started, or whose setup the edge refused, waits 8 s at most.
+	// and at least StallAfter. A source whose setup the edge refused waits
+	// 8 s at most.
 	StuckAfter time.Duration
 	// EdgeNodes says that every edge of the org runs an edge node
 	// ([Start]), which sends again what a source restart made central skip

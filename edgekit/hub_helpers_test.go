@@ -17,6 +17,7 @@ import (
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/testing/natstest"
 	"github.com/lintel-io/lintel/topic"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
@@ -52,6 +53,8 @@ type hubTopo struct {
 	hub     *edgekit.Hub
 	sup     *edgekit.Supervisor
 	edges   map[string]*hubEdge
+
+	edgeServer func(*server.Options) // adjusts each edge's server options
 }
 
 // hubEdge is one edge server, provisioned as its edge service would.
@@ -65,9 +68,11 @@ type hubEdge struct {
 }
 
 type hubTopoOptions struct {
-	edges        []string // edge codes; default "hq"
-	devices      int      // sensors per edge; default 10
-	noSupervisor bool     // do not run the hub's stall recovery
+	edges        []string              // edge codes; default "hq"
+	absent       []string              // edges registered and provisioned that never start
+	edgeServer   func(*server.Options) // adjusts each edge's server options last
+	devices      int                   // sensors per edge; default 10
+	noSupervisor bool                  // do not run the hub's stall recovery
 	hubConfig    func(*edgekit.HubConfig)
 	central      func(*hubServerTweaks)
 }
@@ -90,13 +95,13 @@ func startHubTopo(t testing.TB, o hubTopoOptions) *hubTopo {
 		Orgs:     []authz.Org{{Code: hubOrg}},
 		Services: []authz.Service{{Name: hubService, Kind: authz.ServiceCentral, Org: hubOrg}},
 	}
-	for _, e := range o.edges {
+	for _, e := range append(o.edges, o.absent...) {
 		inv.Edges = append(inv.Edges, authz.Edge{Org: hubOrg, Code: e})
 		for i := range o.devices {
 			inv.Things = append(inv.Things, authz.Thing{Thing: topic.Thing{Org: hubOrg, Edge: e, Type: "sensor", Code: fmt.Sprintf("s%d", i)}})
 		}
 	}
-	h := &hubTopo{t: t, inv: inv, edges: map[string]*hubEdge{}}
+	h := &hubTopo{t: t, inv: inv, edges: map[string]*hubEdge{}, edgeServer: o.edgeServer}
 	h.makeCredentials()
 
 	copts, err := authz.CentralOptions(inv, h.st, authz.RenderOptions{
@@ -138,7 +143,7 @@ func startHubTopo(t testing.TB, o hubTopoOptions) *hubTopo {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.hub.Provision(hubCtx(t), o.edges...); err != nil {
+	if err := h.hub.Provision(hubCtx(t), append(o.edges, o.absent...)...); err != nil {
 		t.Fatal(err)
 	}
 	if !o.noSupervisor {
@@ -227,6 +232,9 @@ func (h *hubTopo) startEdge(edge string) *hubEdge {
 		t.Fatal(err)
 	}
 	opts.NoLog = true
+	if h.edgeServer != nil {
+		h.edgeServer(opts)
+	}
 	srv, err := natstest.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
