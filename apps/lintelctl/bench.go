@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,6 +37,7 @@ type benchOptions struct {
 	database   string
 	timescale  string
 	cpuprofile string
+	logFile    string
 }
 
 // benchCommand returns "lintelctl bench".
@@ -121,6 +123,7 @@ not for figures. Progress is drawn on stderr.`,
 	f.StringVar(&o.database, "database", bench.DefaultDatabaseURL, "PostgreSQL database for the ingest and backlog scenarios (created if missing, its lintel schema recreated)")
 	f.StringVar(&o.timescale, "timescale", bench.DefaultTimescaleURL, `TimescaleDB database for the ingest scenario ("off" to skip)`)
 	f.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	f.StringVar(&o.logFile, "log", "", "write the log of central, the edges and their servers to this file, as JSON lines")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{outputTable, outputJSON}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("scenario", cobra.FixedCompletions(bench.Scenarios(), cobra.ShellCompDirectiveNoFileComp))
 	cmd.AddCommand(a.benchChildCommand())
@@ -160,6 +163,15 @@ func (a *app) bench(ctx context.Context, o benchOptions, names []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	var logger *slog.Logger
+	if o.logFile != "" {
+		f, err := os.Create(o.logFile)
+		if err != nil {
+			return fmt.Errorf("--log: %w", err)
+		}
+		defer f.Close()
+		logger = slog.New(slog.NewJSONHandler(&syncWriter{w: f}, nil))
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find lintelctl's executable: %w", err)
@@ -178,6 +190,7 @@ func (a *app) bench(ctx context.Context, o benchOptions, names []string) error {
 			return cmd
 		},
 		Progress: p.update,
+		Logger:   logger,
 	}
 	rep, err := bench.Run(ctx, cfg)
 	p.finish()

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -71,7 +72,8 @@ func TestBenchQuick(t *testing.T) {
 	}
 	db := benchDatabase(t, "postgres://postgres@127.0.0.1:5432", true)
 	tsdb := benchDatabase(t, "postgres://postgres@127.0.0.1:5433", false)
-	r := mustRun(t, "bench", "--quick", "--output", "json", "--database", db, "--timescale", tsdb)
+	logFile := filepath.Join(t.TempDir(), "bench.log")
+	r := mustRun(t, "bench", "--quick", "--output", "json", "--database", db, "--timescale", tsdb, "--log", logFile)
 	var rep bench.Report
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatalf("the report is not JSON: %v\n%s", err, r.stdout)
@@ -100,6 +102,16 @@ func TestBenchQuick(t *testing.T) {
 		}
 		if !measured {
 			t.Errorf("scenario %s: no figure with a value and a baseline: %+v", name, s.Figures)
+		}
+	}
+	// --log holds central's log and the edges', nats-server's included.
+	logs, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"msg":"central started","side":"central"`, `"msg":"edge node started"`, `"component":"nats-server"`} {
+		if !strings.Contains(string(logs), want) {
+			t.Errorf("--log %s: no %s", logFile, want)
 		}
 	}
 	if t.Failed() {

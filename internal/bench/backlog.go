@@ -61,7 +61,7 @@ func runBacklog(ctx context.Context, r *runner, res *Result) error {
 	if err != nil {
 		return err
 	}
-	d, err := newDeployment(ctx, dir, shape{edges: 10, sensors: streamPublishers})
+	d, err := newDeployment(ctx, r.log, dir, shape{edges: 10, sensors: streamPublishers})
 	if err != nil {
 		return err
 	}

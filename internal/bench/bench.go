@@ -102,7 +102,8 @@ type Config struct {
 	ModuleDir string
 	// Progress, when set, is called as a scenario makes progress.
 	Progress func(Progress)
-	// Logger receives the harness's log; nil discards.
+	// Logger receives the harness's log, and central's and the edges'
+	// (with nats-server's); nil discards.
 	Logger *slog.Logger
 }
 

@@ -53,7 +53,7 @@ func runDecision(ctx context.Context, r *runner, res *Result) error {
 	if err != nil {
 		return err
 	}
-	d, err := newDeployment(ctx, dir, shape{edges: 1, sensors: decisionReaders, readers: decisionReaders})
+	d, err := newDeployment(ctx, r.log, dir, shape{edges: 1, sensors: decisionReaders, readers: decisionReaders})
 	if err != nil {
 		return err
 	}

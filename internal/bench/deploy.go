@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -62,12 +63,13 @@ type deployment struct {
 	secrets *authz.Secrets
 	dir     string
 	hashKey []byte
+	log     *slog.Logger // central's and the edges' log
 }
 
 // newDeployment generates the credentials of a deployment of shape s.
 // bcrypt's lowest cost keeps generating thousands of devices quick; it
 // does not change what is measured after login.
-func newDeployment(ctx context.Context, dir string, s shape) (*deployment, error) {
+func newDeployment(ctx context.Context, log *slog.Logger, dir string, s shape) (*deployment, error) {
 	inv := &authz.Inventory{
 		Orgs:     []authz.Org{{Code: benchOrg}},
 		Services: []authz.Service{{Name: benchService, Kind: authz.ServiceCentral, Org: benchOrg}},
@@ -93,7 +95,7 @@ func newDeployment(ctx context.Context, dir string, s shape) (*deployment, error
 	if err != nil {
 		return nil, fmt.Errorf("bench: generate credentials: %w", err)
 	}
-	d := &deployment{shape: s, inv: inv, st: res.State, secrets: res.Secrets, dir: dir, hashKey: make([]byte, 32)}
+	d := &deployment{shape: s, inv: inv, st: res.State, secrets: res.Secrets, dir: dir, hashKey: make([]byte, 32), log: log}
 	if _, err := rand.Read(d.hashKey); err != nil {
 		return nil, fmt.Errorf("bench: hash key: %w", err)
 	}
@@ -112,7 +114,7 @@ func (d *deployment) password(user string) string { return d.secrets.Passwords[u
 func (d *deployment) centralConfig(store string, db *pgxpool.Pool) central.Config {
 	user := authz.ServiceUser(benchOrg, benchService)
 	return central.Config{
-		Inventory: d.inv, State: d.st, Database: db, StartTimeout: waitLong,
+		Inventory: d.inv, State: d.st, Database: db, StartTimeout: waitLong, Logger: d.log.With("side", "central"),
 		Orgs: map[string]central.OrgSecrets{benchOrg: {Service: benchService, Password: d.secrets.Passwords[user],
 			CommandKey: d.secrets.CommandSeeds[benchOrg], HashKey: d.hashKey}},
 		Render: authz.RenderOptions{Host: loopback, Port: -1, LeafHost: loopback, LeafPort: -1,
@@ -137,7 +139,7 @@ func (d *deployment) startCentral(ctx context.Context, store string, db *pgxpool
 // per-subject cap: the scenarios drive devices flat out.
 func (d *deployment) edgeConfig(edge, store, hubURL string) edgekit.NodeConfig {
 	return edgekit.NodeConfig{
-		Org: benchOrg, Edge: edge, Inventory: d.inv, State: d.st,
+		Org: benchOrg, Edge: edge, Inventory: d.inv, State: d.st, Logger: d.log,
 		Render: authz.RenderOptions{Host: loopback, Port: -1, StoreDir: store, MaxFileStore: 8 << 30,
 			MaxMemoryStore: 64 << 20, HubURLs: []string{hubURL},
 			ConfigDir: d.dir, SeedFile: authz.EdgeKeyID(benchOrg, edge) + ".seed"},

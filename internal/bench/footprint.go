@@ -40,7 +40,7 @@ func runFootprint(ctx context.Context, r *runner, res *Result) error {
 	if err != nil {
 		return err
 	}
-	d, err := newDeployment(ctx, dir, shape{edges: max(1, centralEdges), sensors: footprintDevices, readers: 1})
+	d, err := newDeployment(ctx, r.log, dir, shape{edges: max(1, centralEdges), sensors: footprintDevices, readers: 1})
 	if err != nil {
 		return err
 	}

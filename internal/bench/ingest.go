@@ -65,7 +65,7 @@ func (r *runner) ingestOne(ctx context.Context, res *Result, label string, pool 
 	if err != nil {
 		return err
 	}
-	d, err := newDeployment(ctx, dir, shape{edges: 1, sensors: streamPublishers})
+	d, err := newDeployment(ctx, r.log, dir, shape{edges: 1, sensors: streamPublishers})
 	if err != nil {
 		return err
 	}

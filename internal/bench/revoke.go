@@ -22,7 +22,7 @@ func runRevocation(ctx context.Context, r *runner, res *Result) error {
 	if err != nil {
 		return err
 	}
-	d, err := newDeployment(ctx, dir, shape{edges: edges, readers: 1})
+	d, err := newDeployment(ctx, r.log, dir, shape{edges: edges, readers: 1})
 	if err != nil {
 		return err
 	}

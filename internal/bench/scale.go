@@ -40,7 +40,7 @@ func runScale(ctx context.Context, r *runner, res *Result) error {
 		return err
 	}
 	r.progress("generating credentials", 0, 1)
-	d, err := newDeployment(ctx, dir, shape{edges: edges, sensors: devices})
+	d, err := newDeployment(ctx, r.log, dir, shape{edges: edges, sensors: devices})
 	if err != nil {
 		return err
 	}

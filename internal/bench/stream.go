@@ -84,7 +84,32 @@ func (r *runner) startSite(ctx context.Context, cl *cleanup, d *deployment, dir 
 			return nil, err
 		}
 	}
+	// Every flow of the edges started has run once: a scenario starts from
+	// a site in its steady state, not from central's start-up.
+	r.progress("sourcing from the edges", 0, 1)
+	if err := waitFor(ctx, "central sourcing every flow of the edges", 50*time.Millisecond, func() bool { return s.sourcing(ctx) }); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// sourcing reports whether central has heard every flow of the site's
+// edges since its sources last (re)started.
+func (s *site) sourcing(ctx context.Context) bool {
+	st, err := s.central.Hub(benchOrg).Sources(ctx)
+	if err != nil {
+		return false
+	}
+	started := map[string]bool{}
+	for i := range s.nodes {
+		started[edgeName(i)] = true
+	}
+	for _, src := range st {
+		if started[src.Edge] && (src.Missing || src.Active < 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // js returns central's JetStream of the org.
@@ -114,7 +139,7 @@ func runStream(ctx context.Context, r *runner, res *Result) error {
 	if err != nil {
 		return err
 	}
-	d, err := newDeployment(ctx, dir, shape{edges: 1, sensors: 2 * streamPublishers})
+	d, err := newDeployment(ctx, r.log, dir, shape{edges: 1, sensors: 2 * streamPublishers})
 	if err != nil {
 		return err
 	}
