@@ -306,8 +306,54 @@ func startEnv(t testing.TB, env []string, binary string, args ...string) *proces
 			t.Logf("%s stderr:\n%s", filepath.Base(binary), p.log())
 		}
 		checkNoSecrets(t, binary, args, p.log())
+		checkLogKeys(t, binary, p.log())
 	})
 	return p
+}
+
+// checkLogKeys fails t for a JSON log line of binary that names a
+// top-level key twice (a logger tagged twice with the same attribute).
+func checkLogKeys(t testing.TB, binary, log string) {
+	t.Helper()
+	for line := range strings.Lines(log) {
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		keys, err := topLevelKeys(line)
+		if err != nil {
+			continue // not a JSON record (a goroutine dump, say)
+		}
+		seen := map[string]bool{}
+		for _, k := range keys {
+			if seen[k] {
+				t.Errorf("%s logged key %q twice: %s", filepath.Base(binary), k, line)
+				return
+			}
+			seen[k] = true
+		}
+	}
+}
+
+// topLevelKeys returns the keys of the JSON object line, in order.
+func topLevelKeys(line string) ([]string, error) {
+	dec := json.NewDecoder(strings.NewReader(line))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, fmt.Errorf("not an object: %v", err)
+	}
+	var keys []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		k, _ := tok.(string)
+		keys = append(keys, k)
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return nil, err
+		}
+	}
+	return keys, nil
 }
 
 func (p *process) log() string {

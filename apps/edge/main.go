@@ -58,7 +58,10 @@ func run(args []string, stderr io.Writer) int {
 		return appmain.ExitOK
 	}
 	level := new(slog.LevelVar)
-	log := cfg.Log.Logger(stderr, level).With("org", cfg.Org, "edge", cfg.Edge)
+	// The libraries (node, access service, rules engine) tag their own
+	// records with org and edge; the binary's own are tagged here.
+	base := cfg.Log.Logger(stderr, level)
+	log := base.With("org", cfg.Org, "edge", cfg.Edge)
 
 	host, port := config.SplitHostPort(cfg.Listen)
 	render := authz.RenderOptions{
@@ -69,7 +72,7 @@ func run(args []string, stderr io.Writer) int {
 	render.HubTLS = cfg.HubTLS.Files()
 	ncfg := edgekit.NodeConfig{
 		Org: cfg.Org, Edge: cfg.Edge, Inventory: in.inv, State: in.st, Render: render,
-		CommandKey: in.commandKey, Logger: log,
+		CommandKey: in.commandKey, Logger: base,
 	}
 	if cfg.MQTTListen != "" {
 		h, p := config.SplitHostPort(cfg.MQTTListen)
@@ -97,7 +100,7 @@ func run(args []string, stderr io.Writer) int {
 	var svc *access.Service
 	if *cfg.Access {
 		if svc, err = access.StartService(ctx, node, access.ServiceConfig{
-			HashKey: in.hashKey, AuditKey: in.auditKey, Inventory: in.inv, Logger: log,
+			HashKey: in.hashKey, AuditKey: in.auditKey, Inventory: in.inv, Logger: base,
 			ObserveDecision: func(granted bool, d time.Duration) {
 				outcome := "denied"
 				if granted {
@@ -113,7 +116,7 @@ func run(args []string, stderr io.Writer) int {
 		stops = append(stops, svc.Stop)
 	}
 	if *cfg.Rules {
-		stop, err := startRules(node, log)
+		stop, err := startRules(node, base, log)
 		if err != nil {
 			log.Error("rules engine did not start", "err", err)
 			stopAll()
@@ -158,11 +161,12 @@ func run(args []string, stderr io.Writer) int {
 
 // startRules starts the rules engine on node, with the rule document
 // watched in the edge's mirror of its credential bucket; the returned
-// function stops both.
-func startRules(node *edgekit.Node, log *slog.Logger) (func(), error) {
+// function stops both. The engine logs to base; what the watch refuses
+// goes to log.
+func startRules(node *edgekit.Node, base, log *slog.Logger) (func(), error) {
 	runCtx, stop := context.WithCancel(context.Background())
 	engine, err := rules.Start(runCtx, rules.Config{Org: node.Names().Org, Edge: node.Names().Edge, Conn: node.Conn(),
-		JetStream: node.JetStream(), SignCommand: node.SignCommand, Logger: log}, nil)
+		JetStream: node.JetStream(), SignCommand: node.SignCommand, Logger: base}, nil)
 	if err != nil {
 		stop()
 		return nil, err
