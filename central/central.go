@@ -77,6 +77,15 @@ type Config struct {
 	// and runs the ingest of each org's event stream into it. Without it,
 	// history is kept in JetStream only, within EventStream's limits.
 	Database *pgxpool.Pool
+	// Maintenance, when set with Database, has this node maintain the
+	// database itself (storage.Store.StartMaintenance): retention on every
+	// flavor, compression and the hourly aggregate's refresh on
+	// TimescaleDB, in place of TimescaleDB's policy jobs, which it
+	// unschedules (they fail on some PostgreSQL versions; docs/storage.md,
+	// "Maintenance"). Every node of a clustered central may run it; one
+	// does each pass. nil leaves maintenance to TimescaleDB's scheduler,
+	// and to nobody on plain PostgreSQL. Its Logger defaults to Logger.
+	Maintenance *storage.MaintenanceConfig
 	// EventStream adjusts each org's event stream when it is created
 	// (retention limits, replicas); see edgekit.HubConfig.EventStream.
 	EventStream func(*jetstream.StreamConfig)
@@ -126,6 +135,7 @@ type Central struct {
 	srv   *server.Server
 	opts  *server.Options // as started, with the ports resolved
 	store *storage.Store
+	maint *storage.Maintenance // nil unless Config.Maintenance
 
 	mu   sync.Mutex
 	inv  *authz.Inventory
@@ -199,6 +209,15 @@ func (c *Central) start(ctx context.Context, opts *server.Options) error {
 		}
 		c.store = storage.New(c.cfg.Database, storage.Config{Logger: c.log})
 		c.log.Info("database ready", "flavor", res.Flavor)
+		if mc := c.cfg.Maintenance; mc != nil {
+			cfg := *mc
+			if cfg.Logger == nil {
+				cfg.Logger = c.log
+			}
+			if c.maint, err = c.store.StartMaintenance(ctx, cfg); err != nil {
+				return fmt.Errorf("database maintenance: %w", err)
+			}
+		}
 	} else {
 		c.log.Info("no database configured: history is kept in JetStream only, within the event stream's limits")
 	}
@@ -480,6 +499,9 @@ func (c *Central) Done() <-chan struct{} { return c.done }
 func (c *Central) shutdown() error {
 	close(c.stop)
 	c.wg.Wait()
+	if c.maint != nil {
+		c.maint.Stop()
+	}
 	var errs []error
 	for _, o := range c.orgs {
 		if o.run != nil {

@@ -15,8 +15,16 @@ type Status struct {
 	Server, JetStream bool
 	// Leafs is the number of edges linked.
 	Leafs int
-	// Database is "" without a database, "ok", or the error of a ping.
+	// Database is "" without a database, "ok", or the error of a ping or
+	// of reading Storage.
 	Database string
+	// Storage is what storage.Store.Health read when the ping succeeded:
+	// the flavor, Lintel's TimescaleDB jobs with their latest status, and
+	// the latest maintenance pass of any node. nil without a database.
+	Storage *storage.Health
+	// Maintenance holds this node's maintenance counters; nil unless
+	// Config.Maintenance is set.
+	Maintenance *storage.MaintenanceStats
 	// Orgs holds each org's status by org code.
 	Orgs map[string]OrgStatus
 }
@@ -42,8 +50,10 @@ type OrgStatus struct {
 }
 
 // Ready reports whether s is ready to serve: server, JetStream and the
-// database (when configured) up, and every ingest without a failure it is
-// retrying. The error names what is not.
+// database (when configured) up, none of Lintel's TimescaleDB jobs failed
+// and the latest maintenance pass not failed (storage.Health.Err), and
+// every ingest without a failure it is retrying. The error names what is
+// not.
 func (s Status) Ready() error {
 	switch {
 	case !s.Server:
@@ -52,6 +62,11 @@ func (s Status) Ready() error {
 		return fmt.Errorf("JetStream not enabled")
 	case s.Database != "" && s.Database != "ok":
 		return fmt.Errorf("database: %s", s.Database)
+	}
+	if s.Storage != nil {
+		if err := s.Storage.Err(); err != nil {
+			return fmt.Errorf("database: %w", err)
+		}
 	}
 	for code, o := range s.Orgs {
 		if !o.Started {
@@ -64,8 +79,8 @@ func (s Status) Ready() error {
 	return nil
 }
 
-// Status returns central's status; ctx bounds the database ping and the
-// stream lookups.
+// Status returns central's status; ctx bounds the database ping, the
+// reading of its health and the stream lookups.
 func (c *Central) Status(ctx context.Context) Status {
 	st := Status{
 		Server:    c.srv.Running(),
@@ -77,7 +92,15 @@ func (c *Central) Status(ctx context.Context) Status {
 		st.Database = "ok"
 		if err := c.cfg.Database.Ping(ctx); err != nil {
 			st.Database = err.Error()
+		} else if h, err := c.store.Health(ctx); err != nil {
+			st.Database = fmt.Sprintf("read its health: %v", err)
+		} else {
+			st.Storage = &h
 		}
+	}
+	if c.maint != nil {
+		ms := c.maint.Stats()
+		st.Maintenance = &ms
 	}
 	for code, o := range c.orgs {
 		var os OrgStatus

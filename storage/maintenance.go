@@ -340,7 +340,7 @@ type MaintenanceStats struct {
 	// successful pass of this instance started; zero before the first.
 	LastRun, LastSuccess time.Time
 	// LastErr is the latest pass's error, nil when it succeeded.
-	LastErr error
+	LastErr error `json:"-"`
 	// Last is the latest pass's result.
 	Last MaintenanceResult
 }

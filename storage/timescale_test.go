@@ -11,7 +11,8 @@ import (
 )
 
 // TestTimescale runs where TimescaleDB exists (LINTEL_TEST_TIMESCALE_URL or
-// a Docker container) and is skipped elsewhere, even in CI.
+// a Docker container) and is skipped elsewhere, except where
+// LINTEL_REQUIRE_TIMESCALE=1 makes its absence a failure, as in CI.
 func TestTimescale(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewDB(t, pgtest.WithTimescale(), pgtest.WithTemplate(template("")))

@@ -32,6 +32,7 @@ import (
 	"github.com/lintel-io/lintel/authz"
 	"github.com/lintel-io/lintel/central"
 	"github.com/lintel-io/lintel/edgekit/access"
+	"github.com/lintel-io/lintel/storage"
 )
 
 func main() {
@@ -86,8 +87,12 @@ func run(args []string, stderr io.Writer) int {
 	if cfg.Cluster != nil {
 		replicas = cfg.Cluster.Replicas
 	}
+	var maint *storage.MaintenanceConfig
+	if cfg.Database != nil {
+		maint = cfg.Database.Maintenance.Config(cfg.Database.Retention)
+	}
 	c, err := central.Start(ctx, central.Config{
-		Inventory: in.inv, State: in.st, Orgs: in.orgs, Render: render, Database: pool, Logger: log, Replicas: replicas,
+		Inventory: in.inv, State: in.st, Orgs: in.orgs, Render: render, Database: pool, Maintenance: maint, Logger: log, Replicas: replicas,
 		EventStream: func(s *jetstream.StreamConfig) {
 			s.MaxAge, s.MaxBytes = time.Duration(cfg.History.MaxAge), cfg.History.MaxBytes
 		},

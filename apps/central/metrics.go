@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -30,6 +31,7 @@ func registerMetrics(reg *prometheus.Registry, c *central.Central) {
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lintel_central_messages_out_total", Help: "Messages sent by the server."},
 		varz(func(_, out int64) float64 { return float64(out) })))
 	reg.MustRegister(&orgCollector{status: status})
+	reg.MustRegister(&storageCollector{status: status})
 	reg.MustRegister(&edgeCollector{central: c, sources: admin.Cached(func(ctx context.Context) (map[string][]edgekit.SourceStatus, error) {
 		return readSources(ctx, c, status()), nil
 	})})
@@ -140,5 +142,60 @@ func (o *orgCollector) Collect(ch chan<- prometheus.Metric) {
 		for st, n := range s.Ingest.Acks {
 			ch <- prometheus.MustNewConstMetric(descAcks, prometheus.CounterValue, float64(n), code, string(st))
 		}
+	}
+}
+
+// storageCollector exports the database's health: Lintel's TimescaleDB
+// jobs and central's own maintenance.
+type storageCollector struct{ status func() central.Status }
+
+var (
+	descJobFailed = prometheus.NewDesc("lintel_storage_job_failed",
+		"1 when the latest run of one of Lintel's TimescaleDB jobs failed while it is scheduled.", []string{"job", "proc", "relation"}, nil)
+	descMaintFailed = prometheus.NewDesc("lintel_storage_maintenance_failed",
+		"1 when the latest maintenance pass of any central node failed.", nil, nil)
+	descMaintSuccess = prometheus.NewDesc("lintel_storage_maintenance_last_success_timestamp_seconds",
+		"When the latest successful maintenance pass of any central node started; 0 before the first.", nil, nil)
+	descMaintRuns = prometheus.NewDesc("lintel_storage_maintenance_runs_total",
+		"Maintenance passes this node ran.", nil, nil)
+	descMaintFailures = prometheus.NewDesc("lintel_storage_maintenance_failures_total",
+		"Maintenance passes of this node that failed.", nil, nil)
+	descMaintDropped = prometheus.NewDesc("lintel_storage_maintenance_dropped_total",
+		"Event partitions or chunks this node's maintenance dropped by retention.", nil, nil)
+	descMaintCompressed = prometheus.NewDesc("lintel_storage_maintenance_compressed_total",
+		"Event chunks this node's maintenance compressed.", nil, nil)
+)
+
+func (s *storageCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descJobFailed, descMaintFailed, descMaintSuccess, descMaintRuns, descMaintFailures, descMaintDropped, descMaintCompressed} {
+		ch <- d
+	}
+}
+
+func (s *storageCollector) Collect(ch chan<- prometheus.Metric) {
+	st := s.status()
+	if h := st.Storage; h != nil {
+		for _, j := range h.Jobs {
+			v := 0.0
+			if j.Failing() {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descJobFailed, prometheus.GaugeValue, v, strconv.Itoa(j.ID), j.Proc, j.Relation)
+		}
+		failed, success := 0.0, 0.0
+		if h.Maintenance.LastError != "" {
+			failed = 1
+		}
+		if !h.Maintenance.LastSuccess.IsZero() {
+			success = float64(h.Maintenance.LastSuccess.UnixNano()) / 1e9
+		}
+		ch <- prometheus.MustNewConstMetric(descMaintFailed, prometheus.GaugeValue, failed)
+		ch <- prometheus.MustNewConstMetric(descMaintSuccess, prometheus.GaugeValue, success)
+	}
+	if m := st.Maintenance; m != nil {
+		ch <- prometheus.MustNewConstMetric(descMaintRuns, prometheus.CounterValue, float64(m.Runs))
+		ch <- prometheus.MustNewConstMetric(descMaintFailures, prometheus.CounterValue, float64(m.Failures))
+		ch <- prometheus.MustNewConstMetric(descMaintDropped, prometheus.CounterValue, float64(m.Dropped))
+		ch <- prometheus.MustNewConstMetric(descMaintCompressed, prometheus.CounterValue, float64(m.Compressed))
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/lintel-io/lintel/edgekit/access"
 	"github.com/lintel-io/lintel/edgekit/rules"
 	"github.com/lintel-io/lintel/internal/tcpproxy"
+	"github.com/lintel-io/lintel/storage"
 	"github.com/lintel-io/lintel/topic"
 )
 
@@ -167,6 +168,8 @@ func (s *site) startCentral(ctx context.Context, dir string) error {
 	var err error
 	s.central, err = central.Start(ctx, central.Config{
 		Inventory: s.inv, State: s.st, Logger: s.log, Database: s.opts.database,
+		// As a deployed central: it maintains its database itself.
+		Maintenance: &storage.MaintenanceConfig{},
 		Orgs: map[string]central.OrgSecrets{org: {Service: serviceName, Password: s.secrets.Passwords[user],
 			CommandKey: s.secrets.CommandSeeds[org], HashKey: s.key}},
 		Render: authz.RenderOptions{

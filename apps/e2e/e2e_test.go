@@ -510,6 +510,10 @@ func TestBinaries(t *testing.T) {
 		{s.cadmin, `lintel_central_edges_linked 1`},
 		{s.cadmin, `lintel_ingest_mean_batch_size{org="acme"}`},
 		{s.cadmin, `lintel_org_leader{org="acme"} 1`},
+		// central maintains its database itself by default: one pass at
+		// its start, recorded in the database, none failed.
+		{s.cadmin, `lintel_storage_maintenance_runs_total 1`},
+		{s.cadmin, `lintel_storage_maintenance_failed 0`},
 		{s.eadmin, `lintel_edge_repairs_total 0`},
 		{s.eadmin, `lintel_edge_messages_total{type="evt"}`},
 		{s.eadmin, `lintel_edge_link_up 1`},

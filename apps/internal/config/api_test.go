@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // writeCentral writes a central configuration with its files beside it
@@ -79,6 +80,39 @@ func TestLoadCentralAPIErrorsNameTheField(t *testing.T) {
 		_, err := LoadCentral(writeCentral(t, body))
 		if err == nil || !strings.Contains(err.Error(), field) {
 			t.Errorf("api {%s}: %v, want an error naming %s", api, err, field)
+		}
+	}
+}
+
+func TestLoadCentralDatabaseMaintenance(t *testing.T) {
+	t.Setenv("LINTEL_CENTRAL_DATABASE_URL", "postgres://lintel@db.example.com/lintel")
+	load := func(db string) (*Central, error) {
+		body := `{"inventory": "inventory.json", "state": "state.json", "secrets_dir": "secrets", "store_dir": "s", "plaintext": true, "database": {` + db + `}}`
+		return LoadCentral(writeCentral(t, body))
+	}
+	c, err := load(`"retention": "720h", "maintenance": {"every": "10m", "refresh_window": "48h"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.Database.Maintenance.Config(c.Database.Retention)
+	if m == nil || m.Every != 10*time.Minute || m.Retention != 720*time.Hour || m.RefreshWindow != 48*time.Hour || m.CompressAfter != 0 {
+		t.Fatalf("maintenance config %+v", m)
+	}
+	if c, err = load(``); err != nil || c.Database.Maintenance.Config(c.Database.Retention) == nil {
+		t.Fatalf("default: %v; central maintains its database unless told otherwise", err)
+	}
+	if c, err = load(`"maintenance": {"scheduler": true}`); err != nil || c.Database.Maintenance.Config(c.Database.Retention) != nil {
+		t.Fatalf("scheduler: %v; want no maintenance by central", err)
+	}
+	for db, field := range map[string]string{
+		`"maintenance": {"every": "-1m"}`:                       "database.maintenance",
+		`"maintenance": {"refresh_window": "1h"}`:               "database.maintenance.refresh_window",
+		`"maintenance": {"scheduler": true, "every": "1h"}`:     "database.maintenance",
+		`"maintenance": {"scheduler": true}, "retention": "1h"`: "database.retention",
+		`"maintenance": {"evry": "1h"}`:                         "evry",
+	} {
+		if _, err := load(db); err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("database {%s}: %v, want an error naming %s", db, err, field)
 		}
 	}
 }

@@ -99,6 +99,19 @@ func (c *Central) check(file string) error {
 		if d.Retention < 0 {
 			p.add("database.retention", "negative")
 		}
+		m := d.Maintenance
+		if m.Every < 0 || m.CompressAfter < 0 || m.RefreshWindow < 0 {
+			p.add("database.maintenance", "negative duration")
+		}
+		if m.RefreshWindow > 0 && m.RefreshWindow < Duration(2*time.Hour) {
+			p.add("database.maintenance.refresh_window", "%v is shorter than 2h", time.Duration(m.RefreshWindow))
+		}
+		if m.Scheduler && (m.Every != 0 || m.CompressAfter != 0 || m.RefreshWindow != 0) {
+			p.add("database.maintenance", "scheduler leaves maintenance to TimescaleDB: every, compress_after and refresh_window do not apply")
+		}
+		if m.Scheduler && d.Retention != 0 {
+			p.add("database.retention", "central's maintenance enforces it, and maintenance.scheduler turns that off")
+		}
 	}
 	if c.History.MaxAge == 0 {
 		c.History.MaxAge = Duration(DefaultHistoryMaxAge)

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/storage"
 )
 
 // ErrInvalid reports a configuration that cannot be used; the wrapping
@@ -181,10 +182,45 @@ type Database struct {
 	// URLFile is a file holding the connection URL (it may carry a
 	// password); LINTEL_CENTRAL_DATABASE_URL overrides it.
 	URLFile string `json:"url_file,omitempty"`
-	// Retention drops history older than this. Default: keep everything.
+	// Retention drops history older than this. Default 9600h (400 days,
+	// storage.DefaultRetention, as TimescaleDB's retention policy of the
+	// schema); a very long one keeps everything.
 	Retention Duration `json:"retention,omitempty"`
+	// Maintenance is central's own maintenance of the database.
+	Maintenance Maintenance `json:"maintenance,omitzero"`
 
 	url string
+}
+
+// Maintenance is how central maintains its database (package storage,
+// Store.StartMaintenance; docs/storage.md, "Maintenance"): retention on
+// every flavor, compression and the hourly aggregate's refresh on
+// TimescaleDB, in place of TimescaleDB's policy jobs.
+type Maintenance struct {
+	// Every is how often a pass runs. Default 30m.
+	Every Duration `json:"every,omitempty"`
+	// CompressAfter is the age at which event chunks are compressed on
+	// TimescaleDB. Default 336h (14 days).
+	CompressAfter Duration `json:"compress_after,omitempty"`
+	// RefreshWindow is how far back the hourly aggregate is refreshed on
+	// TimescaleDB, at least 2h. Default 168h (7 days).
+	RefreshWindow Duration `json:"refresh_window,omitempty"`
+	// Scheduler leaves maintenance to TimescaleDB's policy jobs (which
+	// fail on some PostgreSQL versions), and to nobody on plain
+	// PostgreSQL: central then runs none.
+	Scheduler bool `json:"scheduler,omitempty"`
+}
+
+// Config is what package storage makes of m and retention, or nil when m
+// leaves maintenance to the scheduler.
+func (m Maintenance) Config(retention Duration) *storage.MaintenanceConfig {
+	if m.Scheduler {
+		return nil
+	}
+	return &storage.MaintenanceConfig{
+		Every: time.Duration(m.Every), Retention: time.Duration(retention),
+		CompressAfter: time.Duration(m.CompressAfter), RefreshWindow: time.Duration(m.RefreshWindow),
+	}
 }
 
 // History bounds central's event stream.
