@@ -27,6 +27,10 @@ const (
 	httpPathCommands = "/v1/commands"
 )
 
+// httpSlugEventTooLarge is the slug of the gateway's 413 for an event the
+// edge's stream or server refused as too large (gateway.SlugEventTooLarge).
+const httpSlugEventTooLarge = "event-too-large"
+
 // DefaultHTTPAttemptTimeout bounds one HTTP attempt of a publish: the
 // gateway answers once the edge's stream has stored the message, or
 // after its own publish timeout.
@@ -343,6 +347,10 @@ func (d *HTTPDevice) publish(ctx context.Context, e *message.Envelope) error {
 			return fail(ErrAuth, res.problem)
 		case res.status == http.StatusForbidden:
 			return fail(ErrPermissionDenied, res.problem)
+		case res.status == http.StatusRequestEntityTooLarge && res.problem.slug() == httpSlugEventTooLarge:
+			// Larger than the stream's max_msg_size or the server's max
+			// payload: the refusal a NATS device gets from the stream.
+			return fail(ErrStreamRejected, res.problem)
 		case res.status == http.StatusInsufficientStorage:
 			if strings.Contains(res.problem.Error(), "maximum") {
 				return fail(ErrStreamFull, res.problem)

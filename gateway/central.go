@@ -322,7 +322,7 @@ func (c *Central) postEvents(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	ack, err := c.js.PublishMsg(ctx, msg, jetstream.WithMsgID(e.ID.String()), jetstream.WithExpectStream(c.stream))
 	if err != nil {
-		g.problem(w, c.publishProblem(err, e.ID.String()))
+		g.problem(w, c.publishProblem(err, e.ID.String(), msg))
 		return
 	}
 	writeJSON(w, http.StatusOK, g.stored(e.ID.String(), ack))
@@ -364,7 +364,7 @@ func (c *Central) postBatch(w http.ResponseWriter, r *http.Request, d centralDev
 		}
 		fut, err := c.js.PublishMsgAsync(msg, jetstream.WithMsgID(e.ID.String()), jetstream.WithExpectStream(c.stream))
 		if err != nil {
-			fail(i, c.publishProblem(err, e.ID.String()))
+			fail(i, c.publishProblem(err, e.ID.String(), msg))
 			continue
 		}
 		fl = append(fl, inflight{i, e.ID.String(), fut})
@@ -377,9 +377,9 @@ func (c *Central) postBatch(w http.ResponseWriter, r *http.Request, d centralDev
 			st := g.stored(f.id, ack)
 			res[f.i] = BatchResult{ID: f.id, Status: http.StatusOK, Stored: &st}
 		case err := <-f.fut.Err():
-			fail(f.i, c.publishProblem(err, f.id))
+			fail(f.i, c.publishProblem(err, f.id, f.fut.Msg()))
 		case <-ctx.Done():
-			fail(f.i, c.publishProblem(ctx.Err(), f.id))
+			fail(f.i, c.publishProblem(ctx.Err(), f.id, f.fut.Msg()))
 		}
 	}
 	status := http.StatusOK
@@ -422,9 +422,11 @@ func (c *Central) message(d centralDevice, e *message.Envelope) (*nats.Msg, *Pro
 	return msg, nil
 }
 
-// publishProblem is [publishProblem] for the gateway stream.
-func (c *Central) publishProblem(err error, id string) *Problem {
-	p := publishProblem(err, id)
+// publishProblem is [publishProblem] for a publish of msg into the
+// gateway stream: an event too large for central's max payload or the
+// gateway stream's max_msg_size is 413 as at the edge.
+func (c *Central) publishProblem(err error, id string, msg *nats.Msg) *Problem {
+	p := publishProblem(err, id, msg, c.nc.MaxPayload())
 	p.Detail = strings.ReplaceAll(p.Detail, "the edge's stream", "the gateway stream "+c.stream)
 	p.Detail = strings.ReplaceAll(p.Detail, "no stream of the edge", "no stream of central")
 	return p

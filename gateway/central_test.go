@@ -6,11 +6,13 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/crypto/bcrypt"
@@ -47,9 +49,9 @@ func (x *cgw) password(t topic.Thing) string { return x.passwords[authz.DeviceUs
 
 func (x *cgw) service(name string) authz.Secret { return x.passwords[authz.ServiceUser("acme", name)] }
 
-// startCentralGateway starts central (with PostgreSQL; skipped without)
-// and the central gateway.
-func startCentralGateway(t *testing.T) *cgw {
+// startCentralGateway starts central (with PostgreSQL; skipped without),
+// its configuration adjusted by tweaks, and the central gateway.
+func startCentralGateway(t *testing.T, tweaks ...func(*centralpkg.Config)) *cgw {
 	t.Helper()
 	db := pgtest.NewDB(t) // skips without PostgreSQL, fails with LINTEL_REQUIRE_DB=1
 	inv := &authz.Inventory{
@@ -70,13 +72,17 @@ func startCentralGateway(t *testing.T) *cgw {
 		t.Fatal(err)
 	}
 	x := &cgw{pool: db.Pool, passwords: res.Secrets.Passwords, seeds: res.Secrets.CommandSeeds}
-	x.c, err = centralpkg.Start(testCtx(t), centralpkg.Config{
+	ccfg := centralpkg.Config{
 		Inventory: inv, State: res.State, Database: db.Pool,
 		Orgs: map[string]centralpkg.OrgSecrets{"acme": {Service: "central", Password: x.service("central"),
 			CommandKey: res.Secrets.CommandSeeds["acme"]}},
 		Render: authz.RenderOptions{Host: "127.0.0.1", Port: -1, LeafHost: "127.0.0.1", LeafPort: -1,
 			StoreDir: t.TempDir(), MaxFileStore: 256 << 20, PingInterval: time.Second},
-	})
+	}
+	for _, tweak := range tweaks {
+		tweak(&ccfg)
+	}
+	x.c, err = centralpkg.Start(testCtx(t), ccfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,4 +390,64 @@ func deadLetters(t *testing.T, js jetstream.JetStream, stream string) []nats.Hea
 		}
 	}
 	return out
+}
+
+// TestCentralGatewayEventTooLarge posts to the central gateway events
+// larger than its gateway stream stores (max_msg_size) and one larger
+// than central's max payload, alone and in a batch: each is a 413
+// event-too-large naming the limit it broke where the gateway knows it,
+// without Retry-After, and none is stored, while a good event of the same
+// batch is.
+func TestCentralGatewayEventTooLarge(t *testing.T) {
+	const maxMsgSize, maxPayload = 16 << 10, 128 << 10
+	x := startCentralGateway(t, func(c *centralpkg.Config) {
+		c.GatewayStream = func(s *jetstream.StreamConfig) { s.MaxMsgSize = maxMsgSize }
+		c.ServerOptions = func(o *server.Options) { o.MaxPayload = maxPayload }
+	})
+	pad := func(n int) map[string]string { return map[string]string{"pad": strings.Repeat("x", n)} }
+	overStream, sb := event(t, cgwS1, topic.Event, "big", pad(2*maxMsgSize))
+	overPayload, pb := event(t, cgwS1, topic.Event, "huge", pad(2*maxPayload))
+	inBatch, bb := event(t, cgwS1, topic.Event, "big.batched", pad(2*maxMsgSize))
+	good, gb := event(t, cgwS1, topic.Event, "small", nil)
+	check := func(t *testing.T, status int, header http.Header, p *gateway.Problem, id message.ID, inDetail string) {
+		t.Helper()
+		if status != http.StatusRequestEntityTooLarge || p == nil || p.Status != status || p.Slug() != gateway.SlugEventTooLarge || p.ID != id.String() {
+			t.Fatalf("status %d, problem %+v; want 413 %s for %s", status, p, gateway.SlugEventTooLarge, id)
+		}
+		if !strings.Contains(p.Detail, inDetail) {
+			t.Errorf("detail %q does not name %q", p.Detail, inDetail)
+		}
+		if ra := header.Get("Retry-After"); ra != "" {
+			t.Errorf("Retry-After %q on a refusal that a retry cannot change", ra)
+		}
+	}
+	res := x.post(t, cgwS1, "", ceHeader(), sb)
+	p := res.problem(t)
+	check(t, res.status, res.header, &p, overStream.ID, "gateway stream "+authz.CentralGatewayStream("acme"))
+	res = x.post(t, cgwS1, "", ceHeader(), pb)
+	p = res.problem(t)
+	check(t, res.status, res.header, &p, overPayload.ID, "max payload of "+strconv.Itoa(maxPayload))
+	res = x.post(t, cgwS1, "", http.Header{"Content-Type": {gateway.ContentTypeCloudEventsBatch}}, []byte("["+string(bb)+","+string(gb)+"]"))
+	var br []gateway.BatchResult
+	if res.status != http.StatusMultiStatus || json.Unmarshal(res.body, &br) != nil || len(br) != 2 {
+		t.Fatalf("batch: %d %s", res.status, res.body)
+	}
+	check(t, br[0].Status, nil, br[0].Problem, inBatch.ID, "max_msg_size")
+	if br[1].Status != http.StatusOK || br[1].ID != good.ID.String() {
+		t.Fatalf("the good event of the batch: %+v", br[1])
+	}
+
+	x.ingested(t)
+	if x.rows(t, good.ID) != 1 {
+		t.Fatal("the good event was not stored")
+	}
+	js := x.c.JetStream("acme")
+	for _, id := range []message.ID{overStream.ID, overPayload.ID, inBatch.ID} {
+		if x.rows(t, id) != 0 || countWithID(t, js, authz.CentralGatewayStream("acme"), id) != 0 {
+			t.Errorf("event %s stored", id)
+		}
+	}
+	if s := x.gw.Stats(); s.ServerErrors != 0 || s.ClientErrors != 3 || s.Stored != 1 {
+		t.Errorf("gateway stats %+v: want three 4xx, no 5xx, one stored", s)
+	}
 }

@@ -157,7 +157,7 @@ func (g *Gateway) postBatch(w http.ResponseWriter, r *http.Request, s *session, 
 		}
 		fut, err := s.js.PublishMsgAsync(msg, jetstream.WithMsgID(e.ID.String()))
 		if err != nil {
-			p := publishProblem(err, e.ID.String())
+			p := publishProblem(err, e.ID.String(), msg, s.nc.MaxPayload())
 			g.count(p.Status)
 			res[i] = BatchResult{ID: p.ID, Status: p.Status, Problem: p}
 			continue
@@ -174,9 +174,9 @@ func (g *Gateway) postBatch(w http.ResponseWriter, r *http.Request, s *session, 
 			res[f.i] = BatchResult{ID: f.id, Status: http.StatusOK, Stored: &st}
 			continue
 		case err := <-f.fut.Err():
-			p = publishProblem(err, f.id)
+			p = publishProblem(err, f.id, f.fut.Msg(), s.nc.MaxPayload())
 		case <-ctx.Done():
-			p = publishProblem(ctx.Err(), f.id)
+			p = publishProblem(ctx.Err(), f.id, f.fut.Msg(), s.nc.MaxPayload())
 		}
 		g.count(p.Status)
 		res[f.i] = BatchResult{ID: f.id, Status: p.Status, Problem: p}
@@ -242,7 +242,7 @@ func (g *Gateway) store(ctx context.Context, s *session, e *message.Envelope) (S
 	defer cancel()
 	ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(e.ID.String()))
 	if err != nil {
-		return Stored{}, publishProblem(err, e.ID.String())
+		return Stored{}, publishProblem(err, e.ID.String(), msg, s.nc.MaxPayload())
 	}
 	return g.stored(e.ID.String(), ack), nil
 }
@@ -256,9 +256,16 @@ func (g *Gateway) stored(id string, ack *jetstream.PubAck) Stored {
 	return Stored{ID: id, Stream: ack.Stream, Seq: ack.Sequence, Duplicate: ack.Duplicate}
 }
 
-// publishProblem maps a failed JetStream publish to its problem: the
-// message may or may not be stored, and a retry with the same id is safe.
-func publishProblem(err error, id string) *Problem {
+// publishProblem maps a failed JetStream publish of msg to its problem.
+// An event larger than the server or the stream takes is the client's
+// mistake, 413 (see [tooLargeProblem]); any other failure is the edge's:
+// the message may or may not be stored, and a retry with the same id is
+// safe.
+func publishProblem(err error, id string, msg *nats.Msg, maxPayload int64) *Problem {
+	if p := tooLargeProblem(err, msg, maxPayload); p != nil {
+		p.ID = id
+		return p
+	}
 	var apiErr *jetstream.APIError
 	p := newProblem(http.StatusServiceUnavailable, SlugNotStored, "not stored",
 		"the edge's stream did not acknowledge the message; send it again with the same id: "+err.Error())
@@ -277,6 +284,29 @@ func publishProblem(err error, id string) *Problem {
 	p.ID = id
 	p.retryAfter = time.Second
 	return p
+}
+
+// tooLargeProblem returns the 413 problem, without Retry-After, for a
+// publish of msg refused as too large: by the connection, beyond the
+// server's max payload (maxPayload), or by the stream, beyond its
+// max_msg_size (JetStream error 10054), which the device's connection
+// cannot read, so the detail names only the event's size. Sending the
+// same event again cannot succeed. It returns nil for any other error.
+func tooLargeProblem(err error, msg *nats.Msg, maxPayload int64) *Problem {
+	size := 0
+	if msg != nil {
+		size = msg.Size() - len(msg.Subject) - len(msg.Reply) // data and headers, as the server counts
+	}
+	var detail string
+	switch {
+	case errors.Is(err, nats.ErrMaxPayload):
+		detail = fmt.Sprintf("the event is %d bytes as a NATS message (data and headers), more than the server's max payload of %d bytes", size, maxPayload)
+	case errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum):
+		detail = fmt.Sprintf("the edge's stream refused the event: it is %d bytes as a NATS message (data and headers), more than the stream's largest message (max_msg_size)", size)
+	default:
+		return nil
+	}
+	return newProblem(http.StatusRequestEntityTooLarge, SlugEventTooLarge, "event too large", detail)
 }
 
 // appendHeaderValue appends s percent-encoded as the CloudEvents HTTP

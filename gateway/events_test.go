@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lintel-io/lintel/edgekit"
 	"github.com/lintel-io/lintel/gateway"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
@@ -130,6 +131,90 @@ func TestBatchPartialFailure(t *testing.T) {
 	}
 	if got := storedEnvelopes(t, n.JetStream(), n.Names().EventStream, r1.Subject(topic.Event).String()); len(got) != 1 {
 		t.Fatalf("stored %d of r1's events, want 1", len(got))
+	}
+}
+
+// TestEventTooLarge posts events larger than the edge's event stream
+// stores (its max_msg_size, 64 KiB by default) but within the gateway's
+// body limit (1 MiB), in structured, binary and batch mode: each is the
+// client's mistake, a 413 event-too-large naming the event, without
+// Retry-After, and none of them is stored, while a good event of the same
+// batch is. (TestCentralGatewayEventTooLarge covers the server's max
+// payload, which the gateway's decoder limit keeps out of reach at an
+// edge with the default 1 MiB.)
+func TestEventTooLarge(t *testing.T) {
+	e := newEnv(t)
+	n := startNode(t, e, nil)
+	g := startGateway(t, e, n, func(c *gateway.Config) { c.Rate = -1 })
+	url := g.url + gateway.PathEvents
+	pad := map[string]string{"pad": strings.Repeat("x", 2*edgekit.DefaultEventMaxMsgSize)}
+	structured, sb := event(t, r1, topic.Event, "big.structured", pad)
+	binID := ids.New()
+	binBody := []byte(strings.Repeat("y", 2*edgekit.DefaultEventMaxMsgSize))
+	inBatch, bb := event(t, r1, topic.Event, "big.batched", pad)
+	good, gb := event(t, r1, topic.Event, "small", nil)
+
+	check := func(t *testing.T, status int, header http.Header, p *gateway.Problem, id, inDetail string) {
+		t.Helper()
+		if status != http.StatusRequestEntityTooLarge || p == nil || p.Status != status || p.Slug() != gateway.SlugEventTooLarge || p.ID != id {
+			t.Fatalf("status %d, problem %+v; want 413 %s for %s", status, p, gateway.SlugEventTooLarge, id)
+		}
+		if !strings.Contains(p.Detail, inDetail) {
+			t.Errorf("detail %q does not name %q", p.Detail, inDetail)
+		}
+		if ra := header.Get("Retry-After"); ra != "" {
+			t.Errorf("Retry-After %q on a refusal that a retry cannot change", ra)
+		}
+	}
+	single := []struct {
+		name     string
+		id       message.ID
+		header   http.Header
+		body     []byte
+		inDetail string
+	}{
+		{"structured", structured.ID, ceHeader(), sb, "max_msg_size"},
+		{"binary", binID, binaryHeader(binID, "big.binary"), binBody, "max_msg_size"},
+	}
+	for _, c := range single {
+		t.Run(c.name, func(t *testing.T) {
+			res := do(t, e, "POST", url, r1, "", c.header, c.body)
+			p := res.problem(t)
+			check(t, res.status, res.header, &p, c.id.String(), c.inDetail)
+		})
+	}
+	t.Run("batch", func(t *testing.T) {
+		res := do(t, e, "POST", url, r1, "", http.Header{"Content-Type": {gateway.ContentTypeCloudEventsBatch}}, []byte("["+string(bb)+","+string(gb)+"]"))
+		var br []gateway.BatchResult
+		if res.status != http.StatusMultiStatus || json.Unmarshal(res.body, &br) != nil || len(br) != 2 {
+			t.Fatalf("%d %s", res.status, res.body)
+		}
+		check(t, br[0].Status, nil, br[0].Problem, inBatch.ID.String(), "max_msg_size")
+		if br[1].Status != http.StatusOK || br[1].ID != good.ID.String() {
+			t.Errorf("the good event of the batch: %+v", br[1])
+		}
+	})
+
+	got := storedEnvelopes(t, n.JetStream(), n.Names().EventStream, r1.Subject(topic.Event).String())
+	if len(got) != 1 || got[0].ID != good.ID {
+		t.Errorf("stored %d events, want only the good one %s", len(got), good.ID)
+	}
+	if s := g.Stats(); s.ServerErrors != 0 || s.ClientErrors != 3 || s.Stored != 1 {
+		t.Errorf("stats %+v: want three 4xx, no 5xx, one stored", s)
+	}
+}
+
+// binaryHeader returns the ce-* headers of r1's event id named name in
+// binary content mode, with an opaque payload.
+func binaryHeader(id message.ID, name string) http.Header {
+	return http.Header{
+		"Content-Type":     {"application/octet-stream"},
+		"Ce-Specversion":   {"1.0"},
+		"Ce-Id":            {id.String()},
+		"Ce-Source":        {"/acme/hq/reader/r1"},
+		"Ce-Type":          {"io.lintel.evt." + name},
+		"Ce-Time":          {time.Now().UTC().Format(time.RFC3339Nano)},
+		"Ce-Schemaversion": {"1.0"},
 	}
 }
 

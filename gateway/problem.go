@@ -55,6 +55,7 @@ const (
 	SlugLoginThrottled    = "login-throttled"
 	SlugSubjectNotAllowed = "subject-not-allowed"
 	SlugTooLarge          = "body-too-large"
+	SlugEventTooLarge     = "event-too-large"
 	SlugUnsupportedMedia  = "unsupported-media-type"
 	SlugMalformed         = "malformed-envelope"
 	SlugRateLimited       = "rate-limited"

@@ -6,12 +6,21 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,9 +113,15 @@ func freePort(t *testing.T) int {
 }
 
 // TestEventThroughCaddy runs a real Caddy with the Caddyfile in front of a
-// gateway and an edge node, posts an event over TLS through it, and finds
-// the event stored in the edge's stream; a command stream through it
-// opens. A client sending its own X-Lintel-Client-Cert gets no further.
+// gateway and an edge node, the gateway configured as the Caddyfile
+// expects: reading the client certificate from X-Lintel-Client-Cert,
+// Caddy (on loopback) its trusted proxy, and requiring a certificate. A
+// device presenting its certificate to Caddy posts an event over TLS
+// through it, whatever it sends in that header itself, and the event is
+// stored in the edge's stream; its command stream through Caddy opens. A
+// client that presents no certificate but forges the header, even with
+// the device's genuine certificate (which is no secret), is refused: Caddy
+// replaced the header, so the gateway saw no certificate.
 func TestEventThroughCaddy(t *testing.T) {
 	bin := tooltest.Path(t, "caddy", "caddy")
 	thing := topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "r1"}
@@ -140,7 +155,11 @@ func TestEventThroughCaddy(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(auth.Close)
-	gw, err := gateway.New(gateway.Config{Org: "acme", Edge: "hq", URLs: []string{node.ClientURL()}, Auth: auth})
+	devCA := newDeviceCA(t)
+	devCert := devCA.issue(t, authz.DeviceUser(thing))
+	gw, err := gateway.New(gateway.Config{Org: "acme", Edge: "hq", URLs: []string{node.ClientURL()}, Auth: auth,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, ClientCertHeader: clientCertHeader,
+		ClientCAs: devCA.pool(), RequireClientCert: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +174,7 @@ func TestEventThroughCaddy(t *testing.T) {
 	ca := natstest.TempCA(t)
 	port := freePort(t)
 	cmd := exec.Command(bin, "run", "--adapter", "caddyfile", "--config", "Caddyfile")
-	cmd.Env = caddyEnv(t, ca, "https://localhost:"+strconv.Itoa(port), ln.Addr().String())
+	cmd.Env = append(caddyEnv(t, ca, "https://localhost:"+strconv.Itoa(port), ln.Addr().String()), "LINTEL_CLIENT_CA="+devCA.file)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -171,25 +190,36 @@ func TestEventThroughCaddy(t *testing.T) {
 		}
 	})
 
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.CertPool(), MinVersion: tls.VersionTLS12}}}
+	// The device presents its certificate; the forger presents none.
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.CertPool(), MinVersion: tls.VersionTLS12,
+		Certificates: []tls.Certificate{devCert.tls}}}}
 	defer client.CloseIdleConnections()
+	forger := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.CertPool(), MinVersion: tls.VersionTLS12}}}
+	defer forger.CloseIdleConnections()
 	var ids message.IDGenerator
-	e := &message.Envelope{ID: ids.New(), Time: time.Now().UTC(), Source: thing, Type: topic.Event, Name: "door.opened"}
-	if err := message.SetPayload(e, map[string]string{"door": "front"}); err != nil {
-		t.Fatal(err)
-	}
-	body, err := e.AppendCloudEvent(nil)
-	if err != nil {
-		t.Fatal(err)
+	newEvent := func() (*message.Envelope, []byte) {
+		e := &message.Envelope{ID: ids.New(), Time: time.Now().UTC(), Source: thing, Type: topic.Event, Name: "door.opened"}
+		if err := message.SetPayload(e, map[string]string{"door": "front"}); err != nil {
+			t.Fatal(err)
+		}
+		body, err := e.AppendCloudEvent(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e, body
 	}
 	url := "https://localhost:" + strconv.Itoa(port) + gateway.PathEvents
-	deadline := time.Now().Add(wait)
-	for {
+	post := func(c *http.Client, body []byte, certHeader string) (*http.Response, error) {
 		req, _ := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
 		req.Header.Set("Content-Type", message.ContentTypeCloudEventsJSON)
-		req.Header.Set("X-Lintel-Client-Cert", "forged")
+		req.Header.Set(clientCertHeader, certHeader)
 		req.SetBasicAuth(authz.DeviceUser(thing), res.Secrets.Passwords[authz.DeviceUser(thing)].Reveal())
-		resp, err := client.Do(req)
+		return c.Do(req)
+	}
+	e, body := newEvent()
+	deadline := time.Now().Add(wait)
+	for {
+		resp, err := post(client, body, "forged")
 		if err == nil {
 			var st gateway.Stored
 			derr := json.NewDecoder(resp.Body).Decode(&st)
@@ -222,6 +252,33 @@ func TestEventThroughCaddy(t *testing.T) {
 		t.Fatalf("stored %v, %v; want %s", stored, err, e.ID)
 	}
 
+	// Forged headers, without a certificate in the handshake: had Caddy
+	// passed them on, the gateway (which trusts Caddy) would have taken
+	// the genuine one as the device's and stored the event, and refused
+	// the garbage as "not base64 DER" rather than as missing.
+	for _, forged := range []struct{ name, value string }{
+		{"the device's genuine certificate", devCert.base64},
+		{"garbage", "forged"},
+	} {
+		t.Run("forged header: "+forged.name, func(t *testing.T) {
+			fe, fb := newEvent()
+			resp, err := post(forger, fb, forged.value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var p gateway.Problem
+			derr := json.NewDecoder(resp.Body).Decode(&p)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized || derr != nil || p.Field != clientCertHeader || !strings.Contains(p.Detail, "required") {
+				t.Fatalf("forged %s: %d %+v %v; want 401 for a missing certificate", clientCertHeader, resp.StatusCode, p, derr)
+			}
+			last, err := msg.GetLastMsgForSubject(ctx, thing.Subject(topic.Event).String())
+			if err != nil || last.Header.Get(message.HeaderMsgID) != e.ID.String() {
+				t.Fatalf("last event stored: %v (%v); want still the device's %s, not the forger's %s", last, err, e.ID, fe.ID)
+			}
+		})
+	}
+
 	// The command stream passes through at once (flush_interval -1).
 	sctx, scancel := context.WithCancel(ctx)
 	defer scancel()
@@ -237,6 +294,72 @@ func TestEventThroughCaddy(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.HasPrefix(line, ":") {
 		t.Fatalf("command stream through caddy: %d %q %v", resp.StatusCode, line, err)
 	}
+}
+
+// clientCertHeader is the header in which the Caddyfile passes a verified
+// client certificate to the gateway.
+const clientCertHeader = "X-Lintel-Client-Cert"
+
+// deviceCA issues device client certificates, with its certificate in file
+// for Caddy's client_auth.
+type deviceCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	file string
+}
+
+func newDeviceCA(t *testing.T) *deviceCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "device CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "device-ca.pem")
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return &deviceCA{cert: cert, key: key, file: file}
+}
+
+func (ca *deviceCA) pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(ca.cert)
+	return p
+}
+
+// deviceCert is a client certificate: for a TLS handshake, and as the
+// base64 DER Caddy passes on.
+type deviceCert struct {
+	tls    tls.Certificate
+	base64 string
+}
+
+// issue returns a client certificate with common name cn.
+func (ca *deviceCA) issue(t *testing.T, cn string) deviceCert {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return deviceCert{tls: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, base64: base64.StdEncoding.EncodeToString(der)}
 }
 
 // runCaddy runs caddy with the Caddyfile and env until the test ends.

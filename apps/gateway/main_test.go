@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,6 +34,13 @@ var reader = topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "r1"}
 // site writes an inventory and a state for edge acme.hq, starts the edge
 // node, and returns the directory, the reader's password and the node.
 func site(t *testing.T) (string, string, *edgekit.Node) {
+	dir, pass, node, _ := siteConfig(t)
+	return dir, pass, node
+}
+
+// siteConfig is site that also returns the node's configuration, with
+// which the node can be started again.
+func siteConfig(t *testing.T) (string, string, *edgekit.Node, edgekit.NodeConfig) {
 	t.Helper()
 	inv := &authz.Inventory{
 		Orgs:     []authz.Org{{Code: "acme"}},
@@ -57,18 +66,26 @@ func site(t *testing.T) (string, string, *edgekit.Node) {
 	if err := authz.WriteSeedFile(filepath.Join(dir, "leaf.seed"), res.Secrets.EdgeSeeds[authz.EdgeKeyID("acme", "hq")]); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	node, err := edgekit.Start(ctx, edgekit.NodeConfig{
+	cfg := edgekit.NodeConfig{
 		Org: "acme", Edge: "hq", Inventory: inv, State: res.State,
 		Render: authz.RenderOptions{Host: "127.0.0.1", Port: -1, StoreDir: t.TempDir(), MaxFileStore: 64 << 20,
 			HubURLs: []string{"nats-leaf://127.0.0.1:1"}, ConfigDir: dir, SeedFile: "leaf.seed"},
-	})
+	}
+	node := startNode(t, cfg)
+	return dir, res.Secrets.Passwords[authz.DeviceUser(reader)].Reveal(), node, cfg
+}
+
+// startNode starts an edge node of cfg, stopped in cleanup.
+func startNode(t *testing.T, cfg edgekit.NodeConfig) *edgekit.Node {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	node, err := edgekit.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(node.Stop)
-	return dir, res.Secrets.Passwords[authz.DeviceUser(reader)].Reveal(), node
+	return node
 }
 
 func writeConfig(t *testing.T, dir, body string) string {
@@ -113,9 +130,6 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-// TestBinary builds the gateway, runs it as a process in front of an edge
-// node, posts an event through it, reads /readyz, and stops it with
-// SIGTERM: exit code 0.
 // process is a running gateway binary.
 type process struct {
 	cmd           *exec.Cmd
@@ -205,11 +219,16 @@ func startBinary(t *testing.T, cfg string, env []string) *process {
 	return p
 }
 
+// TestBinary builds the gateway, runs it as a process in front of an edge
+// node, posts an event through it, and reads its admin endpoints:
+// /healthz answers 200 throughout, /readyz 200 with the counters while the
+// edge is up, an error while the edge is stopped, and 200 again once the
+// edge is back on its address. SIGTERM stops it: exit code 0.
 func TestBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	dir, pass, node := site(t)
+	dir, pass, node, nodeCfg := siteConfig(t)
 	cfg := writeConfig(t, dir, `{"org": "acme", "edge": "hq", "inventory": "inventory.json", "state": "state.json",
   "edge_urls": ["`+node.ClientURL()+`"], "listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0"}`)
 	p := startBinary(t, cfg, nil)
@@ -246,15 +265,34 @@ func TestBinary(t *testing.T) {
 	if res.StatusCode != http.StatusUnauthorized {
 		t.Errorf("post with a wrong password: %d, want 401", res.StatusCode)
 	}
-	res, err = http.Get("http://" + admin + "/readyz")
+	if code, body := get(t, admin, "/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz: %d %s", code, body)
+	}
+	if code, body := get(t, admin, "/readyz"); code != http.StatusOK || !strings.Contains(body, "Stored") {
+		t.Fatalf("/readyz: %d %s", code, body)
+	}
+
+	// The edge stops: not ready, though alive; back on its address: ready.
+	u, err := url.Parse(node.ClientURL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ready bytes.Buffer
-	_, _ = ready.ReadFrom(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK || !strings.Contains(ready.String(), "Stored") {
-		t.Fatalf("/readyz: %d %s", res.StatusCode, ready.String())
+	node.Stop()
+	code, down := waitStatus(t, admin, "/readyz", func(code int) bool { return code < 200 || code > 299 })
+	if !strings.Contains(down, u.Host) {
+		t.Errorf("/readyz with the edge down: %d %s; want the edge's address named", code, down)
+	}
+	if code, body := get(t, admin, "/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz with the edge down: %d %s", code, body)
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeCfg.Render.Port = port
+	node = startNode(t, nodeCfg)
+	if code, body := waitStatus(t, admin, "/readyz", func(code int) bool { return code == http.StatusOK }); !strings.Contains(body, "Stored") {
+		t.Errorf("/readyz with the edge back: %d %s", code, body)
 	}
 	res, err = http.Get("http://" + admin + "/metrics")
 	if err != nil {
@@ -287,6 +325,37 @@ func TestBinary(t *testing.T) {
 		if strings.Contains(log, secret) {
 			t.Errorf("the gateway logged %s", what)
 		}
+	}
+}
+
+// get requests path of the admin listener at addr and returns the status
+// and body.
+func get(t *testing.T, addr, path string) (int, string) {
+	t.Helper()
+	res, err := http.Get("http://" + addr + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(res.Body)
+	return res.StatusCode, b.String()
+}
+
+// waitStatus requests path until its status satisfies ok, and returns
+// that answer; the test fails when none does within wait.
+func waitStatus(t *testing.T, addr, path string, ok func(int) bool) (int, string) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		code, body := get(t, addr, path)
+		if ok(code) {
+			return code, body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still %d %s after %v", path, code, body, wait)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

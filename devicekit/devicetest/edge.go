@@ -24,6 +24,11 @@ const (
 	// EdgeUser is the NATS user of the edge service; it may use every
 	// subject.
 	EdgeUser = "edge"
+	// DefaultMaxMsgSize is the largest message the stream stores by
+	// default: 64 KiB, the default of an edge's event stream
+	// (edgekit.DefaultEventMaxMsgSize), well below the server's max
+	// payload.
+	DefaultMaxMsgSize = 64 << 10
 )
 
 // EdgeOptions configures [NewEdge] and [StartEdge]. The zero value means the
@@ -44,6 +49,10 @@ type EdgeOptions struct {
 	// so that a full stream refuses new messages; zero means no limit.
 	MaxMsgs  int64
 	MaxBytes int64 // see MaxMsgs
+	// MaxMsgSize is the largest message the stream stores, as an edge's
+	// event stream bounds it; zero means [DefaultMaxMsgSize], negative no
+	// bound but the server's max payload.
+	MaxMsgSize int32
 	// Server, when set, modifies the server's options after the defaults
 	// are applied (users included) and before the server starts.
 	Server func(*server.Options)
@@ -170,6 +179,13 @@ func NewEdge(opts EdgeOptions) (*Edge, error) {
 		Duplicates: 2 * time.Minute,
 		MaxMsgs:    -1,
 		MaxBytes:   -1,
+		MaxMsgSize: opts.MaxMsgSize,
+	}
+	switch {
+	case opts.MaxMsgSize == 0:
+		cfg.MaxMsgSize = DefaultMaxMsgSize
+	case opts.MaxMsgSize < 0:
+		cfg.MaxMsgSize = -1
 	}
 	for _, mt := range types {
 		cfg.Subjects = append(cfg.Subjects, opts.Org+"."+opts.Edge+".*.*."+string(mt))

@@ -34,7 +34,9 @@ type Harness struct {
 	// it, and reads Stream through it.
 	Edge *nats.Conn
 	// Stream is the name of the JetStream stream that captures the things'
-	// evt, tlm, state and ack subjects.
+	// evt, tlm, state and ack subjects. It must bound the size of a
+	// message (max_msg_size) below the server's max payload, as an edge's
+	// event stream does: the suite checks the refusal of a larger one.
 	Stream string
 	// CommandKey signs the commands the suite sends; the devices Connect
 	// returns must trust its public key (devicekit.Config.CommandKeys).
@@ -71,6 +73,7 @@ func Run(t *testing.T, h Harness) {
 		{"PublishTelemetry", s.publishTelemetry},
 		{"PublishSameEnvelopeTwice", s.publishTwice},
 		{"PublishInvalid", s.publishInvalid},
+		{"PublishTooLarge", s.publishTooLarge},
 		{"PublishConcurrent", s.publishConcurrent},
 		{"Request", s.request},
 		{"RequestNoResponders", s.requestNoResponders},
@@ -349,6 +352,43 @@ func (s *suite) publishInvalid(t *testing.T) {
 				t.Errorf("Publish = %v, want ErrInvalidEnvelope", err)
 			}
 		})
+	}
+}
+
+// publishTooLarge checks that an event larger than the stream stores (its
+// max_msg_size), but within the server's max payload, fails with
+// ErrStreamRejected, as the stream's refusal, not ErrStreamFull: it is not
+// stored, sending it again cannot help, and the device goes on working.
+func (s *suite) publishTooLarge(t *testing.T) {
+	ctx := ctxFor(t)
+	st, err := s.js.Stream(ctx, s.h.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := st.CachedInfo().Config.MaxMsgSize
+	if limit <= 0 {
+		t.Fatalf("stream %s has no max_msg_size; the Harness needs one", s.h.Stream)
+	}
+	d := s.device(t, 0)
+	e := &message.Envelope{Type: topic.Event, Name: "test.too_large"}
+	if err := message.SetPayload(e, map[string]string{"pad": strings.Repeat("x", int(limit))}); err != nil {
+		t.Fatal(err)
+	}
+	err = d.Publish(ctx, e)
+	var pe *devicekit.PublishError
+	if !errors.Is(err, devicekit.ErrStreamRejected) || errors.Is(err, devicekit.ErrStreamFull) || !errors.As(err, &pe) {
+		t.Fatalf("Publish of a %d-byte payload into a stream of max_msg_size %d = %v, want a PublishError wrapping ErrStreamRejected", len(e.Payload), limit, err)
+	}
+	if pe.MsgID != e.ID || pe.Subject != d.Thing().Subject(topic.Event).String() {
+		t.Errorf("PublishError names %s id %s, want %s id %s", pe.Subject, pe.MsgID, d.Thing().Subject(topic.Event), e.ID)
+	}
+	small, err := d.PublishEvent(ctx, "test.small", nil)
+	if err != nil {
+		t.Fatalf("Publish after the refusal: %v", err)
+	}
+	got := s.stored(t, d, topic.Event)
+	if len(got) != 1 || got[0].Envelope.ID != small {
+		t.Errorf("stored %d events, want only the small one %s", len(got), small)
 	}
 }
 
