@@ -104,3 +104,28 @@ func (l *eventLimiter) log(log *slog.Logger, level slog.Level, event, msg string
 	}
 	log.Log(context.Background(), level, msg, args...)
 }
+
+// SecurityLog logs security events under [LogKeySecurity] for services
+// of one's own (central's API uses it), at most one line per event and
+// interval: after a flood, the next line carries "suppressed", how many
+// lines were left out. Its methods are safe for concurrent use.
+type SecurityLog struct {
+	log *slog.Logger
+	lim *eventLimiter
+}
+
+// NewSecurityLog returns a SecurityLog that writes to log (nil discards),
+// at most one line per event every interval.
+func NewSecurityLog(log *slog.Logger, interval time.Duration) *SecurityLog {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &SecurityLog{log: log, lim: newEventLimiter(interval)}
+}
+
+// Log logs msg at level as the security event event (one of the Security
+// constants) with attrs, unless a line of the same event was logged less
+// than the interval ago.
+func (l *SecurityLog) Log(level slog.Level, event, msg string, attrs ...any) {
+	l.lim.log(l.log, level, event, msg, attrs...)
+}

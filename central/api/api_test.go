@@ -44,12 +44,15 @@ func TestAPI(t *testing.T) {
 	t.Run("RolesPerRoute", func(t *testing.T) { testRolesPerRoute(t, f) })
 	t.Run("OpenAPIMatchesRoutes", func(t *testing.T) { testOpenAPI(t, f) })
 	t.Run("BearerAttacks", func(t *testing.T) { testBearerAttacks(t, f) })
+	t.Run("RoleClaim", func(t *testing.T) { testRoleClaim(t, f) })
+	t.Run("SecurityEvents", func(t *testing.T) { testSecurityEvents(t, f) })
 	t.Run("Tokens", func(t *testing.T) { testTokens(t, f) })
 	t.Run("Credentials", func(t *testing.T) { testCredentials(t, f) })
 	t.Run("GroupsSchedulesRules", func(t *testing.T) { testGroupsSchedulesRules(t, f) })
 	t.Run("Commands", func(t *testing.T) { testCommands(t, f) })
 	t.Run("EdgesThingsAudit", func(t *testing.T) { testEdgesThingsAudit(t, f) })
 	t.Run("EventsFromJetStream", func(t *testing.T) { testEvents(t, f, false) })
+	t.Run("EventFilters", func(t *testing.T) { testEventFilters(t, f) })
 	t.Run("EventsScanBudget", func(t *testing.T) { testScanBudget(t, f) })
 	t.Run("LiveEventsAndDoors", func(t *testing.T) { testLiveAndDoors(t, f) })
 	t.Run("Decisions", func(t *testing.T) { testDecisions(t, f) })
@@ -221,6 +224,77 @@ func testBearerAttacks(t *testing.T, f *fixture) {
 	f.do(t, "GET", api.PathPrefix+"/me", f.prov.Token(t, "alice", "operator", "viewer"), nil).decode(t, &me)
 	if me.Subject != "alice" || me.Role != api.RoleOperator || me.Via != "oidc" {
 		t.Fatalf("me: %+v", me)
+	}
+}
+
+// testRoleClaim: an API configured with a role claim and a mapping of
+// its own reads a JWT's role from that claim only, through that mapping:
+// an operator group there may use an operator route (and no admin one),
+// while the role in the default roles claim, or a value the mapping does
+// not name, gives no role (403).
+func testRoleClaim(t *testing.T, f *fixture) {
+	srv, err := api.Start(ctx(t), api.Config{Central: f.c, OIDC: &api.OIDCConfig{Issuer: f.prov.Issuer(), ClientID: f.prov.ClientID(),
+		RoleClaim: "groups", Roles: map[string]api.Role{"lintel-admins": api.RoleAdmin, "lintel-operators": api.RoleOperator, "staff": api.RoleViewer}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	do := func(t *testing.T, method, path, token string, body []byte) response {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequestWithContext(ctx(t), method, api.PathPrefix+path, strings.NewReader(string(body)))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		srv.Handler().ServeHTTP(rec, req)
+		return response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
+	}
+	rules := []byte(`{"rules": [{"name": "door-held", "match": "acme.hq.door_sensor.*.state", "when": "payload.open", "for": "30s",
+	  "actions": [{"event": {"name": "alarm.door_held_open"}}]}]}`)
+	for _, c := range []struct {
+		name   string
+		claims map[string]any // added to the provider's claims, whose roles claim is empty
+		role   api.Role
+	}{
+		{"operator group", map[string]any{"groups": []string{"staff", "lintel-operators"}}, api.RoleOperator},
+		{"groups as one string", map[string]any{"groups": "staff lintel-operators"}, api.RoleOperator},
+		{"viewer group", map[string]any{"groups": []string{"staff"}}, api.RoleViewer},
+		{"role in the default claim only", map[string]any{"roles": []string{"operator", "lintel-operators"}}, api.RolePublic},
+		{"default role names in the claim", map[string]any{"groups": []string{"operator", "admin"}}, api.RolePublic},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			claims := f.prov.Claims("gina")
+			for k, v := range c.claims {
+				claims[k] = v
+			}
+			tok, err := f.prov.Sign(claims)
+			if err != nil {
+				t.Fatal(err)
+			}
+			me := do(t, "GET", "/me", tok, nil)
+			if c.role == api.RolePublic {
+				if me.status != http.StatusForbidden || me.problem(t).Slug() != "forbidden" {
+					t.Fatalf("me without a role: %d %s, want 403", me.status, me.body)
+				}
+			} else {
+				var p api.Principal
+				me.decode(t, &p)
+				if p.Subject != "gina" || p.Via != "oidc" || p.Role != c.role {
+					t.Fatalf("me: %+v, want role %s", p, c.role)
+				}
+			}
+			res := do(t, "POST", "/edges/hq/rules/validate", tok, rules)
+			if c.role >= api.RoleOperator {
+				var rep struct{ Valid bool }
+				if res.decode(t, &rep); res.status != http.StatusOK || !rep.Valid {
+					t.Fatalf("operator route: %d %s", res.status, res.body)
+				}
+			} else if res.status != http.StatusForbidden || res.problem(t).Slug() != "forbidden" {
+				t.Fatalf("operator route as %s: %d %s, want 403", c.role, res.status, res.body)
+			}
+			if res := do(t, "GET", "/tokens", tok, nil); res.status != http.StatusForbidden || res.problem(t).Slug() != "forbidden" {
+				t.Fatalf("admin route as %s: %d %s, want 403", c.role, res.status, res.body)
+			}
+		})
 	}
 }
 
@@ -549,8 +623,9 @@ func testGroupsSchedulesRules(t *testing.T, f *fixture) {
 }
 
 // testCommands: a command sent through the API reaches the device through
-// the edge, its acks come back, and the outcome is reported, waited for
-// and logged; a thing outside the inventory is refused.
+// the edge, its acks come back, and the outcome is reported with each ack
+// (with or without a database), waited for and logged; a thing outside
+// the inventory is refused.
 func testCommands(t *testing.T, f *fixture) {
 	dev := f.device(t, lock)
 	sub, err := dev.HandleCommands(ctx(t), devicekit.HandlerFunc(func(_ context.Context, cmd devicekit.Command) error { return nil }))
@@ -565,15 +640,52 @@ func testCommands(t *testing.T, f *fixture) {
 	if rep.Status != string(message.AckCompleted) || !rep.Final || rep.AckCount < 1 || rep.Waited != "final" {
 		t.Fatalf("send and wait: %+v", rep)
 	}
-	var st api.CommandReport
-	f.do(t, "GET", api.PathPrefix+"/commands/"+rep.ID+"?thing=hq.lock.l1", op, nil).decode(t, &st)
-	if st.Status != "completed" || st.AckCount != rep.AckCount {
+	status := func() (st api.CommandReport) {
+		f.do(t, "GET", api.PathPrefix+"/commands/"+rep.ID+"?thing=hq.lock.l1", op, nil).decode(t, &st)
+		return st
+	}
+	if f.c.Store() != nil {
+		// The database lists the acks once the ingest has stored them.
+		waitFor(t, "the command's acks in the database", func() bool { st := status(); return len(st.Acks) == st.AckCount })
+	}
+	st := status()
+	if st.Status != "completed" || !st.Final || st.AckCount != rep.AckCount || len(st.Acks) != st.AckCount {
 		t.Fatalf("status: %+v", st)
+	}
+	// The device accepted the command, then completed it (a redelivered
+	// command is acked again with the outcome it recorded), oldest first.
+	var statuses, ackIDs []string
+	for i, a := range st.Acks {
+		if _, err := message.ParseID(a.ID); err != nil || slices.Contains(ackIDs, a.ID) || a.Error != "" || a.Time.IsZero() ||
+			a.ReceivedAt.IsZero() || (i > 0 && a.Time.Before(st.Acks[i-1].Time)) {
+			t.Fatalf("ack %d of %+v", i, st.Acks)
+		}
+		statuses, ackIDs = append(statuses, a.Status), append(ackIDs, a.ID)
+	}
+	if len(statuses) < 2 || statuses[0] != "accepted" || slices.ContainsFunc(statuses[1:], func(s string) bool { return s != "completed" }) {
+		t.Fatalf("ack statuses %v, want accepted, then completed", statuses)
+	}
+	// They are the thing's acks of the command, as the events list them.
+	var acks struct {
+		Items []api.EventItem `json:"items"`
+	}
+	f.do(t, "GET", api.PathPrefix+"/events?thing=hq.lock.l1&type=ack&since=1h&limit=1000", op, nil).decode(t, &acks)
+	var want []string
+	for _, e := range acks.Items {
+		if e.Correlates == rep.ID {
+			want = append(want, e.ID)
+		}
+	}
+	if !slices.Equal(ackIDs, want) {
+		t.Fatalf("acks %v, the command's ack events %v", ackIDs, want)
 	}
 	var list struct {
 		Items []api.CommandItem `json:"items"`
 	}
-	f.do(t, "GET", api.PathPrefix+"/commands?thing=hq.lock.l1", op, nil).decode(t, &list)
+	waitFor(t, "the command listed as completed", func() bool {
+		f.do(t, "GET", api.PathPrefix+"/commands?thing=hq.lock.l1", op, nil).decode(t, &list)
+		return slices.ContainsFunc(list.Items, func(c api.CommandItem) bool { return c.ID == rep.ID && c.Status == "completed" })
+	})
 	if i := slices.IndexFunc(list.Items, func(c api.CommandItem) bool { return c.ID == rep.ID }); i < 0 ||
 		list.Items[i].Status != "completed" || list.Items[i].RequestedBy != "olivia" || list.Items[i].Action != "unlock" {
 		t.Fatalf("command list: %+v", list.Items)
@@ -749,6 +861,76 @@ func testEvents(t *testing.T, f *fixture, _ bool) {
 	f.do(t, "GET", api.PathPrefix+"/events?thing=hq.reader.r1&from=2020-01-01T00:00:00Z&to=2020-01-02T00:00:00Z", v, nil).decode(t, &old)
 	if len(old.Items) != 0 {
 		t.Fatalf("events of 2020: %+v", old.Items)
+	}
+}
+
+// testEventFilters: the events filtered by message type, by edge, or by
+// both, are exactly those of that type or edge, among events of other
+// types and of another edge (with or without a database).
+func testEventFilters(t *testing.T, f *fixture) {
+	lab := f.startEdge(t, "lab")
+	waitFor(t, "lab's link", lab.LinkUp)
+	hq, lb := f.device(t, reader), f.deviceAt(t, lab, labReader)
+	name := "filter.t" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	publish := func(id message.ID, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id.String()
+	}
+	hqEvt := publish(hq.PublishEvent(ctx(t), name, map[string]int{"n": 1}))
+	hqState := publish(hq.PublishState(ctx(t), name, map[string]bool{"open": true}))
+	hqTlm := publish(hq.PublishTelemetry(ctx(t), name, map[string]float64{"value": 21.5}))
+	labEvt := publish(lb.PublishEvent(ctx(t), name, map[string]int{"n": 2}))
+	labTlm := publish(lb.PublishTelemetry(ctx(t), name, map[string]float64{"value": 19}))
+	hqEvt2 := publish(hq.PublishEvent(ctx(t), name, map[string]int{"n": 3}))
+	v := f.prov.Token(t, "vera", "viewer")
+	// ids returns the ids of the events the filters select, all pages,
+	// sorted.
+	ids := func(filters string) []string {
+		var got []string
+		cursor := ""
+		for range 20 {
+			u := api.PathPrefix + "/events?since=1h&limit=2&name=" + name + filters
+			if cursor != "" {
+				u += "&cursor=" + url.QueryEscape(cursor)
+			}
+			var p struct {
+				Items []api.EventItem `json:"items"`
+				Next  string          `json:"next"`
+			}
+			f.do(t, "GET", u, v, nil).decode(t, &p)
+			for _, e := range p.Items {
+				got = append(got, e.ID)
+			}
+			if cursor = p.Next; cursor == "" {
+				slices.Sort(got)
+				return got
+			}
+		}
+		t.Fatal("paging does not end")
+		return nil
+	}
+	sorted := func(ids ...string) []string { slices.Sort(ids); return ids }
+	all := sorted(hqEvt, hqState, hqTlm, labEvt, labTlm, hqEvt2)
+	waitFor(t, "the events of both edges at central", func() bool { return slices.Equal(ids(""), all) })
+	for _, c := range []struct {
+		name, filters string
+		want          []string
+	}{
+		{"events", "&type=evt", sorted(hqEvt, labEvt, hqEvt2)},
+		{"telemetry", "&type=tlm", sorted(hqTlm, labTlm)},
+		{"state", "&type=state", sorted(hqState)},
+		{"acks", "&type=ack", nil},
+		{"hq", "&edge=hq", sorted(hqEvt, hqState, hqTlm, hqEvt2)},
+		{"lab", "&edge=lab", sorted(labEvt, labTlm)},
+		{"lab's telemetry", "&edge=lab&type=tlm", sorted(labTlm)},
+		{"hq's events, newest first", "&edge=hq&type=evt&desc=true", sorted(hqEvt, hqEvt2)},
+	} {
+		if got := ids(c.filters); !slices.Equal(got, c.want) {
+			t.Errorf("%s (%s): %v, want %v", c.name, c.filters, got, c.want)
+		}
 	}
 }
 

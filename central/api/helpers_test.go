@@ -42,6 +42,8 @@ var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request
 var (
 	reader = topic.Thing{Org: "acme", Edge: "hq", Type: "reader", Code: "r1"}
 	lock   = topic.Thing{Org: "acme", Edge: "hq", Type: "lock", Code: "l1"}
+	// labReader is at edge lab, which the fixture does not start.
+	labReader = topic.Thing{Org: "acme", Edge: "lab", Type: "reader", Code: "r2"}
 )
 
 func ctx(t testing.TB) context.Context {
@@ -231,7 +233,13 @@ func (f *fixture) startAccess(t testing.TB) *access.Service {
 // device connects th to the fixture's edge.
 func (f *fixture) device(t testing.TB, th topic.Thing) *devicekit.Client {
 	t.Helper()
-	dev, err := devicekit.Connect(ctx(t), devicekit.Config{Thing: th, URLs: []string{f.node.ClientURL()},
+	return f.deviceAt(t, f.node, th)
+}
+
+// deviceAt connects th to the edge node n.
+func (f *fixture) deviceAt(t testing.TB, n *edgekit.Node, th topic.Thing) *devicekit.Client {
+	t.Helper()
+	dev, err := devicekit.Connect(ctx(t), devicekit.Config{Thing: th, URLs: []string{n.ClientURL()},
 		Password: devicekit.Password(f.passwords[authz.DeviceUser(th)].Reveal()), HeartbeatInterval: -1,
 		CommandKeys: f.st.CommandPublicKeys("acme", th.Edge)})
 	if err != nil {

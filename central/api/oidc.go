@@ -253,12 +253,13 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) error {
 	}
 	client := s.clientAddr(r)
 	if s.loginThrottled(client, false) {
+		s.logLoginThrottled(r)
 		return problemf(http.StatusTooManyRequests, slugLoginThrottle, "", "too many failed logins from this address; try again in a minute")
 	}
 	p, err := s.callback(r)
 	if err != nil {
 		s.loginThrottled(client, true)
-		s.log.Warn("login failed", "client", client, "remote", r.RemoteAddr, "err", err)
+		s.loginFailed(r, err.Error())
 		return problemf(http.StatusUnauthorized, slugLoginFailed, "", "%v", err)
 	}
 	if p.Role == RolePublic {

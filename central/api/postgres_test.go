@@ -1,19 +1,17 @@
 package api_test
 
 import (
-	"context"
 	"net/url"
 	"slices"
 	"testing"
 
 	"github.com/lintel-io/lintel/central/api"
-	"github.com/lintel-io/lintel/devicekit"
 	"github.com/lintel-io/lintel/testing/pgtest"
 )
 
 // TestAPIOnPostgres: with a database, the same routes answer from
-// PostgreSQL: events paged both ways, the things' liveness, and a
-// command's acks.
+// PostgreSQL: events paged both ways and filtered, the things' liveness,
+// decisions, and commands with their acks.
 func TestAPIOnPostgres(t *testing.T) {
 	f := newFixture(t, fixtureOptions{db: pgtest.New(t), edge: true})
 	if f.c.Store() == nil {
@@ -74,31 +72,6 @@ func TestAPIOnPostgres(t *testing.T) {
 	})
 
 	t.Run("Decisions", func(t *testing.T) { testDecisions(t, f) })
-
-	lk := f.device(t, lock)
-	sub, err := lk.HandleCommands(ctx(t), devicekit.HandlerFunc(func(context.Context, devicekit.Command) error { return nil }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Stop()
-	var rep api.CommandReport
-	f.do(t, "POST", api.PathPrefix+"/commands?wait=20s", f.prov.Token(t, "olivia", "operator"),
-		map[string]any{"thing": "hq.lock.l1", "action": "unlock"}).decode(t, &rep)
-	if rep.Status != "completed" {
-		t.Fatalf("command: %+v", rep)
-	}
-	waitFor(t, "the command's acks in the database", func() bool {
-		var st api.CommandReport
-		f.do(t, "GET", api.PathPrefix+"/commands/"+rep.ID+"?thing=hq.lock.l1", v, nil).decode(t, &st)
-		return len(st.Acks) >= 1 && slices.ContainsFunc(st.Acks, func(a api.AckItem) bool { return a.Status == "completed" })
-	})
-	waitFor(t, "the command in the database's list", func() bool {
-		var list struct {
-			Items []api.CommandItem `json:"items"`
-		}
-		f.do(t, "GET", api.PathPrefix+"/commands?edge=hq", v, nil).decode(t, &list)
-		return slices.ContainsFunc(list.Items, func(c api.CommandItem) bool {
-			return c.ID == rep.ID && c.Status == "completed" && c.RequestedBy == "olivia"
-		})
-	})
+	t.Run("EventFilters", func(t *testing.T) { testEventFilters(t, f) })
+	t.Run("Commands", func(t *testing.T) { testCommands(t, f) })
 }

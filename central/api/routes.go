@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"slices"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/lintel-io/lintel/authz"
 	"github.com/lintel-io/lintel/edgekit"
 	"github.com/lintel-io/lintel/edgekit/access"
 	"github.com/lintel-io/lintel/edgekit/rules"
@@ -123,10 +125,14 @@ func (s *Server) serve(rt *route) http.Handler {
 		if rt.Role != RolePublic {
 			p, err := s.authenticate(r)
 			if err != nil {
+				s.logRefusedCredentials(r, err)
 				s.writeProblem(w, r, err)
 				return
 			}
 			if p.Role < rt.Role {
+				s.sec.Log(slog.LevelWarn, authz.SecurityPermissionViolation, "api: route refused to the caller's role",
+					logKeyUser, p.Subject, logKeyName, p.Name, logKeySource, s.clientAddr(r), logKeyRoute, r.Method+" "+r.URL.Path,
+					logKeyRole, p.Role.String(), logKeyNeeds, rt.Role.String())
 				s.writeProblem(w, r, problemf(http.StatusForbidden, slugForbidden, "",
 					"%s %s needs role %s; %s has %s", rt.Method, PathPrefix+rt.Path, rt.Role, p.who(), p.Role))
 				return

@@ -85,6 +85,7 @@ type Server struct {
 	cfg       Config
 	org       string
 	log       *slog.Logger
+	sec       *authz.SecurityLog // security events, at most one line a second each
 	central   *central.Central
 	js        jetstream.JetStream
 	tokens    *tokenStore
@@ -155,6 +156,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, org: org, log: cfg.Logger.With("org", org), central: cfg.Central, js: js,
 		closed: make(chan struct{}), failures: map[string]*rate.Limiter{}}
+	s.sec = authz.NewSecurityLog(s.log, time.Second)
 	var err error
 	if s.tokens, err = openTokenStore(ctx, js, org, cfg.Replicas); err != nil {
 		return nil, err

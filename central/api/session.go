@@ -307,6 +307,7 @@ func (s *Server) tokenLogin(c *call) (any, error) {
 	}
 	client := s.clientAddr(c.r)
 	if s.loginThrottled(client, false) {
+		s.logLoginThrottled(c.r)
 		return nil, problemf(http.StatusTooManyRequests, slugLoginThrottle, "", "too many failed logins from this address; try again in a minute")
 	}
 	// JSON only: a cross-site form cannot send it without the browser's
@@ -323,7 +324,7 @@ func (s *Server) tokenLogin(c *call) (any, error) {
 	p, err := s.tokens.verify(c.r.Context(), strings.TrimSpace(b.Token))
 	if err != nil {
 		s.loginThrottled(client, true)
-		s.log.Warn("token login failed", "client", client)
+		s.loginFailed(c.r, "the API token is not valid")
 		return nil, problemf(http.StatusUnauthorized, slugLoginFailed, "token", "the API token is not valid (unknown, revoked or malformed)")
 	}
 	if err := s.startSession(c.w, c.r, p, p.token); err != nil {
