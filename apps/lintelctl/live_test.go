@@ -427,12 +427,13 @@ func TestLiveCredentials(t *testing.T) {
 
 // TestLiveCommand: command send --wait follows a command to its outcome
 // through the edge and the device's acks: exit 0 when it completed, 1 when
-// the device failed it, each step printed.
+// the device failed it, each step (sent, accepted, the outcome) printed
+// with its timing.
 func TestLiveCommand(t *testing.T) {
 	s := startLive(t)
 	var rep commandReport
 	s.mustJSON(t, &rep, "command", "send", "hq.lock.l1", "unlock", "--param", "duration=5s", "--wait", "--timeout", "60s")
-	if rep.Status != "completed" || rep.Thing != liveLock.String() || rep.DoneAfter == "" || rep.Params["duration"] != "5s" {
+	if rep.Status != "completed" || rep.Thing != liveLock.String() || rep.AcceptedAfter == "" || rep.DoneAfter == "" || rep.Params["duration"] != "5s" {
 		t.Fatalf("command send printed %+v", rep)
 	}
 	if c, ok := s.lockReceived(rep.ID); !ok || c.Action != "unlock" || c.Params["duration"] != "5s" {
@@ -440,7 +441,7 @@ func TestLiveCommand(t *testing.T) {
 	}
 
 	r := s.ctl(t, "command", "send", "acme.hq.relay.x1", "pulse", "--wait", "--timeout", "60s")
-	if r.code != exitError || !strings.Contains(r.stdout, "sent") || !strings.Contains(r.stdout, "failed") ||
+	if r.code != exitError || !strings.Contains(r.stdout, "sent") || !strings.Contains(r.stdout, "accepted  after") || !strings.Contains(r.stdout, "failed") ||
 		!strings.Contains(r.stderr, "jammed") {
 		t.Fatalf("a failing command: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
