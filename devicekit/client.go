@@ -81,8 +81,8 @@ type Client struct {
 // logged and set aside; any other failure (such as [ErrNotAcknowledged] or
 // [ErrStreamFull]) fails Connect, the envelopes staying in the outbox for
 // the next attempt. While the client runs, it sends again what is left in
-// the outbox after each reconnection and every cfg.OutboxRetry; see the
-// package documentation.
+// the outbox after each reconnection and every cfg.OutboxRetry; see
+// docs/devicekit.md, "Surviving a restart: the outbox".
 //
 // The birth is sent once per boot, that is per Connect. After a lost
 // connection the client reconnects on its own, resends what it buffered

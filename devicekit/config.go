@@ -116,7 +116,7 @@ type Config struct {
 	// the order it was written, before the birth; while the client runs, an
 	// envelope whose publish ended without an answer is sent again the
 	// same way after a reconnection, every OutboxRetry, and before any
-	// later publish. See the package documentation for what that
+	// later publish. See docs/devicekit.md for what that
 	// guarantees (exactly once at the edge only within its duplicate
 	// window, 2 minutes by default) and what it does not.
 	// Files it cannot read are logged and renamed with a .bad suffix, never

@@ -37,7 +37,7 @@ const (
 )
 
 // AppendCloudEvent appends e to dst as a CloudEvents 1.0 event in structured
-// JSON mode, as described in the package documentation, and returns the
+// JSON mode, as described in docs/envelope.md, and returns the
 // extended buffer. A msgpack payload is transcoded to JSON (data, with
 // datacontenttype application/json); a JSON payload is embedded as is (less
 // any white space around it); a

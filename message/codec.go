@@ -86,7 +86,7 @@ type Codec interface {
 }
 
 // MsgpackCodec is the msgpack [Codec], content type [ContentTypeMsgpack]. It
-// writes the form described in the package documentation, and reads it
+// writes the form described in docs/envelope.md, and reads it
 // however the map is ordered, with unknown keys skipped. The zero value uses
 // the default options.
 type MsgpackCodec struct {
@@ -116,8 +116,8 @@ func (c MsgpackCodec) Unmarshal(data []byte, e *Envelope) error {
 }
 
 // CloudEventsCodec is the CloudEvents 1.0 structured-mode JSON [Codec],
-// content type [ContentTypeCloudEventsJSON]; see the package documentation for
-// the mapping of envelope fields to attributes. The zero value uses the
+// content type [ContentTypeCloudEventsJSON]; see docs/envelope.md for the
+// mapping of envelope fields to attributes. The zero value uses the
 // default options.
 type CloudEventsCodec struct {
 	Options DecodeOptions // Unmarshal's limits (MaxSize, MaxDepth) and clock (Now); the zero value means the defaults

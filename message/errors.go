@@ -41,7 +41,7 @@ var (
 
 // Field names used in [*DecodeError] and [*FieldError]. They are the
 // CloudEvents attribute names where one exists; the msgpack keys are listed in
-// the package documentation.
+// docs/envelope.md.
 const (
 	FieldID            = "id"
 	FieldTime          = "time"

@@ -11,8 +11,8 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// The msgpack form of an envelope is a map with short string keys (see the
-// package documentation). Keys this package does not know are skipped.
+// The msgpack form of an envelope is a map with short string keys (see
+// docs/envelope.md). Keys this package does not know are skipped.
 const (
 	keyVersion     = "v"
 	keyID          = "id"
