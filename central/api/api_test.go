@@ -800,40 +800,20 @@ func testEvents(t *testing.T, f *fixture, _ bool) {
 	v := f.prov.Token(t, "vera", "viewer")
 	q := api.PathPrefix + "/events?thing=hq.reader.r1&name=test.event&since=1h"
 	pages := func(desc bool) []string {
-		var got []string
-		cursor := ""
-		for range 20 {
-			u := q + "&limit=2"
-			if desc {
-				u += "&desc=true"
+		items, _ := f.eventPages(t, v, q, 2, desc)
+		for _, e := range items {
+			if e.Name != "test.event" || e.Thing != "hq.reader.r1" || e.Type != "evt" || len(e.Payload) == 0 {
+				t.Fatalf("event: %+v", e)
 			}
-			if cursor != "" {
-				u += "&cursor=" + url.QueryEscape(cursor)
-			}
-			var p struct {
-				Items []api.EventItem `json:"items"`
-				Next  string          `json:"next"`
-			}
-			f.do(t, "GET", u, v, nil).decode(t, &p)
-			for _, e := range p.Items {
-				if e.Name != "test.event" || e.Thing != "hq.reader.r1" || e.Type != "evt" || len(e.Payload) == 0 {
-					t.Fatalf("event: %+v", e)
-				}
-				// Received when central's stream stored it; the reading of
-				// its payload; not late.
-				var n struct{ N float64 }
-				if err := json.Unmarshal(e.Payload, &n); err != nil || e.Value == nil || *e.Value != n.N+0.5 || e.Replayed ||
-					e.ReceivedAt.IsZero() || !e.ReceivedAt.Equal(e.Time) {
-					t.Fatalf("event %s: value %v, replayed %v, received %v, stored %v (%s)", e.ID, e.Value, e.Replayed, e.ReceivedAt, e.Time, e.Payload)
-				}
-				got = append(got, e.ID)
-			}
-			if cursor = p.Next; cursor == "" {
-				return got
+			// Received when central's stream stored it; the reading of
+			// its payload; not late.
+			var n struct{ N float64 }
+			if err := json.Unmarshal(e.Payload, &n); err != nil || e.Value == nil || *e.Value != n.N+0.5 || e.Replayed ||
+				e.ReceivedAt.IsZero() || !e.ReceivedAt.Equal(e.Time) {
+				t.Fatalf("event %s: value %v, replayed %v, received %v, stored %v (%s)", e.ID, e.Value, e.Replayed, e.ReceivedAt, e.Time, e.Payload)
 			}
 		}
-		t.Fatal("paging does not end")
-		return nil
+		return eventIDs(items)
 	}
 	waitFor(t, "the events at central", func() bool { return len(pages(false)) == len(ids) })
 	if got := pages(false); !slices.Equal(got, ids) {
@@ -889,28 +869,10 @@ func testEventFilters(t *testing.T, f *fixture) {
 	// ids returns the ids of the events the filters select, all pages,
 	// sorted.
 	ids := func(filters string) []string {
-		var got []string
-		cursor := ""
-		for range 20 {
-			u := api.PathPrefix + "/events?since=1h&limit=2&name=" + name + filters
-			if cursor != "" {
-				u += "&cursor=" + url.QueryEscape(cursor)
-			}
-			var p struct {
-				Items []api.EventItem `json:"items"`
-				Next  string          `json:"next"`
-			}
-			f.do(t, "GET", u, v, nil).decode(t, &p)
-			for _, e := range p.Items {
-				got = append(got, e.ID)
-			}
-			if cursor = p.Next; cursor == "" {
-				slices.Sort(got)
-				return got
-			}
-		}
-		t.Fatal("paging does not end")
-		return nil
+		items, _ := f.eventPages(t, v, api.PathPrefix+"/events?since=1h&name="+name+filters, 2, false)
+		got := eventIDs(items)
+		slices.Sort(got)
+		return got
 	}
 	sorted := func(ids ...string) []string { slices.Sort(ids); return ids }
 	all := sorted(hqEvt, hqState, hqTlm, labEvt, labTlm, hqEvt2)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -446,4 +447,43 @@ func testDecisions(t *testing.T, f *fixture) {
 	if res := f.do(t, "GET", api.PathPrefix+"/decisions?granted=perhaps", v, nil); res.status != http.StatusBadRequest || res.problem(t).Field != "granted" {
 		t.Fatalf("granted=perhaps: %d %s", res.status, res.body)
 	}
+}
+
+// eventPages reads the events route at query (a path with its filters,
+// without limit, desc or cursor) page by page, limit items a page, newest
+// first with desc, following the cursor to the end; it returns the items
+// in the order read and how many pages it took.
+func (f *fixture) eventPages(t testing.TB, token, query string, limit int, desc bool) (items []api.EventItem, pages int) {
+	t.Helper()
+	cursor := ""
+	for range 1000 {
+		u := fmt.Sprintf("%s&limit=%d", query, limit)
+		if desc {
+			u += "&desc=true"
+		}
+		if cursor != "" {
+			u += "&cursor=" + url.QueryEscape(cursor)
+		}
+		var p struct {
+			Items []api.EventItem `json:"items"`
+			Next  string          `json:"next"`
+		}
+		f.do(t, "GET", u, token, nil).decode(t, &p)
+		pages++
+		items = append(items, p.Items...)
+		if cursor = p.Next; cursor == "" {
+			return items, pages
+		}
+	}
+	t.Fatalf("paging %s does not end", query)
+	return nil, 0
+}
+
+// eventIDs returns the ids of items.
+func eventIDs(items []api.EventItem) []string {
+	ids := make([]string, len(items))
+	for i, e := range items {
+		ids[i] = e.ID
+	}
+	return ids
 }

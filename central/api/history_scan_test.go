@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"net/url"
 	"slices"
 	"testing"
 
@@ -30,30 +29,8 @@ func testScanBudget(t *testing.T, f *fixture) {
 	}
 	v := f.prov.Token(t, "vera", "viewer")
 	read := func(desc bool) (ids []string, pages int) {
-		cursor := ""
-		for range 1000 {
-			u := api.PathPrefix + "/events?thing=hq.reader.r1&name=scan.target&since=1h&limit=50"
-			if desc {
-				u += "&desc=true"
-			}
-			if cursor != "" {
-				u += "&cursor=" + url.QueryEscape(cursor)
-			}
-			var p struct {
-				Items []api.EventItem `json:"items"`
-				Next  string          `json:"next"`
-			}
-			f.do(t, "GET", u, v, nil).decode(t, &p)
-			pages++
-			for _, e := range p.Items {
-				ids = append(ids, e.ID)
-			}
-			if cursor = p.Next; cursor == "" {
-				return ids, pages
-			}
-		}
-		t.Fatal("paging does not end")
-		return nil, 0
+		items, pages := f.eventPages(t, v, api.PathPrefix+"/events?thing=hq.reader.r1&name=scan.target&since=1h", 50, desc)
+		return eventIDs(items), pages
 	}
 	waitFor(t, "the events at central", func() bool { ids, _ := read(false); return len(ids) == len(want) })
 

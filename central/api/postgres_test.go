@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"net/url"
 	"slices"
 	"testing"
 
@@ -28,29 +27,8 @@ func TestAPIOnPostgres(t *testing.T) {
 	}
 	v := f.prov.Token(t, "vera", "viewer")
 	read := func(desc bool) []string {
-		var got []string
-		cursor := ""
-		for range 10 {
-			u := api.PathPrefix + "/events?thing=hq.reader.r1&name=pg.event&since=1h&limit=2"
-			if desc {
-				u += "&desc=true"
-			}
-			if cursor != "" {
-				u += "&cursor=" + url.QueryEscape(cursor)
-			}
-			var p struct {
-				Items []api.EventItem `json:"items"`
-				Next  string          `json:"next"`
-			}
-			f.do(t, "GET", u, v, nil).decode(t, &p)
-			for _, e := range p.Items {
-				got = append(got, e.ID)
-			}
-			if cursor = p.Next; cursor == "" {
-				break
-			}
-		}
-		return got
+		items, _ := f.eventPages(t, v, api.PathPrefix+"/events?thing=hq.reader.r1&name=pg.event&since=1h", 2, desc)
+		return eventIDs(items)
 	}
 	waitFor(t, "the events in the database", func() bool { return len(read(false)) == len(ids) })
 	if got := read(false); !slices.Equal(got, ids) {
