@@ -276,6 +276,8 @@ type SupervisorStats struct {
 	Kicks      uint64 // kicks done
 	KickErrors uint64 // kicks that failed
 	Repairs    uint64 // missing sources added back
+	// Kicking is how many kicks are in progress (one per edge at most).
+	Kicking int64
 }
 
 // Supervisor watches the sources of central's event stream and restarts
@@ -300,6 +302,7 @@ type Supervisor struct {
 	linkOf  map[string]*edgeLink  // edge → evidence of its link
 
 	polls, pollErrors, stalls, kicks, kickErrors, repairs atomic.Uint64
+	inKick                                                atomic.Int64 // kicks in progress
 }
 
 // Supervise starts watching the sources of central's event stream: it
@@ -380,6 +383,7 @@ func (s *Supervisor) Stats() SupervisorStats {
 		Kicks:      s.kicks.Load(),
 		KickErrors: s.kickErrors.Load(),
 		Repairs:    s.repairs.Load(),
+		Kicking:    s.inKick.Load(),
 	}
 }
 
@@ -561,8 +565,10 @@ func (s *Supervisor) poll(ctx, runCtx context.Context) error {
 	for edge, srcs := range stalled {
 		s.kickers.Add(1)
 		s.kicking.Store(edge, struct{}{})
+		s.inKick.Add(1)
 		go func() {
 			defer s.kickers.Done()
+			defer s.inKick.Add(-1)
 			defer s.kicking.Delete(edge)
 			s.kick(runCtx, edge, srcs, gaps[edge])
 			s.kicked.Store(edge, h.cfg.Now())
