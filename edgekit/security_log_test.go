@@ -34,6 +34,25 @@ func (l *logBuffer) String() string {
 	return l.b.String()
 }
 
+// records returns the lines whose message is msg and whose key is value.
+func (l *logBuffer) records(t *testing.T, msg, key, value string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(l.String(), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line is not JSON: %v: %s", err, line)
+		}
+		if m["msg"] == msg && m[key] == value {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // events returns the lines whose key "security" is event.
 func (l *logBuffer) events(t *testing.T, event string) []map[string]any {
 	t.Helper()
