@@ -70,9 +70,11 @@ func runDecision(ctx context.Context, r *runner, res *Result) error {
 	if _, err := r.putCredentials(ctx, s.central.Manager(benchOrg), edge, d.credentials(cards)); err != nil {
 		return err
 	}
-	if err := waitFor(ctx, "the edge to hold every credential", 20*time.Millisecond, func() bool {
+	// Every credential, and a confirmed sync: a set never confirmed is
+	// stale, and the door then decides by its fallback (deny).
+	if err := waitFor(ctx, "the edge to hold every credential, synced", 20*time.Millisecond, func() bool {
 		r.progress("edge's credential set", svc.Set().Len(), cards)
-		return svc.Set().Len() >= cards
+		return svc.Set().Len() >= cards && !svc.SyncedAt().IsZero()
 	}); err != nil {
 		return err
 	}
@@ -109,7 +111,8 @@ func runDecision(ctx context.Context, r *runner, res *Result) error {
 					return err
 				}
 				if e.Name != message.NameAccessGranted {
-					return fmt.Errorf("bench: %s was not granted: %s", card, e.Name)
+					d, _ := message.DecodePayload[message.AccessDecision](e)
+					return fmt.Errorf("bench: %s was not granted: %s (%s)", card, e.Name, d.Reason)
 				}
 				return nil
 			}
