@@ -34,8 +34,8 @@ func (l *logBuffer) String() string {
 	return l.b.String()
 }
 
-// records returns the lines whose message is msg and whose key is value.
-func (l *logBuffer) records(t *testing.T, msg, key, value string) []map[string]any {
+// lines returns the logged lines that match keep, decoded.
+func (l *logBuffer) lines(t *testing.T, keep func(map[string]any) bool) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	for _, line := range strings.Split(l.String(), "\n") {
@@ -46,30 +46,23 @@ func (l *logBuffer) records(t *testing.T, msg, key, value string) []map[string]a
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("log line is not JSON: %v: %s", err, line)
 		}
-		if m["msg"] == msg && m[key] == value {
+		if keep(m) {
 			out = append(out, m)
 		}
 	}
 	return out
 }
 
+// records returns the lines whose message is msg and whose key is value.
+func (l *logBuffer) records(t *testing.T, msg, key, value string) []map[string]any {
+	t.Helper()
+	return l.lines(t, func(m map[string]any) bool { return m["msg"] == msg && m[key] == value })
+}
+
 // events returns the lines whose key "security" is event.
 func (l *logBuffer) events(t *testing.T, event string) []map[string]any {
 	t.Helper()
-	var out []map[string]any
-	for _, line := range strings.Split(l.String(), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line is not JSON: %v: %s", err, line)
-		}
-		if m[authz.LogKeySecurity] == event {
-			out = append(out, m)
-		}
-	}
-	return out
+	return l.lines(t, func(m map[string]any) bool { return m[authz.LogKeySecurity] == event })
 }
 
 // TestSecurityEventsLogged provokes security events against a real edge
