@@ -50,8 +50,19 @@ type CommandOutcome struct {
 	// AckedAt is the time of the deciding ack, as its sender's clock said;
 	// zero while pending.
 	AckedAt time.Time
-	// Acks counts the acks of the command central received.
-	Acks int
+	// Acks counts the acks of the command central received, and AckList
+	// holds them, in the order central's streams hold them.
+	Acks    int
+	AckList []CommandAck // see Acks
+}
+
+// CommandAck is one ack of a command, as central's stream holds it.
+type CommandAck struct {
+	ID         message.ID        // the ack's envelope ID
+	Time       time.Time         // when it was sent, by its sender's clock, in UTC
+	Status     message.AckStatus // what it says of the command
+	Error      string            // its error, if any
+	ReceivedAt time.Time         // when central's stream stored it, in UTC
 }
 
 // Pending reports whether no ack of the command has arrived yet.
@@ -61,9 +72,11 @@ func (o CommandOutcome) Pending() bool { return o.Status == "" }
 // failed, rejected or expired it. No later ack changes a final outcome.
 func (o CommandOutcome) Final() bool { return o.Status.Final() }
 
-// apply folds ack a of envelope e into o, and reports whether it changed o.
-func (o *CommandOutcome) apply(e *message.Envelope, a message.Ack) bool {
+// apply folds ack a of envelope e, stored by central's stream at
+// received, into o, and reports whether it changed o's status.
+func (o *CommandOutcome) apply(e *message.Envelope, a message.Ack, received time.Time) bool {
 	o.Acks++
+	o.AckList = append(o.AckList, CommandAck{ID: e.ID, Time: e.Time.UTC(), Status: a.Status, Error: a.Error, ReceivedAt: received.UTC()})
 	switch {
 	case o.Final():
 		return false
@@ -263,7 +276,7 @@ func (h *Hub) scanCommand(ctx context.Context, stream string, filters []string, 
 			// edge's service may publish there.
 			if a, err := message.DecodePayload[message.Ack](&e); err == nil && (e.CorrelationID == id || a.CommandID == id) {
 				hit = true
-				if out.apply(&e, a) {
+				if out.apply(&e, a, md.Timestamp) {
 					h.log.Debug("command outcome", message.LogKeyThing, thing.String(), message.LogKeyMsgID, id.String(), "status", string(out.Status))
 				}
 			}

@@ -85,8 +85,14 @@ func TestHubCommandOutcomes(t *testing.T) {
 			"CommandResult.Status": func() (edgekit.CommandOutcome, error) { return res.Status(nodeCtx(t)) },
 			"Hub.CommandStatus":    func() (edgekit.CommandOutcome, error) { return s.hub.CommandStatus(nodeCtx(t), nodeL1, res.ID()) },
 		} {
-			if got, err := get(); err != nil || got.Status != message.AckCompleted {
+			got, err := get()
+			if err != nil || got.Status != message.AckCompleted {
 				t.Fatalf("%s: %+v, %v; want completed", name, got, err)
+			}
+			// Each ack counted is listed: accepted, then completed.
+			if len(got.AckList) != got.Acks || got.Acks < 2 || got.AckList[0].Status != message.AckAccepted ||
+				got.AckList[len(got.AckList)-1].Status != message.AckCompleted || got.AckList[0].ID.IsZero() || got.AckList[0].ReceivedAt.IsZero() {
+				t.Fatalf("%s: acks %+v (count %d); want each, accepted first and completed last", name, got.AckList, got.Acks)
 			}
 		}
 		// Asked with another thing, of the same edge or not, the command

@@ -9,9 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/lintel-io/lintel/authz"
 	"github.com/lintel-io/lintel/edgekit"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
@@ -20,11 +17,6 @@ import (
 // defaultCommandDeadline is how long a command stays valid when the
 // request gives no deadline.
 const defaultCommandDeadline = time.Minute
-
-// ackLookBack is how far before a command's own time (its ID's timestamp)
-// its acks are looked for in central's event stream, as
-// edgekit.Hub.CommandStatus looks for them.
-const ackLookBack = time.Minute
 
 // CommandReport is a command and where it stands, as its acks at central
 // tell.
@@ -200,108 +192,24 @@ func (s *Server) getCommand(c *call) (any, error) {
 		}
 	}
 	rep.fill(out)
-	actx, acancel := s.call(c.r.Context()) // the wait may have used up ctx
-	defer acancel()
-	st := s.central.Store()
-	if st == nil {
-		if rep.Acks, err = s.streamAcks(actx, hub, t, id, out.Acks); err != nil {
+	if st := s.central.Store(); st != nil {
+		actx, acancel := s.call(c.r.Context()) // the wait may have used up ctx
+		defer acancel()
+		acks, err := st.CommandAcks(actx, id)
+		if err != nil {
 			return nil, err
 		}
-		return rep, nil
-	}
-	acks, err := st.CommandAcks(actx, id)
-	if err != nil {
-		return nil, err
-	}
-	for _, a := range acks {
-		rep.Acks = append(rep.Acks, AckItem{ID: a.ID.String(), Time: a.Time, Status: string(a.Status), Error: a.Error, ReceivedAt: a.ReceivedAt})
+		for _, a := range acks {
+			rep.Acks = append(rep.Acks, AckItem{ID: a.ID.String(), Time: a.Time, Status: string(a.Status), Error: a.Error, ReceivedAt: a.ReceivedAt})
+		}
+	} else {
+		// The acks CommandStatus read, in storage's order: by time, then id.
+		for _, a := range out.AckList {
+			rep.Acks = append(rep.Acks, AckItem{ID: a.ID.String(), Time: a.Time, Status: string(a.Status), Error: a.Error, ReceivedAt: a.ReceivedAt})
+		}
+		slices.SortStableFunc(rep.Acks, func(a, b AckItem) int {
+			return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.ID, b.ID))
+		})
 	}
 	return rep, nil
-}
-
-// streamAcks returns the acks of command id of thing that central's event
-// stream holds (and the org's gateway stream, for a device of the central
-// gateway), without a database: the acks edgekit.Hub.CommandStatus
-// counts, read as it reads them, from shortly before the command's time,
-// or from the start of the streams when that finds fewer than want (the
-// count). They are sorted as storage lists them: by time, then id.
-func (s *Server) streamAcks(ctx context.Context, hub *edgekit.Hub, thing topic.Thing, id message.ID, want int) ([]AckItem, error) {
-	streams := []string{hub.EventStream()}
-	if s.viaGateway(thing) {
-		streams = append(streams, authz.CentralGatewayStream(s.org))
-	}
-	read := func(cfg jetstream.OrderedConsumerConfig) ([]AckItem, error) {
-		var acks []AckItem
-		for _, stream := range streams {
-			got, err := s.readAcks(ctx, stream, thing, id, cfg)
-			if err != nil {
-				return nil, err
-			}
-			acks = append(acks, got...)
-		}
-		return acks, nil
-	}
-	from := id.Time().Add(-ackLookBack)
-	acks, err := read(jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from})
-	if err == nil && len(acks) < want {
-		// A hub clock far off central's: look through the whole streams.
-		acks, err = read(jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
-	}
-	if err != nil {
-		return nil, err
-	}
-	slices.SortStableFunc(acks, func(a, b AckItem) int {
-		return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.ID, b.ID))
-	})
-	return acks, nil
-}
-
-// readAcks reads the acks of command id on thing's ack subject in stream,
-// with an ordered consumer configured by cfg, up to the last message the
-// stream holds now. An ack is of id when its correlation id or its
-// payload's command id names it, as for edgekit.Hub.CommandStatus.
-func (s *Server) readAcks(ctx context.Context, stream string, thing topic.Thing, id message.ID, cfg jetstream.OrderedConsumerConfig) ([]AckItem, error) {
-	cfg.FilterSubjects = []string{thing.Subject(topic.Ack).String()}
-	cfg.InactiveThreshold = max(s.cfg.Timeout, 30*time.Second)
-	cons, err := s.js.OrderedConsumer(ctx, stream, cfg)
-	if err != nil {
-		return nil, err
-	}
-	if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
-		return nil, nil
-	}
-	it, err := cons.Messages()
-	if err != nil {
-		return nil, err
-	}
-	defer it.Stop()
-	var acks []AckItem
-	for {
-		m, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			return nil, err
-		}
-		md, err := m.Metadata()
-		if err != nil {
-			return nil, err
-		}
-		var e message.Envelope
-		if message.DecodeJetStream(m, &e, nil) == nil && e.Type == topic.Ack {
-			if a, err := message.DecodePayload[message.Ack](&e); err == nil && (e.CorrelationID == id || a.CommandID == id) {
-				acks = append(acks, AckItem{ID: e.ID.String(), Time: e.Time.UTC(), Status: string(a.Status), Error: a.Error,
-					ReceivedAt: md.Timestamp.UTC()})
-			}
-		}
-		if md.NumPending == 0 {
-			return acks, nil
-		}
-	}
-}
-
-// viaGateway reports whether the inventory marks thing for the central
-// gateway, whose acks reach the org's gateway stream.
-func (s *Server) viaGateway(thing topic.Thing) bool {
-	return slices.ContainsFunc(s.central.Inventory().Things, func(x authz.Thing) bool {
-		return x.Thing == thing && x.CentralGateway
-	})
 }
