@@ -66,11 +66,6 @@ type EdgeAuthConfig struct {
 	Logger *slog.Logger
 }
 
-// DefaultMaxBcryptWait is how long a login waits for a bcrypt comparison
-// by default: less than the 2s after which nats-server gives up on a
-// client that has not completed its login.
-const DefaultMaxBcryptWait = 1500 * time.Millisecond
-
 // AuthStats is a snapshot of an [EdgeAuthenticator]'s counters.
 type AuthStats struct {
 	Users       int    // users in the current credential table

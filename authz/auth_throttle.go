@@ -8,9 +8,13 @@ import (
 	"time"
 )
 
-// Defaults of the login throttling of [EdgeAuthenticator] (see
-// [EdgeAuthConfig]).
+// Defaults of the login checks and throttling of [EdgeAuthenticator]
+// (see [EdgeAuthConfig]).
 const (
+	// DefaultMaxBcryptWait is how long a login waits for a bcrypt comparison
+	// by default: less than the 2s after which nats-server gives up on a
+	// client that has not completed its login.
+	DefaultMaxBcryptWait = 1500 * time.Millisecond
 	// DefaultFailureBurst is how many failed password checks a user name,
 	// or a source address, may cost before it is throttled.
 	DefaultFailureBurst = 5

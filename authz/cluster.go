@@ -10,15 +10,17 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// RouteUser is the user central's nodes authenticate their cluster routes
+// routeUser is the user central's nodes authenticate their cluster routes
 // as; its password is [ClusterOptions].Password.
-const RouteUser = "lintel-route"
+const routeUser = "lintel-route"
 
 // DefaultClusterName names central's cluster when [ClusterOptions].Name is
 // empty, and DefaultRoutePort is the route port when Port is zero.
 const (
 	DefaultClusterName = "lintel-central"
 	DefaultRoutePort   = 6222
+	// DefaultRoutesFile is the default [ClusterOptions].RoutesFile.
+	DefaultRoutesFile = "cluster.conf"
 )
 
 // ClusterOptions make a central node one of a NATS cluster of central
@@ -52,9 +54,6 @@ type ClusterOptions struct {
 	// required, whether it dialled or accepted the route.
 	TLS *TLSFiles
 }
-
-// DefaultRoutesFile is the default [ClusterOptions].RoutesFile.
-const DefaultRoutesFile = "cluster.conf"
 
 // check reports the first unusable field of c.
 func (c *ClusterOptions) check() error {
@@ -138,7 +137,7 @@ func (c ClusterOptions) routeURLs() ([]*url.URL, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: Cluster.Routes: %w", ErrRenderOption, err)
 		}
-		u.User = url.UserPassword(RouteUser, c.Password.Reveal())
+		u.User = url.UserPassword(routeUser, c.Password.Reveal())
 		out = append(out, u)
 	}
 	return out, nil
@@ -156,7 +155,7 @@ func applyCluster(opts *server.Options, c ClusterOptions) error {
 	if err != nil {
 		return err
 	}
-	opts.Cluster.Username, opts.Cluster.Password = RouteUser, c.Password.Reveal()
+	opts.Cluster.Username, opts.Cluster.Password = routeUser, c.Password.Reveal()
 	opts.Routes = routes
 	return nil
 }
@@ -185,7 +184,7 @@ func WriteClusterConf(o RenderOptions) error {
 	}
 	var b strings.Builder
 	b.WriteString("# Route credentials of central's cluster, written by authz.WriteClusterConf.\n")
-	fmt.Fprintf(&b, "authorization {\n  user: %s\n  password: %s\n  timeout: 2\n}\n", quote(RouteUser), quote(c.Password.Reveal()))
+	fmt.Fprintf(&b, "authorization {\n  user: %s\n  password: %s\n  timeout: 2\n}\n", quote(routeUser), quote(c.Password.Reveal()))
 	b.WriteString("routes: [\n")
 	for _, u := range routes {
 		fmt.Fprintf(&b, "  %s\n", quote(u.String()))

@@ -93,9 +93,3 @@ func reason(err error) string {
 	}
 	return err.Error()
 }
-
-// ErrOrigin reports a message of central's event stream whose origin may
-// not have written it: an edge writing for another edge or org, or on a
-// system subject, or a message published at central on an edge's subject.
-// It arrives wrapped in an [*OriginError].
-var ErrOrigin = errors.New("authz: message from an origin that may not write it")

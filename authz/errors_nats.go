@@ -3,7 +3,7 @@ package authz
 import "errors"
 
 // Sentinel errors of the NATS half of the package (topology, permissions,
-// rendering and the edge authentication hook); compare with [errors.Is].
+// rendering, the edge authentication hook and origin checks); compare with [errors.Is].
 var (
 	// ErrReservedName reports an org or edge code that the topology keeps for
 	// itself: an edge code equal to [HubDomain] (the edge's JetStream domain
@@ -23,4 +23,14 @@ var (
 	// ErrNotAttached reports an [EdgeAuthenticator] used before
 	// [EdgeAuthenticator.Attach] gave it its server.
 	ErrNotAttached = errors.New("authz: authenticator not attached to a server")
+	// ErrTLSFile reports a TLS certificate, key or CA file of [RenderOptions]
+	// that cannot be used: unreadable, not PEM, no certificate in it, or a key
+	// that does not match its certificate. The wrapping error names the field
+	// and the file.
+	ErrTLSFile = errors.New("authz: unusable TLS file")
+	// ErrOrigin reports a message of central's event stream whose origin may
+	// not have written it: an edge writing for another edge or org, or on a
+	// system subject, or a message published at central on an edge's subject.
+	// It arrives wrapped in an [*OriginError].
+	ErrOrigin = errors.New("authz: message from an origin that may not write it")
 )

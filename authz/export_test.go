@@ -14,3 +14,16 @@ func DeliversOf(n EdgeNames) Delivers {
 
 // PlatformPrefixOf returns the subject prefix n's platform stream captures.
 func PlatformPrefixOf(n EdgeNames) string { return n.platformPrefix }
+
+// Names the tests reach that the package keeps to itself.
+var (
+	APIPrefix        = apiPrefix
+	CheckTLSFiles    = checkTLSFiles
+	ValidateTopology = validateTopology
+)
+
+// The state file's format version and the TLS handshake bound.
+const (
+	StateVersion        = stateVersion
+	TLSHandshakeTimeout = tlsHandshakeTimeout
+)

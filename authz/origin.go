@@ -12,10 +12,17 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// HeaderStreamSource is the header nats-server puts on a message that a
-// stream stored through sourcing. Its first field names the source; the
-// rest (the origin's sequence and subject) are the origin's word.
-const HeaderStreamSource = "Nats-Stream-Source"
+// Headers of sourced messages.
+const (
+	// HeaderStreamSource is the header nats-server puts on a message that a
+	// stream stored through sourcing. Its first field names the source; the
+	// rest (the origin's sequence and subject) are the origin's word.
+	HeaderStreamSource = "Nats-Stream-Source"
+	// HeaderRepairOf marks a message an edge published again into its platform
+	// stream because central never stored the original: "{flow} {sequence}",
+	// the original's flow and sequence in the edge's stream of that flow.
+	HeaderRepairOf = "Lintel-Repair-Of"
+)
 
 // SourceName returns the first field of the [HeaderStreamSource] header
 // that nats-server writes on every message central's stream stores through

@@ -117,7 +117,7 @@ func thingSubjects(t topic.Thing, types []topic.MessageType) []string {
 // denies "$JS.API.>" and "$KV.>" across the leaf link between domains, so
 // these never reach the other side.
 func jsLocal(domain string) []string {
-	return []string{"$JS.API.>", APIPrefix(domain) + ".>", "$JS.ACK.>", "$JS.FC.>", "$KV.>"}
+	return []string{"$JS.API.>", apiPrefix(domain) + ".>", "$JS.ACK.>", "$JS.FC.>", "$KV.>"}
 }
 
 // EdgeServicePermissions returns the permissions of the edge service of
@@ -320,8 +320,8 @@ func LeafPermissions(org, edge string) (Permissions, error) {
 		apiReply(n.Domain, n.EventStream, n.EventConsumer),
 		apiReply(n.Domain, n.TelemetryStream, n.TelemetryConsumer),
 		apiReply(n.Domain, n.PlatformStream, n.PlatformConsumer),
-		APIPrefix(HubDomain) + ".CONSUMER.RESET." + n.CredentialStream + "." + n.CredentialConsumer,
-		APIPrefix(HubDomain) + ".CONSUMER.RESET." + n.CentralCommandStream + "." + n.CommandConsumer,
+		apiPrefix(HubDomain) + ".CONSUMER.RESET." + n.CredentialStream + "." + n.CredentialConsumer,
+		apiPrefix(HubDomain) + ".CONSUMER.RESET." + n.CentralCommandStream + "." + n.CommandConsumer,
 		n.CredentialInfo,
 		n.CredentialGet + ".>",
 		n.ReleaseGet("*"),
@@ -336,9 +336,9 @@ func LeafPermissions(org, edge string) (Permissions, error) {
 		n.ReleaseReplyPrefix() + ".>",
 		apiReply(HubDomain, n.CredentialStream, n.CredentialConsumer),
 		apiReply(HubDomain, n.CentralCommandStream, n.CommandConsumer),
-		APIPrefix(n.Domain) + ".CONSUMER.RESET." + n.EventStream + "." + n.EventConsumer,
-		APIPrefix(n.Domain) + ".CONSUMER.RESET." + n.TelemetryStream + "." + n.TelemetryConsumer,
-		APIPrefix(n.Domain) + ".CONSUMER.RESET." + n.PlatformStream + "." + n.PlatformConsumer,
+		apiPrefix(n.Domain) + ".CONSUMER.RESET." + n.EventStream + "." + n.EventConsumer,
+		apiPrefix(n.Domain) + ".CONSUMER.RESET." + n.TelemetryStream + "." + n.TelemetryConsumer,
+		apiPrefix(n.Domain) + ".CONSUMER.RESET." + n.PlatformStream + "." + n.PlatformConsumer,
 	}
 	sub = append(sub, flowControl(n.Domain, n.EventStream, n.EventConsumer)...)
 	sub = append(sub, flowControl(n.Domain, n.TelemetryStream, n.TelemetryConsumer)...)

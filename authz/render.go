@@ -96,7 +96,7 @@ type RenderOptions struct {
 	// require the TLS files unless their configuration turns TLS off
 	// explicitly; a library caller that renders a production configuration
 	// should do the same. [RenderCentral] and [RenderEdge] do not read the
-	// files; [CentralOptions], [EdgeOptions] and [CheckTLSFiles] do.
+	// files; [CentralOptions], [EdgeOptions] and checkTLSFiles do.
 	TLS     *TLSFiles
 	LeafTLS *TLSFiles // central only; see TLS
 	HubTLS  *HubTLS   // an edge only; see TLS
@@ -371,17 +371,17 @@ func renderEdge(inv *Inventory, st *State, org, edge string, o RenderOptions, in
 // CentralOptions returns central's configuration as [server.Options] for an
 // embedded server: the parsed text of [RenderCentral], with NoSigs set. It
 // returns the errors of RenderCentral, and an error wrapping [ErrTLSFile]
-// when a TLS file of o cannot be used ([CheckTLSFiles]).
+// when a TLS file of o cannot be used (checkTLSFiles).
 func CentralOptions(inv *Inventory, st *State, o RenderOptions) (*server.Options, error) {
 	text, err := RenderCentral(inv, st, o)
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckTLSFiles(RenderOptions{TLS: o.TLS, LeafTLS: o.LeafTLS}); err != nil {
+	if err := checkTLSFiles(RenderOptions{TLS: o.TLS, LeafTLS: o.LeafTLS}); err != nil {
 		return nil, err
 	}
 	if o.Cluster != nil && o.Cluster.TLS != nil {
-		if err := CheckTLSFiles(RenderOptions{TLS: o.Cluster.TLS}); err != nil {
+		if err := checkTLSFiles(RenderOptions{TLS: o.Cluster.TLS}); err != nil {
 			return nil, fmt.Errorf("cluster routes: %w", err)
 		}
 	}
@@ -410,14 +410,14 @@ func CentralOptions(inv *Inventory, st *State, o RenderOptions) (*server.Options
 // [EdgeAuthenticator] (see [EdgeAuthenticator.Configure]); the users of the
 // text are then ignored. It returns the errors of RenderEdge, an error
 // wrapping [ErrTLSFile] when a TLS file of o cannot be used
-// ([CheckTLSFiles]), and one wrapping [ErrInvalidSeed] when the seed file
+// (checkTLSFiles), and one wrapping [ErrInvalidSeed] when the seed file
 // cannot be read or holds no user seed.
 func EdgeOptions(inv *Inventory, st *State, org, edge string, o RenderOptions) (*server.Options, error) {
 	text, err := renderEdge(inv, st, org, edge, o, false)
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckTLSFiles(RenderOptions{TLS: o.TLS, HubTLS: o.HubTLS}); err != nil {
+	if err := checkTLSFiles(RenderOptions{TLS: o.TLS, HubTLS: o.HubTLS}); err != nil {
 		return nil, err
 	}
 	opts, err := parseConfig(text)
@@ -498,7 +498,7 @@ func WriteLeafSeedConf(path string, seed Secret) error {
 // renderIdentities returns the users of inv after checking the names the
 // topology reserves.
 func renderIdentities(inv *Inventory) ([]identity, error) {
-	if err := ValidateTopology(inv); err != nil {
+	if err := validateTopology(inv); err != nil {
 		return nil, err
 	}
 	return identitiesOf(inv)

@@ -9,15 +9,15 @@ import (
 	"time"
 )
 
-// LogKeySecurity is the log key that marks a log line as a security event,
-// for a SIEM to match on. Its value names the event: one of the Security
-// constants here, devicekit.SecurityCommandRefused,
-// access.SecurityReplyRefused or the edge's "rate_exceeded". Values are
-// never renamed or reused (docs/security-events.md).
-const LogKeySecurity = "security"
-
-// Security events, values of [LogKeySecurity].
+// The security log key and its values.
 const (
+	// LogKeySecurity is the log key that marks a log line as a security event,
+	// for a SIEM to match on. Its value names the event: one of the Security
+	// constants here, devicekit.SecurityCommandRefused,
+	// access.SecurityReplyRefused or the edge's "rate_exceeded". Values are
+	// never renamed or reused (docs/security-events.md).
+	LogKeySecurity = "security"
+
 	// SecurityLoginFailed is a refused login: an unknown user, a
 	// wrong password or key, or no credentials (NATS, MQTT, or the HTTP
 	// gateway).

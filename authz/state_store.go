@@ -14,14 +14,14 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// StateVersion is the state file format version that this package reads and
+// stateVersion is the state file format version that this package reads and
 // writes.
-const StateVersion = 1
+const stateVersion = 1
 
 // NewState returns an empty state of the current version.
 func NewState() *State {
 	return &State{
-		Version:   StateVersion,
+		Version:   stateVersion,
 		Passwords: make(map[string]PasswordCredential),
 		EdgeKeys:  make(map[string]EdgeKey),
 	}
@@ -47,7 +47,7 @@ func (s *State) Clone() *State {
 }
 
 // Validate reports whether s can be saved and used: it must be of version
-// [StateVersion], every hash must be a bcrypt hash (so a password in clear
+// stateVersion, every hash must be a bcrypt hash (so a password in clear
 // can never be stored by mistake), every public key a user NKey, and a
 // previous credential must come with the end of its overlap window. Errors
 // wrap [ErrInvalidState] and name the entry, never its value.
@@ -55,8 +55,8 @@ func (s *State) Validate() error {
 	if s == nil {
 		return fmt.Errorf("%w: nil state", ErrInvalidState)
 	}
-	if s.Version != StateVersion {
-		return fmt.Errorf("%w: version %d, this package reads version %d", ErrInvalidState, s.Version, StateVersion)
+	if s.Version != stateVersion {
+		return fmt.Errorf("%w: version %d, this package reads version %d", ErrInvalidState, s.Version, stateVersion)
 	}
 	var errs []error
 	bad := func(format string, args ...any) {

@@ -12,16 +12,10 @@ import (
 	"time"
 )
 
-// ErrTLSFile reports a TLS certificate, key or CA file of [RenderOptions]
-// that cannot be used: unreadable, not PEM, no certificate in it, or a key
-// that does not match its certificate. The wrapping error names the field
-// and the file.
-var ErrTLSFile = errors.New("authz: unusable TLS file")
-
-// TLSHandshakeTimeout bounds the TLS handshake of every connection to a
+// tlsHandshakeTimeout bounds the TLS handshake of every connection to a
 // listener with TLS, and of the leaf link: longer than nats-server's 2
 // seconds, for edges on slow links.
-const TLSHandshakeTimeout = 5 * time.Second
+const tlsHandshakeTimeout = 5 * time.Second
 
 // TLSFiles are the PEM files of a TLS listener. Paths must be absolute:
 // nats-server reads them relative to its working directory, not to the
@@ -55,13 +49,13 @@ type HubTLS struct {
 	CertFile, KeyFile string
 }
 
-// CheckTLSFiles reads every file that o's TLS, LeafTLS and HubTLS name and
+// checkTLSFiles reads every file that o's TLS, LeafTLS and HubTLS name and
 // reports the first that cannot be used, with an error wrapping
 // [ErrTLSFile] that names the field and the file, or [ErrRenderOption] for
 // an incomplete or relative setting. [CentralOptions] and [EdgeOptions]
 // call it; call it before starting a stock nats-server on a file of
 // [RenderCentral] or [RenderEdge], which do not read the files.
-func CheckTLSFiles(o RenderOptions) error {
+func checkTLSFiles(o RenderOptions) error {
 	if err := o.checkTLSFields(true, true); err != nil {
 		return err
 	}
@@ -222,5 +216,5 @@ func (w *confWriter) hubTLSBlock(h *HubTLS) {
 }
 
 func tlsTimeout() string {
-	return strconv.FormatFloat(TLSHandshakeTimeout.Seconds(), 'f', -1, 64)
+	return strconv.FormatFloat(tlsHandshakeTimeout.Seconds(), 'f', -1, 64)
 }

@@ -139,7 +139,7 @@ func TestTLSOptions(t *testing.T) {
 
 // TestTLSFileErrors: bad TLS settings fail with an error naming the field
 // and the file: ErrRenderOption from rendering for an incomplete setting or
-// a relative path, ErrTLSFile from CheckTLSFiles, CentralOptions and
+// a relative path, ErrTLSFile from checkTLSFiles, CentralOptions and
 // EdgeOptions for a file that cannot be used.
 func TestTLSFileErrors(t *testing.T) {
 	inv := natsInv()
@@ -193,7 +193,7 @@ func TestTLSFileErrors(t *testing.T) {
 					}
 				}
 			}
-			check("CheckTLSFiles", authz.CheckTLSFiles(tc.o))
+			check("checkTLSFiles", authz.CheckTLSFiles(tc.o))
 			o := tc.o
 			o.HubURLs = hub
 			if o.HubTLS == nil {

@@ -191,9 +191,9 @@ func NamesFor(org, edge string) (EdgeNames, error) {
 		CommandStream:        "commands-" + org + "-" + edge,
 	}
 	n.CredentialStream = "KV_" + n.CredentialBucket
-	n.CredentialInfo = APIPrefix(HubDomain) + ".STREAM.INFO." + n.CredentialStream
-	n.CredentialGet = APIPrefix(HubDomain) + ".DIRECT.GET." + n.CredentialStream
-	n.CredentialReset = APIPrefix(HubDomain) + ".CONSUMER.RESET." + n.CredentialStream + "." + n.CredentialConsumer
+	n.CredentialInfo = apiPrefix(HubDomain) + ".STREAM.INFO." + n.CredentialStream
+	n.CredentialGet = apiPrefix(HubDomain) + ".DIRECT.GET." + n.CredentialStream
+	n.CredentialReset = apiPrefix(HubDomain) + ".CONSUMER.RESET." + n.CredentialStream + "." + n.CredentialConsumer
 	for _, mt := range eventMessageTypes {
 		n.eventSubjects = append(n.eventSubjects, org+"."+edge+".*.*."+string(mt))
 	}
@@ -225,11 +225,11 @@ func checkOrgName(org string) error {
 	return nil
 }
 
-// ValidateTopology reports the org and edge codes of inv that the NATS
+// validateTopology reports the org and edge codes of inv that the NATS
 // topology cannot use ([ErrReservedName]): an edge named [HubDomain], an
 // org named [SystemAccount]. It complements [Inventory.Validate], which it
 // does not call.
-func ValidateTopology(inv *Inventory) error {
+func validateTopology(inv *Inventory) error {
 	for _, o := range inv.Orgs {
 		if o.Code == SystemAccount {
 			return fmt.Errorf("%w: org %q: it is the system account", ErrReservedName, o.Code)
@@ -243,9 +243,9 @@ func ValidateTopology(inv *Inventory) error {
 	return nil
 }
 
-// APIPrefix returns the JetStream API prefix of a domain, "$JS.{domain}.API".
+// apiPrefix returns the JetStream API prefix of a domain, "$JS.{domain}.API".
 // A client of another domain reaches the domain's JetStream through it.
-func APIPrefix(domain string) string { return "$JS." + domain + ".API" }
+func apiPrefix(domain string) string { return "$JS." + domain + ".API" }
 
 // CommandSubject returns the subject on which central's services write a
 // command for thing t into the org's command stream:
@@ -317,7 +317,7 @@ func (n EdgeNames) EventConsumerConfig() jetstream.ConsumerConfig {
 func (n EdgeNames) EventSource() *jetstream.StreamSource {
 	return &jetstream.StreamSource{
 		Name:     n.EventStream,
-		External: &jetstream.ExternalStream{APIPrefix: APIPrefix(n.Domain)},
+		External: &jetstream.ExternalStream{APIPrefix: apiPrefix(n.Domain)},
 		Consumer: &jetstream.StreamConsumerSource{Name: n.EventConsumer, DeliverSubject: n.eventDeliver},
 	}
 }
@@ -354,7 +354,7 @@ func (n EdgeNames) TelemetryConsumerConfig() jetstream.ConsumerConfig {
 func (n EdgeNames) TelemetrySource() *jetstream.StreamSource {
 	return &jetstream.StreamSource{
 		Name:     n.TelemetryStream,
-		External: &jetstream.ExternalStream{APIPrefix: APIPrefix(n.Domain)},
+		External: &jetstream.ExternalStream{APIPrefix: apiPrefix(n.Domain)},
 		Consumer: &jetstream.StreamConsumerSource{Name: n.TelemetryConsumer, DeliverSubject: n.telemetryDeliver},
 	}
 }
@@ -419,7 +419,7 @@ func (n EdgeNames) CredentialMirrorConfig() jetstream.KeyValueConfig {
 		Storage: jetstream.FileStorage,
 		Mirror: &jetstream.StreamSource{
 			Name:     n.CredentialStream,
-			External: &jetstream.ExternalStream{APIPrefix: APIPrefix(HubDomain)},
+			External: &jetstream.ExternalStream{APIPrefix: apiPrefix(HubDomain)},
 			Consumer: &jetstream.StreamConsumerSource{Name: n.CredentialConsumer, DeliverSubject: n.credentialDeliver},
 		},
 	}
@@ -463,7 +463,7 @@ func (n EdgeNames) CommandStreamConfig() jetstream.StreamConfig {
 		Retention: jetstream.LimitsPolicy,
 		Sources: []*jetstream.StreamSource{{
 			Name:     n.CentralCommandStream,
-			External: &jetstream.ExternalStream{APIPrefix: APIPrefix(HubDomain)},
+			External: &jetstream.ExternalStream{APIPrefix: apiPrefix(HubDomain)},
 			Consumer: &jetstream.StreamConsumerSource{Name: n.CommandConsumer, DeliverSubject: n.commandDeliver},
 		}},
 	}

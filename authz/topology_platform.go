@@ -50,7 +50,7 @@ func (n EdgeNames) PlatformConsumerConfig() jetstream.ConsumerConfig {
 func (n EdgeNames) PlatformSource() *jetstream.StreamSource {
 	return &jetstream.StreamSource{
 		Name:     n.PlatformStream,
-		External: &jetstream.ExternalStream{APIPrefix: APIPrefix(n.Domain)},
+		External: &jetstream.ExternalStream{APIPrefix: apiPrefix(n.Domain)},
 		Consumer: &jetstream.StreamConsumerSource{Name: n.PlatformConsumer, DeliverSubject: n.platformDeliver},
 	}
 }

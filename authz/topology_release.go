@@ -15,11 +15,6 @@ const (
 	FlowPlatform  = "platform"
 )
 
-// HeaderRepairOf marks a message an edge published again into its platform
-// stream because central never stored the original: "{flow} {sequence}",
-// the original's flow and sequence in the edge's stream of that flow.
-const HeaderRepairOf = "Lintel-Repair-Of"
-
 // ReleaseBucket names org's release bucket on central: for each edge and
 // flow ([EdgeNames.ReleaseKey]), how far central's event stream holds the
 // edge's stream of that flow without a gap ([ReleaseMark]). The edge
@@ -45,7 +40,7 @@ func (n EdgeNames) ReleaseKey(flow string) string { return n.Edge + "." + flow }
 // bucket it may read ([LeafPermissions]).
 func (n EdgeNames) ReleaseGet(flow string) string {
 	b := ReleaseBucket(n.Org)
-	return APIPrefix(HubDomain) + ".DIRECT.GET.KV_" + b + ".$KV." + b + "." + n.ReleaseKey(flow)
+	return apiPrefix(HubDomain) + ".DIRECT.GET.KV_" + b + ".$KV." + b + "." + n.ReleaseKey(flow)
 }
 
 // ReleaseReplyPrefix is the edge's namespace for the answers to

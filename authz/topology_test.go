@@ -72,7 +72,7 @@ func TestNamesForErrors(t *testing.T) {
 		t.Errorf("command stream of org SYS: %v", err)
 	}
 	if err := authz.ValidateTopology(natsInv()); err != nil {
-		t.Errorf("ValidateTopology: %v", err)
+		t.Errorf("validateTopology: %v", err)
 	}
 }
 
