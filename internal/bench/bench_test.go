@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -107,4 +108,39 @@ func TestQuantileNearestRank(t *testing.T) {
 	if got := (latencies{}).quantile(0.99); got != 0 {
 		t.Errorf("p99 of none: %v", got)
 	}
+}
+
+func TestCPUSplit(t *testing.T) {
+	split, err := startCPUSplit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	// The spinning goroutine is started by one labelled central, as
+	// central's server starts its connections: it inherits the label.
+	labelled(context.Background(), partCentral, func(context.Context) {
+		go func() {
+			defer close(done)
+			for c0, x := cpuTime(), 0; cpuTime()-c0 < 400*time.Millisecond; x++ {
+				for i := range 100000 {
+					x ^= i
+				}
+			}
+		}()
+	})
+	<-done
+	parts, err := split.stop(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if parts[partCentral] == 0 || parts[partCentral] <= parts[partEdges] || parts[partCentral] <= parts[""] {
+		t.Fatalf("CPU by part %v: the labelled spinner's part should hold most of it", parts)
+	}
+	if _, err := startCPUSplit(); err != nil {
+		t.Fatalf("a second split after stop: %v", err)
+	}
+	if _, err := startCPUSplit(); err == nil {
+		t.Fatal("a split while one runs started")
+	}
+	pprof.StopCPUProfile()
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"runtime/pprof"
 	"sync/atomic"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/lintel-io/lintel/authz"
 	"github.com/lintel-io/lintel/edgekit"
@@ -96,13 +99,13 @@ func runScale(ctx context.Context, r *runner, res *Result) error {
 		devCtx, cancel := context.WithCancel(ctx)
 		connected := make(chan error, 1)
 		done := make(chan struct{})
-		go func() {
+		go labelled(devCtx, partDevices, func(devCtx context.Context) {
 			defer close(done)
 			err := runDevices(devCtx, specs, every, func(int) { connected <- nil }, func(a, f int64) { acked.Store(a); failed.Store(f) })
 			if err != nil {
 				connected <- err
 			}
-		}()
+		})
 		cl.add(func() { cancel(); <-done })
 		select {
 		case err := <-connected:
@@ -113,7 +116,7 @@ func runScale(ctx context.Context, r *runner, res *Result) error {
 			return context.Cause(ctx)
 		}
 	}
-	res.Notes = append(res.Notes, fmt.Sprintf("%d edges x %d devices against one central, central and the edges in this process, the devices %s, each publishing an event every %v (offered %.0f events/s) for %v after a warm-up of %v; CPU and memory are of this process (central and every edge together); the baseline of the throughput is the offered rate", edges, devices, where, every, offered, r.cfg.Duration, every+2*time.Second))
+	res.Notes = append(res.Notes, fmt.Sprintf("%d edges x %d devices against one central, central and the edges in this process, the devices %s, each publishing an event every %v (offered %.0f events/s) for %v after a warm-up of %v; memory is of this process (central and every edge together), CPU of this process split by part with profiler labels (a JetStream stream's or consumer's goroutines, which nats-server labels itself, by the server holding the stream; runtime work no goroutine of a part asked for, such as the garbage collector's own workers, is \"other\"); the baseline of the throughput is the offered rate", edges, devices, where, every, offered, r.cfg.Duration, every+2*time.Second))
 	if err := sleep(ctx, every+2*time.Second); err != nil { // every device has published; caches warm
 		return err
 	}
@@ -122,6 +125,21 @@ func runScale(ctx context.Context, r *runner, res *Result) error {
 		epochs[i] = n.LinkEpoch()
 	}
 	g0, h0 := snapshot()
+	split, splitErr := startCPUSplit()
+	stopSplit := func() (map[string]time.Duration, error) {
+		if split == nil {
+			return nil, splitErr
+		}
+		c := split
+		split = nil
+		streams, err := s.streamParts(ctx)
+		if err != nil {
+			pprof.StopCPUProfile()
+			return nil, err
+		}
+		return c.stop(streams)
+	}
+	defer stopSplit()
 	cpu0, a0, start := cpuTime(), acked.Load(), time.Now()
 	var maxRSS int64
 	t := time.NewTicker(time.Second)
@@ -139,6 +157,7 @@ func runScale(ctx context.Context, r *runner, res *Result) error {
 	elapsed := time.Since(start)
 	rate := float64(acked.Load()-a0) / elapsed.Seconds()
 	cores := (cpuTime() - cpu0).Seconds() / elapsed.Seconds()
+	parts, splitErr := stopSplit()
 	g1, h1 := snapshot()
 	drops := 0
 	for i, n := range s.nodes {
@@ -148,7 +167,32 @@ func runScale(ctx context.Context, r *runner, res *Result) error {
 	}
 	res.Figures = append(res.Figures,
 		fig("throughput", rate, "events/s", offered, "offered rate", noGoal, 0),
-		fig("CPU, central + edges", cores, "cores", 0, "", noGoal, 0),
+		fig("CPU, this process", cores, "cores", 0, "", noGoal, 0))
+	if splitErr == nil {
+		var sampled time.Duration
+		for _, d := range parts {
+			sampled += d
+		}
+		for _, part := range []string{partCentral, partEdges, partShared, partDevices, partProxy, ""} {
+			if (part == partDevices && r.cfg.Child != nil) || (part == partShared && parts[part] == 0) {
+				continue
+			}
+			name := part
+			if name == "" {
+				name = "other"
+			}
+			// Each part's share of the sampled CPU, of the process's CPU
+			// time measured beside it.
+			share := 0.0
+			if sampled > 0 {
+				share = float64(parts[part]) / float64(sampled)
+			}
+			res.Figures = append(res.Figures, fig("CPU, "+name, share*cores, "cores", 0, "", noGoal, 0))
+		}
+	} else {
+		res.Notes = append(res.Notes, fmt.Sprintf("CPU is not split by part: %v", splitErr))
+	}
+	res.Figures = append(res.Figures,
 		fig("RSS, central + edges (max)", mib(maxRSS), "MiB", 0, "", noGoal, 0),
 		fig("goroutines at start", float64(g0), "", 0, "", noGoal, 0),
 		fig("goroutines at end", float64(g1), "", 0, "", noGoal, 0),
@@ -157,4 +201,34 @@ func runScale(ctx context.Context, r *runner, res *Result) error {
 		fig("publishes failed", float64(failed.Load()), "", 0, "", noGoal, 0),
 		fig("leaf links dropped", float64(drops), "", 0, "", noGoal, 0))
 	return nil
+}
+
+// streamParts names the part of each JetStream stream of the site:
+// central's, the edges', or partShared for a name both have (an edge's
+// mirror of its credential bucket has the bucket's name).
+func (s *site) streamParts(ctx context.Context) (map[string]string, error) {
+	out := map[string]string{}
+	add := func(js jetstream.JetStream, part string) error {
+		names := js.StreamNames(ctx)
+		for n := range names.Name() {
+			if p, ok := out[n]; ok && p != part {
+				out[n] = partShared
+			} else {
+				out[n] = part
+			}
+		}
+		if err := names.Err(); err != nil {
+			return fmt.Errorf("bench: the streams of the %s: %w", part, err)
+		}
+		return nil
+	}
+	if err := add(s.js(), partCentral); err != nil {
+		return nil, err
+	}
+	for _, n := range s.nodes {
+		if err := add(n.JetStream(), partEdges); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

@@ -46,14 +46,20 @@ type site struct {
 func (r *runner) startSite(ctx context.Context, cl *cleanup, d *deployment, dir string, db *pgxpool.Pool, tweak func(*edgekit.NodeConfig)) (*site, error) {
 	s := &site{d: d}
 	var err error
-	if s.central, err = d.startCentral(ctx, filepath.Join(dir, "central"), db); err != nil {
+	// Each part's goroutines carry its label, so that the scale scenario
+	// can tell central's CPU from the edges'.
+	labelled(ctx, partCentral, func(ctx context.Context) {
+		s.central, err = d.startCentral(ctx, filepath.Join(dir, "central"), db)
+	})
+	if err != nil {
 		return nil, err
 	}
 	cl.add(s.central.Stop)
 	s.proxies = make([]*tcpproxy.Proxy, d.shape.edges)
 	s.nodes = make([]*edgekit.Node, d.shape.edges)
 	for i := range s.proxies {
-		if s.proxies[i], err = tcpproxy.New(s.central.LeafAddr()); err != nil {
+		labelled(ctx, partProxy, func(context.Context) { s.proxies[i], err = tcpproxy.New(s.central.LeafAddr()) })
+		if err != nil {
 			return nil, fmt.Errorf("bench: link proxy: %w", err)
 		}
 		cl.add(s.proxies[i].Close)
@@ -63,7 +69,9 @@ func (r *runner) startSite(ctx context.Context, cl *cleanup, d *deployment, dir 
 		if tweak != nil {
 			tweak(&cfg)
 		}
-		n, err := startEdge(ctx, cfg)
+		var n *edgekit.Node
+		var err error
+		labelled(ctx, partEdges, func(ctx context.Context) { n, err = startEdge(ctx, cfg) })
 		if err != nil {
 			return err
 		}
