@@ -172,8 +172,30 @@ func disconnectEvent(acc string) string { return "$SYS.ACCOUNT." + acc + ".DISCO
 //   - write commands into the org's command stream on [CommandSubject]
 //     subjects, "_lintel.{org}.*.cmd.*.*", and
 //     [CentralGatewayCommandSubject] subjects, "_lintel.{org}.*.gwcmd.*.*";
-//   - central's JetStream (domain [HubDomain]) and its own inbox.
+//   - central's JetStream (domain [HubDomain]) and its own inbox;
+//   - the consumer resets central's server sends for its sources of the
+//     edges' streams, "$JS.*.API.CONSUMER.RESET.*.*", and their answers,
+//     "$JSC.R.*.*.*.*.*": to watch them, and to send again a reset lost
+//     while an edge had no link (which the edge's leaf permissions confine
+//     to its three sourcing consumers, [LeafPermissions]).
 func CentralServicePermissions(org, name string) Permissions {
+	p := servicePermissions(org, name)
+	p.Publish.Allow = append(p.Publish.Allow, sourceResets)
+	p.Subscribe.Allow = append(p.Subscribe.Allow, sourceResets, sourceResetAnswers)
+	return p
+}
+
+// sourceResets and sourceResetAnswers are the consumer resets that
+// central's server sends for its sources (of any domain) and their
+// answers, in nats-server's scoped reply format.
+const (
+	sourceResets       = "$JS.*.API.CONSUMER.RESET.*.*"
+	sourceResetAnswers = "$JSC.R.*.*.*.*.*"
+)
+
+// servicePermissions are the permissions central services and operators
+// share.
+func servicePermissions(org, name string) Permissions {
 	cmds, _ := CentralCommandStreamConfig(org)
 	pub := append(append([]string{org + ".>"}, cmds.Subjects...), jsLocal(HubDomain)...)
 	sub := []string{org + ".>", UserInboxPrefix(ServiceUser(org, name)) + ".>"}
@@ -184,11 +206,11 @@ func CentralServicePermissions(org, name string) Permissions {
 }
 
 // OperatorPermissions returns the permissions of an operator (kind
-// [ServiceOperator]) named name of org: those of a central service, and in
-// addition the org's internal forwarding subjects, "_lintel.{org}.>", to
-// watch, for troubleshooting.
+// [ServiceOperator]) named name of org: those of a central service except
+// the sources' consumer resets, and in addition the org's internal
+// forwarding subjects, "_lintel.{org}.>", to watch, for troubleshooting.
 func OperatorPermissions(org, name string) Permissions {
-	p := CentralServicePermissions(org, name)
+	p := servicePermissions(org, name)
 	p.Subscribe.Allow = append(p.Subscribe.Allow, InternalPrefix+"."+org+".>")
 	return p
 }

@@ -278,6 +278,10 @@ type SupervisorStats struct {
 	Repairs    uint64 // missing sources added back
 	// Kicking is how many kicks are in progress (one per edge at most).
 	Kicking int64
+	// ResetsResent counts the consumer resets, lost while their edge had
+	// no link, that the supervisor sent again once it had (see
+	// HubConfig.LeafLinks).
+	ResetsResent uint64
 }
 
 // Supervisor watches the sources of central's event stream and restarts
@@ -301,8 +305,10 @@ type Supervisor struct {
 	fcStall map[string]time.Time  // edge/flow → heard stalled on flow control since
 	linkOf  map[string]*edgeLink  // edge → evidence of its link
 
-	polls, pollErrors, stalls, kicks, kickErrors, repairs atomic.Uint64
-	inKick                                                atomic.Int64 // kicks in progress
+	resets *resetWatch // with HubConfig.LeafLinks
+
+	polls, pollErrors, stalls, kicks, kickErrors, repairs, resent atomic.Uint64
+	inKick                                                        atomic.Int64 // kicks in progress
 }
 
 // Supervise starts watching the sources of central's event stream: it
@@ -344,6 +350,11 @@ type Supervisor struct {
 // (a kick interrupted) is added back. Why each choice: docs/edge-release.md,
 // "The supervisor".
 //
+// With HubConfig.LeafLinks it also sends again, once the edge's link is
+// back, a consumer reset that nats-server sent for one of the edge's
+// sources while the edge had no link, which nats-server would otherwise
+// wait 5 s for (docs/edge-release.md, "Lost resets").
+//
 // The hub's service user cannot see central's system account (leaf connect
 // events) nor the edge's JetStream API (consumer info): the authz
 // permissions confine it to its org, so the source info is the signal.
@@ -351,9 +362,20 @@ func (h *Hub) Supervise(ctx context.Context) (*Supervisor, error) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Supervisor{h: h, cancel: cancel, done: make(chan struct{}), started: h.cfg.Now(),
 		stallOf: map[string]*kickState{}, heard: map[string]bool{}, behind: map[string]*lagState{}, fcStall: map[string]time.Time{}, linkOf: map[string]*edgeLink{}}
+	if h.cfg.LeafLinks != nil {
+		w, err := s.watchResets(h.cfg.LeafLinks)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		s.resets = w
+	}
 	if err := s.poll(ctx, runCtx); err != nil {
 		cancel()
 		s.kickers.Wait()
+		if s.resets != nil {
+			s.resets.close()
+		}
 		close(s.done)
 		return nil, err
 	}
@@ -384,6 +406,8 @@ func (s *Supervisor) Stats() SupervisorStats {
 		KickErrors: s.kickErrors.Load(),
 		Repairs:    s.repairs.Load(),
 		Kicking:    s.inKick.Load(),
+
+		ResetsResent: s.resent.Load(),
 	}
 }
 
@@ -422,6 +446,9 @@ func (l *edgeLink) linkedFor(now time.Time, stallAfter time.Duration) time.Durat
 // until ctx (the supervisor's own) ends.
 func (s *Supervisor) run(ctx context.Context) {
 	defer close(s.done)
+	if s.resets != nil {
+		defer s.resets.close()
+	}
 	defer s.tracker.Wait()
 	defer s.kickers.Wait()
 	t := time.NewTicker(s.h.cfg.PollInterval)

@@ -127,6 +127,17 @@ type HubConfig struct {
 	// closes nats-server's source-restart race for edges that are plain
 	// nats-servers, at the cost of that speed.
 	EdgeNodes bool
+	// LeafLinks, when set, returns the edges of the org that have a leaf
+	// link to this central node, each with the ID of its leaf connection
+	// (central sets it from its server's leaf connections). [Hub.Supervise]
+	// then sends again, once the edge's link is back, a consumer reset
+	// that nats-server sent for one of the edge's sources while the edge
+	// had no link (or on a link since replaced): nats-server would wait 5 s
+	// for the answer to the lost reset before trying again, and a catch-up
+	// with it (docs/edge-release.md, "Lost resets"). The hub's user must
+	// be allowed to subscribe to the resets and their answers
+	// ([authz.CentralServicePermissions]).
+	LeafLinks func() map[string]uint64
 	// MinKickInterval and MaxKickInterval bound the back-off between kicks
 	// of a source that stays stuck; DefaultMinKickInterval and
 	// DefaultMaxKickInterval if zero.
