@@ -140,19 +140,28 @@ func jsLocal(domain string) []string {
 //     bucket ([EdgeNames].ReleaseGet), with answers to
 //     "_lintel.{org}.{edge}.fwd.release.>"; the leaf permissions allow the
 //     same and nothing of another edge ([LeafPermissions]);
+//   - the resets of the consumers on central through which the edge's
+//     server sources its commands and mirrors its credentials, and their
+//     answers (nats-server's scoped replies, "$JSC.R.hub.*.{stream}.{consumer}.*"),
+//     to watch them and send again one lost while the link was down;
 //   - its own inbox, and the connect and disconnect events of its org's
 //     clients, "$SYS.ACCOUNT.{org}.CONNECT" and ".DISCONNECT", which the
 //     edge configuration imports from the system account for liveness.
 func EdgeServicePermissions(org, edge string) Permissions {
 	own := org + "." + edge + ".>"
 	n, _ := NamesFor(org, edge)
+	cmdReset := apiPrefix(HubDomain) + ".CONSUMER.RESET." + n.CentralCommandStream + "." + n.CommandConsumer
 	pub := append([]string{own, "_INBOX." + org + "." + edge + ".*.*.>", n.platformPrefix + ".*.*.*",
-		n.CredentialInfo, n.CredentialGet + ".>", n.CredentialReset, n.ReleaseGet("*")}, jsLocal(edge)...)
+		n.CredentialInfo, n.CredentialGet + ".>", n.CredentialReset, cmdReset, n.ReleaseGet("*")}, jsLocal(edge)...)
 	sub := []string{
 		own,
 		UserInboxPrefix(EdgeServiceUser(org, edge)) + ".>",
 		n.SyncReplyPrefix + ".*",
 		n.ReleaseReplyPrefix() + ".>",
+		n.CredentialReset,
+		cmdReset,
+		apiReply(HubDomain, n.CredentialStream, n.CredentialConsumer),
+		apiReply(HubDomain, n.CentralCommandStream, n.CommandConsumer),
 		connectEvent(org),
 		disconnectEvent(org),
 	}

@@ -12,9 +12,10 @@ import (
 // TestEdgeServiceResetsOnlyItsOwnMirror: the edge service may ask central
 // to reset the consumer its own credential mirror reads through, which it
 // does after its store was replaced, and gets central's answer in its sync
-// namespace; it may not reset the consumer of another edge's mirror, nor
-// another consumer of central: its server refuses the request, and the leaf
-// link would too (see TestLeafLinkEnforcedByCentral).
+// namespace, and so may it reset the consumer its server sources its
+// commands through; it may not reset the consumer of another edge's mirror
+// or commands, nor another consumer of central: its server refuses the
+// request, and the leaf link would too (see TestLeafLinkEnforcedByCentral).
 func TestEdgeServiceResetsOnlyItsOwnMirror(t *testing.T) {
 	inv := natsInv()
 	c := newNatsCreds(t, inv, bcrypt.MinCost)
@@ -56,10 +57,28 @@ func TestEdgeServiceResetsOnlyItsOwnMirror(t *testing.T) {
 	}
 	svc.noViolation(t)
 
-	// Another edge's mirror, and central's command consumer of hq: refused.
+	// Central's command consumer of hq, through which hq's server sources
+	// its commands: allowed (the edge service sends again a reset its
+	// server lost in an outage) and answered.
+	cmd := &nats.Msg{Subject: "$JS.hub.API.CONSUMER.RESET." + nhq.CentralCommandStream + "." + nhq.CommandConsumer,
+		Reply: nhq.SyncReplyPrefix + ".4"}
+	if err := svc.PublishMsg(cmd); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-answers:
+		if m.Subject != cmd.Reply {
+			t.Fatalf("central answered %s: %s", m.Subject, m.Data)
+		}
+	case <-testCtx(t).Done():
+		t.Fatal("no answer to the reset of hq's command consumer")
+	}
+	svc.noViolation(t)
+
+	// Another edge's mirror, another consumer of central: refused.
 	for _, subject := range []string{
 		nwh.CredentialReset,
-		"$JS.hub.API.CONSUMER.RESET." + nhq.CentralCommandStream + "." + nhq.CommandConsumer,
+		"$JS.hub.API.CONSUMER.RESET." + nwh.CentralCommandStream + "." + nwh.CommandConsumer,
 		"$JS.hub.API.CONSUMER.RESET." + nhq.CredentialStream + ".other",
 	} {
 		if err := svc.PublishMsg(&nats.Msg{Subject: subject, Reply: nhq.SyncReplyPrefix + ".2", Data: []byte(`{"seq":1}`)}); err != nil {

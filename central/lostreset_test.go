@@ -134,7 +134,7 @@ func TestLostResetSentAgain(t *testing.T) {
 		return answered[lost]
 	})
 	waitFor(t, "the event of the outage in central's stream", inStream(id.String()))
-	if !strings.Contains(logs.String(), "sent a source reset lost while the edge was unlinked again") {
+	if !strings.Contains(logs.String(), "sent a consumer reset lost in an outage again") {
 		t.Fatal("the supervisor did not log sending the lost reset again")
 	}
 }

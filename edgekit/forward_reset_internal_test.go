@@ -14,7 +14,7 @@ import (
 func TestResetWatchTakesOnlySourceResets(t *testing.T) {
 	h := &Hub{cfg: HubConfig{Org: "acme"}}
 	h.known.Store(&hubInventory{edges: map[string]bool{"hq": true}})
-	w := &resetWatch{s: &Supervisor{h: h}}
+	w := &Supervisor{h: h}
 	n, _ := authz.NamesFor("acme", "hq")
 	reset := "$JS.hq.API.CONSUMER.RESET." + n.EventStream + "." + n.EventConsumer
 	reply := "$JSC.R.hq.h4sh." + n.EventStream + "." + n.EventConsumer + ".r4nd"
@@ -44,6 +44,38 @@ func TestResetWatchTakesOnlySourceResets(t *testing.T) {
 		{"not a reset", "$JS.hq.API.CONSUMER.DELETE." + n.EventStream + "." + n.EventConsumer, reply},
 	} {
 		if _, ok := w.sourceReset(tc.subject, tc.reply); ok {
+			t.Errorf("%s: taken (%s, reply %s)", tc.name, tc.subject, tc.reply)
+		}
+	}
+}
+
+// TestNodeResetWatchTakesOnlyItsFlows: an edge node sends again only its
+// server's resets of its command source and credential mirror, with
+// nats-server's scoped reply; not the access service's own resets of the
+// mirror's consumer (whose replies are its sync namespace), nor anything
+// of another edge.
+func TestNodeResetWatchTakesOnlyItsFlows(t *testing.T) {
+	n, _ := authz.NamesFor("acme", "hq")
+	wh, _ := authz.NamesFor("acme", "wh")
+	node := &Node{names: n}
+	cmd := "$JS.hub.API.CONSUMER.RESET." + n.CentralCommandStream + "." + n.CommandConsumer
+	cmdReply := "$JSC.R.hub.h4sh." + n.CentralCommandStream + "." + n.CommandConsumer + ".r4nd"
+	credReply := "$JSC.R.hub.h4sh." + n.CredentialStream + "." + n.CredentialConsumer + ".r4nd"
+	for _, tc := range []struct{ subject, reply string }{{cmd, cmdReply}, {n.CredentialReset, credReply}} {
+		if peer, ok := node.centralReset(tc.subject, tc.reply); !ok || peer != peerCentral {
+			t.Fatalf("%s: %q %v", tc.subject, peer, ok)
+		}
+	}
+	for _, tc := range []struct{ name, subject, reply string }{
+		{"the access service's resync", n.CredentialReset, n.SyncReplyPrefix + ".1"},
+		{"reply on a device's command subject", cmd, "acme.hq.lock.l1.cmd"},
+		{"reply of the other flow", cmd, credReply},
+		{"another edge's command consumer", "$JS.hub.API.CONSUMER.RESET." + wh.CentralCommandStream + "." + wh.CommandConsumer,
+			"$JSC.R.hub.h4sh." + wh.CentralCommandStream + "." + wh.CommandConsumer + ".r4nd"},
+		{"the edge's own domain", "$JS.hq.API.CONSUMER.RESET." + n.CentralCommandStream + "." + n.CommandConsumer,
+			"$JSC.R.hq.h4sh." + n.CentralCommandStream + "." + n.CommandConsumer + ".r4nd"},
+	} {
+		if _, ok := node.centralReset(tc.subject, tc.reply); ok {
 			t.Errorf("%s: taken (%s, reply %s)", tc.name, tc.subject, tc.reply)
 		}
 	}

@@ -60,6 +60,7 @@ const (
 	logKeyKickGap = "next_kick_in"
 	logKeyState   = "state" // a device's liveness state
 	logKeyFill    = "fill"  // a stream's fill, a fraction of its bound
+	logKeyPeer    = "peer"  // the other end of the leaf link: an edge, or central
 )
 
 // metaEdges is the metadata key of central's event stream that lists the

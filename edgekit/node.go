@@ -360,6 +360,7 @@ type Node struct {
 	started  time.Time
 
 	cmds   *cmdDispatcher
+	resets *resetWatch
 	rate   *rateGuard
 	live   *liveTracker
 	report *statusReporter
@@ -374,7 +375,7 @@ type nodeCounters struct {
 	commandsDelivered, commandsExpired, commandsDuplicate         atomic.Uint64
 	commandsRejected, commandsQueued                              atomic.Uint64
 	statusPublished, alarmsRaised, alarmsCleared, publishFailures atomic.Uint64
-	releases, repairs                                             atomic.Uint64
+	releases, repairs, resetsResent                               atomic.Uint64
 }
 
 // NewNode checks cfg and renders the edge's server options (reading the
@@ -584,6 +585,9 @@ func (n *Node) startup(ctx context.Context) error {
 	if err := n.cmds.start(ctx); err != nil {
 		return fmt.Errorf("%w: command dispatcher: %w", ErrNotReady, err)
 	}
+	if n.resets, err = n.watchResets(); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotReady, err)
+	}
 	n.gate.open()
 	n.publishBirth(ctx)
 	n.wg.Go(n.loop)
@@ -644,6 +648,9 @@ func (n *Node) Close() error {
 // shutdown stops the edge service and the server.
 func (n *Node) shutdown() error {
 	var errs []error
+	if n.resets != nil {
+		n.resets.close()
+	}
 	if n.cmds != nil {
 		n.cmds.stop()
 	}

@@ -274,6 +274,11 @@ type NodeStats struct {
 	// Repairs counts messages the node sent again because central held a
 	// gap it would not source again (docs/edge-release.md).
 	Repairs uint64
+	// ResetsResent counts the consumer resets of its command source and
+	// credential mirror that the node's server sent while the link was
+	// down and the node sent again once it was back (docs/edge-release.md,
+	// "Lost resets").
+	ResetsResent uint64
 }
 
 // Stats returns a snapshot of the node's counters.
@@ -294,5 +299,6 @@ func (n *Node) Stats() NodeStats {
 		RateLimited:       n.rate.limitedCount(),
 		Releases:          c.releases.Load(),
 		Repairs:           c.repairs.Load(),
+		ResetsResent:      c.resetsResent.Load(),
 	}
 }
