@@ -379,7 +379,17 @@ func (h *Hub) Supervise(ctx context.Context) (*Supervisor, error) {
 		close(s.done)
 		return nil, err
 	}
-	s.tracker.Go(func() { s.h.track(runCtx) })
+	// The tracker's bucket is created within the start, so that nothing
+	// of the supervisor's is still being created once Supervise returns
+	// (nats-server v2.15 reads its options unguarded while it adds a
+	// stream, which races with a reload of the server's configuration,
+	// such as central's Update). Should that fail, the tracker tries again
+	// on its own.
+	t, err := h.openTracker(ctx)
+	if err != nil {
+		h.log.Warn("release tracker failed; retrying", message.LogKeyError, err)
+	}
+	s.tracker.Go(func() { s.h.track(runCtx, t) })
 	go s.run(runCtx)
 	return s, nil
 }

@@ -315,10 +315,22 @@ func TestNodeRepairsWhatCentralSkipped(t *testing.T) {
 // TestNodeRepairsSkippedStart: the same skip at a flow's very start,
 // before central ever stored an event of the edge (a stream leader
 // elected, or the link flapping, before the first events arrived). Central
-// first sees the flow at its sixth event; its tracker, which has read
+// first sees the flow at its sixth message; its tracker, which has read
 // central's stream from the start, reports 1-5 as a gap rather than as
-// held, and the edge, which released nothing, sends them again.
+// held, and the edge, which released nothing, sends them again. When the
+// skip takes the whole flow, central never sees it at all: the tracker,
+// having read the stream to its end, still marks it as holding nothing,
+// and the edge sends everything again.
 func TestNodeRepairsSkippedStart(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		all  bool
+	}{{"first five", false}, {"whole flow", true}} {
+		t.Run(tc.name, func(t *testing.T) { testNodeRepairsSkippedStart(t, tc.all) })
+	}
+}
+
+func testNodeRepairsSkippedStart(t *testing.T, all bool) {
 	env := newNodeEnv(t, 0)
 	central := nodeStartCentral(t, env)
 	central.proxy.Cut()
@@ -338,12 +350,17 @@ func TestNodeRepairsSkippedStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first := str.CachedInfo().State.FirstSeq
-	// The skip: the consumer takes the flow's first five as delivered.
-	req := fmt.Sprintf(`{"seq":%d}`, first+5)
+	first, last := str.CachedInfo().State.FirstSeq, str.CachedInfo().State.LastSeq
+	// The skip: the consumer takes the flow's first five (or all) as
+	// delivered.
+	skipTo := first + 5
+	if all {
+		skipTo = last + 1
+	}
+	req := fmt.Sprintf(`{"seq":%d}`, skipTo)
 	resp, err := node.Conn().Request("$JS.API.CONSUMER.RESET."+n.EventStream+"."+n.EventConsumer, []byte(req), 5*time.Second)
 	if err != nil || strings.Contains(string(resp.Data), `"error"`) {
-		t.Fatalf("reset the consumer past %d: %v %s", first+4, err, resp.Data)
+		t.Fatalf("reset the consumer to %d: %v %s", skipTo, err, resp.Data)
 	}
 	central.proxy.Restore()
 
@@ -360,8 +377,8 @@ func TestNodeRepairsSkippedStart(t *testing.T) {
 			t.Fatalf("central holds event %s %d times (sent: %v)", id, c, sent[id])
 		}
 	}
-	if r := node.Stats().Repairs; r != 5 {
-		t.Fatalf("the edge sent %d events again, want the 5 central skipped", r)
+	if r, want := node.Stats().Repairs, skipTo-first; r != want {
+		t.Fatalf("the edge sent %d messages again, want the %d central skipped", r, want)
 	}
 	nodeWaitFor(t, "the edge's event stream released", func() bool {
 		s, err := node.JetStream().Stream(nodeCtx(t), n.EventStream)

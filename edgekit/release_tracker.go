@@ -142,7 +142,7 @@ func (h *Hub) TrackReleases() *ReleaseTracker {
 	r := &ReleaseTracker{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
-		h.track(ctx)
+		h.track(ctx, nil)
 	}()
 	return r
 }
@@ -153,9 +153,8 @@ func (r *ReleaseTracker) Stop() {
 	<-r.done
 }
 
-// track runs the tracker until ctx ends.
-func (h *Hub) track(ctx context.Context) {
-	var t *tracker
+// track runs the tracker until ctx ends, starting from t when not nil.
+func (h *Hub) track(ctx context.Context, t *tracker) {
 	tick := time.NewTicker(trackInterval)
 	defer tick.Stop()
 	failing := ""
@@ -290,6 +289,24 @@ func (t *tracker) round(ctx context.Context) error {
 			}
 			if got == 0 {
 				break
+			}
+		}
+	}
+	if t.st.FromStart && t.st.Pos >= last {
+		// Read from the stream's start up to its end: a flow of a
+		// registered edge not seen yet has nothing stored, which its mark
+		// must say (Stored 0), or an edge whose every message sourcing
+		// skipped would learn of no gap, and never send them again.
+		for _, e := range registered(str.CachedInfo().Config) {
+			n, err := authz.NamesFor(h.cfg.Org, e)
+			if err != nil {
+				continue
+			}
+			for _, f := range []string{authz.FlowEvents, authz.FlowTelemetry, authz.FlowPlatform} {
+				if k := n.ReleaseKey(f); t.st.Flows[k] == nil {
+					t.flow(k)
+					t.dirty = true
+				}
 			}
 		}
 	}
