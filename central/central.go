@@ -262,7 +262,7 @@ func (c *Central) startOrg(ctx context.Context, o *org, provision bool) error {
 	if o.hub == nil {
 		if o.hub, err = edgekit.NewHub(o.js, edgekit.HubConfig{Org: code, Inventory: c.inventory(), Logger: c.log,
 			CommandKey: sec.CommandKey, EventStream: c.cfg.EventStream, Replicas: c.cfg.Replicas, EdgeNodes: true,
-			LeafLinks: func() map[string]uint64 { return leafLinks(c.srv, code) }}); err != nil {
+			LeafLinks: func() map[string]uint64 { return edgekit.LeafDomains(c.srv, code) }}); err != nil {
 			return err
 		}
 	}

@@ -130,7 +130,7 @@ type HubConfig struct {
 	EdgeNodes bool
 	// LeafLinks, when set, returns the edges of the org that have a leaf
 	// link to this central node, each with the ID of its leaf connection
-	// (central sets it from its server's leaf connections). [Hub.Supervise]
+	// (central sets it with [LeafDomains] of its server). [Hub.Supervise]
 	// then sends again, once the edge's link is back, a consumer reset
 	// that nats-server sent for one of the edge's sources while the edge
 	// had no link (or on a link since replaced): nats-server would wait 5 s

@@ -14,9 +14,11 @@ func (n *Node) watchResets() (*resetWatch, error) {
 	cmdReset := "$JS." + authz.HubDomain + ".API.CONSUMER.RESET." + n.names.CentralCommandStream + "." + n.names.CommandConsumer
 	return startResetWatch(&resetWatch{
 		nc: n.nc, log: n.log, peerKey: logKeyPeer, take: n.centralReset, resent: &n.stats.resetsResent,
+		// Linked once central's interest in its consumer API has crossed
+		// the link, so that the reset sent again reaches it.
 		links: func() map[string]uint64 {
-			if e := n.LinkEpoch(); e != 0 {
-				return map[string]uint64{peerCentral: e}
+			if id := LeafDomains(n.srv, n.cfg.Org)[authz.HubDomain]; id != 0 {
+				return map[string]uint64{peerCentral: id}
 			}
 			return nil
 		},

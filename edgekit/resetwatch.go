@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/lintel-io/lintel/message"
@@ -207,4 +208,28 @@ func (w *resetWatch) check() {
 		w.resent.Add(1)
 		w.log.Info("sent a consumer reset lost in an outage again", w.peerKey, p.peer, message.LogKeySubject, p.msg.Subject, "age", now.Sub(p.seen))
 	}
+}
+
+// LeafDomains returns the JetStream domains whose consumer API srv reaches
+// over its leaf connections of account, each with the ID of the leaf
+// connection that carries it: a leaf that has told srv of its interest in
+// "$JS.{domain}.API.CONSUMER.>". At central, an edge's domain is its code;
+// at an edge, central's is [authz.HubDomain]. A consumer reset published
+// in account then reaches that domain; central sets HubConfig.LeafLinks
+// from it.
+func LeafDomains(srv *server.Server, account string) map[string]uint64 {
+	lz, err := srv.Leafz(&server.LeafzOptions{Account: account, Subscriptions: true})
+	if err != nil {
+		return nil
+	}
+	out := map[string]uint64{}
+	for _, l := range lz.Leafs {
+		for _, sub := range l.Subs {
+			t := strings.Split(sub, ".")
+			if len(t) == 5 && t[0] == "$JS" && t[2] == "API" && t[3] == "CONSUMER" && t[4] == ">" {
+				out[t[1]] = l.ID
+			}
+		}
+	}
+	return out
 }
