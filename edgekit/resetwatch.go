@@ -21,8 +21,11 @@ const resetWait = 5 * time.Second
 
 // resendBefore is how old a lost reset may be when it is sent again: its
 // answer must reach nats-server while it still waits, or the answer is
-// dropped and the reset only rewinds the consumer once more.
-const resendBefore = resetWait - time.Second
+// dropped and the reset only rewinds the consumer once more. Half a
+// second leaves the round trip across the link ample time; a reset older
+// than that is left to nats-server, which retries about a second after
+// giving up, once it hears the consumer's heartbeat.
+const resendBefore = resetWait - 500*time.Millisecond
 
 // resendPoll is how often a reset watch looks for the link while a reset
 // is pending.
