@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"runtime"
-	"runtime/pprof"
 	"sync/atomic"
 	"time"
 
@@ -124,19 +123,21 @@ func runScale(ctx context.Context, r *runner, res *Result) error {
 	for i, n := range s.nodes {
 		epochs[i] = n.LinkEpoch()
 	}
+	// The streams do not change during the run: name their parts before
+	// it, not while central is under load.
+	r.progress("naming the streams", 0, 1)
+	streams, splitErr := s.streamParts(ctx)
 	g0, h0 := snapshot()
-	split, splitErr := startCPUSplit()
+	var split *cpuSplit
+	if splitErr == nil {
+		split, splitErr = startCPUSplit()
+	}
 	stopSplit := func() (map[string]time.Duration, error) {
 		if split == nil {
 			return nil, splitErr
 		}
 		c := split
 		split = nil
-		streams, err := s.streamParts(ctx)
-		if err != nil {
-			pprof.StopCPUProfile()
-			return nil, err
-		}
 		return c.stop(streams)
 	}
 	defer stopSplit()
@@ -209,6 +210,8 @@ func runScale(ctx context.Context, r *runner, res *Result) error {
 func (s *site) streamParts(ctx context.Context) (map[string]string, error) {
 	out := map[string]string{}
 	add := func(js jetstream.JetStream, part string) error {
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
 		names := js.StreamNames(ctx)
 		for n := range names.Name() {
 			if p, ok := out[n]; ok && p != part {
