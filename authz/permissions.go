@@ -150,16 +150,15 @@ func jsLocal(domain string) []string {
 func EdgeServicePermissions(org, edge string) Permissions {
 	own := org + "." + edge + ".>"
 	n, _ := NamesFor(org, edge)
-	cmdReset := apiPrefix(HubDomain) + ".CONSUMER.RESET." + n.CentralCommandStream + "." + n.CommandConsumer
 	pub := append([]string{own, "_INBOX." + org + "." + edge + ".*.*.>", n.platformPrefix + ".*.*.*",
-		n.CredentialInfo, n.CredentialGet + ".>", n.CredentialReset, cmdReset, n.ReleaseGet("*")}, jsLocal(edge)...)
+		n.CredentialInfo, n.CredentialGet + ".>", n.CredentialReset, n.CommandReset, n.ReleaseGet("*")}, jsLocal(edge)...)
 	sub := []string{
 		own,
 		UserInboxPrefix(EdgeServiceUser(org, edge)) + ".>",
 		n.SyncReplyPrefix + ".*",
 		n.ReleaseReplyPrefix() + ".>",
 		n.CredentialReset,
-		cmdReset,
+		n.CommandReset,
 		apiReply(HubDomain, n.CredentialStream, n.CredentialConsumer),
 		apiReply(HubDomain, n.CentralCommandStream, n.CommandConsumer),
 		connectEvent(org),
@@ -352,7 +351,7 @@ func LeafPermissions(org, edge string) (Permissions, error) {
 		apiReply(n.Domain, n.TelemetryStream, n.TelemetryConsumer),
 		apiReply(n.Domain, n.PlatformStream, n.PlatformConsumer),
 		apiPrefix(HubDomain) + ".CONSUMER.RESET." + n.CredentialStream + "." + n.CredentialConsumer,
-		apiPrefix(HubDomain) + ".CONSUMER.RESET." + n.CentralCommandStream + "." + n.CommandConsumer,
+		n.CommandReset,
 		n.CredentialInfo,
 		n.CredentialGet + ".>",
 		n.ReleaseGet("*"),

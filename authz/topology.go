@@ -66,6 +66,7 @@ var eventMessageTypes = [...]topic.MessageType{topic.Event, topic.State, topic.A
 //	CredentialInfo       $JS.hub.API.STREAM.INFO.KV_creds-acme-hq   the edge asks central how far its bucket is
 //	CredentialGet        $JS.hub.API.DIRECT.GET.KV_creds-acme-hq   the edge reads one entry of its bucket at central
 //	CredentialReset      $JS.hub.API.CONSUMER.RESET.KV_creds-acme-hq.to-hq   the edge rewinds its mirror's consumer
+//	CommandReset         $JS.hub.API.CONSUMER.RESET.commands-acme.to-hq      the edge resends its command source's lost reset
 //	SyncReplyPrefix      _lintel.acme.hq.fwd.sync  replies to both (central → edge)
 //	CentralCommandStream commands-acme             on central: every command of the org
 //	CommandFilter        _lintel.acme.hq.cmd.*.*   the edge's part of CentralCommandStream
@@ -136,6 +137,11 @@ type EdgeNames struct {
 	// holds, when its store was replaced or wiped, so that central delivers
 	// what the edge lacks. Its answer goes to SyncReplyPrefix + ".{id}".
 	CredentialReset string
+	// CommandReset is the JetStream API subject that resets central's
+	// consumer (CommandConsumer) through which the edge's server sources
+	// its commands: the edge node sends again one its server sent while
+	// the link was down.
+	CommandReset string
 	// SyncReplyPrefix is the edge's namespace for the replies to
 	// CredentialInfo and CredentialGet, "_lintel.{org}.{edge}.fwd.sync";
 	// replies go to SyncReplyPrefix + ".{id}".
@@ -194,6 +200,7 @@ func NamesFor(org, edge string) (EdgeNames, error) {
 	n.CredentialInfo = apiPrefix(HubDomain) + ".STREAM.INFO." + n.CredentialStream
 	n.CredentialGet = apiPrefix(HubDomain) + ".DIRECT.GET." + n.CredentialStream
 	n.CredentialReset = apiPrefix(HubDomain) + ".CONSUMER.RESET." + n.CredentialStream + "." + n.CredentialConsumer
+	n.CommandReset = apiPrefix(HubDomain) + ".CONSUMER.RESET." + n.CentralCommandStream + "." + n.CommandConsumer
 	for _, mt := range eventMessageTypes {
 		n.eventSubjects = append(n.eventSubjects, org+"."+edge+".*.*."+string(mt))
 	}

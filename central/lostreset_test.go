@@ -65,13 +65,7 @@ func TestLostResetSentAgain(t *testing.T) {
 	waitFor(t, "hq's link", hq.LinkUp)
 
 	// What central's server sends and hears, as a central service sees it.
-	user := authz.ServiceUser("acme", "central")
-	nc, err := nats.Connect(c.ClientURL(), nats.UserInfo(user, d.passwords[user].Reveal()),
-		nats.CustomInboxPrefix(authz.UserInboxPrefix(user)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := jsOf(t, d, c).Conn()
 	resets := make(chan string, 64) // reply subjects of the resets
 	var mu sync.Mutex
 	answered := map[string]bool{}

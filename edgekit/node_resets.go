@@ -11,7 +11,6 @@ const peerCentral = "central"
 // flows its server keeps from central: the command stream's source and
 // the credential mirror, whose consumers live on central.
 func (n *Node) watchResets() (*resetWatch, error) {
-	cmdReset := "$JS." + authz.HubDomain + ".API.CONSUMER.RESET." + n.names.CentralCommandStream + "." + n.names.CommandConsumer
 	return startResetWatch(&resetWatch{
 		nc: n.nc, log: n.log, peerKey: logKeyPeer, take: n.centralReset, resent: &n.stats.resetsResent,
 		// Linked once central's interest in its consumer API has crossed
@@ -22,7 +21,7 @@ func (n *Node) watchResets() (*resetWatch, error) {
 			}
 			return nil
 		},
-	}, []string{n.names.CredentialReset, cmdReset}, []string{
+	}, []string{n.names.CredentialReset, n.names.CommandReset}, []string{
 		"$JSC.R." + authz.HubDomain + ".*." + n.names.CredentialStream + "." + n.names.CredentialConsumer + ".*",
 		"$JSC.R." + authz.HubDomain + ".*." + n.names.CentralCommandStream + "." + n.names.CommandConsumer + ".*",
 	})
