@@ -29,11 +29,16 @@ type heldStream struct {
 	stream   jetstream.Stream
 	consumer string // central's durable sourcing consumer
 	flow     string // authz.FlowEvents, FlowTelemetry or FlowPlatform
-	// interest marks a stream an earlier version created, with interest
-	// retention and deny_purge: central's acknowledgements remove its
-	// messages, and the node releases nothing.
-	interest bool
-	released uint64 // last sequence purged
+	// hold is the node's own consumer on a stream an earlier version
+	// created, with interest retention and deny_purge (nil on this
+	// version's streams): such a stream drops a message once every
+	// consumer acknowledged it, so the node releases through hold's
+	// acknowledgements what it would purge, and central's alone remove
+	// nothing. held are messages hold delivered beyond the last release,
+	// not acknowledged yet.
+	hold     jetstream.Consumer
+	held     []jetstream.Msg
+	released uint64 // last sequence released
 	failing  bool   // the last release failed (logged once per run of failures)
 	// gap is the mark central first reported of the gap it holds while its
 	// consumer's acknowledgement floor is past it, and repaired the last
@@ -47,15 +52,19 @@ type heldStream struct {
 // provisionHeld creates or updates the held stream c of flow, sourced by
 // central through consumer. A stream an earlier version created keeps
 // interest retention and deny_purge, which nats-server never lets an
-// update take back; it still holds every message until central has stored
-// it, with the per-message removal cost that release avoids
-// (docs/edge-release.md says how to move it over).
+// update take back. Central's acknowledgements alone would remove its
+// messages, including those nats-server acknowledges through flow control
+// without central's stream storing them; the node's own consumer on it
+// (holdConsumer) keeps each message until central's release mark covers
+// it, as release does on this version's streams, with the per-message
+// removal cost that release avoids (docs/edge-release.md says how to move
+// such a stream over).
 func (n *Node) provisionHeld(ctx context.Context, c jetstream.StreamConfig, consumer, flow string) error {
 	interest := false
 	switch s, err := n.js.Stream(ctx, c.Name); {
 	case err == nil && s.CachedInfo().Config.DenyPurge:
 		c, interest = heldByInterest(c), true
-		n.log.Warn("edge stream keeps interest retention from an earlier version; central's acknowledgements remove its messages one at a time",
+		n.log.Warn("edge stream keeps interest retention from an earlier version; the node releases its messages one at a time",
 			"stream", c.Name)
 	case err != nil && !errors.Is(err, jetstream.ErrStreamNotFound):
 		return err
@@ -64,8 +73,34 @@ func (n *Node) provisionHeld(ctx context.Context, c jetstream.StreamConfig, cons
 	if err != nil {
 		return err
 	}
-	n.held = append(n.held, &heldStream{stream: s, consumer: consumer, flow: flow, interest: interest})
+	h := &heldStream{stream: s, consumer: consumer, flow: flow}
+	if interest {
+		if h.hold, err = s.CreateOrUpdateConsumer(ctx, holdConsumerConfig()); err != nil {
+			return fmt.Errorf("consumer %s: %w", holdConsumer, err)
+		}
+	}
+	n.held = append(n.held, h)
 	return nil
+}
+
+// holdConsumer is the node's consumer on each held stream of an earlier
+// version (see [Node.provisionHeld]).
+const holdConsumer = "edge-hold"
+
+// holdConsumerConfig returns holdConsumer's configuration: it takes every
+// message from the stream's first, and one acknowledgement releases all
+// before it. A message it delivered and the node has not acknowledged is
+// delivered again after AckWait, as after the node's restart.
+func holdConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       holdConsumer,
+		Description:   "Lintel edge node: holds each message until central's release mark covers it",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckAllPolicy,
+		AckWait:       time.Minute,
+		MaxDeliver:    -1,
+		MaxAckPending: -1,
+	}
 }
 
 // releaseLoop releases what central has stored every check interval until
@@ -102,9 +137,6 @@ func (n *Node) release() {
 	ctx, cancel := n.opCtx()
 	defer cancel()
 	for _, h := range n.held {
-		if h.interest {
-			continue
-		}
 		if err := n.releaseOne(ctx, h); err != nil {
 			if !h.failing {
 				n.log.Warn("edge stream release failed; retrying", "stream", h.stream.CachedInfo().Config.Name, message.LogKeyError, err)
@@ -142,11 +174,75 @@ func (n *Node) releaseOne(ctx context.Context, h *heldStream) error {
 	if upto <= h.released {
 		return nil
 	}
+	if h.hold != nil {
+		return n.releaseHold(ctx, h, upto)
+	}
 	if err := h.stream.Purge(ctx, jetstream.WithPurgeSequence(upto+1)); err != nil {
 		return fmt.Errorf("purge up to %d: %w", upto, err)
 	}
 	n.stats.releases.Add(1)
 	h.released = upto
+	return nil
+}
+
+// releaseHold releases h, a stream of an earlier version, up to upto:
+// holdConsumer takes messages in order until one lies beyond upto (kept
+// for a later release), and one acknowledgement of the last before it
+// releases them all.
+func (n *Node) releaseHold(ctx context.Context, h *heldStream, upto uint64) error {
+	var (
+		last    jetstream.Msg
+		lastSeq uint64
+		ferr    error
+	)
+loop:
+	for {
+		if len(h.held) == 0 {
+			if ferr = n.fetchHeld(h); ferr != nil || len(h.held) == 0 {
+				break
+			}
+		}
+		meta, err := h.held[0].Metadata()
+		if err != nil {
+			ferr = err
+			break
+		}
+		switch seq := meta.Sequence.Stream; {
+		case seq > upto:
+			break loop
+		case seq > h.released:
+			last, lastSeq = h.held[0], seq
+		}
+		// A message at or below the last release is one delivered again
+		// after AckWait, already acknowledged.
+		h.held = h.held[1:]
+	}
+	if last != nil {
+		if err := last.DoubleAck(ctx); err != nil {
+			return fmt.Errorf("release up to %d: %w", lastSeq, err)
+		}
+		n.stats.releases.Add(1)
+		h.released = lastSeq
+	}
+	if ferr != nil {
+		return fmt.Errorf("consumer %s: %w", holdConsumer, ferr)
+	}
+	return nil
+}
+
+// fetchHeld takes the next messages h's holdConsumer delivers, without
+// waiting for any.
+func (n *Node) fetchHeld(h *heldStream) error {
+	batch, err := h.hold.FetchNoWait(256)
+	if err != nil {
+		return err
+	}
+	for m := range batch.Messages() {
+		h.held = append(h.held, m)
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+		return err
+	}
 	return nil
 }
 

@@ -270,7 +270,7 @@ type NodeStats struct {
 	AlarmsCleared     uint64 // fill alarms cleared
 	PublishFailures   uint64 // the node's own messages the event stream refused
 	RateLimited       uint64 // device connections closed for exceeding their publish rate
-	Releases          uint64 // purges that released what central had stored from the edge's streams
+	Releases          uint64 // releases of what central had stored from the edge's streams (a purge, or on a stream of an earlier version an acknowledgement)
 	// Repairs counts messages the node sent again because central held a
 	// gap it would not source again (docs/edge-release.md).
 	Repairs uint64
