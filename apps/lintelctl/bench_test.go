@@ -104,6 +104,17 @@ func TestBenchQuick(t *testing.T) {
 			t.Errorf("scenario %s: no figure with a value and a baseline: %+v", name, s.Figures)
 		}
 	}
+	// The scale scenario takes goroutines and the heap at start, half time
+	// and end.
+	for _, want := range []string{"goroutines at start", "goroutines at half time", "goroutines at end", "live heap at start", "live heap at half time", "live heap at end"} {
+		found := false
+		for _, f := range got["scale"].Figures {
+			found = found || (f.Name == want && f.Value > 0)
+		}
+		if !found {
+			t.Errorf("scale: no %q: %+v", want, got["scale"].Figures)
+		}
+	}
 	// --log holds central's log and the edges', nats-server's included.
 	logs, err := os.ReadFile(logFile)
 	if err != nil {

@@ -143,6 +143,9 @@ func runScale(ctx context.Context, r *runner, res *Result) error {
 	defer stopSplit()
 	cpu0, a0, start := cpuTime(), acked.Load(), time.Now()
 	var maxRSS int64
+	// A snapshot at half time tells growth that levels off (the streams'
+	// caches and buffers filling) from growth that goes on.
+	gm, hm, half := 0, uint64(0), false
 	t := time.NewTicker(time.Second)
 	for time.Since(start) < r.cfg.Duration {
 		select {
@@ -152,6 +155,10 @@ func runScale(ctx context.Context, r *runner, res *Result) error {
 		case <-t.C:
 		}
 		maxRSS = max(maxRSS, rssOf("self"))
+		if !half && time.Since(start) >= r.cfg.Duration/2 {
+			gm, hm = snapshot()
+			half = true
+		}
 		r.progress("sustained load", int(time.Since(start)/time.Second), int(r.cfg.Duration/time.Second))
 	}
 	t.Stop()
@@ -196,8 +203,10 @@ func runScale(ctx context.Context, r *runner, res *Result) error {
 	res.Figures = append(res.Figures,
 		fig("RSS, central + edges (max)", mib(maxRSS), "MiB", 0, "", noGoal, 0),
 		fig("goroutines at start", float64(g0), "", 0, "", noGoal, 0),
+		fig("goroutines at half time", float64(gm), "", 0, "", noGoal, 0),
 		fig("goroutines at end", float64(g1), "", 0, "", noGoal, 0),
 		fig("live heap at start", mib(int64(h0)), "MiB", 0, "", noGoal, 0),
+		fig("live heap at half time", mib(int64(hm)), "MiB", 0, "", noGoal, 0),
 		fig("live heap at end", mib(int64(h1)), "MiB", 0, "", noGoal, 0),
 		fig("publishes failed", float64(failed.Load()), "", 0, "", noGoal, 0),
 		fig("leaf links dropped", float64(drops), "", 0, "", noGoal, 0))
