@@ -36,16 +36,22 @@ var natsHeaders = [...]string{message.HeaderContentType, message.HeaderMsgID, me
 // stream of the device is open, the session's connection, logged in as the
 // device, is subscribed to the device's cmd subject, which is what the
 // edge's dispatcher looks for before it hands a command out.
-func (s *session) watch() error {
+func (s *session) watch() (feed, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.waiters++
+	s.gen++
+	f := feed{s, s.gen}
+	if !s.dead {
+		close(s.changed) // an older poll or stream ends: it is superseded
+		s.changed = make(chan struct{})
+	}
 	if s.linger != nil {
 		s.linger.Stop()
 		s.linger = nil
 	}
 	if s.sub != nil {
-		return nil
+		return f, nil
 	}
 	sub, err := s.nc.Subscribe(s.thing.Subject(topic.Command).String(), s.received)
 	if err == nil {
@@ -56,11 +62,26 @@ func (s *session) watch() error {
 		if sub != nil {
 			_ = sub.Unsubscribe()
 		}
-		return fmt.Errorf("%w: subscribe to commands: %w", ErrEdgeUnavailable, err)
+		return f, fmt.Errorf("%w: subscribe to commands: %w", ErrEdgeUnavailable, err)
 	}
 	s.sub = sub
-	return nil
+	return f, nil
 }
+
+// feed is one poll or stream of a session. Only the newest takes the
+// device's commands; an older one still open is dead. A device has one
+// command handler at a time, and one whose handler stopped may open the
+// next stream before the gateway notices the first one's connection is
+// gone (a write into it can still succeed, into the socket's buffer): the
+// old stream must not take a command the new one waits for.
+type feed struct {
+	s   *session
+	gen uint64
+}
+
+func (f feed) take() ([]*command, <-chan struct{}, bool) { return f.s.take(f.gen) }
+
+func (f feed) handed(cmds []*command) { f.s.handed(cmds) }
 
 // unwatch ends one poll or stream. When the last one ends, the
 // subscription lingers for CommandLinger, so that a device polling again
@@ -118,8 +139,13 @@ func (s *session) received(m *nats.Msg) {
 // take returns the queued commands that have not expired, and acks the
 // expired ones on the device's behalf: an expired command is never handed
 // over. It also returns the channel closed at the next change.
-func (s *session) take() ([]*command, <-chan struct{}, bool) {
+func (s *session) take(gen uint64) ([]*command, <-chan struct{}, bool) {
 	s.mu.Lock()
+	if gen != s.gen {
+		ch := s.changed
+		s.mu.Unlock()
+		return nil, ch, true
+	}
 	q := s.queue
 	s.queue = nil
 	ch, dead := s.changed, s.dead
@@ -198,7 +224,8 @@ func appendCommand(b []byte, c *command) []byte {
 }
 
 // commandFeed is where a poll or a stream takes a device's commands from:
-// a session at the edge, the central gateway's dispatcher at central.
+// a session's newest poll or stream at the edge (feed), the central
+// gateway's dispatcher at central.
 type commandFeed interface {
 	// take returns the commands to hand over now, the channel closed at
 	// the next change, and whether the feed has ended.
@@ -218,12 +245,13 @@ func (g *Gateway) getCommands(w http.ResponseWriter, r *http.Request, s *session
 	if !ok || !g.mayReceive(w, s.thing, s.permissions()) {
 		return
 	}
-	if err := s.watch(); err != nil {
+	f, err := s.watch()
+	if err != nil {
 		g.problem(w, sessionProblem(err))
 		return
 	}
 	defer s.unwatch()
-	g.serveCommands(w, r, wait, s)
+	g.serveCommands(w, r, wait, f)
 }
 
 // pollWait reads the request's wait parameter, bounded by MaxPollWait; it

@@ -249,25 +249,7 @@ func TestCommandsSSE(t *testing.T) {
 	waitFor(t, "the leaf link", n.LinkUp)
 	g := startGateway(t, e, n, nil)
 
-	req, err := http.NewRequestWithContext(testCtx(t), "GET", g.url+gateway.PathCommands, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	req.SetBasicAuth(authz.DeviceUser(l1), e.password(l1))
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "text/event-stream" {
-		t.Fatalf("%d %s", res.StatusCode, res.Header.Get("Content-Type"))
-	}
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(nil, 1<<20)
-	if !sc.Scan() || !strings.HasPrefix(sc.Text(), ":") { // the stream is open: the device is present
-		t.Fatalf("stream start: %q %v", sc.Text(), sc.Err())
-	}
+	sc := openCommandStream(t, e, g, l1)
 	var sent []*message.Envelope
 	for i := range 3 {
 		sent = append(sent, sendCommand(t, c, l1, message.Command{Action: "pulse", Params: map[string]string{"n": string(rune('0' + i))}, Deadline: time.Now().Add(time.Hour)}))
@@ -305,6 +287,33 @@ func TestCommandsSSE(t *testing.T) {
 	}
 }
 
+// openCommandStream opens thing's event stream of commands and reads up
+// to its opening comment (the stream is open: the device is present); the
+// body closes with the test.
+func openCommandStream(t *testing.T, e *env, g *gw, thing topic.Thing) *bufio.Scanner {
+	t.Helper()
+	req, err := http.NewRequestWithContext(testCtx(t), "GET", g.url+gateway.PathCommands, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.SetBasicAuth(authz.DeviceUser(thing), e.password(thing))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = res.Body.Close() })
+	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("%d %s", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(nil, 1<<20)
+	if !sc.Scan() || !strings.HasPrefix(sc.Text(), ":") {
+		t.Fatalf("stream start: %q %v", sc.Text(), sc.Err())
+	}
+	return sc
+}
+
 // TestCommandBetweenPolls sends a command while the device has no poll
 // open, just after one ended: the device is still present (the
 // subscription lingers), so the edge hands the command over at once, and
@@ -328,4 +337,40 @@ func TestCommandBetweenPolls(t *testing.T) {
 	if res.status != 200 || json.Unmarshal(res.body, &got) != nil || len(got) != 1 || parseCommand(t, got[0]).env.ID != cmd.ID {
 		t.Fatalf("next poll: %d %s", res.status, res.body)
 	}
+}
+
+// TestNewestStreamTakesCommands: a device whose command handler stopped
+// may open its next stream before the gateway notices that the first
+// one's connection is gone. The first stream, held open here, ends as soon
+// as the second opens, and the command sent then reaches the second: the
+// old one cannot take it.
+func TestNewestStreamTakesCommands(t *testing.T) {
+	e := newEnv(t)
+	c := startCentral(t, e)
+	n := startNode(t, e, c)
+	waitFor(t, "the leaf link", n.LinkUp)
+	g := startGateway(t, e, n, nil)
+
+	first := openCommandStream(t, e, g, l1)
+	second := openCommandStream(t, e, g, l1)
+
+	// The first stream ends, with no command.
+	for first.Scan() {
+		if line := first.Text(); strings.HasPrefix(line, "event: command") {
+			t.Fatalf("the superseded stream handed a command over: %q", line)
+		}
+	}
+	if err := first.Err(); err != nil {
+		t.Fatalf("the superseded stream: %v, want its end", err)
+	}
+	cmd := sendCommand(t, c, l1, message.Command{Action: "unlock", Deadline: time.Now().Add(time.Hour)})
+	for second.Scan() {
+		if line := second.Text(); strings.HasPrefix(line, "id: ") {
+			if id := line[len("id: "):]; id != cmd.ID.String() {
+				t.Fatalf("the newest stream got command %s, want %s", id, cmd.ID)
+			}
+			return
+		}
+	}
+	t.Fatalf("the newest stream ended without the command: %v", second.Err())
 }

@@ -42,7 +42,10 @@ type session struct {
 	sub     *nats.Subscription
 	linger  *time.Timer // ends the subscription once no poll is open
 	queue   []*command
-	changed chan struct{} // closed and replaced when queue grows or the session dies
+	changed chan struct{} // closed and replaced when queue grows, a newer poll or stream opens, or the session dies
+	// gen counts the polls and streams opened: only the newest takes
+	// commands (see feed).
+	gen uint64
 }
 
 // command is a command the edge handed to the session for its device:
