@@ -34,10 +34,10 @@ type heldStream struct {
 	// version's streams): such a stream drops a message once every
 	// consumer acknowledged it, so the node releases through hold's
 	// acknowledgements what it would purge, and central's alone remove
-	// nothing. held are messages hold delivered beyond the last release,
+	// nothing. fetched are messages hold delivered beyond the last release,
 	// not acknowledged yet.
 	hold     jetstream.Consumer
-	held     []jetstream.Msg
+	fetched  []jetstream.Msg
 	released uint64 // last sequence released
 	failing  bool   // the last release failed (logged once per run of failures)
 	// gap is the mark central first reported of the gap it holds while its
@@ -197,12 +197,12 @@ func (n *Node) releaseHold(ctx context.Context, h *heldStream, upto uint64) erro
 	)
 loop:
 	for {
-		if len(h.held) == 0 {
-			if ferr = n.fetchHeld(h); ferr != nil || len(h.held) == 0 {
+		if len(h.fetched) == 0 {
+			if ferr = n.fetchHold(h); ferr != nil || len(h.fetched) == 0 {
 				break
 			}
 		}
-		meta, err := h.held[0].Metadata()
+		meta, err := h.fetched[0].Metadata()
 		if err != nil {
 			ferr = err
 			break
@@ -211,11 +211,11 @@ loop:
 		case seq > upto:
 			break loop
 		case seq > h.released:
-			last, lastSeq = h.held[0], seq
+			last, lastSeq = h.fetched[0], seq
 		}
 		// A message at or below the last release is one delivered again
 		// after AckWait, already acknowledged.
-		h.held = h.held[1:]
+		h.fetched = h.fetched[1:]
 	}
 	if last != nil {
 		if err := last.DoubleAck(ctx); err != nil {
@@ -230,15 +230,15 @@ loop:
 	return nil
 }
 
-// fetchHeld takes the next messages h's holdConsumer delivers, without
+// fetchHold takes the next messages h's holdConsumer delivers, without
 // waiting for any.
-func (n *Node) fetchHeld(h *heldStream) error {
+func (n *Node) fetchHold(h *heldStream) error {
 	batch, err := h.hold.FetchNoWait(256)
 	if err != nil {
 		return err
 	}
 	for m := range batch.Messages() {
-		h.held = append(h.held, m)
+		h.fetched = append(h.fetched, m)
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 		return err

@@ -39,33 +39,31 @@ var natsHeaders = [...]string{message.HeaderContentType, message.HeaderMsgID, me
 func (s *session) watch() (feed, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.waiters++
-	s.gen++
-	f := feed{s, s.gen}
-	if !s.dead {
-		close(s.changed) // an older poll or stream ends: it is superseded
-		s.changed = make(chan struct{})
-	}
 	if s.linger != nil {
 		s.linger.Stop()
 		s.linger = nil
 	}
-	if s.sub != nil {
-		return f, nil
-	}
-	sub, err := s.nc.Subscribe(s.thing.Subject(topic.Command).String(), s.received)
-	if err == nil {
-		err = s.nc.FlushTimeout(s.g.cfg.PublishTimeout)
-	}
-	if err != nil {
-		s.waiters--
-		if sub != nil {
-			_ = sub.Unsubscribe()
+	if s.sub == nil {
+		sub, err := s.nc.Subscribe(s.thing.Subject(topic.Command).String(), s.received)
+		if err == nil {
+			err = s.nc.FlushTimeout(s.g.cfg.PublishTimeout)
 		}
-		return f, fmt.Errorf("%w: subscribe to commands: %w", ErrEdgeUnavailable, err)
+		if err != nil {
+			if sub != nil {
+				_ = sub.Unsubscribe()
+			}
+			return feed{}, fmt.Errorf("%w: subscribe to commands: %w", ErrEdgeUnavailable, err)
+		}
+		s.sub = sub
 	}
-	s.sub = sub
-	return f, nil
+	s.waiters++
+	// This poll or stream supersedes an older one still open.
+	s.gen++
+	if !s.dead {
+		close(s.changed)
+		s.changed = make(chan struct{})
+	}
+	return feed{s, s.gen}, nil
 }
 
 // feed is one poll or stream of a session. Only the newest takes the
