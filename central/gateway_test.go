@@ -92,6 +92,9 @@ func TestCentralGatewayStreamOnUpdate(t *testing.T) {
 			AND thing_type = 'reader' AND thing_code = 'r1' AND message_type = 'evt'`, e.ID.String()).Scan(&n)
 		return err == nil && n == 1
 	})
+	// The ingest counts a batch once its transaction committed, just after
+	// the row became visible.
+	waitFor(t, "the ingest to count the event", func() bool { return in.Stats().Ingested >= 1 })
 	if st := in.Stats(); st.Ingested != 1 || st.Refused != 0 {
 		t.Errorf("gateway ingest stats %+v", st)
 	}
