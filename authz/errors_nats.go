@@ -1,17 +1,21 @@
 package authz
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/lintel-io/lintel/internal/topology"
+)
 
 // Sentinel errors of the NATS half of the package (topology, permissions,
 // rendering, the edge authentication hook and origin checks); compare with [errors.Is].
 var (
-	// ErrReservedName reports an org or edge code that the topology keeps for
-	// itself: an edge code equal to [HubDomain] (the edge's JetStream domain
-	// would collide with central's) or an org code equal to [SystemAccount].
-	ErrReservedName = errors.New("authz: name reserved by the NATS topology")
 	// ErrEdgeNotFound reports an (org, edge) pair that the inventory does not
 	// list.
 	ErrEdgeNotFound = errors.New("authz: edge not in inventory")
+	// ErrReservedName reports an org or edge code that the topology keeps for
+	// itself: an edge code equal to [HubDomain] (the edge's JetStream domain
+	// would collide with central's) or an org code equal to [SystemAccount].
+	ErrReservedName = topology.ErrReservedName // "authz: name reserved by the NATS topology"
 	// ErrCredentialMissing reports an identity that the state holds no
 	// credential for (a password hash or an edge NKey): run
 	// [Generator.Generate] after changing the inventory.

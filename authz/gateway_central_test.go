@@ -7,12 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/lintel-io/lintel/authz"
-	"github.com/lintel-io/lintel/testing/natstest"
+	"github.com/lintel-io/lintel/internal/topology"
 	"github.com/lintel-io/lintel/topic"
 )
 
@@ -56,7 +54,7 @@ func TestCentralGatewayPermissions(t *testing.T) {
 	var want []string
 	for _, th := range []topic.Thing{cgwMarked, cgwMarked2} {
 		for _, mt := range []topic.MessageType{topic.Event, topic.Telemetry, topic.State, topic.Ack} {
-			want = append(want, authz.CentralGatewaySubject(th, mt))
+			want = append(want, topology.GatewaySubject(th, mt))
 		}
 	}
 	var got []string
@@ -72,10 +70,10 @@ func TestCentralGatewayPermissions(t *testing.T) {
 	}
 
 	forbidden := []string{
-		authz.CentralGatewaySubject(cgwUnmarked, topic.Event),
-		authz.CentralGatewaySubject(cgwMarked, topic.Request),
-		authz.CentralGatewaySubject(cgwMarked, topic.Command),
-		authz.CentralGatewaySubject(cgwOtherOrg, topic.Event),
+		topology.GatewaySubject(cgwUnmarked, topic.Event),
+		topology.GatewaySubject(cgwMarked, topic.Request),
+		topology.GatewaySubject(cgwMarked, topic.Command),
+		topology.GatewaySubject(cgwOtherOrg, topic.Event),
 	}
 	for _, s := range forbidden {
 		if gw.Allowed(s, authz.Publish) {
@@ -100,60 +98,6 @@ func TestCentralGatewayPermissions(t *testing.T) {
 				t.Errorf("%s may publish %s", name, s)
 			}
 		}
-	}
-}
-
-// TestCentralGatewayStream publishes on a gateway-stream subject into a
-// real server's stream of that configuration: the stream stores the
-// message under the device's subject, and drops a retry with the same
-// Nats-Msg-Id. Another org's subject is captured by no stream.
-func TestCentralGatewayStream(t *testing.T) {
-	srv := natstest.Run(t, nil)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := testCtx(t)
-	cfg, err := authz.CentralGatewayStreamConfig("acme")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Name != authz.CentralGatewayStream("acme") || cfg.Storage != jetstream.FileStorage {
-		t.Fatalf("config %+v", cfg)
-	}
-	s, err := js.CreateStream(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg := nats.NewMsg(authz.CentralGatewaySubject(cgwMarked2, topic.Telemetry))
-	msg.Data = []byte("reading")
-	for round := range 2 {
-		ack, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID("m1"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ack.Stream != cfg.Name || ack.Sequence != 1 || ack.Duplicate != (round == 1) {
-			t.Fatalf("round %d: ack %+v", round, ack)
-		}
-	}
-	m, err := s.GetMsg(ctx, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := cgwMarked2.Subject(topic.Telemetry).String(); m.Subject != want || string(m.Data) != "reading" {
-		t.Fatalf("stored on %q (%q), want %q", m.Subject, m.Data, want)
-	}
-	_, err = js.PublishMsg(ctx, &nats.Msg{Subject: authz.CentralGatewaySubject(cgwOtherOrg, topic.Event), Data: []byte("x")})
-	if !errors.Is(err, jetstream.ErrNoStreamResponse) && !errors.Is(err, nats.ErrNoResponders) {
-		t.Fatalf("another org's gateway subject: %v, want no stream", err)
-	}
-	if _, err := authz.CentralGatewayStreamConfig("$SYS"); err == nil {
-		t.Error("a gateway stream for the system account")
 	}
 }
 
@@ -204,60 +148,5 @@ func TestCentralGatewayAuthenticator(t *testing.T) {
 	}
 	if _, err := authz.NewCentralGatewayAuthenticator(inv, res.State, "$SYS", authz.EdgeAuthConfig{}); err == nil {
 		t.Error("an authenticator for the system account")
-	}
-}
-
-// TestCentralGatewayOrigins: the ingest of the gateway stream believes a
-// message only on the subject of a marked device of its org, of a type the
-// gateway stores, and never one that claims to be sourced.
-func TestCentralGatewayOrigins(t *testing.T) {
-	inv := centralGatewayInventory()
-	o, err := authz.NewCentralGatewayOrigins(inv, "acme")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sourced := nats.Header{authz.HeaderStreamSource: {"events-acme-hq 12 acme.hq.sensor.s1.evt"}}
-	cases := []struct {
-		name, subject string
-		h             nats.Header
-		ok            bool
-	}{
-		{"marked device", cgwMarked.Subject(topic.Event).String(), nil, true},
-		{"marked device at another edge, telemetry", cgwMarked2.Subject(topic.Telemetry).String(), nil, true},
-		{"ack", cgwMarked.Subject(topic.Ack).String(), nil, true},
-		{"unmarked device", cgwUnmarked.Subject(topic.Event).String(), nil, false},
-		{"another org", cgwOtherOrg.Subject(topic.Event).String(), nil, false},
-		{"request", cgwMarked.Subject(topic.Request).String(), nil, false},
-		{"command", cgwMarked.Subject(topic.Command).String(), nil, false},
-		{"sourced", cgwMarked.Subject(topic.Event).String(), sourced, false},
-		{"internal subject", authz.CentralGatewaySubject(cgwMarked, topic.Event), nil, false},
-		{"system thing", "acme.hq._sys.audit.evt", nil, false},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			h := c.h
-			if h == nil {
-				h = nats.Header{}
-			}
-			org, err := o.Check(c.subject, h)
-			if c.ok != (err == nil) {
-				t.Fatalf("Check(%s): %v, want ok %v", c.subject, err, c.ok)
-			}
-			if org.Source != authz.CentralGatewayStream("acme") {
-				t.Errorf("origin %+v", org)
-			}
-			var oe *authz.OriginError
-			if err != nil && (!errors.Is(err, authz.ErrOrigin) || !errors.As(err, &oe) || oe.Subject != c.subject) {
-				t.Errorf("error %v is not an origin error of %s", err, c.subject)
-			}
-		})
-	}
-	inv.Things[1].CentralGateway = false
-	o.Update(inv)
-	if _, err := o.Check(cgwMarked2.Subject(topic.Event).String(), nats.Header{}); err == nil {
-		t.Error("a device unmarked by an update is still believed")
-	}
-	if _, err := authz.NewCentralGatewayOrigins(inv, "_bad"); err == nil {
-		t.Error("origins of a reserved org")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/lintel-io/lintel/internal/topology"
 	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -116,7 +117,7 @@ type SourceTable struct {
 // edges. It returns an error wrapping [ErrReservedName] or a
 // [*topic.Error] for a bad org or edge, as [NamesFor] does.
 func NewSourceTable(org string, edges ...string) (*SourceTable, error) {
-	if err := checkOrgName(org); err != nil {
+	if err := topology.CheckOrg(org); err != nil {
 		return nil, err
 	}
 	t := &SourceTable{org: org, edges: map[string]string{}}

@@ -178,8 +178,8 @@ func disconnectEvent(acc string) string { return "$SYS.ACCOUNT." + acc + ".DISCO
 //   - publish and subscribe to everything of its org, "{org}.>", except
 //     publishing device commands, which only edge services do;
 //   - write commands into the org's command stream on [CommandSubject]
-//     subjects, "_lintel.{org}.*.cmd.*.*", and
-//     [CentralGatewayCommandSubject] subjects, "_lintel.{org}.*.gwcmd.*.*";
+//     subjects, "_lintel.{org}.*.cmd.*.*", and the central gateway's
+//     command subjects, "_lintel.{org}.*.gwcmd.*.*";
 //   - central's JetStream (domain [HubDomain]) and its own inbox;
 //   - the consumer resets central's server sends for its sources of the
 //     edges' streams, "$JS.*.API.CONSUMER.RESET.*.*", and their answers,
@@ -232,8 +232,9 @@ func OperatorPermissions(org, name string) Permissions {
 // platform reserves ("_edge", "_sys") or for an unregistered device. A
 // gateway scoped to its org (no edge) is the central gateway: it may also
 // publish the gateway-stream subjects of the org's devices marked
-// [Thing].CentralGateway ([CentralGatewaySubject]), and read and
-// acknowledge their commands through [CentralGatewayCommandConsumer].
+// [Thing].CentralGateway,
+// "_lintel.{org}._gw.{edge}.{type}.{code}.{evt,tlm,state,ack}", and read
+// and acknowledge their commands through the consumer central makes for it.
 func GatewayPermissions(inv *Inventory, s Service) Permissions {
 	var pub, sub []string
 	for _, t := range sortedThings(inv) {
@@ -420,18 +421,18 @@ func flowControl(domain, stream, consumer string) []string {
 	}
 }
 
-// LeafDenyImports returns the subjects the edge's leaf remote refuses to
+// leafDenyImports returns the subjects the edge's leaf remote refuses to
 // receive from central, whatever central's permissions say: device
 // commands, inbox replies and system subjects. It is defence in depth
 // behind [LeafPermissions], which central enforces.
-func LeafDenyImports(org, edge string) []string {
+func leafDenyImports(org, edge string) []string {
 	return []string{deviceCommands(org, edge), "_INBOX.>", "$SYS.>"}
 }
 
-// LeafDenyExports returns the subjects the edge's leaf remote refuses to
+// leafDenyExports returns the subjects the edge's leaf remote refuses to
 // send to central: inbox replies and system subjects. It is defence in
 // depth behind [LeafPermissions].
-func LeafDenyExports(org, edge string) []string {
+func leafDenyExports(org, edge string) []string {
 	return []string{"_INBOX.>", "$SYS.>"}
 }
 

@@ -263,14 +263,15 @@ func RenderCentral(inv *Inventory, st *State, o RenderOptions) ([]byte, error) {
 
 // RenderEdge returns the nats-server configuration file of edge at org:
 // JetStream in the edge's domain, a leaf-node remote to central (bound to
-// the org's account, with the seed included from o.SeedFile and
-// [LeafDenyImports] and [LeafDenyExports] as defence in depth), the system
-// account exporting the org's client connect and disconnect events to the
-// org's account, and the org's account with JetStream and the edge's users:
-// its devices, its edge service and gateways scoped to it. With o.HubTLS
-// the leaf link uses TLS, verifying central against the pinned CA, and with
-// o.TLS the client listener requires TLS. The text is deterministic and
-// holds no password or seed.
+// the org's account, with the seed included from o.SeedFile, refusing as
+// defence in depth device commands from central and inbox replies and
+// system subjects either way), the system account exporting the org's
+// client connect and disconnect events to the org's account, and the
+// org's account with JetStream and the edge's users: its devices, its
+// edge service and gateways scoped to it. With o.HubTLS the leaf link
+// uses TLS, verifying central against the pinned CA, and with o.TLS the
+// client listener requires TLS. The text is deterministic and holds no
+// password or seed.
 //
 // Passwords are bcrypt hashes checked by nats-server itself: each
 // connection, and each connected client again at every configuration
@@ -329,8 +330,8 @@ func renderEdge(inv *Inventory, st *State, org, edge string, o RenderOptions, in
 	if o.HubTLS != nil {
 		w.hubTLSBlock(o.HubTLS)
 	}
-	w.kv("deny_imports", quoteList(LeafDenyImports(org, edge)))
-	w.kv("deny_exports", quoteList(LeafDenyExports(org, edge)))
+	w.kv("deny_imports", quoteList(leafDenyImports(org, edge)))
+	w.kv("deny_exports", quoteList(leafDenyExports(org, edge)))
 	w.line("}")
 	w.line("]")
 	w.line("}")

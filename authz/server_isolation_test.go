@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/internal/topology"
 	"github.com/lintel-io/lintel/testing/natstest"
 	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nats-server/v2/server"
@@ -423,9 +424,9 @@ func TestLeafLinkEnforcedByCentral(t *testing.T) {
 		// Its release marks only: not another edge's, not the tracker's
 		// state, not writes.
 		{"Publish", nwh.ReleaseGet(authz.FlowEvents)},
-		{"Publish", "$JS.hub.API.DIRECT.GET.KV_" + authz.ReleaseBucket("acme") + ".$KV." + authz.ReleaseBucket("acme") + "._tracker"},
-		{"Publish", "$KV." + authz.ReleaseBucket("acme") + ".hq.events"},
-		{"Publish", "$JS.hub.API.STREAM.PURGE.KV_" + authz.ReleaseBucket("acme")},
+		{"Publish", "$JS.hub.API.DIRECT.GET.KV_" + topology.ReleaseBucket("acme") + ".$KV." + topology.ReleaseBucket("acme") + "._tracker"},
+		{"Publish", "$KV." + topology.ReleaseBucket("acme") + ".hq.events"},
+		{"Publish", "$JS.hub.API.STREAM.PURGE.KV_" + topology.ReleaseBucket("acme")},
 		{"Subscription", nwh.ReleaseReplyPrefix() + ".x.y"},
 		{"Publish", "$JS.hub.API.CONSUMER.RESET." + nwh.CredentialStream + "." + nwh.CredentialConsumer},
 		{"Publish", "$JS.hub.API.STREAM.INFO." + nwh.CredentialStream},

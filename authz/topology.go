@@ -2,9 +2,9 @@ package authz
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
+	"github.com/lintel-io/lintel/internal/topology"
 	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -22,13 +22,13 @@ const (
 
 	// SystemAccount is the name of the NATS system account on central and on
 	// every edge. No org may be called SystemAccount.
-	SystemAccount = "SYS"
+	SystemAccount = topology.SystemAccount // "SYS"
 
 	// InternalPrefix is the first token of the platform's own subjects that
 	// are not device subjects: command intake on central and the per-edge
 	// deliver subjects of stream sourcing and mirroring. It begins with '_',
 	// so no org code can produce it.
-	InternalPrefix = "_lintel"
+	InternalPrefix = topology.InternalPrefix // "_lintel"
 
 	// sourceHeartbeat is the idle heartbeat nats-server requires of a
 	// consumer with the flow-control ack policy (it is the server's own
@@ -210,7 +210,7 @@ func NamesFor(org, edge string) (EdgeNames, error) {
 // checkTopologyNames validates org and edge as topology names: valid
 // non-reserved tokens, and not the names the topology keeps for itself.
 func checkTopologyNames(org, edge string) error {
-	if err := checkOrgName(org); err != nil {
+	if err := topology.CheckOrg(org); err != nil {
 		return err
 	}
 	if _, err := topic.EdgeFilter(org, edge); err != nil {
@@ -218,16 +218,6 @@ func checkTopologyNames(org, edge string) error {
 	}
 	if edge == HubDomain {
 		return fmt.Errorf("%w: edge %q: it is central's JetStream domain", ErrReservedName, edge)
-	}
-	return nil
-}
-
-func checkOrgName(org string) error {
-	if _, err := topic.OrgFilter(org); err != nil {
-		return err
-	}
-	if org == SystemAccount {
-		return fmt.Errorf("%w: org %q: it is the system account", ErrReservedName, org)
 	}
 	return nil
 }
@@ -260,37 +250,12 @@ func apiPrefix(domain string) string { return "$JS." + domain + ".API" }
 // device's own cmd subject across the leaf link; the edge service takes them
 // from its command stream and is the only publisher on
 // "{org}.{edge}.{type}.{code}.cmd".
-func CommandSubject(t topic.Thing) string {
-	return InternalPrefix + "." + t.Org + "." + t.Edge + "." + commandToken + "." + t.Type + "." + t.Code
-}
+func CommandSubject(t topic.Thing) string { return topology.CommandSubject(t) }
 
 // ParseCommandSubject returns the thing a [CommandSubject] addresses. It
 // returns an error wrapping [topic.ErrTokenCount] for a subject of another
 // shape and a [*topic.Error] for an invalid token.
-func ParseCommandSubject(s string) (topic.Thing, error) {
-	return parseCommandSubject(s, commandToken)
-}
-
-// commandToken and centralGatewayCommandToken are the fourth token of
-// [CommandSubject] and [CentralGatewayCommandSubject].
-const (
-	commandToken               = "cmd"
-	centralGatewayCommandToken = "gwcmd"
-)
-
-// parseCommandSubject parses "_lintel.{org}.{edge}.{token}.{type}.{code}".
-func parseCommandSubject(s, token string) (topic.Thing, error) {
-	p := strings.Split(s, ".")
-	if len(p) != 6 || p[0] != InternalPrefix || p[3] != token {
-		return topic.Thing{}, &topic.Error{Part: topic.PartSubject, Value: s,
-			Reason: "want " + InternalPrefix + ".{org}.{edge}." + token + ".{type}.{code}", Err: topic.ErrTokenCount}
-	}
-	t := topic.Thing{Org: p[1], Edge: p[2], Type: p[4], Code: p[5]}
-	if _, err := topic.EdgeFilter(t.Org, t.Edge); err != nil {
-		return topic.Thing{}, err
-	}
-	return t, t.Validate()
-}
+func ParseCommandSubject(s string) (topic.Thing, error) { return topology.ParseCommandSubject(s) }
 
 // UserInboxPrefix returns the reply-inbox prefix of a NATS user,
 // "_INBOX.{user}": for a device it is [topic.Thing.InboxPrefix]. Every
@@ -376,7 +341,7 @@ func (n EdgeNames) TelemetrySource() *jetstream.StreamSource {
 // no "_sys" subject in either direction ([LeafPermissions]). It returns the
 // error of [NamesFor] for a bad org or edge.
 func CentralEventStreamConfig(org string, edges ...string) (jetstream.StreamConfig, error) {
-	if err := checkOrgName(org); err != nil {
+	if err := topology.CheckOrg(org); err != nil {
 		return jetstream.StreamConfig{}, err
 	}
 	cfg := jetstream.StreamConfig{
@@ -435,19 +400,16 @@ func (n EdgeNames) CredentialMirrorConfig() jetstream.KeyValueConfig {
 // CentralCommandStreamConfig returns the configuration of the org's command
 // stream on central. Central's services write commands into it on
 // [CommandSubject] subjects, which each edge sources its own of through
-// [EdgeNames.CommandConsumerConfig], and on [CentralGatewayCommandSubject]
-// subjects, which the central gateway reads through
-// [CentralGatewayCommandConsumerConfig].
+// [EdgeNames.CommandConsumerConfig], and, for the devices marked
+// [Thing].CentralGateway, on "_lintel.{org}.{edge}.gwcmd.{type}.{code}"
+// subjects, which the central gateway reads through a consumer of its own.
 func CentralCommandStreamConfig(org string) (jetstream.StreamConfig, error) {
-	if err := checkOrgName(org); err != nil {
+	if err := topology.CheckOrg(org); err != nil {
 		return jetstream.StreamConfig{}, err
 	}
 	return jetstream.StreamConfig{
-		Name: "commands-" + org,
-		Subjects: []string{
-			InternalPrefix + "." + org + ".*." + commandToken + ".*.*",
-			InternalPrefix + "." + org + ".*." + centralGatewayCommandToken + ".*.*",
-		},
+		Name:      "commands-" + org,
+		Subjects:  topology.CommandStreamSubjects(org),
 		Storage:   jetstream.FileStorage,
 		Retention: jetstream.LimitsPolicy,
 	}, nil

@@ -1,45 +1,24 @@
 package authz
 
-import (
-	"strings"
-	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
-)
+import "github.com/lintel-io/lintel/internal/topology"
 
 // Flows of an edge, as the release marks name them: the edge's held
 // streams that central sources.
 const (
-	FlowEvents    = "events"
-	FlowTelemetry = "telemetry"
-	FlowPlatform  = "platform"
+	FlowEvents    = topology.FlowEvents    // "events"
+	FlowTelemetry = topology.FlowTelemetry // "telemetry"
+	FlowPlatform  = topology.FlowPlatform  // "platform"
 )
 
-// ReleaseBucket names org's release bucket on central: for each edge and
-// flow ([EdgeNames.ReleaseKey]), how far central's event stream holds the
-// edge's stream of that flow without a gap ([ReleaseMark]). The edge
-// releases nothing beyond it (docs/edge-release.md).
-func ReleaseBucket(org string) string { return "release-" + org }
-
-// ReleaseBucketConfig returns the configuration of org's release bucket.
-func ReleaseBucketConfig(org string) jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
-		Bucket:      ReleaseBucket(org),
-		Description: "Lintel: how far central holds each edge's streams without a gap",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-	}
-}
-
-// ReleaseKey returns the key of the edge's mark of flow in
-// [ReleaseBucket]: "{edge}.{flow}".
+// ReleaseKey returns "{edge}.{flow}", the key of the edge's mark of flow
+// in its org's release bucket on central ("release-{org}").
 func (n EdgeNames) ReleaseKey(flow string) string { return n.Edge + "." + flow }
 
 // ReleaseGet returns the JetStream direct-get subject through which the
 // edge reads its mark of flow at central, the only keys of the release
 // bucket it may read ([LeafPermissions]).
 func (n EdgeNames) ReleaseGet(flow string) string {
-	b := ReleaseBucket(n.Org)
+	b := topology.ReleaseBucket(n.Org)
 	return apiPrefix(HubDomain) + ".DIRECT.GET.KV_" + b + ".$KV." + b + "." + n.ReleaseKey(flow)
 }
 
@@ -56,32 +35,4 @@ func (n EdgeNames) FlowOf(name string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// ParseRepairOf parses a [HeaderRepairOf] value.
-func ParseRepairOf(v string) (flow string, seq uint64, ok bool) {
-	f, s, found := strings.Cut(v, " ")
-	if !found {
-		return "", 0, false
-	}
-	var n uint64
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return "", 0, false
-		}
-		n = n*10 + uint64(c-'0')
-	}
-	return f, n, n > 0 && (f == FlowEvents || f == FlowTelemetry || f == FlowPlatform)
-}
-
-// ReleaseMark is what central holds of one flow of an edge, as its release
-// bucket keeps it (JSON): every sequence up to Stored, and, when Next is
-// not zero, Next and some sequences after it, so that Stored+1 up to
-// Next-1 is a gap. At is when the tracker last wrote it, by central's
-// clock; the tracker writes every mark again every few seconds, so that an
-// edge can tell a gap that lasts from a tracker that stopped.
-type ReleaseMark struct {
-	Stored uint64    `json:"stored"`         // central holds every sequence up to this one
-	Next   uint64    `json:"next,omitempty"` // first sequence held after the gap; 0 when there is none
-	At     time.Time `json:"at"`             // when the tracker last wrote the mark, by central's clock
 }

@@ -4,10 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/internal/topology"
 	"github.com/lintel-io/lintel/storage"
+	"github.com/lintel-io/lintel/topic"
 )
 
 // orgGateway is what central runs for the central HTTP gateway of an org
@@ -17,7 +23,7 @@ import (
 // database the ingest of that stream, whose origin check believes only
 // those devices. Both exist once the inventory marks a device of the org.
 type orgGateway struct { // guarded by org.mu
-	origins *authz.CentralGatewayOrigins
+	origins *gatewayOrigins
 	ingest  *storage.Ingest
 	run     *storage.IngestRun
 }
@@ -29,7 +35,7 @@ const gatewayIngestDurable = storage.DefaultDurable
 // usesGateway reports whether inv marks a device of o's org for the
 // central gateway.
 func usesGateway(inv *authz.Inventory, o *org) bool {
-	return len(authz.CentralGatewayDevices(inv, o.code)) > 0
+	return len(inv.CentralGatewayDevices(o.code)) > 0
 }
 
 // provisionGateway creates or updates o's gateway stream, and the central
@@ -41,7 +47,7 @@ func (c *Central) provisionGateway(ctx context.Context, inv *authz.Inventory, o 
 	if !usesGateway(inv, o) {
 		return nil
 	}
-	cfg, err := authz.CentralGatewayStreamConfig(o.code)
+	cfg, err := topology.GatewayStreamConfig(o.code)
 	if err != nil {
 		return err
 	}
@@ -55,7 +61,7 @@ func (c *Central) provisionGateway(ctx context.Context, inv *authz.Inventory, o 
 	// The gateway reads its devices' commands through a consumer central
 	// makes, so that the gateway's permissions need no consumer creation.
 	cmds, _ := authz.CentralCommandStreamConfig(o.code)
-	if _, err := o.js.CreateOrUpdateConsumer(ctx, cmds.Name, authz.CentralGatewayCommandConsumerConfig(o.code)); err != nil {
+	if _, err := o.js.CreateOrUpdateConsumer(ctx, cmds.Name, topology.GatewayCommandConsumerConfig(o.code)); err != nil {
 		return fmt.Errorf("gateway command consumer on %s: %w", cmds.Name, err)
 	}
 	return nil
@@ -69,7 +75,7 @@ func (c *Central) startGateway(ctx context.Context, inv *authz.Inventory, o *org
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.gw.origins == nil {
-		origins, err := authz.NewCentralGatewayOrigins(inv, o.code)
+		origins, err := newGatewayOrigins(inv, o.code)
 		if err != nil {
 			return err
 		}
@@ -82,7 +88,7 @@ func (c *Central) startGateway(ctx context.Context, inv *authz.Inventory, o *org
 	}
 	if o.gw.ingest == nil {
 		in, err := storage.NewIngest(c.store, o.js, storage.IngestConfig{
-			Stream: authz.CentralGatewayStream(o.code), Durable: gatewayIngestDurable,
+			Stream: topology.GatewayStream(o.code), Durable: gatewayIngestDurable,
 			DeadLetterSubject: DeadLetterSubject(o.code), Origins: o.gw.origins, Logger: c.log,
 		})
 		if err != nil {
@@ -132,4 +138,82 @@ func (c *Central) GatewayIngest(org string) *storage.Ingest {
 		}
 	}
 	return nil
+}
+
+// gatewayOrigins checks where a message of an org's gateway stream came
+// from, for the storage ingest of that stream (a [storage.OriginChecker],
+// as [authz.SourceTable] is for central's event stream). The gateway
+// stream has no sources: its messages were published by the central
+// gateway's service user, the only identity whose permissions allow its
+// subjects ([authz.GatewayPermissions]), and stored under the device
+// subject their internal subject named. Check therefore believes a
+// message only on the subject of a device of the org that the inventory
+// marks authz.Thing.CentralGateway, of a type the gateway stores. Update
+// applies a changed inventory. It is safe for concurrent use.
+type gatewayOrigins struct {
+	org string
+
+	mu      sync.RWMutex
+	devices map[topic.Thing]bool
+}
+
+var _ storage.OriginChecker = (*gatewayOrigins)(nil)
+
+// newGatewayOrigins returns the origin check of org's gateway stream with
+// the devices inv marks for the central gateway. It returns an error
+// wrapping [authz.ErrReservedName] or a [*topic.Error] for a bad org.
+func newGatewayOrigins(inv *authz.Inventory, org string) (*gatewayOrigins, error) {
+	if err := topology.CheckOrg(org); err != nil {
+		return nil, err
+	}
+	o := &gatewayOrigins{org: org}
+	o.Update(inv)
+	return o, nil
+}
+
+// Update makes the devices inv marks for the central gateway the ones
+// whose messages Check believes.
+func (o *gatewayOrigins) Update(inv *authz.Inventory) {
+	devs := make(map[topic.Thing]bool)
+	for _, t := range inv.CentralGatewayDevices(o.org) {
+		devs[t] = true
+	}
+	o.mu.Lock()
+	o.devices = devs
+	o.mu.Unlock()
+}
+
+// Check reports whether a message stored in the org's gateway stream on
+// subject with header h may be believed. Its origin is the gateway stream:
+// Origin.Source is its name ([topology.GatewayStream]) and Origin.Edge the
+// edge the device is registered at. It returns an [*authz.OriginError]
+// (wrapping [authz.ErrOrigin]) for a message that carries a stream-source
+// header (the gateway stream sources nothing), is not a thing's subject of
+// the org, names a device the inventory does not mark for the central
+// gateway, or is of a type the gateway does not store.
+func (o *gatewayOrigins) Check(subject string, h nats.Header) (authz.Origin, error) {
+	src := topology.GatewayStream(o.org)
+	refuse := func(edge, reason string) (authz.Origin, error) {
+		return authz.Origin{Edge: edge, Source: src}, &authz.OriginError{Subject: subject, Source: src, Edge: edge, Reason: reason}
+	}
+	if h.Get(authz.HeaderStreamSource) != "" {
+		return refuse("", "sourced, but the gateway stream sources nothing")
+	}
+	subj, err := topic.Parse(subject)
+	if err != nil {
+		return refuse("", "not a thing's subject: "+err.Error())
+	}
+	switch {
+	case subj.Org != o.org:
+		return refuse("", fmt.Sprintf("the gateway stream of org %s, not %s", o.org, subj.Org))
+	case !slices.Contains(topology.GatewayTypes(), subj.MessageType):
+		return refuse(subj.Edge, "message type "+string(subj.MessageType)+" is not stored through the central gateway")
+	}
+	o.mu.RLock()
+	ok := o.devices[subj.Thing]
+	o.mu.RUnlock()
+	if !ok {
+		return refuse(subj.Edge, "device "+subj.Thing.String()+" is not marked for the central gateway")
+	}
+	return authz.Origin{Edge: subj.Edge, Source: src}, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/lintel-io/lintel/authz"
 	"github.com/lintel-io/lintel/central"
+	"github.com/lintel-io/lintel/internal/topology"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/testing/pgtest"
 	"github.com/lintel-io/lintel/topic"
@@ -37,7 +38,7 @@ func TestCentralGatewayStreamOnUpdate(t *testing.T) {
 	}
 	t.Cleanup(c.Stop)
 	js := c.JetStream("acme")
-	stream := authz.CentralGatewayStream("acme")
+	stream := topology.GatewayStream("acme")
 	if _, err := js.Stream(ctx(t), stream); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Fatalf("gateway stream without a marked device: %v", err)
 	}
@@ -81,7 +82,7 @@ func TestCentralGatewayStreamOnUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg.Subject = authz.CentralGatewaySubject(hqReader, topic.Event)
+	msg.Subject = topology.GatewaySubject(hqReader, topic.Event)
 	ack, err := gjs.PublishMsg(ctx(t), msg, jetstream.WithMsgID(e.ID.String()))
 	if err != nil || ack.Stream != stream {
 		t.Fatalf("publish into the gateway stream: %+v %v", ack, err)

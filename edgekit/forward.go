@@ -320,8 +320,8 @@ type Supervisor struct {
 // nothing is left running then.
 //
 // The supervisor also runs the release tracker, which reads central's
-// event stream and keeps in the org's release bucket
-// ([authz.ReleaseBucket]) how far central holds each edge's streams
+// event stream and keeps in the org's release bucket ("release-{org}")
+// how far central holds each edge's streams
 // without a gap; an edge releases nothing beyond that, and sends again
 // what central never stored (docs/edge-release.md).
 //

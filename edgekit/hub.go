@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/internal/topology"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nats.go/jetstream"
@@ -672,7 +673,7 @@ func (h *Hub) SendCommand(ctx context.Context, thing topic.Thing, cmd message.Co
 	}
 	msg.Subject = authz.CommandSubject(thing)
 	if h.viaGateway(thing) {
-		msg.Subject = authz.CentralGatewayCommandSubject(thing)
+		msg.Subject = topology.GatewayCommandSubject(thing)
 	}
 	if err := h.signCommand(msg, thing); err != nil {
 		return nil, fmt.Errorf("edgekit: command to %s: %w", thing, err)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/internal/topology"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nats.go/jetstream"
@@ -195,7 +196,7 @@ func (h *Hub) readCommand(ctx context.Context, thing topic.Thing, id message.ID,
 	}
 	err := h.scanCommand(ctx, h.eventStream, commandFilters(thing), thing, id, cfg, &out, true, seenHit)
 	if err == nil && h.viaGateway(thing) {
-		err = h.scanCommand(ctx, authz.CentralGatewayStream(h.cfg.Org), []string{thing.Subject(topic.Ack).String()},
+		err = h.scanCommand(ctx, topology.GatewayStream(h.cfg.Org), []string{thing.Subject(topic.Ack).String()},
 			thing, id, gatewayAckFrom(id), &out, true, seenHit)
 	}
 	return out, seen, err
@@ -216,7 +217,7 @@ func (h *Hub) followCommand(ctx context.Context, thing topic.Thing, id message.I
 	out := CommandOutcome{ID: id, Thing: thing}
 	stop := func(bool) bool { return done(out) }
 	if h.viaGateway(thing) {
-		err := h.scanCommand(ctx, authz.CentralGatewayStream(h.cfg.Org), []string{thing.Subject(topic.Ack).String()},
+		err := h.scanCommand(ctx, topology.GatewayStream(h.cfg.Org), []string{thing.Subject(topic.Ack).String()},
 			thing, id, gatewayAckFrom(id), &out, false, stop)
 		return out, err
 	}

@@ -72,7 +72,7 @@ func (h *Hub) checkThing(t topic.Thing) error {
 }
 
 // viaGateway reports whether t is a device of the central gateway: its
-// commands go on [authz.CentralGatewayCommandSubject] and its acks arrive
+// commands go on [topology.GatewayCommandSubject] and its acks arrive
 // in the org's gateway stream.
 func (h *Hub) viaGateway(t topic.Thing) bool {
 	return h.known.Load().gateway[t]

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/internal/topology"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
 )
@@ -43,9 +44,9 @@ type heldStream struct {
 	// gap is the mark central first reported of the gap it holds while its
 	// consumer's acknowledgement floor is past it, and repaired the last
 	// sequence this node sent again.
-	gap       authz.ReleaseMark
+	gap       topology.ReleaseMark
 	repaired  uint64
-	mark      authz.ReleaseMark // the last mark read, while the link had markEpoch
+	mark      topology.ReleaseMark // the last mark read, while the link had markEpoch
 	markEpoch uint64
 }
 
@@ -250,8 +251,8 @@ func (n *Node) fetchHold(h *heldStream) error {
 var errNoMark = errors.New("central's release mark not readable (link down, or central not yet tracking)")
 
 // releaseMark reads central's mark of flow.
-func (n *Node) releaseMark(ctx context.Context, flow string) (authz.ReleaseMark, error) {
-	var m authz.ReleaseMark
+func (n *Node) releaseMark(ctx context.Context, flow string) (topology.ReleaseMark, error) {
+	var m topology.ReleaseMark
 	if n.relc == nil {
 		return m, errNoMark
 	}
@@ -276,13 +277,13 @@ func (n *Node) releaseMark(ctx context.Context, flow string) (authz.ReleaseMark,
 // clock: a gap that closes by itself (a store retried from that sequence,
 // a tracker behind) is not a gap, and a tracker that stopped rewrites
 // nothing.
-func (n *Node) repair(ctx context.Context, h *heldStream, floor uint64, mark authz.ReleaseMark) error {
+func (n *Node) repair(ctx context.Context, h *heldStream, floor uint64, mark topology.ReleaseMark) error {
 	end := floor
 	if mark.Next > 0 {
 		end = min(floor, mark.Next-1)
 	}
 	if end <= mark.Stored {
-		h.gap = authz.ReleaseMark{}
+		h.gap = topology.ReleaseMark{}
 		return nil
 	}
 	if h.gap.Stored != mark.Stored || h.gap.Next != mark.Next || h.gap.At.IsZero() {

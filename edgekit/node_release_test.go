@@ -13,6 +13,7 @@ import (
 
 	"github.com/lintel-io/lintel/authz"
 	"github.com/lintel-io/lintel/edgekit"
+	"github.com/lintel-io/lintel/internal/topology"
 
 	"github.com/lintel-io/lintel/devicekit"
 	"github.com/lintel-io/lintel/message"
@@ -239,7 +240,7 @@ func nodeRepairsOf(t *testing.T, central *nodeCentral, stream, flow string) int 
 		if err != nil {
 			t.Fatalf("stream %s seq %d: %v", stream, seq, err)
 		}
-		if f, _, ok := authz.ParseRepairOf(m.Header.Get(authz.HeaderRepairOf)); ok && f == flow {
+		if f, _, ok := topology.ParseRepairOf(m.Header.Get(authz.HeaderRepairOf)); ok && f == flow {
 			count++
 		}
 	}

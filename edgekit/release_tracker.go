@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/internal/topology"
 	"github.com/lintel-io/lintel/message"
 )
 
@@ -80,8 +81,8 @@ func (f *flowTrack) add(seq uint64) {
 }
 
 // mark returns f as the edge reads it.
-func (f *flowTrack) mark() authz.ReleaseMark {
-	m := authz.ReleaseMark{}
+func (f *flowTrack) mark() topology.ReleaseMark {
+	m := topology.ReleaseMark{}
 	if f.Next > 0 {
 		m.Stored = f.Next - 1
 	}
@@ -114,8 +115,8 @@ type tracker struct {
 	h       *Hub
 	kv      jetstream.KeyValue
 	st      trackerState
-	written map[string]authz.ReleaseMark // without At
-	sources map[string]string            // source name → release key
+	written map[string]topology.ReleaseMark // without At
+	sources map[string]string               // source name → release key
 	dirty   bool
 	lastAll time.Time // when every mark was last written
 	// cons reads central's stream; consNext is the sequence it delivers
@@ -125,7 +126,7 @@ type tracker struct {
 }
 
 // ReleaseTracker reads central's event stream and keeps, in the org's
-// release bucket ([authz.ReleaseBucket]), how far central holds each
+// release bucket ("release-{org}"), how far central holds each
 // edge's streams without a gap; an edge releases nothing beyond that and
 // sends again what central never stored (docs/edge-release.md). The
 // supervisor runs one ([Hub.Supervise]); run one per org, on one node.
@@ -189,13 +190,13 @@ func (h *Hub) track(ctx context.Context, t *tracker) {
 // openTracker creates the release bucket when missing and loads the
 // tracker's state from it.
 func (h *Hub) openTracker(ctx context.Context) (*tracker, error) {
-	cfg := authz.ReleaseBucketConfig(h.cfg.Org)
+	cfg := topology.ReleaseBucketConfig(h.cfg.Org)
 	cfg.Replicas = h.cfg.Replicas
 	kv, err := h.js.CreateOrUpdateKeyValue(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("edgekit: release bucket %s: %w", cfg.Bucket, err)
 	}
-	t := &tracker{h: h, kv: kv, st: trackerState{Flows: map[string]*flowTrack{}}, written: map[string]authz.ReleaseMark{}, sources: map[string]string{}}
+	t := &tracker{h: h, kv: kv, st: trackerState{Flows: map[string]*flowTrack{}}, written: map[string]topology.ReleaseMark{}, sources: map[string]string{}}
 	e, err := kv.Get(ctx, trackerKey)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
@@ -364,7 +365,7 @@ func (t *tracker) read(m jetstream.Msg) {
 	t.flow(key).add(seq)
 	// A message the edge sent again for one central never stored fills
 	// that gap.
-	if flow, orig, ok := authz.ParseRepairOf(m.Headers().Get(authz.HeaderRepairOf)); ok {
+	if flow, orig, ok := topology.ParseRepairOf(m.Headers().Get(authz.HeaderRepairOf)); ok {
 		edge, _, _ := strings.Cut(key, ".")
 		t.flow(edge + "." + flow).add(orig)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lintel-io/lintel/authz"
+	"github.com/lintel-io/lintel/internal/topology"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nats.go"
@@ -77,12 +78,10 @@ type CentralConfig struct {
 // (docs/gateway.md, "The central gateway"): an [http.Handler] serving
 // POST /v1/events and GET /v1/commands with the same authentication, rate
 // limit, content modes and answers as a [Gateway]. Commands come from its
-// consumer on the org's command stream
-// ([authz.CentralGatewayCommandConsumerConfig]), each held until a poll or
+// consumer on the org's command stream, each held until a poll or
 // stream of its device takes it or its deadline passes. It publishes each event on one connection
-// of its own service user into the org's gateway stream
-// ([authz.CentralGatewayStreamConfig]) on the device's internal subject
-// ([authz.CentralGatewaySubject]), with the event's id as Nats-Msg-Id,
+// of its own service user into the org's gateway stream, "gw-{org}", on
+// the device's internal subject, with the event's id as Nats-Msg-Id,
 // and answers 200 once the stream stored it. Since no connection of the
 // device carries the message, the gateway's own check of the device's
 // generated permissions is the boundary for which device a message is
@@ -153,7 +152,7 @@ func ConnectCentral(ctx context.Context, cfg CentralConfig) (*Central, error) {
 		nc.Close()
 		return nil, fmt.Errorf("%w: %s: %w", ErrEdgeUnavailable, user, err)
 	}
-	c := &Central{g: g, cfg: cfg, stream: authz.CentralGatewayStream(cfg.Org), nc: nc, js: js, mux: http.NewServeMux()}
+	c := &Central{g: g, cfg: cfg, stream: topology.GatewayStream(cfg.Org), nc: nc, js: js, mux: http.NewServeMux()}
 	c.mux.HandleFunc("POST "+PathEvents, c.postEvents)
 	c.mux.HandleFunc("GET "+PathCommands, c.getCommands)
 	c.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -418,7 +417,7 @@ func (c *Central) message(d centralDevice, e *message.Envelope) (*nats.Msg, *Pro
 	if err != nil {
 		return nil, malformed(err, e.ID.String())
 	}
-	msg.Subject = authz.CentralGatewaySubject(e.Source, e.Type)
+	msg.Subject = topology.GatewaySubject(e.Source, e.Type)
 	return msg, nil
 }
 

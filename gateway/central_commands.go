@@ -10,6 +10,7 @@ import (
 
 	"github.com/lintel-io/lintel/authz"
 	"github.com/lintel-io/lintel/internal/recent"
+	"github.com/lintel-io/lintel/internal/topology"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
 	"github.com/nats-io/nats.go"
@@ -18,9 +19,9 @@ import (
 
 // Commands at the central gateway (docs/gateway.md, "The central
 // gateway"). Central's hub writes a command for a device marked for the
-// central gateway on authz.CentralGatewayCommandSubject, which no edge's
+// central gateway on topology.GatewayCommandSubject, which no edge's
 // consumer matches; the gateway reads those commands through the consumer
-// central made for it (authz.CentralGatewayCommandConsumerConfig) and holds
+// central made for it (topology.GatewayCommandConsumerConfig) and holds
 // each, unacknowledged in the command stream, until a poll or stream of
 // its device takes it or its deadline passes. An expired command is never
 // handed over: the gateway stores an expired ack as the device instead.
@@ -69,9 +70,9 @@ func (d *centralCommands) bind(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cons, err := c.js.Consumer(ctx, stream.Name, authz.CentralGatewayCommandConsumer)
+	cons, err := c.js.Consumer(ctx, stream.Name, topology.GatewayCommandConsumer)
 	if err != nil {
-		return fmt.Errorf("command consumer %s on %s: %w", authz.CentralGatewayCommandConsumer, stream.Name, err)
+		return fmt.Errorf("command consumer %s on %s: %w", topology.GatewayCommandConsumer, stream.Name, err)
 	}
 	cc, err := cons.Consume(d.handle, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if !errors.Is(err, jetstream.ErrNoHeartbeat) {
@@ -79,7 +80,7 @@ func (d *centralCommands) bind(ctx context.Context) error {
 		}
 	}))
 	if err != nil {
-		return fmt.Errorf("command consumer %s: %w", authz.CentralGatewayCommandConsumer, err)
+		return fmt.Errorf("command consumer %s: %w", topology.GatewayCommandConsumer, err)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -111,7 +112,7 @@ func (d *centralCommands) stop() {
 
 // handle takes one command from the stream.
 func (d *centralCommands) handle(jm jetstream.Msg) {
-	thing, err := authz.ParseCentralGatewayCommandSubject(jm.Subject())
+	thing, err := topology.ParseGatewayCommandSubject(jm.Subject())
 	if err != nil || thing.Org != d.c.cfg.Org {
 		d.c.g.log.Warn("command on a subject not of the central gateway dropped", message.LogKeySubject, jm.Subject())
 		_ = jm.Term()
@@ -230,7 +231,7 @@ func (d *centralCommands) expire(t topic.Thing, c *command) {
 func (d *centralCommands) run() {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	inProgress := authz.CentralGatewayCommandConsumerConfig(d.c.cfg.Org).AckWait / 3
+	inProgress := topology.GatewayCommandConsumerConfig(d.c.cfg.Org).AckWait / 3
 	last := d.c.g.cfg.Now()
 	for {
 		select {
@@ -292,7 +293,7 @@ func (c *Central) ack(t topic.Thing, id message.ID, st message.AckStatus, text s
 	if err != nil {
 		return err
 	}
-	msg.Subject = authz.CentralGatewaySubject(t, topic.Ack)
+	msg.Subject = topology.GatewaySubject(t, topic.Ack)
 	ctx, cancel := c.g.opCtx(context.Background())
 	defer cancel()
 	_, err = c.js.PublishMsg(ctx, msg, jetstream.WithMsgID("gw-ack."+string(st)+"."+id.String()), jetstream.WithExpectStream(c.stream))

@@ -14,6 +14,7 @@ import (
 	"github.com/lintel-io/lintel/authz"
 	"github.com/lintel-io/lintel/devicekit"
 	"github.com/lintel-io/lintel/gateway"
+	"github.com/lintel-io/lintel/internal/topology"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
 )
@@ -212,7 +213,7 @@ func TestCentralGatewayCommandsConfined(t *testing.T) {
 			t.Fatal("the gateway's user made an ordered consumer of the command stream")
 		}
 		// Its own consumer cannot be widened either.
-		cfg := authz.CentralGatewayCommandConsumerConfig("acme")
+		cfg := topology.GatewayCommandConsumerConfig("acme")
 		cfg.FilterSubject = authz.InternalPrefix + ".acme.>"
 		if _, err := js.UpdateConsumer(ctx, stream.Name, cfg); err == nil {
 			t.Fatal("the gateway's user widened its command consumer")

@@ -20,6 +20,7 @@ import (
 	"github.com/lintel-io/lintel/authz"
 	centralpkg "github.com/lintel-io/lintel/central"
 	"github.com/lintel-io/lintel/gateway"
+	"github.com/lintel-io/lintel/internal/topology"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/storage"
 	"github.com/lintel-io/lintel/testing/pgtest"
@@ -131,7 +132,7 @@ func (x *cgw) ingested(t *testing.T) storage.IngestStats {
 	t.Helper()
 	var in *storage.Ingest
 	waitFor(t, "the gateway ingest", func() bool { in = x.c.GatewayIngest("acme"); return in != nil })
-	s, err := x.c.JetStream("acme").Stream(testCtx(t), authz.CentralGatewayStream("acme"))
+	s, err := x.c.JetStream("acme").Stream(testCtx(t), topology.GatewayStream("acme"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +161,7 @@ func stored(t *testing.T, res *response) gateway.Stored {
 // stored again by the stream and once by storage's key.
 func TestCentralGatewayStoresOnce(t *testing.T) {
 	x := startCentralGateway(t)
-	stream := authz.CentralGatewayStream("acme")
+	stream := topology.GatewayStream("acme")
 
 	single, sb := event(t, cgwS1, topic.Event, "door.opened", map[string]string{"door": "front"})
 	first := stored(t, x.post(t, cgwS1, "", ceHeader(), sb))
@@ -266,7 +267,7 @@ func TestCentralGatewayStoresOnce(t *testing.T) {
 func TestCentralGatewayAttacks(t *testing.T) {
 	x := startCentralGateway(t)
 	js := x.c.JetStream("acme")
-	stream := authz.CentralGatewayStream("acme")
+	stream := topology.GatewayStream("acme")
 
 	asOther, body := event(t, cgwS2, topic.Event, "door.opened", nil)
 	res := x.post(t, cgwS1, "", ceHeader(), body)
@@ -301,7 +302,7 @@ func TestCentralGatewayAttacks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		msg.Subject = authz.CentralGatewaySubject(th, topic.Event)
+		msg.Subject = topology.GatewaySubject(th, topic.Event)
 		if err := nc.PublishMsg(msg); err != nil {
 			t.Fatal(err)
 		}
@@ -337,7 +338,7 @@ func TestCentralGatewayAttacks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg.Subject = authz.CentralGatewaySubject(cgwS1, topic.Event)
+	msg.Subject = topology.GatewaySubject(cgwS1, topic.Event)
 	if _, err := gjs.PublishMsg(testCtx(t), msg); err != nil {
 		t.Fatalf("the gateway's user publishing into its stream: %v", err)
 	}
@@ -423,7 +424,7 @@ func TestCentralGatewayEventTooLarge(t *testing.T) {
 	}
 	res := x.post(t, cgwS1, "", ceHeader(), sb)
 	p := res.problem(t)
-	check(t, res.status, res.header, &p, overStream.ID, "gateway stream "+authz.CentralGatewayStream("acme"))
+	check(t, res.status, res.header, &p, overStream.ID, "gateway stream "+topology.GatewayStream("acme"))
 	res = x.post(t, cgwS1, "", ceHeader(), pb)
 	p = res.problem(t)
 	check(t, res.status, res.header, &p, overPayload.ID, "max payload of "+strconv.Itoa(maxPayload))
@@ -443,7 +444,7 @@ func TestCentralGatewayEventTooLarge(t *testing.T) {
 	}
 	js := x.c.JetStream("acme")
 	for _, id := range []message.ID{overStream.ID, overPayload.ID, inBatch.ID} {
-		if x.rows(t, id) != 0 || countWithID(t, js, authz.CentralGatewayStream("acme"), id) != 0 {
+		if x.rows(t, id) != 0 || countWithID(t, js, topology.GatewayStream("acme"), id) != 0 {
 			t.Errorf("event %s stored", id)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/lintel-io/lintel/authz"
 	"github.com/lintel-io/lintel/central/api"
 	"github.com/lintel-io/lintel/devicekit/simulator"
+	"github.com/lintel-io/lintel/internal/topology"
 	"github.com/lintel-io/lintel/message"
 )
 
@@ -333,9 +334,9 @@ func (l *live) backlogs(ctx context.Context) ([]backlog, error) {
 
 // stored returns how far central holds the edge's stream of flow without
 // a gap, as central's release tracker marks it in its release bucket
-// (authz.ReleaseMark).
+// (topology.ReleaseMark).
 func (l *live) stored(ctx context.Context, flow string) (uint64, error) {
-	kv, err := l.js.KeyValue(ctx, authz.ReleaseBucket(org))
+	kv, err := l.js.KeyValue(ctx, topology.ReleaseBucket(org))
 	if err != nil {
 		return 0, err
 	}
@@ -346,7 +347,7 @@ func (l *live) stored(ctx context.Context, flow string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	var m authz.ReleaseMark
+	var m topology.ReleaseMark
 	if err := json.Unmarshal(e.Value(), &m); err != nil {
 		return 0, fmt.Errorf("release mark of %s: %w", flow, err)
 	}

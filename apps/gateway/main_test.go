@@ -22,6 +22,7 @@ import (
 	"github.com/lintel-io/lintel/central"
 	"github.com/lintel-io/lintel/edgekit"
 	"github.com/lintel-io/lintel/gateway"
+	"github.com/lintel-io/lintel/internal/topology"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
 	"golang.org/x/crypto/bcrypt"
@@ -433,7 +434,7 @@ func TestBinaryCentral(t *testing.T) {
 	if st, out := call("POST", gateway.PathEvents, body); st != http.StatusOK {
 		t.Fatalf("post: %d %s", st, out)
 	}
-	st, err := c.JetStream("acme").Stream(ctx, authz.CentralGatewayStream("acme"))
+	st, err := c.JetStream("acme").Stream(ctx, topology.GatewayStream("acme"))
 	if err != nil {
 		t.Fatal(err)
 	}
