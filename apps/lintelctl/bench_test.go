@@ -105,15 +105,25 @@ func TestBenchQuick(t *testing.T) {
 		}
 	}
 	// The scale scenario takes goroutines and the heap at start, half time
-	// and end.
-	for _, want := range []string{"goroutines at start", "goroutines at half time", "goroutines at end", "live heap at start", "live heap at half time", "live heap at end"} {
-		found := false
-		for _, f := range got["scale"].Figures {
-			found = found || (f.Name == want && f.Value > 0)
+	// and end; the decision scenario measures a bare request round trip
+	// beside the floor, and the backlog scenario times each catch-up's
+	// phases.
+	for scenario, wants := range map[string][]string{
+		"scale":    {"goroutines at start", "goroutines at half time", "goroutines at end", "live heap at start", "live heap at half time", "live heap at end"},
+		"decision": {"1 reader request round trip p99 (no disk)", "10 readers request round trip p99 (no disk)"},
+	} {
+		for _, want := range wants {
+			found := false
+			for _, f := range got[scenario].Figures {
+				found = found || (f.Name == want && f.Value > 0)
+			}
+			if !found {
+				t.Errorf("%s: no %q: %+v", scenario, want, got[scenario].Figures)
+			}
 		}
-		if !found {
-			t.Errorf("scale: no %q: %+v", want, got["scale"].Figures)
-		}
+	}
+	if notes := strings.Join(got["backlog"].Notes, "\n"); !strings.Contains(notes, "the longest pause after that") {
+		t.Errorf("backlog: no catch-up phases in its notes: %s", notes)
 	}
 	// --log holds central's log and the edges', nats-server's included.
 	logs, err := os.ReadFile(logFile)

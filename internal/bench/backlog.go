@@ -80,6 +80,7 @@ func runBacklog(ctx context.Context, r *runner, res *Result) error {
 	}
 	filter := benchOrg + "." + edgeName(0) + ".sensor.*.evt"
 	var forwarded, stored, rawFwd latencies
+	var phases []catchUpPhases
 	start := time.Now()
 	for run := range runs {
 		if run > 0 && !r.cfg.Quick && time.Since(start) > backlogBudget {
@@ -94,11 +95,12 @@ func runBacklog(ctx context.Context, r *runner, res *Result) error {
 			return err
 		}
 		r.progress(fmt.Sprintf("run %d of %d: catching up", run+1, runs), 0, n)
-		fwd, st, err := s.catchUp(ctx, r, []int{0}, filter, before+uint64(n))
+		ph, err := s.catchUp(ctx, r, []int{0}, filter, before+uint64(n))
 		if err != nil {
 			return err
 		}
-		forwarded, stored = append(forwarded, fwd), append(stored, st)
+		forwarded, stored = append(forwarded, ph.forwarded), append(stored, ph.stored)
+		phases = append(phases, ph)
 		raw, err := r.rawCatchUp(ctx, filepath.Join(dir, fmt.Sprintf("raw%d", run)), n)
 		if err != nil {
 			return err
@@ -106,7 +108,8 @@ func runBacklog(ctx context.Context, r *runner, res *Result) error {
 		rawFwd = append(rawFwd, raw)
 	}
 	res.Notes = append(res.Notes, fmt.Sprintf("%d events buffered at one edge of ten (the other nine linked and idle) during an outage, %d runs (bounded at 20 runs or %v); from the link's return until central's stream holds them all, and until the ingest committed them to PostgreSQL; baseline: the same number of messages sourced by a plain hub from a plain leaf server's stream", n, len(forwarded), backlogBudget),
-		fmt.Sprintf("each run, into central's stream / into the database / raw: %s", runTimes(forwarded, stored, rawFwd)))
+		fmt.Sprintf("each run, into central's stream / into the database / raw: %s", runTimes(forwarded, stored, rawFwd)),
+		fmt.Sprintf("each run, from the link's return until the edge's leaf is connected / central's stream holds the first of the backlog / the longest pause after that, central's stream taking none: %s", phaseTimes(phases)))
 	res.Figures = append(res.Figures,
 		fig("into central's stream p99", forwarded.quantile(0.99).Seconds(), "s", rawFwd.quantile(0.99).Seconds(), "raw JetStream sourcing", valueAtMost, 5),
 		fig("into the database p99", stored.quantile(0.99).Seconds(), "s", rawFwd.quantile(0.99).Seconds(), "raw JetStream sourcing (stream only)", valueAtMost, 10))
@@ -137,10 +140,11 @@ func runBacklog(ctx context.Context, r *runner, res *Result) error {
 	if err := parallel(ctx, len(all), len(all), func(ctx context.Context, i int) error { return r.fillOffline(ctx, s, i, n10) }); err != nil {
 		return err
 	}
-	fwd, st, err := s.catchUp(ctx, r, all, tenFilter, before+uint64(n10*len(all)))
+	ten, err := s.catchUp(ctx, r, all, tenFilter, before+uint64(n10*len(all)))
 	if err != nil {
 		return err
 	}
+	fwd, st := ten.forwarded, ten.stored
 	raw, err := r.rawCatchUp(ctx, filepath.Join(dir, "raw-ten"), n10*len(all))
 	if err != nil {
 		return err
@@ -152,26 +156,62 @@ func runBacklog(ctx context.Context, r *runner, res *Result) error {
 	return nil
 }
 
+// catchUpPhases is how long a catch-up took from the links' return: until
+// every edge's leaf was connected again, until central's stream held the
+// first message of the backlog, until it held them all, and until the
+// ingest had committed them; and the longest pause between the first and
+// the last, during which central's stream took none.
+type catchUpPhases struct {
+	linked, first, forwarded, stored time.Duration
+	pause                            time.Duration
+}
+
 // catchUp restores the links of edges and returns how long until
 // central's stream held want messages matching filter, and until the
-// ingest had committed every message of the stream up to then.
-func (s *site) catchUp(ctx context.Context, r *runner, edges []int, filter string, want uint64) (forwarded, stored time.Duration, err error) {
+// ingest had committed every message of the stream up to then, with the
+// phases on the way.
+func (s *site) catchUp(ctx context.Context, r *runner, edges []int, filter string, want uint64) (catchUpPhases, error) {
+	var ph catchUpPhases
+	var grew time.Duration // when central's stream last took more
+	before := s.centralCount(ctx, filter)
+	count := before
 	start := time.Now()
 	for _, i := range edges {
 		s.proxies[i].Restore()
 	}
-	if err := waitFor(ctx, "the backlog in central's stream", 5*time.Millisecond, func() bool { return s.centralCount(ctx, filter) >= want }); err != nil {
-		return 0, 0, err
+	linked := func() bool {
+		for _, i := range edges {
+			if !s.nodes[i].LinkUp() {
+				return false
+			}
+		}
+		return true
 	}
-	forwarded = time.Since(start)
+	if err := waitFor(ctx, "the backlog in central's stream", 5*time.Millisecond, func() bool {
+		if ph.linked == 0 && linked() {
+			ph.linked = time.Since(start)
+		}
+		c, now := s.centralCount(ctx, filter), time.Since(start)
+		switch {
+		case ph.first == 0 && c > before:
+			ph.first, grew, count = now, now, c
+		case c > count:
+			ph.pause, grew, count = max(ph.pause, now-grew), now, c
+		}
+		return c >= want
+	}); err != nil {
+		return ph, err
+	}
+	ph.forwarded = time.Since(start)
 	last := s.central.Status(ctx).Orgs[benchOrg].EventStreamLastSeq
 	if err := waitFor(ctx, "the backlog in the database", 5*time.Millisecond, func() bool {
 		in := s.central.Status(ctx).Orgs[benchOrg].Ingest
 		return in != nil && in.Position >= last
 	}); err != nil {
-		return 0, 0, err
+		return ph, err
 	}
-	return forwarded, time.Since(start), nil
+	ph.stored = time.Since(start)
+	return ph, nil
 }
 
 // rawCatchUp fills a plain leaf server's stream with n messages of the
@@ -221,6 +261,16 @@ func runTimes(forwarded, stored, raw latencies) string {
 	var parts []string
 	for i := range forwarded {
 		parts = append(parts, fmt.Sprintf("%.2f / %.2f / %.2f s", forwarded[i].Seconds(), stored[i].Seconds(), raw[i].Seconds()))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// phaseTimes renders when each run's leaf was back, its first message in
+// central's stream, and its longest pause after that, in seconds.
+func phaseTimes(phases []catchUpPhases) string {
+	var parts []string
+	for _, p := range phases {
+		parts = append(parts, fmt.Sprintf("%.2f / %.2f / %.2f s", p.linked.Seconds(), p.first.Seconds(), p.pause.Seconds()))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
 	"github.com/lintel-io/lintel/devicekit"
 	"github.com/lintel-io/lintel/edgekit/access"
 	"github.com/lintel-io/lintel/message"
@@ -94,10 +97,16 @@ func runDecision(ctx context.Context, r *runner, res *Result) error {
 		rd, sn := readers[i], sensors[i]
 		cl.add(func() { _ = rd.Close(); _ = sn.Close() })
 	}
+	echo, err := startEcho(&cl, decisionReaders)
+	if err != nil {
+		return err
+	}
 	for _, conc := range []int{1, decisionReaders} {
 		floorOps := make([]op, conc)
 		decideOps := make([]op, conc)
+		echoOps := make([]op, conc)
 		for i := range conc {
+			echoOps[i] = echo.request(i)
 			sn, rd := sensors[i], readers[i]
 			floorOps[i] = func(ctx context.Context) error {
 				_, err := sn.PublishEvent(ctx, "door.opened", benchPayload)
@@ -124,13 +133,18 @@ func runDecision(ctx context.Context, r *runner, res *Result) error {
 		// Floor and decisions take turns, in rounds, so that a change in
 		// the machine's speed (another process, the disk's own work) falls
 		// on both alike.
-		var floor, dec latencies
+		var floor, dec, rtt latencies
 		for round := range rounds {
 			step := fmt.Sprintf("%s, round %d of %d", label, round+1, rounds)
 			f, _, err := r.drive(ctx, step+": fsynced publish (floor)", n/rounds, floorOps)
 			if err != nil {
 				return err
 			}
+			e, _, err := r.drive(ctx, step+": request round trip", n/rounds, echoOps)
+			if err != nil {
+				return err
+			}
+			rtt = append(rtt, e...)
 			dd, _, err := r.drive(ctx, step+": decisions", n/rounds, decideOps)
 			if err != nil {
 				return err
@@ -141,7 +155,66 @@ func runDecision(ctx context.Context, r *runner, res *Result) error {
 		res.Figures = append(res.Figures,
 			fig(label+" decision p50", ms(dec.quantile(0.5)), "ms", ms(floor.quantile(0.5)), floorName, noGoal, 0),
 			fig(label+" decision p99", ms(dec.quantile(0.99)), "ms", ms(floor.quantile(0.99)), floorName, ratioAtMost, 1.1),
-			fig(label+" decision p999", ms(dec.quantile(0.999)), "ms", ms(floor.quantile(0.999)), floorName, noGoal, 0))
+			fig(label+" decision p999", ms(dec.quantile(0.999)), "ms", ms(floor.quantile(0.999)), floorName, noGoal, 0),
+			// What a decision adds to the floor at the least: the reader's
+			// request reaches the service and the reply comes back.
+			fig(label+" request round trip p50 (no disk)", ms(rtt.quantile(0.5)), "ms", 0, "", noGoal, 0),
+			fig(label+" request round trip p99 (no disk)", ms(rtt.quantile(0.99)), "ms", 0, "", noGoal, 0),
+			fig(label+" decision p99 beyond the floor", ms(dec.quantile(0.99)-floor.quantile(0.99)), "ms", ms(rtt.quantile(0.99)), "request round trip p99", noGoal, 0))
 	}
 	return nil
+}
+
+// echoServer is a plain nats-server on loopback with a responder that
+// answers every request at once: the round trip a request to a service
+// takes, without the service's work or a disk.
+type echoServer struct {
+	conns []*nats.Conn // one a requester
+}
+
+// startEcho starts an echo server with requesters connections to it.
+func startEcho(cl *cleanup, requesters int) (*echoServer, error) {
+	srv, err := startServer(&server.Options{Host: loopback, Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		return nil, err
+	}
+	cl.add(srv.Shutdown)
+	conn := func() (*nats.Conn, error) {
+		nc, err := nats.Connect(srv.ClientURL())
+		if err != nil {
+			return nil, fmt.Errorf("bench: connect to the echo server: %w", err)
+		}
+		cl.add(nc.Close)
+		return nc, nil
+	}
+	resp, err := conn()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := resp.Subscribe("echo", func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
+		return nil, fmt.Errorf("bench: echo responder: %w", err)
+	}
+	if err := resp.Flush(); err != nil {
+		return nil, fmt.Errorf("bench: echo responder: %w", err)
+	}
+	e := &echoServer{}
+	for range requesters {
+		nc, err := conn()
+		if err != nil {
+			return nil, err
+		}
+		e.conns = append(e.conns, nc)
+	}
+	return e, nil
+}
+
+// request returns an op that sends a request of 256 bytes (an access
+// request's envelope is smaller) through requester i and waits for the
+// answer.
+func (e *echoServer) request(i int) op {
+	nc, body := e.conns[i], make([]byte, 256)
+	return func(ctx context.Context) error {
+		_, err := nc.RequestWithContext(ctx, "echo", body)
+		return err
+	}
 }
