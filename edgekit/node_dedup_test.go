@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lintel-io/lintel/devicekit"
 	"github.com/lintel-io/lintel/edgekit"
 	"github.com/lintel-io/lintel/message"
 	"github.com/lintel-io/lintel/topic"
@@ -98,5 +99,76 @@ func TestNodeDuplicateWindowInvalid(t *testing.T) {
 			t.Errorf("NewNode with DuplicateWindow %v = %v, want ErrInvalidConfig naming DuplicateWindow", w, err)
 		}
 		t.Logf("%v: %v", w, err)
+	}
+}
+
+// TestNodeRepeatAfterRelease: a restart of the node forgets the IDs of the
+// messages it released, so an envelope a device sends again after central
+// stored it and the edge restarted is stored again at the edge and
+// forwarded: central's stream holds it twice (sourcing does not apply the
+// stream's duplicate window), the database once (keyed on the envelope
+// ID: gateway TestRetryBeyondDedupWindowStoredOnce). RELIABILITY.md, "The
+// duplicate window and the outbox". The repeat holds nothing up: the edge
+// releases it and what follows, and the next event reaches central.
+func TestNodeRepeatAfterRelease(t *testing.T) {
+	env := newNodeEnv(t, 0)
+	central := nodeStartCentral(t, env)
+	cfg := nodeTestConfig(t, env, central.hubURL())
+	node := nodeStart(t, cfg)
+	nodeWaitFor(t, "leaf link", node.LinkUp)
+	n := node.Names()
+	subject := nodeR1.Subject(topic.Event).String()
+	// count reads central's stream, which only grows; the edge's stream is
+	// purged as the node releases, so it is checked by its count alone.
+	const centralStream = "events-acme"
+	count := func(id message.ID) int {
+		k := 0
+		for _, got := range nodeStreamEnvelopes(t, central.js, centralStream, subject) {
+			if got.ID == id {
+				k++
+			}
+		}
+		return k
+	}
+	edgeHolds := func(node *edgekit.Node) uint64 {
+		st, err := node.JetStream().Stream(nodeCtx(t), n.EventStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(nodeCtx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Msgs
+	}
+
+	d := nodeConnectDevice(t, env, node.ClientURL(), nodeR1, func(c *devicekit.Config) { c.HeartbeatInterval = -1 })
+	e := &message.Envelope{Type: topic.Event, Name: "door.opened"}
+	if err := d.Publish(nodeCtx(t), e); err != nil {
+		t.Fatal(err)
+	}
+	nodeWaitFor(t, "central to store the event and the edge to release it", func() bool {
+		return count(e.ID) == 1 && edgeHolds(node) == 0
+	})
+	_ = d.Close()
+	if err := node.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	again := nodeStart(t, cfg)
+	d = nodeConnectDevice(t, env, again.ClientURL(), nodeR1, func(c *devicekit.Config) { c.HeartbeatInterval = -1 })
+	// The same envelope, unchanged, as a device's outbox sends it again.
+	if err := d.Publish(nodeCtx(t), e); err != nil {
+		t.Fatalf("sent again after the restart: %v", err)
+	}
+	next := &message.Envelope{Type: topic.Event, Name: "door.closed"}
+	if err := d.Publish(nodeCtx(t), next); err != nil {
+		t.Fatal(err)
+	}
+	nodeWaitFor(t, "the next event at central and the edge holding nothing", func() bool {
+		return count(next.ID) == 1 && edgeHolds(again) == 0
+	})
+	if k := count(e.ID); k != 2 {
+		t.Errorf("central's stream holds the repeated envelope %d times, want twice: the restarted edge stored it again", k)
 	}
 }
