@@ -81,12 +81,22 @@ func newNetns(t *testing.T) *netns {
 		_ = hold.Close()
 		_ = cmd.Wait()
 	})
-	// The holder is ready once its loopback is up.
+	// The holder is ready once it is in a network namespace of its own
+	// (until unshare has run, its namespace is this process's, whose
+	// loopback is up too) and its loopback is up.
+	self, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(nebulaWait)
 	for {
-		out, err := exec.Command("nsenter", "-t", strconv.Itoa(ns.pid), "-n", "ip", "-o", "link", "show", "lo").CombinedOutput()
-		if err == nil && bytes.Contains(out, []byte("UP")) {
-			return ns
+		var out []byte
+		own, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", ns.pid))
+		if err == nil && own != self {
+			out, err = exec.Command("nsenter", "-t", strconv.Itoa(ns.pid), "-n", "ip", "-o", "link", "show", "lo").CombinedOutput()
+			if err == nil && bytes.Contains(out, []byte("UP")) {
+				return ns
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("network namespace never came up: %v %s %s", err, out, stderr.String())
