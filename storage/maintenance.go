@@ -31,6 +31,10 @@ const (
 	// refreshEndOffset keeps the current, still-changing hour out of the
 	// materialization; real-time aggregation covers it.
 	refreshEndOffset = time.Hour
+	// refreshConcurrentTries and refreshConcurrentWait bound how long a
+	// pass waits for a concurrent refresh of the aggregate to end.
+	refreshConcurrentTries = 10
+	refreshConcurrentWait  = 500 * time.Millisecond
 )
 
 // maintenanceLockKey is the session advisory lock that makes one central
@@ -206,8 +210,23 @@ func (s *Store) Maintain(ctx context.Context, cfg MaintenanceConfig) (Maintenanc
 		step("refresh aggregate", func() error {
 			// refresh_continuous_aggregate refuses to run inside a
 			// transaction block; the simple protocol sends the CALL alone.
-			_, err := c.Exec(ctx, "CALL refresh_continuous_aggregate('lintel.events_hourly', $1::timestamptz, $2::timestamptz)",
-				pgx.QueryExecModeSimpleProtocol, now.Add(-cfg.RefreshWindow), now.Add(-refreshEndOffset))
+			// A refresh TimescaleDB's own policy job began before the pass
+			// unscheduled it makes this one fail at once (55P03,
+			// lock_not_available): wait for it to end, a few times.
+			var err error
+			for try := 0; ; try++ {
+				_, err = c.Exec(ctx, "CALL refresh_continuous_aggregate('lintel.events_hourly', $1::timestamptz, $2::timestamptz)",
+					pgx.QueryExecModeSimpleProtocol, now.Add(-cfg.RefreshWindow), now.Add(-refreshEndOffset))
+				var pe *pgconn.PgError
+				if err == nil || !errors.As(err, &pe) || pe.Code != "55P03" || try == refreshConcurrentTries-1 {
+					break
+				}
+				select {
+				case <-ctx.Done():
+					return err
+				case <-time.After(refreshConcurrentWait):
+				}
+			}
 			res.Refreshed = err == nil
 			return err
 		})
