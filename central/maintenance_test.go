@@ -127,8 +127,10 @@ func TestReadinessReportsFailingJob(t *testing.T) {
 	if err := db.Pool.QueryRow(ctx(t), "SELECT add_job('lintel.failing_job', '1 hour', initial_start => now())").Scan(&id); err != nil {
 		t.Fatal(err)
 	}
-	// Have the scheduler pick the new database up now rather than at its next poll.
-	if _, err := db.Pool.Exec(ctx(t), "SELECT _timescaledb_functions.start_background_workers()"); err != nil {
+	// Restart the database's scheduler, so that it reads the new job now:
+	// one already running may never see it (seen: a scheduler that started
+	// as the database was created ran no added job for 3 minutes).
+	if _, err := db.Pool.Exec(ctx(t), "SELECT _timescaledb_functions.restart_background_workers()"); err != nil {
 		t.Fatal(err)
 	}
 	var ready error

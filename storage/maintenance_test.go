@@ -246,8 +246,10 @@ func TestHealthReportsFailingJobs(t *testing.T) {
 	require.NoError(t, err)
 	var jobID int
 	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT add_job('lintel.failing_job', '1 hour', initial_start => now())").Scan(&jobID))
-	// Have the scheduler pick the new database up now rather than at its next poll.
-	_, err = db.Pool.Exec(ctx, "SELECT _timescaledb_functions.start_background_workers()")
+	// Restart the database's scheduler, so that it reads the new job now:
+	// one already running may never see it (seen: a scheduler that started
+	// as the database was created ran no added job for 3 minutes).
+	_, err = db.Pool.Exec(ctx, "SELECT _timescaledb_functions.restart_background_workers()")
 	require.NoError(t, err)
 	waitFor(t, schedulerTimeout, "the scheduler runs the failing job", func() error {
 		if h, err = s.Health(ctx); err != nil {
@@ -303,7 +305,10 @@ func TestHealthApacheNoFalseAlarm(t *testing.T) {
 		require.NoError(t, db.Pool.QueryRow(ctx, "SELECT add_job('public.not_lintels', '1 hour', initial_start => now())").Scan(&id))
 		failing += " AND job_id = " + strconv.Itoa(id)
 	}
-	_, err := db.Pool.Exec(ctx, "SELECT _timescaledb_functions.start_background_workers()")
+	// Restart the database's scheduler, so that it reads the new job now:
+	// one already running may never see it (seen: a scheduler that started
+	// as the database was created ran no added job for 3 minutes).
+	_, err := db.Pool.Exec(ctx, "SELECT _timescaledb_functions.restart_background_workers()")
 	require.NoError(t, err)
 	waitFor(t, schedulerTimeout, "the scheduler fails a job that is not Lintel's", func() error {
 		if count(t, db.Pool, failing) == 0 {
