@@ -106,11 +106,12 @@ func TestBenchQuick(t *testing.T) {
 	}
 	// The scale scenario takes goroutines and the heap at start, half time
 	// and end; the decision scenario measures a bare request round trip
-	// beside the floor, and the backlog scenario times each catch-up's
-	// phases.
+	// beside the floor; the stream scenario a bare HTTP front end; and the
+	// backlog scenario times each catch-up's phases.
 	for scenario, wants := range map[string][]string{
 		"scale":    {"goroutines at start", "goroutines at half time", "goroutines at end", "live heap at start", "live heap at half time", "live heap at end"},
 		"decision": {"1 reader request round trip p99 (no disk)", "10 readers request round trip p99 (no disk)"},
+		"stream":   {"raw HTTP front end events/s", "HTTP devices events/s, against raw HTTP"},
 	} {
 		for _, want := range wants {
 			found := false

@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/lintel-io/lintel/authz"
@@ -140,7 +142,7 @@ type pathResult struct {
 
 func runStream(ctx context.Context, r *runner, res *Result) error {
 	n, rounds := r.size(400, 20000), r.size(2, 5)
-	res.Notes = append(res.Notes, fmt.Sprintf("%d events per path from %d devices publishing at once, the paths taking turns in %d rounds; events/s counts until central's stream holds them all; latency is publish -> edge's acknowledgement (stored, fsynced)", n, streamPublishers, rounds))
+	res.Notes = append(res.Notes, fmt.Sprintf("%d events per path from %d devices publishing at once, the paths taking turns in %d rounds; events/s counts until central's stream (the raw paths: the raw hub's) holds them all; latency is publish -> edge's acknowledgement (stored, fsynced); raw HTTP is a bare net/http handler publishing each body as it came with nats.go, no login, decoding or checks", n, streamPublishers, rounds))
 	var cl cleanup
 	defer cl.run()
 	dir, err := r.scratch("stream")
@@ -200,7 +202,7 @@ func runStream(ctx context.Context, r *runner, res *Result) error {
 	if err != nil {
 		return err
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: streamPublishers}, Timeout: time.Minute}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * streamPublishers}, Timeout: time.Minute}
 	cl.add(client.CloseIdleConnections)
 	httpOps := make([]op, streamPublishers)
 	ids := &message.IDGenerator{}
@@ -208,51 +210,39 @@ func runStream(ctx context.Context, r *runner, res *Result) error {
 		t := sensorOf(edge, streamPublishers+i)
 		user, pass := authz.DeviceUser(t), d.password(authz.DeviceUser(t))
 		httpOps[i] = func(ctx context.Context) error {
-			e := &message.Envelope{ID: ids.New(), Time: time.Now().UTC(), Source: t, Type: topic.Event, Name: "door.opened"}
-			if err := message.SetPayload(e, benchPayload); err != nil {
-				return err
-			}
-			body, err := e.AppendCloudEvent(nil)
+			body, err := cloudEvent(t, ids)
 			if err != nil {
 				return err
 			}
-			// As a device should: a 503 (password checks busy) or a 429 is
-			// tried again, the same event, after the Retry-After it names.
-			for {
-				req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+gateway.PathEvents, bytes.NewReader(body))
-				if err != nil {
-					return err
-				}
-				req.Header.Set("Content-Type", message.ContentTypeCloudEventsJSON)
-				req.SetBasicAuth(user, pass)
-				resp, err := client.Do(req)
-				if err != nil {
-					return err
-				}
-				msg, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				switch resp.StatusCode {
-				case http.StatusOK:
-					return nil
-				case http.StatusServiceUnavailable, http.StatusTooManyRequests:
-					wait := time.Second
-					if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {
-						wait = time.Duration(n) * time.Second
-					}
-					select {
-					case <-ctx.Done():
-						return fmt.Errorf("bench: gateway: status %d: %s: %w", resp.StatusCode, msg, ctx.Err())
-					case <-time.After(wait):
-					}
-				default:
-					return fmt.Errorf("bench: gateway: status %d: %s", resp.StatusCode, msg)
-				}
+			return postEvent(ctx, client, url+gateway.PathEvents, user, pass, body)
+		}
+	}
+
+	// Raw HTTP: the same CloudEvents, by the same HTTP client, posted to a
+	// bare net/http handler that publishes each body as it came with
+	// nats.go into the raw edge stream and answers once it is stored: HTTP
+	// in front of JetStream with none of the gateway's work (no login,
+	// decoding, checks or device connections), the ceiling of any HTTP
+	// front end on this machine.
+	rawURL, err := startRawHTTP(ctx, &cl, raw)
+	if err != nil {
+		return err
+	}
+	rawHTTPOps := make([]op, streamPublishers)
+	for i := range rawHTTPOps {
+		t := sensorOf(edge, streamPublishers+i)
+		subject := (&message.Envelope{Source: t, Type: topic.Event}).Subject().String()
+		rawHTTPOps[i] = func(ctx context.Context) error {
+			body, err := cloudEvent(t, ids)
+			if err != nil {
+				return err
 			}
+			return postEvent(ctx, client, rawURL+"/"+subject, "", "", body)
 		}
 	}
 	// The paths take turns, in rounds, so that a change in the machine's
 	// load falls on all of them alike.
-	var rawT, natsT, httpT pathTotal
+	var rawT, natsT, httpT, rawHTTPT pathTotal
 	for round := range rounds {
 		for _, p := range []struct {
 			name  string
@@ -262,6 +252,7 @@ func runStream(ctx context.Context, r *runner, res *Result) error {
 		}{
 			{"raw nats.go", rawOps, func() uint64 { return raw.hubMsgs(ctx) }, &rawT},
 			{"NATS devices", natsOps, func() uint64 { return s.centralCount(ctx, filter) }, &natsT},
+			{"raw HTTP", rawHTTPOps, func() uint64 { return raw.hubMsgs(ctx) }, &rawHTTPT},
 			{"HTTP gateway devices", httpOps, func() uint64 { return s.centralCount(ctx, filter) }, &httpT},
 		} {
 			lat, el, err := r.path(ctx, fmt.Sprintf("round %d of %d: %s", round+1, rounds, p.name), n/rounds, p.ops, p.count)
@@ -271,7 +262,7 @@ func runStream(ctx context.Context, r *runner, res *Result) error {
 			p.total.add(lat, el)
 		}
 	}
-	rawRes, natsRes, httpRes := rawT.result(), natsT.result(), httpT.result()
+	rawRes, natsRes, httpRes, rawHTTPRes := rawT.result(), natsT.result(), httpT.result(), rawHTTPT.result()
 
 	for _, p := range []struct {
 		name string
@@ -282,7 +273,104 @@ func runStream(ctx context.Context, r *runner, res *Result) error {
 			fig(p.name+" p50 latency", ms(p.pr.p50), "ms", ms(rawRes.p50), "raw nats.go JetStream", noGoal, 0),
 			fig(p.name+" p99 latency", ms(p.pr.p99), "ms", ms(rawRes.p99), "raw nats.go JetStream", noGoal, 0))
 	}
+	// The HTTP hop's own cost: a bare HTTP front end against NATS, the
+	// most any HTTP front end could reach here, and the gateway against it.
+	res.Figures = append(res.Figures,
+		fig("raw HTTP front end events/s", rawHTTPRes.rate, "events/s", rawRes.rate, "raw nats.go JetStream", noGoal, 0),
+		fig("HTTP devices events/s, against raw HTTP", httpRes.rate, "events/s", rawHTTPRes.rate, "raw HTTP -> nats.go JetStream", noGoal, 0),
+		fig("HTTP devices p50 latency, against raw HTTP", ms(httpRes.p50), "ms", ms(rawHTTPRes.p50), "raw HTTP -> nats.go JetStream", noGoal, 0))
 	return nil
+}
+
+// cloudEvent returns a new event of t as a structured CloudEvent.
+func cloudEvent(t topic.Thing, ids *message.IDGenerator) ([]byte, error) {
+	e := &message.Envelope{ID: ids.New(), Time: time.Now().UTC(), Source: t, Type: topic.Event, Name: "door.opened"}
+	if err := message.SetPayload(e, benchPayload); err != nil {
+		return nil, err
+	}
+	return e.AppendCloudEvent(nil)
+}
+
+// postEvent posts the structured CloudEvent body to url, with Basic
+// credentials unless user is empty, until it is answered 200. As a device
+// should, it sends the same event again after the Retry-After of a 503
+// (password checks busy) or a 429.
+func postEvent(ctx context.Context, client *http.Client, url, user, pass string, body []byte) error {
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", message.ContentTypeCloudEventsJSON)
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusOK:
+			return nil
+		case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+			wait := time.Second
+			if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {
+				wait = time.Duration(n) * time.Second
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("bench: %s: status %d: %s: %w", url, resp.StatusCode, msg, ctx.Err())
+			case <-time.After(wait):
+			}
+		default:
+			return fmt.Errorf("bench: %s: status %d: %s", url, resp.StatusCode, msg)
+		}
+	}
+}
+
+// startRawHTTP serves the raw HTTP baseline on a loopback port and returns
+// its URL: a POST to /SUBJECT publishes the body, as it came, with nats.go
+// into raw's edge stream on SUBJECT, and is answered 200 with the
+// acknowledgement once the stream stored it.
+func startRawHTTP(ctx context.Context, cl *cleanup, raw *rawPair) (string, error) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		ack, err := raw.edgeJS.PublishMsg(r.Context(), &nats.Msg{Subject: strings.TrimPrefix(r.URL.Path, "/"), Data: body})
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = fmt.Fprintf(w, `{"stream":%q,"seq":%d}`, ack.Stream, ack.Sequence)
+	})
+	return serveHTTP(ctx, cl, h, "raw HTTP")
+}
+
+// serveHTTP serves h on a loopback port until cl runs, and returns its URL.
+func serveHTTP(ctx context.Context, cl *cleanup, h http.Handler, what string) (string, error) {
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", net.JoinHostPort(loopback, "0"))
+	if err != nil {
+		return "", fmt.Errorf("bench: %s listener: %w", what, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: time.Minute}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			_ = err // the scenario's requests fail and say so
+		}
+	}()
+	cl.add(func() {
+		_ = srv.Close()
+		<-done
+	})
+	return "http://" + ln.Addr().String(), nil
 }
 
 // path publishes n events with ops and waits until count has grown by n;
@@ -328,23 +416,6 @@ func startGateway(ctx context.Context, cl *cleanup, d *deployment, node *edgekit
 	if err != nil {
 		return "", fmt.Errorf("bench: gateway: %w", err)
 	}
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", net.JoinHostPort(loopback, "0"))
-	if err != nil {
-		_ = g.Close()
-		return "", fmt.Errorf("bench: gateway listener: %w", err)
-	}
-	srv := &http.Server{Handler: g, ReadHeaderTimeout: time.Minute}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			_ = err // the scenario's requests fail and say so
-		}
-	}()
-	cl.add(func() {
-		_ = srv.Close()
-		<-done
-		_ = g.Close()
-	})
-	return "http://" + ln.Addr().String(), nil
+	cl.add(func() { _ = g.Close() })
+	return serveHTTP(ctx, cl, g, "gateway")
 }
