@@ -142,7 +142,7 @@ type pathResult struct {
 
 func runStream(ctx context.Context, r *runner, res *Result) error {
 	n, rounds := r.size(400, 20000), r.size(2, 5)
-	res.Notes = append(res.Notes, fmt.Sprintf("%d events per path from %d devices publishing at once, the paths taking turns in %d rounds; events/s counts until central's stream (the raw paths: the raw hub's) holds them all; latency is publish -> edge's acknowledgement (stored, fsynced); raw HTTP is a bare net/http handler publishing each body as it came with nats.go, no login, decoding or checks", n, streamPublishers, rounds))
+	res.Notes = append(res.Notes, fmt.Sprintf("%d events per path from %d devices publishing at once, the paths taking turns in %d rounds; events/s counts until central's stream (the raw paths: the raw hub's) holds them all; latency is publish -> edge's acknowledgement (stored, fsynced); each raw publisher, and the raw HTTP front end for each device, has a connection of its own, as each device has; raw HTTP is a bare net/http handler publishing each body as it came with nats.go, no login, decoding or checks", n, streamPublishers, rounds))
 	var cl cleanup
 	defer cl.run()
 	dir, err := r.scratch("stream")
@@ -161,7 +161,8 @@ func runStream(ctx context.Context, r *runner, res *Result) error {
 	filter := benchOrg + "." + edge + ".sensor.*.evt"
 
 	// Raw: nats.go JetStream publishes of the same envelopes into an
-	// fsynced stream on a plain edge server, sourced by a plain hub.
+	// fsynced stream on a plain edge server, sourced by a plain hub, each
+	// publisher on a connection of its own as each device is.
 	raw, err := startRawPair(ctx, filepath.Join(dir, "raw"), []string{benchOrg + ".>"}, true, true)
 	if err != nil {
 		return err
@@ -170,6 +171,11 @@ func runStream(ctx context.Context, r *runner, res *Result) error {
 	rawOps := make([]op, streamPublishers)
 	for i := range rawOps {
 		st := message.NewStamper(sensorOf(edge, i), message.ID{byte(i + 1)})
+		nc, js, err := connectJS(raw.edge.ClientURL())
+		if err != nil {
+			return err
+		}
+		cl.add(nc.Close)
 		rawOps[i] = func(ctx context.Context) error {
 			e := &message.Envelope{Type: topic.Event, Name: "door.opened"}
 			if err := message.SetPayload(e, benchPayload); err != nil {
@@ -180,7 +186,7 @@ func runStream(ctx context.Context, r *runner, res *Result) error {
 			if err != nil {
 				return err
 			}
-			_, err = raw.edgeJS.PublishMsg(ctx, msg)
+			_, err = js.PublishMsg(ctx, msg)
 			return err
 		}
 	}
@@ -222,16 +228,26 @@ func runStream(ctx context.Context, r *runner, res *Result) error {
 	// bare net/http handler that publishes each body as it came with
 	// nats.go into the raw edge stream and answers once it is stored: HTTP
 	// in front of JetStream with none of the gateway's work (no login,
-	// decoding, checks or device connections), the ceiling of any HTTP
-	// front end on this machine.
-	rawURL, err := startRawHTTP(ctx, &cl, raw)
+	// decoding or checks; a connection per device, as the gateway's), the
+	// ceiling of an HTTP front end on this machine.
+	conns := make(map[string]jetstream.JetStream, streamPublishers)
+	subjects := make([]string, streamPublishers)
+	for i := range subjects {
+		subjects[i] = (&message.Envelope{Source: sensorOf(edge, streamPublishers+i), Type: topic.Event}).Subject().String()
+		nc, js, err := connectJS(raw.edge.ClientURL())
+		if err != nil {
+			return err
+		}
+		cl.add(nc.Close)
+		conns[subjects[i]] = js
+	}
+	rawURL, err := startRawHTTP(ctx, &cl, conns)
 	if err != nil {
 		return err
 	}
 	rawHTTPOps := make([]op, streamPublishers)
 	for i := range rawHTTPOps {
-		t := sensorOf(edge, streamPublishers+i)
-		subject := (&message.Envelope{Source: t, Type: topic.Event}).Subject().String()
+		t, subject := sensorOf(edge, streamPublishers+i), subjects[i]
 		rawHTTPOps[i] = func(ctx context.Context) error {
 			body, err := cloudEvent(t, ids)
 			if err != nil {
@@ -332,16 +348,22 @@ func postEvent(ctx context.Context, client *http.Client, url, user, pass string,
 
 // startRawHTTP serves the raw HTTP baseline on a loopback port and returns
 // its URL: a POST to /SUBJECT publishes the body, as it came, with nats.go
-// into raw's edge stream on SUBJECT, and is answered 200 with the
-// acknowledgement once the stream stored it.
-func startRawHTTP(ctx context.Context, cl *cleanup, raw *rawPair) (string, error) {
+// on SUBJECT through its connection in conns (a stream stores it), and is
+// answered 200 with the acknowledgement once the stream stored it.
+func startRawHTTP(ctx context.Context, cl *cleanup, conns map[string]jetstream.JetStream) (string, error) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		subject := strings.TrimPrefix(r.URL.Path, "/")
+		js, ok := conns[subject]
+		if !ok {
+			http.Error(w, "no connection for subject "+subject, http.StatusNotFound)
+			return
+		}
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		ack, err := raw.edgeJS.PublishMsg(r.Context(), &nats.Msg{Subject: strings.TrimPrefix(r.URL.Path, "/"), Data: body})
+		ack, err := js.PublishMsg(r.Context(), &nats.Msg{Subject: subject, Data: body})
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
