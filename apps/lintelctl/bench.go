@@ -58,7 +58,8 @@ scale run's devices.
 Scenarios (--scenario, repeatable or comma separated; all by default):
 
   stream      device -> edge -> central stream, NATS and HTTP devices,
-              events/s and latency, fsync always (goal >= 90% of raw)
+              events/s and latency, fsync always (goal >= 90% of raw),
+              and a bare HTTP front end beside the gateway
   ingest      central stream -> PostgreSQL and TimescaleDB, events/s
               (goal >= 70% of raw CopyFrom) and publish -> row lag
   decision    access decision p50/p99/p999, 100,000 credentials, central
